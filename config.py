@@ -1,0 +1,71 @@
+"""Configuration classes, read from the environment (names in CONTRACT.md).
+
+Values left as ``None`` get their embedded default in ``create_app``, because
+those defaults live in the instance folder, which only the app knows.
+"""
+
+import os
+
+
+def _env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")
+    MAIL_PORT = _env_int("MAIL_PORT", 25)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL")
+    MAIL_DEFAULT_SENDER = os.environ.get(
+        "MAIL_DEFAULT_SENDER", "Newsletter <newsletter@localhost>"
+    )
+    # Flask-Mail suppresses sending whenever TESTING is on; we never want that,
+    # because the tests talk to a real SMTP server.
+    MAIL_SUPPRESS_SEND = False
+    # Where mail goes when no MAIL_SERVER is set; defaults to instance/outbox.
+    OUTBOX_DIR = os.environ.get("OUTBOX_DIR")
+
+    SITE_NAME = os.environ.get("SITE_NAME", "The Newsletter")
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    CONFIRM_MAX_AGE = _env_int("CONFIRM_MAX_AGE", 48 * 3600)
+    # A pending address gets at most one confirmation email per this many seconds,
+    # so a form cannot be used to flood somebody's inbox.
+    CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)
+    FEED_URL = os.environ.get("FEED_URL")
+
+    # Seconds a worker may hold an email job before another may take it over.
+    SEND_LEASE_SECONDS = _env_int("SEND_LEASE_SECONDS", 120)
+    # Attempts at a transient failure (4xx, connection refused) before giving up.
+    SEND_MAX_ATTEMPTS = _env_int("SEND_MAX_ATTEMPTS", 8)
+    # First wait after a transient failure; it doubles with each attempt (with jitter).
+    SEND_RETRY_BASE_SECONDS = _env_int("SEND_RETRY_BASE_SECONDS", 30)
+    # Check addresses' domains in DNS at sign-up (off: no network in the request path).
+    EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+
+class TestConfig(Config):
+    """Defaults for the test suite; fixtures fill in database, broker and SMTP."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    MAIL_SERVER = None
+    CONFIRM_RESEND_INTERVAL = 0
+    SEND_LEASE_SECONDS = 30
+    SEND_RETRY_BASE_SECONDS = 1
+    EMAIL_CHECK_DELIVERABILITY = False

@@ -1,0 +1,88 @@
+"""The newsletter service: a Flask app made by ``create_app``."""
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from config import Config
+from newsletter.extensions import db, mail, migrate
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config=Config):
+    """Build the app from a config class (or mapping); embedded defaults fill the gaps."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    if isinstance(config, dict):
+        app.config.from_object(Config)
+        app.config.update(config)
+    else:
+        app.config.from_object(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    apply_embedded_defaults(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    mail.init_app(app)
+
+    from workers.celery_app import celery_init_app
+
+    celery_init_app(app)
+    register_blueprints(app)
+    return app
+
+
+def apply_embedded_defaults(app):
+    """Defaults that need no server: everything lives in the instance folder."""
+    config = app.config
+    instance = Path(app.instance_path)
+    keys = [key.strip() for key in (config["SECRET_KEY"] or "").split(",") if key.strip()]
+    if not keys:
+        keys = [instance_secret_key(instance / "secret_key")]
+    config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"] = keys[0], keys[1:]
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'newsletter.sqlite'}"
+    if not config.get("CELERY_BROKER_URL"):
+        config["CELERY_BROKER_URL"] = f"sqlite:///{instance / 'broker.sqlite'}"
+        config["CELERY_BROKER_TRANSPORT"] = "workers.broker:EmbeddedTransport"
+    if not config.get("OUTBOX_DIR"):
+        config["OUTBOX_DIR"] = str(instance / "outbox")
+
+
+def instance_secret_key(path):
+    """A key made on first start and kept, so links survive restarts.
+
+    Written aside and hard-linked into place, which fails if the file exists, so
+    the web process and a worker starting at the same moment agree on one key
+    and neither reads a half-written file.
+    """
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def register_blueprints(app):
+    from newsletter import api, dev, errors, health, public
+
+    errors.register(app)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(dev.bp)

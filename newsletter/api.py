@@ -1,0 +1,28 @@
+"""The JSON API, for sites that sign readers up from their own scripts."""
+
+from flask import Blueprint, jsonify, request
+
+from newsletter import subscriptions
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def json_error(message, status):
+    return jsonify(error=message), status
+
+
+@bp.post("/subscribe")
+def subscribe():
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return json_error('Send a JSON object, e.g. {"email": "reader@example.com"}.', 400)
+    email, name = data.get("email"), data.get("name", "")
+    if not isinstance(email, str):
+        return json_error('"email" is required and must be a string.', 400)
+    if not isinstance(name, str):
+        return json_error('"name" must be a string.', 400)
+    try:
+        subscriptions.subscribe(email, name, source="api", ip=request.remote_addr)
+    except subscriptions.InvalidSignup as error:
+        return json_error(str(error), 422)
+    return jsonify(status="pending"), 202

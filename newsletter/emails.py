@@ -1,0 +1,148 @@
+"""Transactional emails: what each one says, and sending one job exactly once."""
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import make_msgid, parseaddr
+
+from flask import current_app, render_template
+from flask_mail import Message
+from sqlalchemy import or_, select, update
+
+from newsletter import tokens
+from newsletter.extensions import db
+from newsletter.mailer import PermanentFailure, TemporaryFailure, deliver
+from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
+
+# A hint for a retry may arrive a moment before its due time on another host's clock.
+CLOCK_TOLERANCE = timedelta(seconds=1)
+# Jobs this much past due with no live lease have lost their hint.
+SWEEP_GRACE = timedelta(seconds=10)
+MAX_RETRY_DELAY = 3600
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    retry_in: float | None = None
+
+
+def link(path):
+    return f"{current_app.config['BASE_URL']}{path}"
+
+
+def recipient(subscriber):
+    return (subscriber.name, subscriber.email) if subscriber.name else subscriber.email
+
+
+def new_message_id():
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    return make_msgid(domain=domain)
+
+
+def build_confirmation(subscriber):
+    """The email whose link confirms a pending subscription."""
+    context = {
+        "subscriber": subscriber,
+        "site_name": current_app.config["SITE_NAME"],
+        "confirm_url": link(f"/confirm/{tokens.make_token(tokens.CONFIRM, subscriber)}"),
+        "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
+    }
+    message = Message(
+        subject=f"Confirm your subscription to {context['site_name']}",
+        recipients=[recipient(subscriber)],
+        body=render_template("email/confirmation.txt", **context),
+        html=render_template("email/confirmation.html", **context),
+    )
+    message.msgId = new_message_id()
+    return message
+
+
+BUILDERS = {EmailKind.CONFIRMATION: build_confirmation}
+
+
+def still_wanted(job):
+    if job.kind == EmailKind.CONFIRMATION:
+        return job.subscriber.status == SubscriberStatus.PENDING
+    return True
+
+
+def send_email_job(job_id):
+    """Send the email a job stands for, unless another worker holds it or it is done.
+
+    Safe to call any number of times for the same job: only the caller that takes
+    the lease sends, and a finished job is never sent again.
+    """
+    job = _claim(job_id)
+    if job is None:
+        return Outcome("not-claimed")
+    if not still_wanted(job):
+        return _finish(job, JobStatus.SKIPPED)
+    message = BUILDERS[job.kind](job.subscriber)
+    try:
+        deliver(message)
+    except TemporaryFailure as error:
+        return _retry_later(job, str(error))
+    except PermanentFailure as error:
+        return _finish(job, JobStatus.FAILED, error=str(error))
+    job.message_id = message.msgId
+    return _finish(job, JobStatus.SENT)
+
+
+def _claim(job_id):
+    now = utcnow()
+    lease = timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
+    claimed = db.session.execute(
+        update(EmailJob)
+        .where(
+            EmailJob.id == job_id,
+            EmailJob.status == JobStatus.QUEUED,
+            EmailJob.due_at <= now + CLOCK_TOLERANCE,
+            or_(EmailJob.lease_until.is_(None), EmailJob.lease_until < now),
+        )
+        .values(lease_until=now + lease, attempts=EmailJob.attempts + 1)
+    ).rowcount
+    db.session.commit()
+    return db.session.get(EmailJob, job_id) if claimed else None
+
+
+def _finish(job, status, error=None):
+    job.status = status
+    job.finished_at = utcnow()
+    job.lease_until = None
+    job.last_error = error[:500] if error else None
+    db.session.commit()
+    return Outcome(status)
+
+
+def _retry_later(job, error):
+    if job.attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
+        return _finish(job, JobStatus.FAILED, error=error)
+    delay = retry_delay(job.attempts)
+    job.due_at = utcnow() + timedelta(seconds=delay)
+    job.lease_until = None
+    job.last_error = error[:500]
+    db.session.commit()
+    return Outcome("retry", retry_in=delay)
+
+
+def retry_delay(attempts):
+    """Exponential backoff with jitter, so a recovering server is not hit all at once."""
+    base = current_app.config["SEND_RETRY_BASE_SECONDS"]
+    return min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY) * random.uniform(0.5, 1.5)
+
+
+def lost_job_ids(limit=1000):
+    """Queued jobs past due that nobody holds: their broker hint was lost."""
+    now = utcnow()
+    return db.session.scalars(
+        select(EmailJob.id)
+        .where(
+            EmailJob.status == JobStatus.QUEUED,
+            EmailJob.due_at <= now - SWEEP_GRACE,
+            or_(EmailJob.lease_until.is_(None), EmailJob.lease_until < now),
+        )
+        .order_by(EmailJob.due_at)
+        .limit(limit)
+    ).all()

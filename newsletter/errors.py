@@ -1,0 +1,14 @@
+"""Every HTTP error answers in the caller's language: JSON under /api, a page elsewhere."""
+
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+
+def register(app):
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if request.path.startswith("/api/"):
+            return jsonify(error=error.description), error.code
+        return render_template(
+            "public/message.html", title=f"{error.code} {error.name}", text=error.description
+        ), error.code

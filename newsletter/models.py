@@ -1,0 +1,96 @@
+"""What the data is: subscribers and the emails owed to them."""
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.extensions import db
+
+
+def utcnow():
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_token_nonce():
+    return secrets.token_hex(8)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class Subscriber(db.Model):
+    """A reader's address and the record of their consent.
+
+    ``token_nonce`` is random per subscription and goes into every token made for
+    it, so links from a deleted subscription never act on a re-created one.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
+    token_nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Consent: when and where the reader asked, and when they confirmed.
+    signup_at: Mapped[datetime] = mapped_column(default=utcnow)
+    signup_source: Mapped[str] = mapped_column(String(32))
+    signup_ip: Mapped[str | None] = mapped_column(String(45))
+    confirmed_at: Mapped[datetime | None]
+    confirm_ip: Mapped[str | None] = mapped_column(String(45))
+    unsubscribed_at: Mapped[datetime | None]
+
+    jobs: Mapped[list["EmailJob"]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self):
+        return f"<Subscriber {self.id} {self.email} {self.status}>"
+
+
+class EmailKind(StrEnum):
+    CONFIRMATION = "confirmation"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    # Not needed any more, e.g. a confirmation for an address already confirmed.
+    SKIPPED = "skipped"
+
+
+class EmailJob(db.Model):
+    """One transactional email owed to a subscriber.
+
+    The row, not the broker message, is the record that the email must go out:
+    a worker takes a lease on it, sends, and marks it sent; a sweep re-queues
+    rows whose lease ran out, so a lost task or a killed worker delays mail but
+    never loses it.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="jobs")
+
+    __table_args__ = (Index("ix_email_job_status_due", "status", "due_at"),)

@@ -1,0 +1,91 @@
+"""Pages for readers: sign up, confirm, unsubscribe."""
+
+import re
+
+from flask import Blueprint, render_template, request
+
+from newsletter import mailer, subscriptions, tokens
+from newsletter.models import SubscriberStatus
+
+bp = Blueprint("public", __name__)
+
+SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+
+
+def signup_source(default):
+    """Which form a sign-up came from: an embedded form may name itself in ``source``."""
+    source = request.form.get("source", "")
+    return source if SOURCE_PATTERN.fullmatch(source) else default
+
+
+@bp.get("/")
+def index():
+    return render_template("public/index.html")
+
+
+@bp.post("/subscribe")
+def subscribe():
+    email, name = request.form.get("email", ""), request.form.get("name", "")
+    try:
+        subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
+    except subscriptions.InvalidSignup as error:
+        return render_template("public/index.html", error=str(error), email=email, name=name), 400
+    return render_template("public/check_email.html", outbox=mailer.uses_outbox())
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token):
+    subscriber = subscriptions.check_confirmation(token)
+    if subscriber.status == SubscriberStatus.CONFIRMED:
+        return render_template("public/confirmed.html", subscriber=subscriber)
+    return render_template("public/confirm.html", subscriber=subscriber, token=token)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token):
+    subscriber = subscriptions.confirm(token, ip=request.remote_addr)
+    return render_template("public/confirmed.html", subscriber=subscriber)
+
+
+@bp.post("/confirm/<token>/renew")
+def renew_confirmation(token):
+    subscriptions.renew_confirmation(token)
+    return render_template("public/check_email.html", outbox=mailer.uses_outbox())
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token):
+    subscriber = subscriptions.check_unsubscribe(token)
+    return render_template("public/unsubscribe.html", subscriber=subscriber, token=token)
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe(token):
+    """The button's POST and RFC 8058 one-click: no cookies, no CSRF token, no redirect."""
+    subscriber = subscriptions.unsubscribe(token)
+    return render_template("public/unsubscribed.html", subscriber=subscriber)
+
+
+@bp.errorhandler(tokens.TokenExpired)
+def link_expired(_error):
+    token = request.view_args["token"]
+    return render_template("public/link_expired.html", token=token), 410
+
+
+@bp.errorhandler(tokens.TokenInvalid)
+def link_tampered(_error):
+    return render_template(
+        "public/message.html",
+        title="This link is not valid",
+        text="The link is damaged or incomplete. Please copy the whole link from the email.",
+    ), 400
+
+
+@bp.errorhandler(subscriptions.LinkNotValid)
+def link_outdated(_error):
+    return render_template(
+        "public/message.html",
+        title="This link no longer works",
+        text="It belongs to a subscription that was cancelled or replaced. "
+        "Use the link in the most recent email, or subscribe again.",
+    ), 404

@@ -1,0 +1,19 @@
+"""Hints to the workers. The database already records what must be sent, so a
+hint that cannot be published is logged, not fatal: the sweep finds the work."""
+
+import logging
+
+from kombu.exceptions import OperationalError
+
+from workers.tasks import send_email_job
+
+log = logging.getLogger(__name__)
+
+
+def hint_email_job(job_id):
+    if job_id is None:
+        return
+    try:
+        send_email_job.delay(job_id)
+    except (OperationalError, OSError) as error:
+        log.warning("broker unreachable, email job %s waits for the sweep: %s", job_id, error)

@@ -1,0 +1,199 @@
+"""What happens to a subscription: sign-up, confirmation, unsubscribe."""
+
+import logging
+import unicodedata
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from newsletter import tokens
+from newsletter.queue import hint_email_job
+from newsletter.extensions import db
+from newsletter.models import (
+    EmailJob,
+    EmailKind,
+    JobStatus,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+NAME_MAX_LENGTH = 100
+
+
+class InvalidSignup(ValueError):
+    """The sign-up data is unusable; the message says why, for the reader."""
+
+
+class LinkNotValid(Exception):
+    """A genuine link whose subscription is gone or was replaced."""
+
+
+def normalize_email(raw):
+    """The address as we store it: validated, IDN domain decoded, lower-cased.
+
+    The whole address is lower-cased so that ``Ann@x.org`` and ``ann@x.org`` are
+    one subscription; mail systems that treat the local part's case as
+    significant are vanishingly rare.
+    """
+    raw = (raw or "").strip()
+    if not raw:
+        raise InvalidSignup("Please enter your email address.")
+    try:
+        info = validate_email(
+            raw, check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"]
+        )
+    except EmailNotValidError as error:
+        raise InvalidSignup(f"That email address is not valid: {error}") from None
+    return info.normalized.lower()
+
+
+def clean_name(raw):
+    """A display name that is safe in a mail header: no line breaks or control characters."""
+    name = " ".join((raw or "").split())
+    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name) or any(
+        char in (raw or "") for char in "\r\n"
+    ):
+        raise InvalidSignup("The name must be a single line of ordinary text.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidSignup(f"The name may be at most {NAME_MAX_LENGTH} characters long.")
+    return name
+
+
+def subscribe(email, name="", source="form", ip=None):
+    """Record a sign-up and owe the reader a confirmation email.
+
+    The caller answers the same whatever happens here, so nobody can learn who
+    subscribes. A confirmed address gets no new link; a pending one gets a fresh
+    link (at most one per CONFIRM_RESEND_INTERVAL); a former subscriber starts over.
+    """
+    address = normalize_email(email)
+    name = clean_name(name)
+    try:
+        job = _record_signup(address, name, source, ip)
+        db.session.commit()
+    except IntegrityError:
+        # The same address signed up at the same moment in another request.
+        db.session.rollback()
+        job = _record_signup(address, name, source, ip)
+        db.session.commit()
+    if job is not None:
+        hint_email_job(job.id)
+
+
+def _record_signup(address, name, source, ip):
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(email=address, name=name, signup_source=source, signup_ip=ip)
+        db.session.add(subscriber)
+        db.session.flush()
+    elif subscriber.status == SubscriberStatus.CONFIRMED:
+        return None
+    else:
+        if subscriber.status != SubscriberStatus.PENDING:
+            subscriber.status = SubscriberStatus.PENDING
+            subscriber.unsubscribed_at = None
+            subscriber.confirmed_at = None
+        subscriber.name = name or subscriber.name
+        subscriber.signup_at = utcnow()
+        subscriber.signup_source = source
+        subscriber.signup_ip = ip
+    return owe_confirmation(subscriber)
+
+
+def owe_confirmation(subscriber):
+    """The confirmation job to send for a pending subscriber, or None if one went out just now.
+
+    A job still waiting is reused: its email will carry a fresh link anyway,
+    because the token is made when the email is built.
+    """
+    waiting = db.session.scalar(
+        select(EmailJob).where(
+            EmailJob.subscriber_id == subscriber.id,
+            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.status == JobStatus.QUEUED,
+        )
+    )
+    if waiting is not None:
+        return waiting
+    interval = timedelta(seconds=current_app.config["CONFIRM_RESEND_INTERVAL"])
+    recent = db.session.scalar(
+        select(EmailJob.id).where(
+            EmailJob.subscriber_id == subscriber.id,
+            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.status == JobStatus.SENT,
+            EmailJob.finished_at > utcnow() - interval,
+        )
+    )
+    if recent is not None:
+        return None
+    job = EmailJob(kind=EmailKind.CONFIRMATION, subscriber=subscriber)
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def _subscriber_for(subscriber_id, nonce):
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.token_nonce != nonce:
+        raise LinkNotValid()
+    return subscriber
+
+
+def check_confirmation(token):
+    """The subscriber a confirmation link is for; raises TokenExpired, TokenInvalid, LinkNotValid."""
+    subscriber_id, nonce = tokens.read_token(
+        tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_MAX_AGE"]
+    )
+    return _subscriber_for(subscriber_id, nonce)
+
+
+def confirm(token, ip=None):
+    """Confirm the subscription a link was made for. Confirming twice is harmless.
+
+    A subscription that was cancelled after the link was sent stays cancelled.
+    """
+    subscriber = check_confirmation(token)
+    if subscriber.status == SubscriberStatus.PENDING:
+        subscriber.status = SubscriberStatus.CONFIRMED
+        subscriber.confirmed_at = utcnow()
+        subscriber.confirm_ip = ip
+        db.session.commit()
+    elif subscriber.status != SubscriberStatus.CONFIRMED:
+        raise LinkNotValid()
+    return subscriber
+
+
+def renew_confirmation(token):
+    """Owe a fresh confirmation link in place of an expired one."""
+    try:
+        subscriber_id, nonce = tokens.read_token(tokens.CONFIRM, token)
+    except tokens.TokenExpired as expired:
+        subscriber_id, nonce = expired.subscriber_id, expired.nonce
+    subscriber = _subscriber_for(subscriber_id, nonce)
+    if subscriber.status != SubscriberStatus.PENDING:
+        return
+    job = owe_confirmation(subscriber)
+    db.session.commit()
+    if job is not None:
+        hint_email_job(job.id)
+
+
+def check_unsubscribe(token):
+    """The subscriber an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
+    return _subscriber_for(*tokens.read_token(tokens.UNSUBSCRIBE, token))
+
+
+def unsubscribe(token):
+    """Stop all mail to the subscription a link was made for. Idempotent."""
+    subscriber = check_unsubscribe(token)
+    if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.unsubscribed_at = utcnow()
+        db.session.commit()
+    return subscriber

@@ -1,0 +1,1 @@
+"""Celery workers. ``celery -A workers worker`` finds the app in ``workers.celery``."""

@@ -1,0 +1,65 @@
+"""The one Celery app, made from the Flask app (Flask's "Background Tasks with Celery")."""
+
+from celery import Celery, Task
+from celery import current_app as current_celery
+from celery.signals import worker_process_init
+from flask import has_app_context
+
+from newsletter.extensions import db
+
+SWEEP_INTERVAL_SECONDS = 30.0
+
+
+def celery_init_app(flask_app):
+    class FlaskTask(Task):
+        """Runs each call in an app context of its own, whose teardown removes the session."""
+
+        def __call__(self, *args, **kwargs):
+            if has_app_context():
+                return self.run(*args, **kwargs)
+            with flask_app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(flask_app.name, task_cls=FlaskTask)
+    celery.config_from_object(celery_settings(flask_app.config))
+    celery.flask_app = flask_app
+    celery.set_default()
+    flask_app.extensions["celery"] = celery
+
+    import workers.tasks  # noqa: F401  registers the tasks on this app
+
+    return celery
+
+
+@worker_process_init.connect
+def dispose_inherited_engine(**_):
+    """A forked child must not share its parent's database connections."""
+    with current_celery.flask_app.app_context():
+        db.engine.dispose(close=False)
+
+
+def celery_settings(config):
+    settings = {
+        "broker_url": config["CELERY_BROKER_URL"],
+        "broker_transport": config.get("CELERY_BROKER_TRANSPORT"),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 3,
+        # A request that publishes a hint must not hang on a dead broker.
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "requeue-lost-email-jobs": {
+                "task": "newsletter.requeue_lost_email_jobs",
+                "schedule": SWEEP_INTERVAL_SECONDS,
+            },
+        },
+    }
+    if config.get("CELERY_TASK_DEFAULT_QUEUE"):
+        settings["task_default_queue"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    return settings
