@@ -15,11 +15,17 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config=Config):
-    """Build the app from a config class (or mapping); embedded defaults fill the gaps."""
+def create_app(config=Config, instance_path=None):
+    """Build the app from a config class (or mapping); embedded defaults fill the gaps.
+
+    The instance folder holds the embedded defaults' files; ``INSTANCE_PATH``
+    moves it, e.g. to run a second copy of the service beside the first.
+    """
     app = Flask(
         __name__,
-        instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        instance_path=instance_path
+        or os.environ.get("INSTANCE_PATH")
+        or str(PROJECT_ROOT / "instance"),
         template_folder=str(PROJECT_ROOT / "templates"),
     )
     if isinstance(config, dict):

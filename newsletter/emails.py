@@ -111,7 +111,8 @@ def _finish(job, status, error=None):
     job.status = status
     job.finished_at = utcnow()
     job.lease_until = None
-    job.last_error = error[:500] if error else None
+    if error:
+        job.last_error = error[:500]
     db.session.commit()
     return Outcome(status)
 

@@ -109,28 +109,31 @@ def _record_signup(address, name, source, ip):
 def owe_confirmation(subscriber):
     """The confirmation job to send for a pending subscriber, or None if one went out just now.
 
-    A job still waiting is reused: its email will carry a fresh link anyway,
-    because the token is made when the email is built.
+    A job still waiting its turn is reused: its email will carry a fresh link
+    anyway, because the token is made when the email is built. A job a worker is
+    sending right now counts as sent.
     """
-    waiting = db.session.scalar(
+    now = utcnow()
+    open_jobs = db.session.scalars(
         select(EmailJob).where(
             EmailJob.subscriber_id == subscriber.id,
             EmailJob.kind == EmailKind.CONFIRMATION,
             EmailJob.status == JobStatus.QUEUED,
         )
-    )
-    if waiting is not None:
-        return waiting
+    ).all()
+    waiting = [job for job in open_jobs if job.lease_until is None or job.lease_until < now]
+    if waiting:
+        return waiting[0]
     interval = timedelta(seconds=current_app.config["CONFIRM_RESEND_INTERVAL"])
-    recent = db.session.scalar(
+    recently_sent = db.session.scalar(
         select(EmailJob.id).where(
             EmailJob.subscriber_id == subscriber.id,
             EmailJob.kind == EmailKind.CONFIRMATION,
             EmailJob.status == JobStatus.SENT,
-            EmailJob.finished_at > utcnow() - interval,
+            EmailJob.finished_at > now - interval,
         )
     )
-    if recent is not None:
+    if (open_jobs or recently_sent) and interval:
         return None
     job = EmailJob(kind=EmailKind.CONFIRMATION, subscriber=subscriber)
     db.session.add(job)

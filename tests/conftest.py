@@ -1,0 +1,154 @@
+"""Fixtures: an app on a fresh database per test, a real SMTP server, a real worker.
+
+The suite runs on the embedded default (SQLite, SQLite broker). With
+TEST_DATABASE_URL and TEST_BROKER_URL set (scripts/test.sh sets them) it runs
+on PostgreSQL and Redis instead.
+"""
+
+import os
+import shutil
+import uuid
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from config import TestConfig
+from newsletter import create_app
+from newsletter.extensions import db
+from tests.smtp import SMTPServer
+
+SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
+
+
+def build_app(instance_path, **settings):
+    config = type("PerTestConfig", (TestConfig,), settings)
+    return create_app(config, instance_path=str(instance_path))
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    """The SMTP server's inbox, empty at the start of each test."""
+    smtp_server.handler.reset()
+    yield smtp_server.handler
+    smtp_server.handler.reset()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory):
+    """The schema, made once per session by the real migrations."""
+    if SERVER_DATABASE_URL:
+        engine = create_engine(SERVER_DATABASE_URL)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        url = SERVER_DATABASE_URL
+    else:
+        template = tmp_path_factory.mktemp("template") / "newsletter.sqlite"
+        url = f"sqlite:///{template}"
+    app = build_app(tmp_path_factory.mktemp("migrate"), SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(migrated_database, tmp_path):
+    """A fresh database for this test: a copy of the template, or emptied tables."""
+    if not SERVER_DATABASE_URL:
+        copy = tmp_path / "newsletter.sqlite"
+        shutil.copy(migrated_database.removeprefix("sqlite:///"), copy)
+        yield f"sqlite:///{copy}"
+        return
+    yield migrated_database
+    engine = create_engine(migrated_database)
+    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app_settings(database_url, smtp_server, tmp_path):
+    """What every app in this test shares: database, broker queue, SMTP server."""
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    if SERVER_BROKER_URL:
+        settings["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+        settings["CELERY_TASK_DEFAULT_QUEUE"] = f"test-{uuid.uuid4().hex}"
+    return settings
+
+
+@pytest.fixture
+def make_app(app_settings, tmp_path):
+    """Build an app on this test's database and broker; keyword arguments override config."""
+    made = []
+
+    def make(**overrides):
+        app = build_app(tmp_path / "instance", **{**app_settings, **overrides})
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def start_worker_for():
+    """Start a real Celery worker (threads) for an app; stopped at the end of the test."""
+    running = []
+
+    def start(app, concurrency=2):
+        context = start_worker(
+            app.extensions["celery"],
+            pool="threads",
+            concurrency=concurrency,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=20,
+        )
+        context.__enter__()
+        running.append(context)
+
+    yield start
+    for context in reversed(running):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def worker(app, start_worker_for):
+    start_worker_for(app)

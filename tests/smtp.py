@@ -1,0 +1,87 @@
+"""A real SMTP server for the tests (aiosmtpd), which records what it receives
+and can be told to refuse recipients, the way real servers do."""
+
+import socket
+import threading
+import time
+from email import message_from_bytes, policy
+
+from aiosmtpd.controller import Controller
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RecordingHandler:
+    def __init__(self):
+        self.received = []
+        self.changed = threading.Condition()
+        # address -> list of SMTP replies to give for RCPT, used up one per attempt
+        self.rcpt_replies = {}
+
+    def reset(self):
+        with self.changed:
+            self.received.clear()
+            self.rcpt_replies.clear()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        replies = self.rcpt_replies.get(address.lower())
+        if replies:
+            return replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        with self.changed:
+            self.received.append(message)
+            self.changed.notify_all()
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count, timeout=15):
+        """Block until ``count`` messages have arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"expected {count} messages, got {len(self.received)} in {timeout}s"
+                    )
+                self.changed.wait(left)
+            return list(self.received)
+
+    def messages_to(self, address):
+        return [m for m in self.received if address in m["To"]]
+
+
+class SMTPServer:
+    def __init__(self, port=None):
+        self.handler = RecordingHandler()
+        self.port = port or free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def start(self):
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+def text_of(message):
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_of(message):
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def link_in(message, base_url="http://127.0.0.1:5000"):
+    """The path of the first link to our site in a message's text part."""
+    for word in text_of(message).split():
+        if word.startswith(base_url):
+            return word.removeprefix(base_url)
+    raise AssertionError(f"no link to {base_url} in:\n{text_of(message)}")

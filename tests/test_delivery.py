@@ -1,0 +1,204 @@
+"""Getting the confirmation out through real failures: SMTP errors, a dead broker,
+many sign-ups at once, and no mail server at all (the outbox)."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from newsletter import outbox
+from newsletter.extensions import db
+from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
+from tests.conftest import SERVER_BROKER_URL
+from tests.smtp import SMTPServer, free_port, link_in
+from workers.tasks import requeue_lost_email_jobs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+def only_job(app):
+    with app.app_context():
+        [job] = db.session.scalars(select(EmailJob)).all()
+        db.session.expunge(job)
+        return job
+
+
+def wait_until(predicate, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+
+def make_jobs_overdue(app):
+    with app.app_context():
+        for job in db.session.scalars(select(EmailJob)):
+            job.due_at = job.due_at.replace(year=job.due_at.year - 1)
+            job.lease_until = None
+        db.session.commit()
+
+
+def test_a_temporary_smtp_refusal_is_retried_with_backoff(app, client, smtp, worker):
+    smtp.rcpt_replies["reader@example.org"] = ["451 4.7.1 Greylisted, try again later"]
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    [message] = smtp.wait_for(1)
+    assert link_in(message).startswith("/confirm/")
+    wait_until(lambda: only_job(app).status == JobStatus.SENT)
+    job = only_job(app)
+    assert job.attempts == 2
+    assert job.last_error.startswith("451")
+
+
+def test_a_permanent_refusal_fails_that_email_only(app, client, smtp, worker):
+    smtp.rcpt_replies["nobody@example.org"] = ["550 5.1.1 No such user"]
+    client.post("/subscribe", data={"email": "nobody@example.org"})
+    wait_until(lambda: only_job(app).status == JobStatus.FAILED)
+    job = only_job(app)
+    assert job.attempts == 1
+    assert job.last_error.startswith("550")
+    client.post("/subscribe", data={"email": "somebody@example.org"})
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "somebody@example.org"
+
+
+def test_mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back(
+    make_app, start_worker_for
+):
+    port = free_port()
+    app = make_app(MAIL_PORT=port)
+    start_worker_for(app)
+    app.test_client().post("/subscribe", data={"email": "patient@example.org"})
+    wait_until(lambda: only_job(app).attempts >= 1 and only_job(app).lease_until is None)
+    assert only_job(app).status == JobStatus.QUEUED
+    assert "Connection" in only_job(app).last_error
+
+    server = SMTPServer(port=port)
+    server.start()
+    try:
+        [message] = server.handler.wait_for(1, timeout=20)
+        assert message["To"] == "patient@example.org"
+    finally:
+        server.stop()
+
+
+def test_a_signup_is_kept_when_the_broker_is_down_and_the_sweep_sends_it(
+    make_app, smtp, start_worker_for
+):
+    offline = make_app(CELERY_BROKER_URL=DEAD_BROKER)
+    started = time.monotonic()
+    answer = offline.test_client().post("/subscribe", data={"email": "kept@example.org"})
+    assert answer.status_code == 200
+    assert b"Now check your email" in answer.data
+    assert time.monotonic() - started < 10
+    assert only_job(offline).status == JobStatus.QUEUED
+
+    online = make_app()
+    start_worker_for(online)
+    make_jobs_overdue(online)
+    requeue_lost_email_jobs.delay()
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "kept@example.org"
+    wait_until(lambda: only_job(online).status == JobStatus.SENT)
+
+
+def test_a_lost_hint_is_harmless_and_a_repeated_one_sends_nothing_twice(app, client, smtp, worker):
+    from workers.tasks import send_email_job
+
+    client.post("/subscribe", data={"email": "once@example.org"})
+    smtp.wait_for(1)
+    wait_until(lambda: only_job(app).status == JobStatus.SENT)
+    job_id = only_job(app).id
+    for _ in range(3):
+        send_email_job.delay(job_id)
+    make_jobs_overdue(app)
+    requeue_lost_email_jobs.delay()
+    time.sleep(1)
+    assert len(smtp.received) == 1
+
+
+def test_many_concurrent_signups_each_get_exactly_one_email(make_app, smtp, start_worker_for):
+    app = make_app()
+    start_worker_for(app, concurrency=4)
+    addresses = [f"reader{n}@example.org" for n in range(40)]
+
+    def sign_up(chunk):
+        client = app.test_client()
+        for address in chunk:
+            assert client.post("/api/subscribe", json={"email": address}).status_code == 202
+
+    threads = [threading.Thread(target=sign_up, args=(addresses[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    messages = smtp.wait_for(40, timeout=60)
+    time.sleep(0.5)
+    assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
+
+
+def test_without_a_mail_server_mail_lands_in_the_outbox_page(make_app, start_worker_for):
+    app = make_app(MAIL_SERVER=None)
+    start_worker_for(app)
+    client = app.test_client()
+    answer = client.post("/subscribe", data={"email": "newcomer@example.org"})
+    assert b'href="/outbox/"' in answer.data
+
+    def outbox_count():
+        with app.app_context():
+            return len(outbox.messages())
+
+    wait_until(lambda: outbox_count() == 1)
+    listing = client.get("/outbox/").get_data(as_text=True)
+    assert "newcomer@example.org" in listing
+    assert "Confirm your subscription" in listing
+    with app.app_context():
+        [(key, message)] = outbox.messages()
+    page = client.get(f"/outbox/{key}").get_data(as_text=True)
+    path = link_in(message)
+    assert path in page
+    assert b"You're subscribed" in client.post(path).data
+
+    stranger = client.get("/outbox/", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert stranger.status_code == 404
+    assert client.get("/outbox/no-such-message").status_code == 404
+
+
+def test_the_outbox_page_is_gone_when_a_mail_server_is_set(client):
+    assert client.get("/outbox/").status_code == 404
+
+
+def test_celery_command_starts_a_worker_that_sends(app, client, smtp_server, smtp, tmp_path):
+    """`celery -A workers worker`, as an operator runs it, configured by environment."""
+    config = app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "INSTANCE_PATH": app.instance_path,
+        "SECRET_KEY": config["SECRET_KEY"],
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_server.port),
+    }
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", "2", "-l", "warning"]
+    if SERVER_BROKER_URL:
+        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+        command += ["-Q", config["CELERY_TASK_DEFAULT_QUEUE"]]
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as output:
+        worker = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=output)
+    try:
+        client.post("/subscribe", data={"email": "process@example.org"})
+        [message] = smtp.wait_for(1, timeout=30)
+        assert b"You're subscribed" in client.post(link_in(message)).data
+        with app.app_context():
+            reader = db.session.scalar(select(Subscriber))
+            assert reader.status == SubscriberStatus.CONFIRMED
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert b"Traceback" not in log.read_bytes()

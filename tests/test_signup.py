@@ -1,0 +1,193 @@
+"""A visitor signs up, gets the confirmation email from a real worker, and confirms."""
+
+from sqlalchemy import select
+
+from newsletter.extensions import db
+from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from tests.smtp import html_of, link_in, text_of
+
+
+def subscriber(app, email):
+    with app.app_context():
+        found = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+        if found is not None:
+            db.session.expunge(found)
+        return found
+
+
+def confirmation_jobs(app):
+    with app.app_context():
+        return db.session.scalar(select(db.func.count(EmailJob.id)))
+
+
+def test_reader_signs_up_and_confirms_by_the_link_in_the_email(app, client, smtp, worker):
+    page = client.get("/")
+    assert b'name="email"' in page.data
+
+    answer = client.post("/subscribe", data={"email": "Reader@Example.org", "name": "Ann Reader"})
+    assert answer.status_code == 200
+    assert b"Now check your email" in answer.data
+
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "Ann Reader <reader@example.org>"
+    assert message["Message-ID"].endswith("@localhost>")
+    assert "Confirm your subscription" in message["Subject"]
+    path = link_in(message)
+    assert path.startswith("/confirm/")
+    assert path in html_of(message)
+
+    opened = client.get(path)
+    assert opened.status_code == 200
+    assert b"Confirm subscription" in opened.data
+    assert subscriber(app, "reader@example.org").status == SubscriberStatus.PENDING
+
+    confirmed = client.post(path)
+    assert confirmed.status_code == 200
+    assert b"You're subscribed" in confirmed.data
+    reader = subscriber(app, "reader@example.org")
+    assert reader.status == SubscriberStatus.CONFIRMED
+    assert reader.confirmed_at is not None
+    assert (reader.signup_source, reader.signup_ip, reader.confirm_ip) == (
+        "form",
+        "127.0.0.1",
+        "127.0.0.1",
+    )
+
+    again = client.post(path)
+    assert again.status_code == 200
+    assert b"You're subscribed" in again.data
+
+
+def test_confirm_page_submits_itself_and_works_without_scripts(app, client, smtp, worker):
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    page = client.get(link_in(smtp.wait_for(1)[0])).get_data(as_text=True)
+    assert '<form id="confirm-form" method="post"' in page
+    assert 'document.getElementById("confirm-form").submit()' in page
+    assert '<button type="submit">Confirm subscription</button>' in page
+
+
+def test_api_signup_answers_202_and_sends_the_confirmation(app, client, smtp, worker):
+    answer = client.post("/api/subscribe", json={"email": "api@example.org"})
+    assert answer.status_code == 202
+    assert answer.json == {"status": "pending"}
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "api@example.org"
+    assert subscriber(app, "api@example.org").signup_source == "api"
+
+
+def test_an_embedded_form_names_its_source(app, client):
+    client.post("/subscribe", data={"email": "a@example.org", "source": "footer-form"})
+    client.post("/subscribe", data={"email": "b@example.org", "source": "<script>"})
+    assert subscriber(app, "a@example.org").signup_source == "footer-form"
+    assert subscriber(app, "b@example.org").signup_source == "form"
+
+
+def test_the_answer_is_the_same_for_new_pending_and_confirmed_addresses(app, client, smtp, worker):
+    first = client.post("/subscribe", data={"email": "reader@example.org"})
+    client.post(link_in(smtp.wait_for(1)[0]))
+    for_confirmed = client.post("/subscribe", data={"email": "reader@example.org"})
+    for_new = client.post("/subscribe", data={"email": "other@example.org"})
+    for_pending = client.post("/subscribe", data={"email": "other@example.org"})
+    assert first.data == for_confirmed.data == for_new.data == for_pending.data
+    api = [client.post("/api/subscribe", json={"email": e}) for e in ("reader@example.org", "x@example.org")]
+    assert [(r.status_code, r.json) for r in api] == [(202, {"status": "pending"})] * 2
+
+
+def test_pending_address_gets_a_fresh_link_and_confirmed_one_gets_none(app, client, smtp, worker):
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    first = smtp.wait_for(1)[0]
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    second = smtp.wait_for(2)[1]
+    assert link_in(first).startswith("/confirm/")
+
+    assert b"You're subscribed" in client.post(link_in(second)).data
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    client.post("/subscribe", data={"email": "later@example.org"})
+    messages = smtp.wait_for(3)
+    assert messages[2]["To"] == "later@example.org"
+    assert len(smtp.messages_to("reader@example.org")) == 2
+    assert confirmation_jobs(app) == 3
+
+
+def test_resends_to_a_pending_address_are_throttled(make_app, smtp, start_worker_for):
+    app = make_app(CONFIRM_RESEND_INTERVAL=600)
+    start_worker_for(app)
+    client = app.test_client()
+    for _ in range(5):
+        client.post("/subscribe", data={"email": "victim@example.org"})
+        smtp.wait_for(1)
+    assert len(smtp.received) == 1
+    assert confirmation_jobs(app) == 1
+
+
+def test_a_bad_address_is_explained_on_the_form_and_nothing_is_stored(app, client):
+    answer = client.post("/subscribe", data={"email": "not-an-address", "name": "Ann"})
+    assert answer.status_code == 400
+    page = answer.get_data(as_text=True)
+    assert "That email address is not valid" in page
+    assert 'value="not-an-address"' in page
+    empty = client.post("/subscribe", data={"email": ""})
+    assert empty.status_code == 400
+    assert b"Please enter your email address" in empty.data
+    assert confirmation_jobs(app) == 0
+
+
+def test_api_errors_are_json_with_a_message(app, client):
+    cases = [
+        (dict(data="email=a@b.org"), 400, "JSON object"),
+        (dict(json=["a@example.org"]), 400, "JSON object"),
+        (dict(json={}), 400, '"email" is required'),
+        (dict(json={"email": 5}), 400, '"email" is required'),
+        (dict(json={"email": "a@example.org", "name": ["x"]}), 400, '"name" must be'),
+        (dict(json={"email": "nope"}), 422, "not valid"),
+    ]
+    for kwargs, status, words in cases:
+        answer = client.post("/api/subscribe", **kwargs)
+        assert answer.status_code == status, kwargs
+        assert words in answer.json["error"], answer.json
+    wrong_method = client.get("/api/subscribe")
+    assert wrong_method.status_code == 405
+    assert "error" in wrong_method.json
+    assert confirmation_jobs(app) == 0
+
+
+def test_header_breaking_input_never_reaches_a_mail_header(app, client):
+    for data in (
+        {"email": "a@example.org", "name": "Ann\r\nBcc: victim@example.org"},
+        {"email": "a@example.org\r\nBcc: victim@example.org"},
+        {"email": "a@example.org", "name": "Ann\x00"},
+    ):
+        answer = client.post("/subscribe", data=data)
+        assert answer.status_code == 400
+        assert b'class="error"' in answer.data
+    api = client.post("/api/subscribe", json={"email": "a@example.org", "name": "A\nB"})
+    assert api.status_code == 422
+    assert "single line" in api.json["error"]
+    assert confirmation_jobs(app) == 0
+
+
+def test_addresses_are_unique_after_normalization(app, client, smtp, worker):
+    for raw in ("Ann@EXAMPLE.org", "ann@example.org", " ann@Example.Org "):
+        client.post("/subscribe", data={"email": raw})
+    client.post("/subscribe", data={"email": "leser@Bücher.example"})
+    client.post("/subscribe", data={"email": "leser@xn--bcher-kva.example"})
+    with app.app_context():
+        emails = sorted(db.session.scalars(select(Subscriber.email)))
+    assert emails == ["ann@example.org", "leser@bücher.example"]
+    messages = smtp.wait_for(2)
+    assert {m["To"] for m in messages} == {"ann@example.org", "leser@xn--bcher-kva.example"}
+
+
+def test_an_unsubscribed_reader_can_sign_up_again(app, client, smtp, worker):
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    client.post(link_in(smtp.wait_for(1)[0]))
+    with app.app_context():
+        from newsletter.tokens import UNSUBSCRIBE, make_token
+
+        token = make_token(UNSUBSCRIBE, db.session.scalar(select(Subscriber)))
+    client.post(f"/unsubscribe/{token}")
+    assert subscriber(app, "reader@example.org").status == SubscriberStatus.UNSUBSCRIBED
+
+    client.post("/subscribe", data={"email": "reader@example.org"})
+    assert subscriber(app, "reader@example.org").status == SubscriberStatus.PENDING
+    assert "confirm" in text_of(smtp.wait_for(2)[1])
