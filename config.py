@@ -5,6 +5,7 @@ those defaults live in the instance folder, which only the app knows.
 """
 
 import os
+from typing import ClassVar
 
 
 def _env_bool(name, default=False):
@@ -30,9 +31,7 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_USE_TLS = _env_bool("MAIL_USE_TLS")
     MAIL_USE_SSL = _env_bool("MAIL_USE_SSL")
-    MAIL_DEFAULT_SENDER = os.environ.get(
-        "MAIL_DEFAULT_SENDER", "Newsletter <newsletter@localhost>"
-    )
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Newsletter <newsletter@localhost>")
     # Flask-Mail suppresses sending whenever TESTING is on; we never want that,
     # because the tests talk to a real SMTP server.
     MAIL_SUPPRESS_SEND = False
@@ -56,7 +55,7 @@ class Config:
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar = {"pool_pre_ping": True}
 
 
 class TestConfig(Config):

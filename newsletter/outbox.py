@@ -24,7 +24,7 @@ def messages():
     """All messages in the outbox, newest first, as ``(key, EmailMessage)``."""
     box = _maildir()
     found = []
-    for key in box.keys():
+    for key in box.iterkeys():
         try:
             found.append((key, message_from_bytes(box.get_bytes(key), policy=policy.default)))
         except KeyError:  # removed by somebody else while we listed

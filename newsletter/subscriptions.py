@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import tokens
-from newsletter.queue import hint_email_job
 from newsletter.extensions import db
 from newsletter.models import (
     EmailJob,
@@ -20,6 +19,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
+from newsletter.queue import hint_email_job
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,10 @@ def _subscriber_for(subscriber_id, nonce):
 
 
 def check_confirmation(token):
-    """The subscriber a confirmation link is for; raises TokenExpired, TokenInvalid, LinkNotValid."""
+    """The subscriber a confirmation link is for.
+
+    Raises TokenExpired, TokenInvalid or LinkNotValid.
+    """
     subscriber_id, nonce = tokens.read_token(
         tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_MAX_AGE"]
     )

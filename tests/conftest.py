@@ -7,16 +7,18 @@ on PostgreSQL and Redis instead.
 
 import os
 import shutil
+import time
 import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from config import TestConfig
 from newsletter import create_app
 from newsletter.extensions import db
+from newsletter.models import EmailJob, JobStatus, utcnow
 from tests.smtp import SMTPServer
 
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -127,6 +129,28 @@ def runner(app):
     return app.test_cli_runner()
 
 
+def wait_until_mail_settles(app, timeout=10):
+    """Wait until no email is being sent or due, so none lands in the next test.
+
+    A worker in a thread that is told to stop leaves a running task running, so
+    this is checked before and after stopping it.
+    """
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            now = utcnow()
+            busy = db.session.scalar(
+                select(func.count(EmailJob.id)).where(
+                    EmailJob.status == JobStatus.QUEUED,
+                    (EmailJob.lease_until > now) | (EmailJob.due_at <= now),
+                )
+            )
+            db.session.rollback()
+            if not busy:
+                return
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def start_worker_for():
     """Start a real Celery worker (threads) for an app; stopped at the end of the test."""
@@ -142,11 +166,13 @@ def start_worker_for():
             shutdown_timeout=20,
         )
         context.__enter__()
-        running.append(context)
+        running.append((app, context))
 
     yield start
-    for context in reversed(running):
+    for app, context in reversed(running):
+        wait_until_mail_settles(app)
         context.__exit__(None, None, None)
+        wait_until_mail_settles(app)
 
 
 @pytest.fixture

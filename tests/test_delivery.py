@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from newsletter import outbox
 from newsletter.extensions import db
@@ -33,7 +33,6 @@ def wait_until(predicate, timeout=15):
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
-
 
 
 def make_jobs_overdue(app):
@@ -137,7 +136,7 @@ def test_many_concurrent_signups_each_get_exactly_one_email(make_app, smtp, star
         thread.start()
     for thread in threads:
         thread.join()
-    messages = smtp.wait_for(40, timeout=60)
+    smtp.wait_for(40, timeout=60)
     time.sleep(0.5)
     assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
 
@@ -184,7 +183,7 @@ def test_celery_command_starts_a_worker_that_sends(app, client, smtp_server, smt
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_server.port),
     }
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", "2", "-l", "warning"]
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", "2"]
     if SERVER_BROKER_URL:
         env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
         command += ["-Q", config["CELERY_TASK_DEFAULT_QUEUE"]]

@@ -18,9 +18,11 @@ def test_healthz_says_which_part_is_down(make_app):
     assert broker_down.json["database"] == "ok"
     assert broker_down.json["broker"].startswith("error")
 
-    database_down = make_app(
-        SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none"
-    ).test_client().get("/healthz")
+    database_down = (
+        make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none")
+        .test_client()
+        .get("/healthz")
+    )
     assert database_down.status_code == 503
     assert database_down.json["database"].startswith("error")
 

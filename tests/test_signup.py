@@ -89,7 +89,8 @@ def test_the_answer_is_the_same_for_new_pending_and_confirmed_addresses(app, cli
     for_new = client.post("/subscribe", data={"email": "other@example.org"})
     for_pending = client.post("/subscribe", data={"email": "other@example.org"})
     assert first.data == for_confirmed.data == for_new.data == for_pending.data
-    api = [client.post("/api/subscribe", json={"email": e}) for e in ("reader@example.org", "x@example.org")]
+    addresses = ("reader@example.org", "x@example.org")
+    api = [client.post("/api/subscribe", json={"email": e}) for e in addresses]
     assert [(r.status_code, r.json) for r in api] == [(202, {"status": "pending"})] * 2
 
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs and runs every test: lint, then the suite on the embedded default
+# (SQLite + SQLite broker), then again on PostgreSQL + Redis. Those two are
+# started if they are installed but down; on a machine without them that half is
+# skipped with a notice, except under CI (CI=true), where it must run.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k unsubscribe
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh requirements-dev.txt
+export PATH="$PWD/.venv/bin:$PATH"
+
+POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_test}
+REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+
+echo "== ruff"
+ruff check .
+ruff format --check .
+
+echo "== tests on the embedded default: SQLite, SQLite broker"
+pytest "$@"
+
+echo "== tests on PostgreSQL + Redis"
+if python scripts/services.py "$POSTGRES_URL" "$REDIS_URL"; then
+    TEST_DATABASE_URL=$POSTGRES_URL TEST_BROKER_URL=$REDIS_URL pytest "$@"
+elif [ "${CI:-}" = "true" ]; then
+    echo "ERROR: PostgreSQL and Redis are required under CI and could not be reached." >&2
+    exit 1
+else
+    echo
+    echo "NOTICE: PostgreSQL + Redis not available here: that half of the suite was SKIPPED."
+    echo "        Set TEST_POSTGRES_URL / TEST_REDIS_URL, or install both, to run it."
+fi
