@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
+export BASE_URL=${BASE_URL:-http://127.0.0.1:${PORT:-5000}}
 mkdir -p instance
 
 flask --app newsletter db upgrade

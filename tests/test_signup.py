@@ -167,7 +167,10 @@ def test_header_breaking_input_never_reaches_a_mail_header(app, client):
     assert confirmation_jobs(app) == 0
 
 
-def test_addresses_are_unique_after_normalization(app, client, smtp, worker):
+def test_addresses_are_unique_after_normalization(make_app, smtp, start_worker_for):
+    app = make_app(CONFIRM_RESEND_INTERVAL=600)
+    start_worker_for(app)
+    client = app.test_client()
     for raw in ("Ann@EXAMPLE.org", "ann@example.org", " ann@Example.Org "):
         client.post("/subscribe", data={"email": raw})
     client.post("/subscribe", data={"email": "leser@Bücher.example"})
