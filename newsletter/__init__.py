@@ -1,6 +1,5 @@
 """The newsletter service: a Flask app made by ``create_app``."""
 
-import logging
 import os
 import secrets
 from pathlib import Path
@@ -9,8 +8,6 @@ from flask import Flask
 
 from config import Config
 from newsletter.extensions import db, mail, migrate
-
-log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,5 @@
 """What happens to a subscription: sign-up, confirmation, unsubscribe."""
 
-import logging
 import unicodedata
 from datetime import timedelta
 
@@ -20,8 +19,6 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.queue import hint_email_job
-
-log = logging.getLogger(__name__)
 
 NAME_MAX_LENGTH = 100
 

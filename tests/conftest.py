@@ -7,8 +7,11 @@ on PostgreSQL and Redis instead.
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -21,6 +24,7 @@ from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, utcnow
 from tests.smtp import SMTPServer
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
 
@@ -178,3 +182,40 @@ def start_worker_for():
 @pytest.fixture
 def worker(app, start_worker_for):
     start_worker_for(app)
+
+
+@pytest.fixture
+def start_worker_process(smtp_server, tmp_path):
+    """Start `celery -A workers worker` as an operator would, configured by environment
+    to share an app's database, broker queue and SMTP server. Each has a ``log`` path."""
+    processes = []
+
+    def start(app, concurrency=2):
+        config = app.config
+        env = {
+            **os.environ,
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "INSTANCE_PATH": app.instance_path,
+            "SECRET_KEY": config["SECRET_KEY"],
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(smtp_server.port),
+        }
+        command = [sys.executable, "-m", "celery", "-A", "workers", "worker"]
+        command += ["--concurrency", str(concurrency), "--hostname", f"w{len(processes)}@%h"]
+        if SERVER_BROKER_URL:
+            env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+            command += ["--queues", config["CELERY_TASK_DEFAULT_QUEUE"]]
+        log = tmp_path / f"worker{len(processes)}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=output
+            )
+        process.log = log
+        processes.append((app, process))
+        return process
+
+    yield start
+    for app, process in processes:
+        wait_until_mail_settles(app)
+        process.terminate()
+        process.wait(30)

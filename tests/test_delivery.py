@@ -1,23 +1,17 @@
 """Getting the confirmation out through real failures: SMTP errors, a dead broker,
 many sign-ups at once, and no mail server at all (the outbox)."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 from sqlalchemy import select
 
 from newsletter import outbox
 from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
-from tests.conftest import SERVER_BROKER_URL
 from tests.smtp import SMTPServer, free_port, link_in
 from workers.tasks import requeue_lost_email_jobs
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
 
@@ -172,32 +166,41 @@ def test_the_outbox_page_is_gone_when_a_mail_server_is_set(client):
     assert client.get("/outbox/").status_code == 404
 
 
-def test_celery_command_starts_a_worker_that_sends(app, client, smtp_server, smtp, tmp_path):
+def test_celery_command_starts_a_worker_that_sends(app, client, smtp, start_worker_process):
     """`celery -A workers worker`, as an operator runs it, configured by environment."""
-    config = app.config
-    env = {
-        **os.environ,
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "INSTANCE_PATH": app.instance_path,
-        "SECRET_KEY": config["SECRET_KEY"],
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp_server.port),
-    }
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-c", "2"]
-    if SERVER_BROKER_URL:
-        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-        command += ["-Q", config["CELERY_TASK_DEFAULT_QUEUE"]]
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as output:
-        worker = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=output)
-    try:
-        client.post("/subscribe", data={"email": "process@example.org"})
-        [message] = smtp.wait_for(1, timeout=30)
-        assert b"You're subscribed" in client.post(link_in(message)).data
+    worker = start_worker_process(app)
+    client.post("/subscribe", data={"email": "process@example.org"})
+    [message] = smtp.wait_for(1, timeout=30)
+    assert b"You're subscribed" in client.post(link_in(message)).data
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber)).status == SubscriberStatus.CONFIRMED
+    assert b"Traceback" not in worker.log.read_bytes()
+
+
+def test_two_worker_processes_and_concurrent_signups_send_each_email_once(
+    app, smtp, start_worker_process
+):
+    """The broker under load from several producers and consumers (processes, not threads)."""
+    workers = [start_worker_process(app), start_worker_process(app)]
+    addresses = [f"busy{n}@example.org" for n in range(120)]
+
+    def sign_up(chunk):
+        client = app.test_client()
+        for address in chunk:
+            assert client.post("/api/subscribe", json={"email": address}).status_code == 202
+
+    threads = [threading.Thread(target=sign_up, args=(addresses[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    smtp.wait_for(len(addresses), timeout=60)
+
+    def all_sent():
         with app.app_context():
-            reader = db.session.scalar(select(Subscriber))
-            assert reader.status == SubscriberStatus.CONFIRMED
-    finally:
-        worker.terminate()
-        worker.wait(30)
-    assert b"Traceback" not in log.read_bytes()
+            return set(db.session.scalars(select(EmailJob.status))) == {JobStatus.SENT}
+
+    wait_until(all_sent)
+    assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
+    for worker in workers:
+        assert b"Traceback" not in worker.log.read_bytes()
