@@ -55,6 +55,12 @@ class Config:
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 
+    # Rate limits per client address (Flask-Limiter syntax). Counters live in
+    # RATELIMIT_STORAGE_URI: memory:// is per process; use redis://… with many.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5/minute;30/hour")
+
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar = {"pool_pre_ping": True}
 
 
@@ -68,3 +74,4 @@ class TestConfig(Config):
     SEND_LEASE_SECONDS = 30
     SEND_RETRY_BASE_SECONDS = 1
     EMAIL_CHECK_DELIVERABILITY = False
+    RATELIMIT_ENABLED = False

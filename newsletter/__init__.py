@@ -7,7 +7,8 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter.extensions import db, mail, migrate
+from newsletter import cli
+from newsletter.extensions import csrf, db, limiter, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,11 +37,16 @@ def create_app(config=Config, instance_path=None):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     mail.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "admin.login"
 
     from workers.celery_app import celery_init_app
 
     celery_init_app(app)
     register_blueprints(app)
+    cli.register(app)
     return app
 
 
@@ -82,9 +88,14 @@ def instance_secret_key(path):
 
 
 def register_blueprints(app):
-    from newsletter import api, dev, errors, health, public
+    from newsletter import admin, api, dev, errors, health, public
 
     errors.register(app)
+    # Readers' forms are posted from the site's own pages and from mail clients
+    # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
+    csrf.exempt(public.bp)
+    csrf.exempt(api.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

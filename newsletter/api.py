@@ -3,6 +3,8 @@
 from flask import Blueprint, jsonify, request
 
 from newsletter import subscriptions
+from newsletter.extensions import limiter
+from newsletter.public import signup_rate_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -12,6 +14,7 @@ def json_error(message, status):
 
 
 @bp.post("/subscribe")
+@limiter.shared_limit(signup_rate_limit, scope="signup")
 def subscribe():
     data = request.get_json(silent=True)
     if not isinstance(data, dict):

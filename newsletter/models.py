@@ -4,6 +4,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -94,3 +95,13 @@ class EmailJob(db.Model):
     subscriber: Mapped[Subscriber] = relationship(back_populates="jobs")
 
     __table_args__ = (Index("ix_email_job_status_due", "status", "due_at"),)
+
+
+class Admin(UserMixin, db.Model):
+    """Somebody who may log in to /admin. The password is stored only as a hash."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]

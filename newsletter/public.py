@@ -2,9 +2,10 @@
 
 import re
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from newsletter import mailer, subscriptions, tokens
+from newsletter.extensions import limiter
 from newsletter.models import SubscriberStatus
 
 bp = Blueprint("public", __name__)
@@ -23,7 +24,12 @@ def index():
     return render_template("public/index.html")
 
 
+def signup_rate_limit():
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
 @bp.post("/subscribe")
+@limiter.shared_limit(signup_rate_limit, scope="signup")
 def subscribe():
     email, name = request.form.get("email", ""), request.form.get("name", "")
     try:

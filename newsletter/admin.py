@@ -1,0 +1,113 @@
+"""The admin area: login, subscribers."""
+
+import io
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+
+from newsletter import admins, directory
+from newsletter.extensions import db, limiter, login_manager
+from newsletter.forms import ImportForm, LoginForm, LogoutForm
+from newsletter.models import Admin, SubscriberStatus
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@login_manager.user_loader
+def load_admin(admin_id):
+    return db.session.get(Admin, int(admin_id))
+
+
+@bp.before_request
+def require_login():
+    if request.endpoint != "admin.login" and not current_user.is_authenticated:
+        return login_manager.unauthorized()
+
+
+@bp.context_processor
+def logout_form():
+    return {"logout_form": LogoutForm()}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        admin = admins.authenticate(form.email.data, form.password.data)
+        if admin is not None:
+            login_user(admin)
+            return redirect(safe_next(request.args.get("next")))
+        flash("Wrong email or password.", "error")
+        return render_template("admin/login.html", form=form), 401
+    return render_template("admin/login.html", form=form)
+
+
+def safe_next(target):
+    """Only follow ``next`` within the admin area, never to another site."""
+    if target and target.startswith("/admin/") and not target.startswith("//"):
+        return target
+    return url_for("admin.dashboard")
+
+
+@bp.post("/logout")
+def logout():
+    if LogoutForm().validate_on_submit():
+        logout_user()
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/")
+def dashboard():
+    return render_template("admin/dashboard.html", counts=directory.status_counts())
+
+
+@bp.get("/subscribers")
+def subscribers():
+    query = request.args.get("q", "").strip()
+    status = request.args.get("status", "")
+    if status not in {s.value for s in SubscriberStatus}:
+        status = ""
+    page = directory.search(query, status, page=request.args.get("page", 1, type=int))
+    return render_template(
+        "admin/subscribers.html",
+        page=page,
+        query=query,
+        status=status,
+        counts=directory.status_counts(),
+        statuses=[s.value for s in SubscriberStatus],
+    )
+
+
+@bp.get("/subscribers.csv")
+def export_subscribers():
+    return Response(
+        stream_with_context(directory.export_rows()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=subscribers.csv"},
+    )
+
+
+@bp.route("/subscribers/import", methods=["GET", "POST"])
+def import_subscribers():
+    form = ImportForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("admin/import.html", form=form), status
+    lines = io.TextIOWrapper(form.file.data.stream, encoding="utf-8-sig", newline="")
+    try:
+        report = directory.import_subscribers(lines, confirmed=form.confirmed.data)
+    except directory.ImportFileError as error:
+        form.file.errors.append(str(error))
+        return render_template("admin/import.html", form=form), 400
+    return render_template("admin/import.html", form=ImportForm(formdata=None), report=report)

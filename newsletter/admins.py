@@ -1,0 +1,44 @@
+"""Admin accounts: creating them and checking their passwords."""
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from newsletter.extensions import db
+from newsletter.models import Admin, utcnow
+from newsletter.subscriptions import normalize_email
+
+PASSWORD_MIN_LENGTH = 10
+# Checked against when the address is unknown, so a wrong address costs as much
+# time as a wrong password and does not reveal which admins exist.
+UNKNOWN_ADMIN_HASH = generate_password_hash("no such admin")
+
+
+class AdminError(ValueError):
+    """The admin cannot be created; the message says why."""
+
+
+def create_admin(email, password):
+    """Create an admin, or set a new password for an existing one. Returns the Admin."""
+    address = normalize_email(email)
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise AdminError(f"The password must be at least {PASSWORD_MIN_LENGTH} characters long.")
+    admin = db.session.scalar(select(Admin).where(Admin.email == address))
+    if admin is None:
+        admin = Admin(email=address)
+        db.session.add(admin)
+    admin.password_hash = generate_password_hash(password)
+    db.session.commit()
+    return admin
+
+
+def authenticate(email, password):
+    """The admin with this address and password, or None."""
+    admin = db.session.scalar(select(Admin).where(Admin.email == (email or "").strip().lower()))
+    if admin is None:
+        check_password_hash(UNKNOWN_ADMIN_HASH, password)
+        return None
+    if not check_password_hash(admin.password_hash, password):
+        return None
+    admin.last_login_at = utcnow()
+    db.session.commit()
+    return admin

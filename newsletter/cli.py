@@ -1,0 +1,42 @@
+"""Shell commands: ``flask --app newsletter <command>``."""
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from newsletter import admins, directory
+from newsletter.subscriptions import InvalidSignup
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def create_admin(email, password):
+    """Create an admin who can log in at /admin (or set a new password)."""
+    try:
+        admin = admins.create_admin(email, password)
+    except (admins.AdminError, InvalidSignup) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{admin.email} can log in at {current_app.config['BASE_URL']}/admin/")
+
+
+@click.command("import-subscribers")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--confirmed", is_flag=True, help="Mark them confirmed (consent: 'import').")
+@with_appcontext
+def import_subscribers(csv_file, confirmed):
+    """Import subscribers from a CSV with an 'email' column (and optional 'name')."""
+    with open(csv_file, encoding="utf-8-sig", newline="") as lines:
+        try:
+            report = directory.import_subscribers(lines, confirmed=confirmed)
+        except directory.ImportFileError as error:
+            raise click.ClickException(str(error)) from None
+    for line, reason in report.rejections:
+        click.echo(f"line {line}: {reason}", err=True)
+    click.echo(f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}")
+
+
+def register(app):
+    for command in (create_admin, import_subscribers):
+        app.cli.add_command(command)

@@ -1,0 +1,154 @@
+"""Subscribers in bulk, for admins: search, counts, CSV import and export."""
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, insert, or_, select
+
+from newsletter.extensions import db
+from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.subscriptions import InvalidSignup, clean_name, normalize_email
+
+IMPORT_BATCH_SIZE = 1000
+# Rejected rows are all counted; only this many are kept with their reasons.
+REJECTIONS_KEPT = 1000
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "status",
+    "signup_at",
+    "signup_source",
+    "signup_ip",
+    "confirmed_at",
+    "unsubscribed_at",
+)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ImportFileError(ValueError):
+    """The file cannot be read as a subscriber CSV at all."""
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+
+    def reject(self, line, reason):
+        self.rejected += 1
+        if len(self.rejections) < REJECTIONS_KEPT:
+            self.rejections.append((line, reason))
+
+
+def status_counts():
+    """Subscribers per status, every status present (zero when none)."""
+    rows = db.session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
+    counts = dict(rows.tuples().all())
+    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+
+
+def search(query="", status="", page=1, per_page=50):
+    """One page of subscribers, newest first, matching part of an address or name."""
+    statement = select(Subscriber).order_by(Subscriber.id.desc())
+    if query:
+        pattern = f"%{query.strip().lower()}%"
+        statement = statement.where(
+            or_(Subscriber.email.like(pattern), func.lower(Subscriber.name).like(pattern))
+        )
+    if status:
+        statement = statement.where(Subscriber.status == status)
+    return db.paginate(statement, page=page, per_page=per_page, error_out=False)
+
+
+def export_rows():
+    """The CSV export, one line at a time, without loading every subscriber at once."""
+    yield _csv_line(EXPORT_COLUMNS)
+    rows = db.session.execute(
+        select(*(getattr(Subscriber, column) for column in EXPORT_COLUMNS))
+        .order_by(Subscriber.id)
+        .execution_options(yield_per=1000)
+    )
+    for row in rows:
+        yield _csv_line("" if value is None else value for value in row)
+
+
+def _csv_line(values):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(_defuse(value) for value in values)
+    return buffer.getvalue()
+
+
+def _defuse(value):
+    """Keep spreadsheets from running a name like ``=HYPERLINK(…)`` as a formula."""
+    text = str(value)
+    return f"'{text}" if text[:1] in FORMULA_PREFIXES else text
+
+
+def import_subscribers(lines, confirmed=False):
+    """Add the subscribers in a CSV (an ``email`` column, optionally ``name``).
+
+    Rows are read and written in batches, so a file of any size takes little
+    memory. Addresses already known are skipped and never changed; bad rows are
+    reported with their line numbers. With ``confirmed`` the new subscribers are
+    confirmed at once, their consent recorded as coming from an import.
+    """
+    reader = csv.DictReader(lines)
+    report = ImportReport()
+    try:
+        columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+        if "email" not in columns:
+            raise ImportFileError("The CSV needs a header row with an 'email' column.")
+        batch = {}
+        for row in reader:
+            try:
+                email = normalize_email(row.get(columns["email"]))
+                name = clean_name(row.get(columns.get("name", ""), ""))
+            except InvalidSignup as error:
+                report.reject(reader.line_num, str(error))
+                continue
+            if email in batch:
+                report.skipped += 1
+                continue
+            batch[email] = name
+            if len(batch) >= IMPORT_BATCH_SIZE:
+                _add_batch(batch, confirmed, report)
+                batch = {}
+        _add_batch(batch, confirmed, report)
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"The file is not UTF-8 text (near line {reader.line_num + 1}); "
+            f"{report.added} rows before that were imported."
+        ) from None
+    except csv.Error as error:
+        raise ImportFileError(f"Line {reader.line_num}: {error}") from None
+    return report
+
+
+def _add_batch(batch, confirmed, report):
+    if not batch:
+        return
+    known = set(db.session.scalars(select(Subscriber.email).where(Subscriber.email.in_(batch))))
+    now = utcnow()
+    status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
+    rows = [
+        {
+            "email": email,
+            "name": name,
+            "status": status,
+            "signup_at": now,
+            "signup_source": "import",
+            "confirmed_at": now if confirmed else None,
+        }
+        for email, name in batch.items()
+        if email not in known
+    ]
+    if rows:
+        db.session.execute(insert(Subscriber), rows)
+    db.session.commit()
+    report.added += len(rows)
+    report.skipped += len(known)

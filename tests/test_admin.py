@@ -1,0 +1,215 @@
+"""Admins log in and manage subscribers: list, search, import, export."""
+
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from newsletter.extensions import db
+from newsletter.models import Subscriber, SubscriberStatus
+
+ADMIN = ("admin@example.org", "correct horse battery")
+
+
+def csrf_token(page):
+    return re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+    )[1]
+
+
+def log_in(client, email=ADMIN[0], password=ADMIN[1]):
+    token = csrf_token(client.get("/admin/login"))
+    return client.post(
+        "/admin/login", data={"email": email, "password": password, "csrf_token": token}
+    )
+
+
+@pytest.fixture
+def admin(runner):
+    result = runner.invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
+    assert result.exit_code == 0, result.output
+    assert "can log in at http://127.0.0.1:5000/admin/" in result.output
+
+
+@pytest.fixture
+def admin_client(admin, client):
+    assert log_in(client).status_code == 302
+    return client
+
+
+def add(app, *subscribers):
+    with app.app_context():
+        for email, status, name in subscribers:
+            db.session.add(Subscriber(email=email, status=status, name=name, signup_source="test"))
+        db.session.commit()
+
+
+def test_create_admin_explains_what_is_wrong(runner):
+    short = runner.invoke(args=["create-admin", "a@example.org", "--password", "short"])
+    assert short.exit_code != 0
+    assert "at least 10 characters" in short.output
+    bad = runner.invoke(args=["create-admin", "nope", "--password", "long enough pw"])
+    assert bad.exit_code != 0
+    assert "not valid" in bad.output
+
+
+def test_create_admin_prompts_for_the_password(runner):
+    result = runner.invoke(args=["create-admin", "b@example.org"], input="a long password\n" * 2)
+    assert result.exit_code == 0, result.output
+
+
+def test_the_admin_area_needs_a_login(client, admin):
+    for path in ("/admin/", "/admin/subscribers", "/admin/subscribers.csv"):
+        answer = client.get(path)
+        assert answer.status_code == 302
+        assert answer.headers["Location"].startswith("/admin/login")
+
+
+def test_an_admin_logs_in_sees_the_counts_and_logs_out(app, client, admin):
+    add(app, ("a@example.org", "confirmed", ""), ("b@example.org", "pending", ""))
+    wrong = log_in(client, password="wrong password")
+    assert wrong.status_code == 401
+    assert b"Wrong email or password" in wrong.data
+    assert log_in(client, email="nobody@example.org").status_code == 401
+
+    answer = log_in(client)
+    assert answer.headers["Location"] == "/admin/"
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert re.search(r"confirmed</a></th><td>1<", dashboard)
+    assert re.search(r"pending</a></th><td>1<", dashboard)
+
+    token = csrf_token(client.get("/admin/"))
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_admin_forms_refuse_a_post_without_csrf_token(client, admin):
+    answer = client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1]})
+    assert answer.status_code == 400
+    assert b"CSRF" in answer.data
+
+
+def test_login_only_follows_next_within_the_admin_area(client, admin):
+    token = csrf_token(client.get("/admin/login"))
+    data = {"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token}
+    evil = client.post("/admin/login?next=https://evil.example/", data=data)
+    assert evil.headers["Location"] == "/admin/"
+
+
+def test_repeated_failed_logins_are_slowed_down(make_app, runner):
+    app = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3/minute")
+    client = app.test_client()
+    answers = [log_in(client, password=f"guess {n}").status_code for n in range(4)]
+    assert answers == [401, 401, 401, 429]
+    assert b"Too Many Requests" in log_in(client).data
+
+
+def test_signups_from_one_address_are_rate_limited(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, SIGNUP_RATE_LIMIT="2/minute").test_client()
+    for n in range(2):
+        assert client.post("/api/subscribe", json={"email": f"r{n}@example.org"}).status_code == 202
+    limited = client.post("/api/subscribe", json={"email": "r3@example.org"})
+    assert limited.status_code == 429
+    assert "error" in limited.json
+    assert client.post("/subscribe", data={"email": "r4@example.org"}).status_code == 429
+
+
+def test_subscribers_are_searched_filtered_and_paged(app, admin_client):
+    add(app, *[(f"reader{n:03}@example.org", "confirmed", f"Reader {n}") for n in range(60)])
+    add(app, ("ann@example.org", "pending", "Ann Smith"), ("bob@other.org", "unsubscribed", ""))
+
+    first = admin_client.get("/admin/subscribers").get_data(as_text=True)
+    assert "62 found" in first
+    assert "Page 1 of 2" in first
+    assert "bob@other.org" in first
+    assert "reader000@" not in first
+    assert "reader000@" in admin_client.get("/admin/subscribers?page=2").get_data(as_text=True)
+
+    by_name = admin_client.get("/admin/subscribers?q=smith").get_data(as_text=True)
+    assert "1 found" in by_name and "ann@example.org" in by_name
+    by_status = admin_client.get("/admin/subscribers?status=unsubscribed").get_data(as_text=True)
+    assert "1 found" in by_status and "bob@other.org" in by_status
+    assert "confirmed (60)" in by_status
+    assert admin_client.get("/admin/subscribers?status=bogus&page=x").status_code == 200
+
+
+def test_subscribers_export_as_csv(app, admin_client):
+    add(app, ("a@example.org", "confirmed", '=HYPERLINK("x")'), ("b@example.org", "pending", ""))
+    answer = admin_client.get("/admin/subscribers.csv")
+    assert answer.mimetype == "text/csv"
+    lines = answer.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("email,name,status,signup_at")
+    assert lines[1].startswith('a@example.org,"\'=HYPERLINK(""x"")",confirmed,')
+    assert lines[2].startswith("b@example.org,,pending,")
+
+
+def write_csv(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_import_command_adds_skips_and_reports_bad_lines(app, runner, tmp_path):
+    add(app, ("known@example.org", "unsubscribed", "Kept"))
+    csv_file = write_csv(
+        tmp_path / "readers.csv",
+        "Name,Email\n"
+        "Ann,ann@example.org\n"
+        "Known,KNOWN@example.org\n"
+        "Nobody,not-an-address\n"
+        "Ann again,Ann@Example.org\n"
+        "Bob,bob@example.org\n",
+    )
+    result = runner.invoke(args=["import-subscribers", csv_file, "--confirmed"])
+    assert result.exit_code == 0, result.output
+    assert "added 2, skipped 2, rejected 1" in result.output
+    assert "line 4: That email address is not valid" in result.output
+    with app.app_context():
+        people = {s.email: s for s in db.session.scalars(select(Subscriber))}
+    assert people["ann@example.org"].status == SubscriberStatus.CONFIRMED
+    assert people["ann@example.org"].signup_source == "import"
+    assert people["ann@example.org"].confirmed_at is not None
+    assert (people["known@example.org"].status, people["known@example.org"].name) == (
+        "unsubscribed",
+        "Kept",
+    )
+
+
+def test_import_command_refuses_a_file_without_an_email_column(runner, tmp_path):
+    result = runner.invoke(args=["import-subscribers", write_csv(tmp_path / "x.csv", "a,b\n1,2\n")])
+    assert result.exit_code != 0
+    assert "'email' column" in result.output
+
+
+def test_import_in_batches_larger_than_one(app, runner, tmp_path):
+    rows = "".join(f"r{n}@example.org\n" for n in range(2500))
+    result = runner.invoke(
+        args=["import-subscribers", write_csv(tmp_path / "m.csv", "email\n" + rows)]
+    )
+    assert "added 2500, skipped 0, rejected 0" in result.output
+    again = runner.invoke(
+        args=["import-subscribers", write_csv(tmp_path / "m.csv", "email\n" + rows)]
+    )
+    assert "added 0, skipped 2500, rejected 0" in again.output
+
+
+def test_import_by_upload_shows_the_report(app, admin_client):
+    token = csrf_token(admin_client.get("/admin/subscribers/import"))
+    upload = (io.BytesIO(b"email\nup@example.org\nbad\n"), "list.csv")
+    page = admin_client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token, "file": upload},
+        content_type="multipart/form-data",
+    ).get_data(as_text=True)
+    assert "Added 1, skipped 0 already known, rejected 1" in page
+    assert "<td>3</td>" in page
+
+    broken = admin_client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token, "file": (io.BytesIO(b"\xff\xfe\x00junk"), "bad.csv")},
+        content_type="multipart/form-data",
+    )
+    assert broken.status_code == 400
+    assert b"not UTF-8" in broken.data or b"&#39;email&#39; column" in broken.data
+    nothing = admin_client.post("/admin/subscribers/import", data={"csrf_token": token})
+    assert nothing.status_code == 400
