@@ -45,6 +45,8 @@ class Config:
     # so a form cannot be used to flood somebody's inbox.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)
     FEED_URL = os.environ.get("FEED_URL")
+    # How often beat pulls FEED_URL, in seconds.
+    FEED_POLL_SECONDS = _env_int("FEED_POLL_SECONDS", 900)
 
     # Seconds a worker may hold an email job before another may take it over.
     SEND_LEASE_SECONDS = _env_int("SEND_LEASE_SECONDS", 120)

@@ -4,7 +4,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import admins, directory
+from newsletter import admins, directory, posts
 from newsletter.subscriptions import InvalidSignup
 
 
@@ -37,6 +37,21 @@ def import_subscribers(csv_file, confirmed):
     click.echo(f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}")
 
 
+@click.command("import-feed")
+@click.argument("url_or_path", required=False)
+@with_appcontext
+def import_feed(url_or_path):
+    """Pull posts from the site's feed (default: FEED_URL)."""
+    source = url_or_path or current_app.config["FEED_URL"]
+    if not source:
+        raise click.ClickException("Give a feed URL or file, or set FEED_URL.")
+    try:
+        report = posts.import_feed(source)
+    except posts.FeedError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}")
+
+
 def register(app):
-    for command in (create_admin, import_subscribers):
+    for command in (create_admin, import_subscribers, import_feed):
         app.cli.add_command(command)

@@ -58,6 +58,10 @@ def celery_settings(config):
                 "task": "newsletter.requeue_lost_email_jobs",
                 "schedule": SWEEP_INTERVAL_SECONDS,
             },
+            "import-feed": {
+                "task": "newsletter.import_feed",
+                "schedule": float(config["FEED_POLL_SECONDS"]),
+            },
         },
     }
     if config.get("CELERY_TASK_DEFAULT_QUEUE"):

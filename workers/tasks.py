@@ -1,8 +1,9 @@
 """Celery tasks: thin, idempotent wrappers that take ids and call the services."""
 
 from celery import shared_task
+from flask import current_app
 
-from newsletter import emails
+from newsletter import emails, posts
 
 
 @shared_task(name="newsletter.send_email_job")
@@ -19,3 +20,12 @@ def requeue_lost_email_jobs():
     for job_id in job_ids:
         send_email_job.delay(job_id)
     return len(job_ids)
+
+
+@shared_task(name="newsletter.import_feed")
+def import_feed():
+    feed_url = current_app.config["FEED_URL"]
+    if not feed_url:
+        return None
+    report = posts.import_feed(feed_url)
+    return {"added": report.added, "updated": report.updated}

@@ -1,0 +1,113 @@
+"""The site's articles: pulled from its RSS/Atom feed, sanitized, deduplicated."""
+
+import calendar
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import feedparser
+import nh3
+from sqlalchemy import or_, select
+
+from newsletter.extensions import db
+from newsletter.models import Post, utcnow
+
+FETCH_TIMEOUT_SECONDS = 20
+MAX_FEED_BYTES = 10 * 1024 * 1024
+# What an article summary may keep: text formatting, links and images. No
+# scripts, styles, event handlers, forms or frames ever reach an email.
+ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "code", "em", "figcaption", "figure", "h2", "h3", "h4",
+    "i", "img", "li", "ol", "p", "pre", "strong", "sub", "sup", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}}
+
+
+class FeedError(Exception):
+    """The feed could not be fetched or read; the message says why."""
+
+
+@dataclass
+class FeedReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def sanitize(html):
+    """HTML safe to put into an email: only ALLOWED_TAGS, only http(s) and mailto links."""
+    return nh3.clean(
+        html or "",
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    ).strip()
+
+
+def plain(text, limit=500):
+    """Text for a title: no markup, one line."""
+    return " ".join(nh3.clean(text or "", tags=set()).split())[:limit]
+
+
+def fetch(url_or_path):
+    """The feed's bytes, from an http(s) URL (with a timeout and a size cap) or a file."""
+    try:
+        if url_or_path.startswith(("http://", "https://")):
+            request = urllib.request.Request(url_or_path, headers={"User-Agent": "newsletter"})
+            with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
+                data = response.read(MAX_FEED_BYTES + 1)
+        else:
+            with open(url_or_path, "rb") as file:
+                data = file.read(MAX_FEED_BYTES + 1)
+    except (OSError, ValueError) as error:
+        raise FeedError(f"Cannot read the feed at {url_or_path}: {error}") from None
+    if len(data) > MAX_FEED_BYTES:
+        raise FeedError(f"The feed at {url_or_path} is larger than {MAX_FEED_BYTES} bytes.")
+    return data
+
+
+def import_feed(url_or_path):
+    """Add the feed's new posts and refresh changed ones, except posts edited by hand."""
+    parsed = feedparser.parse(fetch(url_or_path))
+    if parsed.bozo and not parsed.entries:
+        raise FeedError(f"{url_or_path} is not an RSS or Atom feed: {parsed.bozo_exception}")
+    report = FeedReport()
+    for entry in parsed.entries:
+        link = entry.get("link", "")
+        guid = entry.get("id") or link
+        if not guid:
+            continue
+        fields = {
+            "link": link[:2000],
+            "title": plain(entry.get("title")) or "(untitled)",
+            "summary_html": sanitize(_entry_html(entry)),
+            "published_at": _entry_time(entry),
+        }
+        same = or_(Post.guid == guid, Post.link == link) if link else Post.guid == guid
+        post = db.session.scalar(select(Post).where(same))
+        if post is None:
+            db.session.add(Post(guid=guid[:500], **fields))
+            report.added += 1
+        elif post.edited_at is None and any(getattr(post, k) != v for k, v in fields.items()):
+            for key, value in fields.items():
+                setattr(post, key, value)
+            report.updated += 1
+        else:
+            report.unchanged += 1
+    db.session.commit()
+    return report
+
+
+def _entry_html(entry):
+    if entry.get("summary"):
+        return entry.summary
+    content = entry.get("content") or []
+    return content[0].get("value", "") if content else ""
+
+
+def _entry_time(entry):
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not parsed:
+        return utcnow()
+    return datetime.fromtimestamp(calendar.timegm(parsed), UTC).replace(tzinfo=None)
