@@ -15,10 +15,10 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from newsletter import admins, directory
+from newsletter import admins, directory, posts
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.forms import ImportForm, LoginForm, LogoutForm
-from newsletter.models import Admin, SubscriberStatus
+from newsletter.forms import ImportForm, LoginForm, LogoutForm, PostForm
+from newsletter.models import Admin, Post, SubscriberStatus
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -111,3 +111,21 @@ def import_subscribers():
         form.file.errors.append(str(error))
         return render_template("admin/import.html", form=form), 400
     return render_template("admin/import.html", form=ImportForm(formdata=None), report=report)
+
+
+@bp.get("/posts")
+def post_list():
+    return render_template("admin/posts.html", posts=posts.recent_posts())
+
+
+@bp.route("/posts/new", methods=["GET", "POST"], defaults={"post_id": None})
+@bp.route("/posts/<int:post_id>", methods=["GET", "POST"])
+def edit_post(post_id):
+    post = db.get_or_404(Post, post_id) if post_id else None
+    form = PostForm(obj=post)
+    if form.validate_on_submit():
+        posts.save_post(post, form.title.data, form.link.data, form.summary_html.data)
+        flash("Post saved.", "note")
+        return redirect(url_for("admin.post_list"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/post_form.html", form=form, post=post), status

@@ -111,3 +111,20 @@ def _entry_time(entry):
     if not parsed:
         return utcnow()
     return datetime.fromtimestamp(calendar.timegm(parsed), UTC).replace(tzinfo=None)
+
+
+def recent_posts(limit=100):
+    return db.session.scalars(select(Post).order_by(Post.published_at.desc()).limit(limit)).all()
+
+
+def save_post(post, title, link, summary_html):
+    """Save an admin's post (new when ``post`` is None); the feed will not overwrite it."""
+    if post is None:
+        post = Post(guid=link[:500])
+        db.session.add(post)
+    post.title = plain(title)
+    post.link = link
+    post.summary_html = sanitize(summary_html)
+    post.edited_at = utcnow()
+    db.session.commit()
+    return post

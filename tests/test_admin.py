@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Post, Subscriber, SubscriberStatus
 
 ADMIN = ("admin@example.org", "correct horse battery")
 
@@ -213,3 +213,25 @@ def test_import_by_upload_shows_the_report(app, admin_client):
     assert b"not UTF-8" in broken.data or b"&#39;email&#39; column" in broken.data
     nothing = admin_client.post("/admin/subscribers/import", data={"csrf_token": token})
     assert nothing.status_code == 400
+
+
+def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_client):
+    token = csrf_token(admin_client.get("/admin/posts/new"))
+    post = {
+        "csrf_token": token,
+        "title": "Market day",
+        "link": "https://news.example.org/market",
+        "summary_html": '<p>Fresh <b>bread</b></p><script>alert(1)</script><a href="data:x">x</a>',
+    }
+    assert admin_client.post("/admin/posts/new", data=post).status_code == 302
+    listing = admin_client.get("/admin/posts").get_data(as_text=True)
+    assert "Market day" in listing and "(edited)" in listing
+    with app.app_context():
+        saved = db.session.scalar(select(Post))
+        assert saved.summary_html == '<p>Fresh <b>bread</b></p><a rel="noopener noreferrer">x</a>'
+        post_id = saved.id
+
+    bad = admin_client.post(f"/admin/posts/{post_id}", data={**post, "link": "not a url"})
+    assert bad.status_code == 400
+    assert b"Invalid URL" in bad.data
+    assert admin_client.get("/admin/posts/9999").status_code == 404
