@@ -24,6 +24,8 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL")
+    # Lets several deployments share one broker, each on a queue of its own.
+    CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE")
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER")
     MAIL_PORT = _env_int("MAIL_PORT", 25)
@@ -54,6 +56,14 @@ class Config:
     SEND_MAX_ATTEMPTS = _env_int("SEND_MAX_ATTEMPTS", 8)
     # First wait after a transient failure; it doubles with each attempt (with jitter).
     SEND_RETRY_BASE_SECONDS = _env_int("SEND_RETRY_BASE_SECONDS", 30)
+    # A digest goes out in batches of this many, each over one SMTP connection;
+    # this many batches are in flight at once (spread over all workers).
+    DIGEST_BATCH_SIZE = _env_int("DIGEST_BATCH_SIZE", 200)
+    DIGEST_PARALLEL_BATCHES = _env_int("DIGEST_PARALLEL_BATCHES", 4)
+    # Permanent refusals in a row after which an address is marked bounced.
+    BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
+    # An address for mailto: unsubscribes, added to List-Unsubscribe when set.
+    LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO")
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 

@@ -1,10 +1,12 @@
 """Shell commands: ``flask --app newsletter <command>``."""
 
+from datetime import date
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import admins, directory, posts
+from newsletter import admins, digests, directory, posts, queue
 from newsletter.subscriptions import InvalidSignup
 
 
@@ -52,6 +54,21 @@ def import_feed(url_or_path):
     click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}")
 
 
+@click.command("send-digest")
+@click.option("--subject", help="Subject line (default: the site name and today's date).")
+@with_appcontext
+def send_digest(subject):
+    """Build a digest of the posts not yet sent and queue it to every confirmed subscriber."""
+    subject = subject or f"{current_app.config['SITE_NAME']}: {date.today():%d %B %Y}"
+    try:
+        digest = digests.create_digest(subject)
+    except digests.DigestError as error:
+        raise click.ClickException(str(error)) from None
+    digests.schedule(digest.id)
+    queue.start_digest_send(digest.id)
+    click.echo(digest.id)
+
+
 def register(app):
-    for command in (create_admin, import_subscribers, import_feed):
+    for command in (create_admin, import_subscribers, import_feed, send_digest):
         app.cli.add_command(command)

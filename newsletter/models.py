@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.extensions import db
@@ -48,6 +48,8 @@ class Subscriber(db.Model):
     confirmed_at: Mapped[datetime | None]
     confirm_ip: Mapped[str | None] = mapped_column(String(45))
     unsubscribed_at: Mapped[datetime | None]
+    # Permanent refusals of digest mail in a row; at BOUNCE_LIMIT the address is bounced.
+    hard_bounces: Mapped[int] = mapped_column(default=0)
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -123,3 +125,68 @@ class Post(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A post an admin edited is no longer overwritten by the feed.
     edited_at: Mapped[datetime | None]
+
+
+digest_post = Table(
+    "digest_post",
+    db.metadata,
+    Column("digest_id", ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True),
+    Column("post_id", ForeignKey("post.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class DigestStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+
+
+class Digest(db.Model):
+    """One issue of the newsletter: a subject, an intro and the posts it carries."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    intro: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.DRAFT, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    posts: Mapped[list[Post]] = relationship(
+        secondary=digest_post, order_by=lambda: Post.published_at.desc()
+    )
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    # The subscriber left (or bounced) before their copy went out.
+    SKIPPED = "skipped"
+
+
+class Delivery(db.Model):
+    """One subscriber's copy of one digest: the record that it must go out, and how it went.
+
+    Unique per (digest, subscriber), so no subscriber ever gets a digest twice
+    however often its send is started or resumed.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digest.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        UniqueConstraint("digest_id", "subscriber_id"),
+        Index("ix_delivery_digest_status_due", "digest_id", "status", "due_at"),
+        Index("ix_delivery_subscriber_id", "subscriber_id"),
+    )

@@ -5,7 +5,7 @@ import logging
 
 from kombu.exceptions import OperationalError
 
-from workers.tasks import send_email_job
+from workers.tasks import send_email_job, start_digest
 
 log = logging.getLogger(__name__)
 
@@ -17,3 +17,11 @@ def hint_email_job(job_id):
         send_email_job.delay(job_id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, email job %s waits for the sweep: %s", job_id, error)
+
+
+def start_digest_send(digest_id):
+    """Ask a worker to start sending a digest; the sweep starts it if the broker is down."""
+    try:
+        start_digest.delay(digest_id)
+    except (OperationalError, OSError) as error:
+        log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)

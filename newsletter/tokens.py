@@ -40,7 +40,11 @@ def _serializer(purpose):
 
 
 def make_token(purpose, subscriber):
-    return _serializer(purpose).dumps([subscriber.id, subscriber.token_nonce])
+    return make_token_for(purpose, subscriber.id, subscriber.token_nonce)
+
+
+def make_token_for(purpose, subscriber_id, nonce):
+    return _serializer(purpose).dumps([subscriber_id, nonce])
 
 
 def read_token(purpose, token, max_age=None):

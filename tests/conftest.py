@@ -190,10 +190,11 @@ def start_worker_process(smtp_server, tmp_path):
     to share an app's database, broker queue and SMTP server. Each has a ``log`` path."""
     processes = []
 
-    def start(app, concurrency=2):
+    def start(app, concurrency=2, env=None, pool="prefork"):
         config = app.config
         env = {
             **os.environ,
+            **(env or {}),
             "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
             "INSTANCE_PATH": app.instance_path,
             "SECRET_KEY": config["SECRET_KEY"],
@@ -201,10 +202,11 @@ def start_worker_process(smtp_server, tmp_path):
             "MAIL_PORT": str(smtp_server.port),
         }
         command = [sys.executable, "-m", "celery", "-A", "workers", "worker"]
-        command += ["--concurrency", str(concurrency), "--hostname", f"w{len(processes)}@%h"]
+        command += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "info"]
+        command += ["--hostname", f"w{len(processes)}@%h"]
         if SERVER_BROKER_URL:
             env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-            command += ["--queues", config["CELERY_TASK_DEFAULT_QUEUE"]]
+            env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
         log = tmp_path / f"worker{len(processes)}.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(
@@ -216,6 +218,7 @@ def start_worker_process(smtp_server, tmp_path):
 
     yield start
     for app, process in processes:
-        wait_until_mail_settles(app)
-        process.terminate()
-        process.wait(30)
+        if process.poll() is None:
+            wait_until_mail_settles(app)
+            process.terminate()
+            process.wait(30)

@@ -1,6 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd), which records what it receives
 and can be told to refuse recipients, the way real servers do."""
 
+import asyncio
 import socket
 import threading
 import time
@@ -18,14 +19,19 @@ def free_port():
 class RecordingHandler:
     def __init__(self):
         self.received = []
+        self.raw = []
         self.changed = threading.Condition()
+        # Seconds to take over each message, like a slow relay.
+        self.delay = 0
         # address -> list of SMTP replies to give for RCPT, used up one per attempt
         self.rcpt_replies = {}
 
     def reset(self):
         with self.changed:
             self.received.clear()
+            self.raw.clear()
             self.rcpt_replies.clear()
+            self.delay = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         replies = self.rcpt_replies.get(address.lower())
@@ -35,9 +41,12 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.changed:
             self.received.append(message)
+            self.raw.append(envelope.content)
             self.changed.notify_all()
         return "250 Message accepted for delivery"
 

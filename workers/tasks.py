@@ -3,7 +3,7 @@
 from celery import shared_task
 from flask import current_app
 
-from newsletter import emails, posts
+from newsletter import digests, emails, posts
 
 
 @shared_task(name="newsletter.send_email_job")
@@ -16,10 +16,33 @@ def send_email_job(job_id):
 
 @shared_task(name="newsletter.requeue_lost_email_jobs")
 def requeue_lost_email_jobs():
+    """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
     job_ids = emails.lost_job_ids()
     for job_id in job_ids:
         send_email_job.delay(job_id)
+    for digest_id in digests.due_scheduled_digest_ids():
+        start_digest.delay(digest_id)
+    for digest_id in digests.stalled_digest_ids():
+        send_digest_batch.delay(digest_id)
     return len(job_ids)
+
+
+@shared_task(name="newsletter.start_digest")
+def start_digest(digest_id):
+    digests.start_sending(digest_id)
+    for _ in range(current_app.config["DIGEST_PARALLEL_BATCHES"]):
+        send_digest_batch.delay(digest_id)
+
+
+@shared_task(name="newsletter.send_digest_batch")
+def send_digest_batch(digest_id):
+    """Send one batch, then hand the rest on: another hint while work is left."""
+    result = digests.send_batch(digest_id)
+    if result.claimed:
+        send_digest_batch.delay(digest_id)
+    elif result.retry_in is not None:
+        send_digest_batch.apply_async((digest_id,), countdown=result.retry_in)
+    return {"sent": result.sent, "failed": result.failed, "retried": result.retried}
 
 
 @shared_task(name="newsletter.import_feed")

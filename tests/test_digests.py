@@ -1,0 +1,241 @@
+"""Admins' digests reach every confirmed subscriber exactly once, through real
+workers and a real SMTP server, whatever fails on the way."""
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from newsletter import digests
+from newsletter.extensions import db
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+from tests.smtp import SMTPServer, free_port, html_of, text_of
+from workers.tasks import requeue_lost_email_jobs, start_digest
+
+FEED = str(Path(__file__).parent / "data" / "feed.rss")
+
+
+def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader"):
+    with app.app_context():
+        db.session.add_all(
+            Subscriber(email=f"{prefix}{n}@example.org", status=status, signup_source="test")
+            for n in range(count)
+        )
+        db.session.commit()
+    return {f"{prefix}{n}@example.org" for n in range(count)}
+
+
+def digest_state(app, digest_id):
+    with app.app_context():
+        return db.session.get(Digest, digest_id).status, digests.progress(digest_id)
+
+
+def wait_until(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def wait_until_sent(app, digest_id, timeout=30):
+    wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT, timeout)
+    return digest_state(app, digest_id)[1]
+
+
+@pytest.fixture
+def feed(runner):
+    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
+
+
+def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, worker, feed):
+    readers = add_readers(app, 25)
+    add_readers(app, 3, SubscriberStatus.PENDING, prefix="pending")
+    add_readers(app, 2, SubscriberStatus.UNSUBSCRIBED, prefix="gone")
+    app.config["DIGEST_BATCH_SIZE"] = 7
+
+    result = runner.invoke(args=["send-digest", "--subject", "This week: a bridge"])
+    assert result.exit_code == 0, result.output
+    digest_id = int(result.output.strip())
+    messages = smtp.wait_for(25)
+    assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 25, "failed": 0, "skipped": 0}
+    time.sleep(0.3)
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+
+    message = messages[0]
+    assert message["Subject"] == "This week: a bridge"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "The Newsletter <newsletter.127.0.0.1>"
+    assert message["Date"] and message["Message-ID"].startswith(f"<digest.{digest_id}.")
+    assert "Council approves new bridge" in text_of(message)
+    assert "<strong>bridge</strong>" in html_of(message)
+    assert 'style="' in html_of(message)
+    assert "<script" not in html_of(message)
+
+    raw = smtp.raw[0].decode("ascii")
+    header = re.search(
+        r"^List-Unsubscribe: <(http://127\.0\.0\.1:5000(/unsubscribe/[^>]+))>\r$", raw, re.M
+    )
+    assert header, "List-Unsubscribe must be a plain <URL>, not an encoded-word"
+    url, path = header.groups()
+    assert url in text_of(message) and url in html_of(message)
+
+    one_click = app.test_client(use_cookies=False).post(
+        path, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert one_click.status_code == 200
+    with app.app_context():
+        address = re.sub(r".*<|>.*", "", message["To"]) if "<" in message["To"] else message["To"]
+        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+        assert reader.status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_posts_in_a_sent_digest_are_not_offered_again(app, runner, smtp, worker, feed):
+    add_readers(app, 1)
+    runner.invoke(args=["send-digest"])
+    again = runner.invoke(args=["send-digest"])
+    assert again.exit_code != 0
+    assert "no posts to send" in again.output
+
+
+def test_a_reader_who_unsubscribes_during_the_send_gets_nothing_more(
+    app, smtp, start_worker_for, feed
+):
+    add_readers(app, 10)
+    with app.app_context():
+        digest = digests.create_digest("Issue 1")
+        digests.start_sending(digest.id)
+        db.session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "reader3@example.org")
+            .values(status=SubscriberStatus.UNSUBSCRIBED)
+        )
+        db.session.commit()
+        digest_id = digest.id
+    start_worker_for(app)
+    start_digest.delay(digest_id)
+    assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 9, "failed": 0, "skipped": 1}
+    assert "reader3@example.org" not in {m["To"] for m in smtp.received}
+
+
+def test_a_5xx_fails_that_delivery_only_and_repeated_ones_mark_the_reader_bounced(
+    make_app, smtp, start_worker_for, runner
+):
+    app = make_app(BOUNCE_LIMIT=1, DIGEST_BATCH_SIZE=50)
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    add_readers(app, 5)
+    smtp.rcpt_replies["reader2@example.org"] = ["550 5.1.1 No such mailbox"]
+    start_worker_for(app)
+    digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
+    assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 4, "failed": 1, "skipped": 0}
+    with app.app_context():
+        failed = db.session.scalar(select(Delivery).where(Delivery.status == DeliveryStatus.FAILED))
+        assert failed.last_error.startswith("550")
+        reader = db.session.get(Subscriber, failed.subscriber_id)
+        assert (reader.email, reader.status) == ("reader2@example.org", SubscriberStatus.BOUNCED)
+
+
+def test_a_4xx_is_retried_later_and_the_digest_completes(app, runner, smtp, worker, feed):
+    add_readers(app, 4)
+    smtp.rcpt_replies["reader1@example.org"] = ["451 4.7.1 Try later", "451 4.7.1 Still busy"]
+    digest_id = int(runner.invoke(args=["send-digest"]).output)
+    assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 4, "failed": 0, "skipped": 0}
+    with app.app_context():
+        retried = db.session.scalar(
+            select(Delivery).join(Subscriber).where(Subscriber.email == "reader1@example.org")
+        )
+        assert retried.attempts == 3
+        assert retried.last_error.startswith("451")
+
+
+def test_the_send_waits_while_the_smtp_server_is_down_and_resumes(make_app, start_worker_for):
+    port = free_port()
+    app = make_app(MAIL_PORT=port)
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    readers = add_readers(app, 12)
+    start_worker_for(app)
+    digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
+
+    def tried_and_waiting():
+        with app.app_context():
+            return (db.session.scalar(select(func.min(Delivery.attempts))) or 0) >= 1
+
+    wait_until(tried_and_waiting)
+    assert digest_state(app, digest_id)[1]["pending"] == 12
+
+    server = SMTPServer(port=port)
+    server.start()
+    try:
+        server.handler.wait_for(12, timeout=30)
+        assert wait_until_sent(app, digest_id)["sent"] == 12
+        assert {m["To"] for m in server.handler.received} == readers
+    finally:
+        server.stop()
+
+
+def test_a_digest_can_be_paused_and_resumed(app, smtp, start_worker_for, feed):
+    add_readers(app, 6)
+    with app.app_context():
+        digest_id = digests.create_digest("Paused issue").id
+        digests.start_sending(digest_id)
+        assert digests.set_paused(digest_id, True)
+    start_worker_for(app)
+    start_digest.delay(digest_id)
+    time.sleep(1)
+    assert smtp.received == []
+    assert digest_state(app, digest_id)[0] == DigestStatus.PAUSED
+    with app.app_context():
+        assert digests.set_paused(digest_id, False)
+    requeue_lost_email_jobs.delay()
+    assert wait_until_sent(app, digest_id)["sent"] == 6
+
+
+def test_starting_a_send_twice_never_sends_anyone_two_copies(app, smtp, start_worker_for, feed):
+    readers = add_readers(app, 15)
+    with app.app_context():
+        digest_id = digests.create_digest("Twice").id
+        digests.schedule(digest_id)
+    start_worker_for(app, concurrency=4)
+    for _ in range(3):
+        start_digest.delay(digest_id)
+    requeue_lost_email_jobs.delay()
+    smtp.wait_for(15)
+    wait_until_sent(app, digest_id)
+    time.sleep(0.5)
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+
+
+def test_a_killed_worker_repeats_at_most_one_message(app, smtp, start_worker_process, feed):
+    """kill -9 in the middle of a send; a new worker finishes it after the lease runs out."""
+    readers = add_readers(app, 60)
+    smtp.delay = 0.05
+    env = {"DIGEST_BATCH_SIZE": "10", "SEND_LEASE_SECONDS": "2", "DIGEST_PARALLEL_BATCHES": "1"}
+    victim = start_worker_process(app, concurrency=1, env=env, pool="solo")
+    with app.app_context():
+        digest_id = digests.create_digest("Crash test").id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+    smtp.wait_for(15, timeout=30)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    killed_at = len(smtp.received)
+
+    start_worker_process(app, concurrency=2, env=env)
+    time.sleep(2.5)
+    requeue_lost_email_jobs.delay()
+    smtp.wait_for(len(readers), timeout=60)
+    wait_until_sent(app, digest_id, timeout=60)
+    time.sleep(0.5)
+    received = [m["To"] for m in smtp.received]
+    assert set(received) == readers
+    duplicates = len(received) - len(set(received))
+    assert duplicates <= 1, f"{duplicates} duplicates; {killed_at} sent before the kill"
