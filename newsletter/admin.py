@@ -5,8 +5,10 @@ import io
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -15,10 +17,19 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from newsletter import admins, directory, posts
+from newsletter import admins, digest_mail, digests, directory, posts, queue
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.forms import ImportForm, LoginForm, LogoutForm, PostForm
-from newsletter.models import Admin, Post, SubscriberStatus
+from newsletter.forms import (
+    ActionForm,
+    DigestForm,
+    ImportForm,
+    LoginForm,
+    LogoutForm,
+    PostForm,
+    ScheduleForm,
+    TestSendForm,
+)
+from newsletter.models import Admin, Digest, Post, SubscriberStatus
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -129,3 +140,80 @@ def edit_post(post_id):
         return redirect(url_for("admin.post_list"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/post_form.html", form=form, post=post), status
+
+
+@bp.get("/digests")
+def digest_list():
+    return render_template("admin/digests.html", history=digests.history())
+
+
+@bp.route("/digests/new", methods=["GET", "POST"])
+def new_digest():
+    form = DigestForm()
+    unsent = digests.unsent_posts()
+    form.posts.choices = [(post.id, post.title) for post in unsent]
+    if request.method == "GET":
+        form.posts.data = [post.id for post in unsent]
+    if form.validate_on_submit():
+        try:
+            digest = digests.create_digest(form.subject.data, form.intro.data, form.posts.data)
+        except digests.DigestError as error:
+            form.posts.errors.append(str(error))
+        else:
+            return redirect(url_for("admin.show_digest", digest_id=digest.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/digest_form.html", form=form), status
+
+
+@bp.get("/digests/<int:digest_id>")
+def show_digest(digest_id):
+    digest = db.get_or_404(Digest, digest_id)
+    html, text = digest_mail.render(digest, unsubscribe_url="#unsubscribe")
+    return render_template(
+        "admin/digest.html",
+        digest=digest,
+        preview_html=html,
+        preview_text=text,
+        progress=digests.progress(digest_id),
+        test_form=TestSendForm(),
+        schedule_form=ScheduleForm(),
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/digests/<int:digest_id>/progress")
+def digest_progress(digest_id):
+    digest = db.get_or_404(Digest, digest_id)
+    return jsonify(status=digest.status, **digests.progress(digest_id))
+
+
+@bp.post("/digests/<int:digest_id>/test")
+def test_digest(digest_id):
+    db.get_or_404(Digest, digest_id)
+    form = TestSendForm()
+    if form.validate_on_submit():
+        queue.send_test_copy(digest_id, form.email.data)
+        flash(f"A test copy is on its way to {form.email.data}.", "note")
+    else:
+        flash("Give an address for the test copy.", "error")
+    return redirect(url_for("admin.show_digest", digest_id=digest_id))
+
+
+@bp.post("/digests/<int:digest_id>/<any(send, schedule, pause, resume):action>")
+def digest_action(digest_id, action):
+    db.get_or_404(Digest, digest_id)
+    form = ScheduleForm() if action == "schedule" else ActionForm()
+    if not form.validate_on_submit():
+        abort(400, "The form was incomplete or expired; please try again.")
+    try:
+        if action in ("send", "schedule"):
+            digests.schedule(digest_id, form.send_at.data if action == "schedule" else None)
+            if action == "send":
+                queue.start_digest_send(digest_id)
+        elif not digests.set_paused(digest_id, action == "pause"):
+            raise digests.DigestError(f"Only a digest that is sending can {action}.")
+        elif action == "resume":
+            queue.start_digest_send(digest_id)
+    except digests.DigestError as error:
+        flash(str(error), "error")
+    return redirect(url_for("admin.show_digest", digest_id=digest_id))

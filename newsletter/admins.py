@@ -3,9 +3,9 @@
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from newsletter.addresses import normalize_email
 from newsletter.extensions import db
 from newsletter.models import Admin, utcnow
-from newsletter.subscriptions import normalize_email
 
 PASSWORD_MIN_LENGTH = 10
 # Checked against when the address is unknown, so a wrong address costs as much

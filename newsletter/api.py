@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify, request
 
 from newsletter import subscriptions
+from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.public import signup_rate_limit
 
@@ -26,6 +27,6 @@ def subscribe():
         return json_error('"name" must be a string.', 400)
     try:
         subscriptions.subscribe(email, name, source="api", ip=request.remote_addr)
-    except subscriptions.InvalidSignup as error:
+    except InvalidSignup as error:
         return json_error(str(error), 422)
     return jsonify(status="pending"), 202

@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from newsletter import admins, digests, directory, posts, queue
-from newsletter.subscriptions import InvalidSignup
+from newsletter.addresses import InvalidSignup
 
 
 @click.command("create-admin")

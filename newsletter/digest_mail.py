@@ -44,22 +44,27 @@ def _pieces(rendered):
     return pieces
 
 
+def render(digest, unsubscribe_url=UNSUBSCRIBE_URL):
+    """The digest's HTML (CSS inlined) and text, as every subscriber sees them."""
+    config = current_app.config
+    context = {
+        "digest": digest,
+        "posts": digest.posts,
+        "site_name": config["SITE_NAME"],
+        "base_url": config["BASE_URL"],
+        "unsubscribe_url": unsubscribe_url,
+    }
+    html = css_inline.inline(render_template("email/digest.html", **context))
+    return html, render_template("email/digest.txt", **context)
+
+
 class DigestMessages:
     """Makes the raw bytes of one digest for any subscriber."""
 
     def __init__(self, digest):
         config = current_app.config
         site_name = config["SITE_NAME"]
-        context = {
-            "digest": digest,
-            "posts": digest.posts,
-            "site_name": site_name,
-            "base_url": config["BASE_URL"],
-            "unsubscribe_url": UNSUBSCRIBE_URL,
-        }
-        html = css_inline.inline(render_template("email/digest.html", **context))
-        text = render_template("email/digest.txt", **context)
-        self.digest_id = digest.id
+        html, text = render(digest)
         # Stable per copy, so a copy sent twice after a crash looks like one to mail clients.
         self.message_id_prefix = f"digest.{digest.id}.{int(digest.created_at.timestamp())}"
         self.domain = parseaddr(config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2] or "localhost"

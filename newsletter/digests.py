@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import mailer
+from newsletter.addresses import normalize_email
 from newsletter.digest_mail import DigestMessages
 from newsletter.emails import CLOCK_TOLERANCE, retry_delay
 from newsletter.extensions import db
@@ -382,3 +383,20 @@ def due_scheduled_digest_ids():
             Digest.status == DigestStatus.SCHEDULED, Digest.scheduled_at <= utcnow()
         )
     ).all()
+
+
+def send_test(digest_id, address):
+    """Send one copy of a digest to an address, as a subscriber would get it."""
+    digest = db.session.get(Digest, digest_id)
+    if digest is None:
+        raise DigestError(f"There is no digest {digest_id}.")
+    address = normalize_email(address)
+    raw = DigestMessages(digest).build(0, address, "", "test")
+    with mailer.connection() as sender:
+        sender.send(address, raw)
+
+
+def history(limit=50):
+    """Recent digests, newest first, each with its delivery counts."""
+    found = db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(limit)).all()
+    return [(digest, progress(digest.id)) for digest in found]

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, or_, select
 
+from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
-from newsletter.subscriptions import InvalidSignup, clean_name, normalize_email
 
 IMPORT_BATCH_SIZE = 1000
 # Rejected rows are all counted; only this many are kept with their reasons.

@@ -2,7 +2,17 @@
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField, URLField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    EmailField,
+    PasswordField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+    widgets,
+)
 from wtforms.validators import URL, DataRequired, Length
 
 
@@ -12,7 +22,7 @@ class LoginForm(FlaskForm):
 
 
 class LogoutForm(FlaskForm):
-    pass
+    """Logging out is a POST with a CSRF token, so no other site can do it for you."""
 
 
 class ImportForm(FlaskForm):
@@ -26,3 +36,26 @@ class PostForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=500)])
     link = URLField("Link", validators=[DataRequired(), URL(require_tld=False), Length(max=2000)])
     summary_html = TextAreaField("Summary (HTML; scripts, styles and forms are removed)")
+
+
+class DigestForm(FlaskForm):
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
+    intro = TextAreaField("Intro (optional, plain text)")
+    posts = SelectMultipleField(
+        "Posts",
+        coerce=int,
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
+    )
+
+
+class TestSendForm(FlaskForm):
+    email = EmailField("Send a test to", validators=[DataRequired()])
+
+
+class ScheduleForm(FlaskForm):
+    send_at = DateTimeLocalField("Send at (UTC)", validators=[DataRequired()])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only its CSRF token."""

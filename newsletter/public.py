@@ -5,6 +5,7 @@ import re
 from flask import Blueprint, current_app, render_template, request
 
 from newsletter import mailer, subscriptions, tokens
+from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.models import SubscriberStatus
 
@@ -34,7 +35,7 @@ def subscribe():
     email, name = request.form.get("email", ""), request.form.get("name", "")
     try:
         subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
-    except subscriptions.InvalidSignup as error:
+    except InvalidSignup as error:
         return render_template("public/index.html", error=str(error), email=email, name=name), 400
     return render_template("public/check_email.html", outbox=mailer.uses_outbox())
 

@@ -5,7 +5,7 @@ import logging
 
 from kombu.exceptions import OperationalError
 
-from workers.tasks import send_email_job, start_digest
+from workers.tasks import send_email_job, send_test_digest, start_digest
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +25,7 @@ def start_digest_send(digest_id):
         start_digest.delay(digest_id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)
+
+
+def send_test_copy(digest_id, address):
+    send_test_digest.delay(digest_id, address)

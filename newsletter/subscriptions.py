@@ -1,14 +1,13 @@
 """What happens to a subscription: sign-up, confirmation, unsubscribe."""
 
-import unicodedata
 from datetime import timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import tokens
+from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
     EmailJob,
@@ -20,46 +19,9 @@ from newsletter.models import (
 )
 from newsletter.queue import hint_email_job
 
-NAME_MAX_LENGTH = 100
-
-
-class InvalidSignup(ValueError):
-    """The sign-up data is unusable; the message says why, for the reader."""
-
 
 class LinkNotValid(Exception):
     """A genuine link whose subscription is gone or was replaced."""
-
-
-def normalize_email(raw):
-    """The address as we store it: validated, IDN domain decoded, lower-cased.
-
-    The whole address is lower-cased so that ``Ann@x.org`` and ``ann@x.org`` are
-    one subscription; mail systems that treat the local part's case as
-    significant are vanishingly rare.
-    """
-    raw = (raw or "").strip()
-    if not raw:
-        raise InvalidSignup("Please enter your email address.")
-    try:
-        info = validate_email(
-            raw, check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"]
-        )
-    except EmailNotValidError as error:
-        raise InvalidSignup(f"That email address is not valid: {error}") from None
-    return info.normalized.lower()
-
-
-def clean_name(raw):
-    """A display name that is safe in a mail header: no line breaks or control characters."""
-    name = " ".join((raw or "").split())
-    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name) or any(
-        char in (raw or "") for char in "\r\n"
-    ):
-        raise InvalidSignup("The name must be a single line of ordinary text.")
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidSignup(f"The name may be at most {NAME_MAX_LENGTH} characters long.")
-    return name
 
 
 def subscribe(email, name="", source="form", ip=None):

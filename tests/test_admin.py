@@ -2,6 +2,7 @@
 
 import io
 import re
+import time
 
 import pytest
 from sqlalchemy import select
@@ -235,3 +236,60 @@ def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_c
     assert bad.status_code == 400
     assert b"Invalid URL" in bad.data
     assert admin_client.get("/admin/posts/9999").status_code == 404
+
+
+def test_an_admin_composes_previews_tests_and_sends_a_digest(
+    app, admin_client, runner, smtp, worker
+):
+    runner.invoke(args=["import-feed", "tests/data/feed.rss"])
+    add(app, ("one@example.org", "confirmed", ""), ("two@example.org", "confirmed", ""))
+    form = admin_client.get("/admin/digests/new").get_data(as_text=True)
+    assert form.count('type="checkbox"') == 2 and form.count("checked") == 2
+    with app.app_context():
+        bridge = db.session.scalar(select(Post).where(Post.title.like("Council%")))
+    token = csrf_token(admin_client.get("/admin/digests/new"))
+    created = admin_client.post(
+        "/admin/digests/new",
+        data={
+            "csrf_token": token,
+            "subject": "Bridge news",
+            "intro": "Hello",
+            "posts": [bridge.id],
+        },
+    )
+    assert created.status_code == 302
+    page = admin_client.get(created.headers["Location"]).get_data(as_text=True)
+    assert "Bridge news" in page and "Council approves new bridge" in page
+    assert "Weather" not in page
+
+    digest_path = created.headers["Location"]
+    token = csrf_token(admin_client.get(digest_path))
+    admin_client.post(f"{digest_path}/test", data={"csrf_token": token, "email": "me@example.org"})
+    [test_copy] = smtp.wait_for(1)
+    assert test_copy["To"] == "me@example.org"
+
+    admin_client.post(f"{digest_path}/send", data={"csrf_token": token})
+    smtp.wait_for(3)
+
+    def finished():
+        return admin_client.get(f"{digest_path}/progress").json["status"] == "sent"
+
+    deadline = time.monotonic() + 20
+    while not finished():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert admin_client.get(f"{digest_path}/progress").json == {
+        "status": "sent",
+        "sent": 2,
+        "failed": 0,
+        "skipped": 0,
+        "pending": 0,
+    }
+    history = admin_client.get("/admin/digests").get_data(as_text=True)
+    assert "Bridge news" in history and "<td>sent</td><td>2</td>" in history
+    again = admin_client.post(f"{digest_path}/pause", data={"csrf_token": token})
+    assert (
+        b"Only a digest that is sending can pause"
+        in admin_client.get(again.headers["Location"]).data
+    )
+    assert admin_client.post(f"{digest_path}/send", data={}).status_code == 400

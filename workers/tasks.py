@@ -52,3 +52,8 @@ def import_feed():
         return None
     report = posts.import_feed(feed_url)
     return {"added": report.added, "updated": report.updated}
+
+
+@shared_task(name="newsletter.send_test_digest")
+def send_test_digest(digest_id, address):
+    digests.send_test(digest_id, address)

@@ -1,0 +1,43 @@
+"""Addresses and names as readers type them, made safe and comparable."""
+
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+NAME_MAX_LENGTH = 100
+
+
+class InvalidSignup(ValueError):
+    """The sign-up data is unusable; the message says why, for the reader."""
+
+
+def normalize_email(raw):
+    """The address as we store it: validated, IDN domain decoded, lower-cased.
+
+    The whole address is lower-cased so that ``Ann@x.org`` and ``ann@x.org`` are
+    one subscription; mail systems that treat the local part's case as
+    significant are vanishingly rare.
+    """
+    raw = (raw or "").strip()
+    if not raw:
+        raise InvalidSignup("Please enter your email address.")
+    try:
+        info = validate_email(
+            raw, check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"]
+        )
+    except EmailNotValidError as error:
+        raise InvalidSignup(f"That email address is not valid: {error}") from None
+    return info.normalized.lower()
+
+
+def clean_name(raw):
+    """A display name that is safe in a mail header: no line breaks or control characters."""
+    name = " ".join((raw or "").split())
+    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name) or any(
+        char in (raw or "") for char in "\r\n"
+    ):
+        raise InvalidSignup("The name must be a single line of ordinary text.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidSignup(f"The name may be at most {NAME_MAX_LENGTH} characters long.")
+    return name
