@@ -168,7 +168,9 @@ def new_digest():
 @bp.get("/digests/<int:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
-    html, text = digest_mail.render(digest, unsubscribe_url="#unsubscribe")
+    html, text = digest_mail.render(
+        digest, links={"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferences"}
+    )
     return render_template(
         "admin/digest.html",
         digest=digest,

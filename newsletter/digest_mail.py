@@ -23,8 +23,12 @@ from flask import current_app, render_template
 from newsletter import tokens
 from newsletter.mailer import smtp_address
 
-UNSUBSCRIBE_URL = "__NEWSLETTER_UNSUBSCRIBE_URL__"
-PLACEHOLDER = re.compile(re.escape(UNSUBSCRIBE_URL))
+# Where each subscriber's own links go in the rendered digest.
+PLACEHOLDERS = {
+    "__NEWSLETTER_UNSUBSCRIBE_URL__": tokens.UNSUBSCRIBE,
+    "__NEWSLETTER_PREFERENCES_URL__": tokens.PREFERENCES,
+}
+PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
 SOFT_BREAK = b"=\r\n"
 
 
@@ -35,16 +39,18 @@ def _qp(text):
 
 
 def _pieces(rendered):
-    """Encoded static pieces, with ``None`` where a subscriber's link goes."""
+    """Encoded static pieces, with the purpose (a str) where a subscriber's link goes."""
     pieces = []
-    for index, chunk in enumerate(PLACEHOLDER.split(rendered)):
-        if index:
-            pieces.append(None)
-        pieces.append(_qp(chunk))
+    position = 0
+    for match in PLACEHOLDER.finditer(rendered):
+        pieces.append(_qp(rendered[position : match.start()]))
+        pieces.append(PLACEHOLDERS[match.group()])
+        position = match.end()
+    pieces.append(_qp(rendered[position:]))
     return pieces
 
 
-def render(digest, unsubscribe_url=UNSUBSCRIBE_URL):
+def render(digest, links=None):
     """The digest's HTML (CSS inlined) and text, as every subscriber sees them."""
     config = current_app.config
     context = {
@@ -52,7 +58,9 @@ def render(digest, unsubscribe_url=UNSUBSCRIBE_URL):
         "posts": digest.posts,
         "site_name": config["SITE_NAME"],
         "base_url": config["BASE_URL"],
-        "unsubscribe_url": unsubscribe_url,
+        "unsubscribe_url": "__NEWSLETTER_UNSUBSCRIBE_URL__",
+        "preferences_url": "__NEWSLETTER_PREFERENCES_URL__",
+        **(links or {}),
     }
     html = css_inline.inline(render_template("email/digest.html", **context))
     return html, render_template("email/digest.txt", **context)
@@ -95,9 +103,12 @@ class DigestMessages:
 
     def build(self, subscriber_id, email, name, nonce, date=None):
         """The message for one subscriber, as bytes ready for SMTP."""
-        token = tokens.make_token_for(tokens.UNSUBSCRIBE, subscriber_id, nonce)
-        unsubscribe_url = f"{self.base_url}/unsubscribe/{token}"
-        list_unsubscribe = f"<{unsubscribe_url}>"
+        make = tokens.make_token_for
+        urls = {
+            purpose: f"{self.base_url}/{purpose}/{make(purpose, subscriber_id, nonce)}"
+            for purpose in PLACEHOLDERS.values()
+        }
+        list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
         if self.mailto:
             list_unsubscribe += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
         headers = (
@@ -106,10 +117,10 @@ class DigestMessages:
             f"Message-ID: <{self.message_id_prefix}.{subscriber_id}@{self.domain}>\r\n"
             f"List-Unsubscribe: {list_unsubscribe}\r\n"
         ).encode()
-        link = _qp(unsubscribe_url)
+        links = {purpose: _qp(url) for purpose, url in urls.items()}
         message = [self.head, headers]
         for part_head, pieces in self.parts:
             message.append(part_head)
-            message.append(SOFT_BREAK.join(link if piece is None else piece for piece in pieces))
+            message.append(SOFT_BREAK.join(links.get(piece, piece) for piece in pieces))
         message.append(self.tail)
         return b"".join(message)

@@ -73,6 +73,35 @@ def unsubscribe(token):
     return render_template("public/unsubscribed.html", subscriber=subscriber)
 
 
+@bp.get("/preferences/<token>")
+def preferences(token):
+    subscriber = subscriptions.check_preferences(token)
+    return render_preferences(subscriber, token)
+
+
+@bp.post("/preferences/<token>")
+def save_preferences(token):
+    resubscribe = request.form.get("action") == "resubscribe"
+    try:
+        subscriber = subscriptions.update_preferences(
+            token, request.form.get("name", ""), resubscribe=resubscribe, ip=request.remote_addr
+        )
+    except InvalidSignup as error:
+        subscriber = subscriptions.check_preferences(token)
+        return render_preferences(subscriber, token, error=str(error)), 400
+    return render_preferences(subscriber, token, saved=True)
+
+
+def render_preferences(subscriber, token, **extra):
+    return render_template(
+        "public/preferences.html",
+        subscriber=subscriber,
+        token=token,
+        unsubscribe_token=tokens.make_token(tokens.UNSUBSCRIBE, subscriber),
+        **extra,
+    )
+
+
 @bp.errorhandler(tokens.TokenExpired)
 def link_expired(_error):
     token = request.view_args["token"]

@@ -162,3 +162,28 @@ def unsubscribe(token):
         subscriber.unsubscribed_at = utcnow()
         db.session.commit()
     return subscriber
+
+
+def check_preferences(token):
+    """The subscriber a preferences link is for; raises TokenInvalid or LinkNotValid."""
+    return _subscriber_for(*tokens.read_token(tokens.PREFERENCES, token))
+
+
+def update_preferences(token, name, resubscribe=False, ip=None):
+    """Change the reader's name; with ``resubscribe``, start their mail again.
+
+    The link came in an email to the address, so coming back needs no new
+    confirmation; the consent is recorded as coming from the preferences page.
+    """
+    subscriber = check_preferences(token)
+    subscriber.name = clean_name(name)
+    if resubscribe and subscriber.status != SubscriberStatus.CONFIRMED:
+        now = utcnow()
+        subscriber.status = SubscriberStatus.CONFIRMED
+        subscriber.signup_at = subscriber.confirmed_at = now
+        subscriber.signup_source = "preferences"
+        subscriber.signup_ip = subscriber.confirm_ip = ip
+        subscriber.unsubscribed_at = None
+        subscriber.hard_bounces = 0
+    db.session.commit()
+    return subscriber

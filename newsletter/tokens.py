@@ -6,6 +6,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
+PREFERENCES = "preferences"
 
 
 class TokenInvalid(Exception):

@@ -239,3 +239,29 @@ def test_a_killed_worker_repeats_at_most_one_message(app, smtp, start_worker_pro
     assert set(received) == readers
     duplicates = len(received) - len(set(received))
     assert duplicates <= 1, f"{duplicates} duplicates; {killed_at} sent before the kill"
+
+
+def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
+    app, runner, smtp, worker, feed
+):
+    add_readers(app, 1)
+    runner.invoke(args=["send-digest"])
+    [message] = smtp.wait_for(1)
+    path = re.search(r"http://127\.0\.0\.1:5000(/preferences/\S+)", text_of(message))[1]
+    assert path in html_of(message)
+    client = app.test_client()
+    page = client.get(path)
+    assert b"reader0@example.org" in page.data and b"Unsubscribe" in page.data
+
+    renamed = client.post(path, data={"name": "Ann", "action": "save"})
+    assert b"Saved." in renamed.data and b'value="Ann"' in renamed.data
+    assert client.post(path, data={"name": "A\nB"}).status_code == 400
+
+    unsubscribe = re.search(r'action="(/unsubscribe/[^"]+)"', page.get_data(as_text=True))[1]
+    client.post(unsubscribe)
+    back = client.post(path, data={"name": "Ann", "action": "resubscribe"})
+    assert b"you get The Newsletter" in back.data
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        assert (reader.status, reader.signup_source) == ("confirmed", "preferences")
+    assert client.get(path.replace("/preferences/", "/unsubscribe/")).status_code == 400
