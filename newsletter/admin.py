@@ -16,8 +16,9 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
+from wtforms.fields.choices import SelectChoice
 
-from newsletter import admins, digest_mail, digests, directory, posts, queue
+from newsletter import admins, digest_mail, digests, directory, posts, queue, settings
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.forms import (
     ActionForm,
@@ -27,6 +28,7 @@ from newsletter.forms import (
     LogoutForm,
     PostForm,
     ScheduleForm,
+    SettingsForm,
     TestSendForm,
 )
 from newsletter.models import Admin, Digest, Post, SubscriberStatus
@@ -151,7 +153,7 @@ def digest_list():
 def new_digest():
     form = DigestForm()
     unsent = digests.unsent_posts()
-    form.posts.choices = [(post.id, post.title) for post in unsent]
+    form.posts.choices = [SelectChoice(post.id, post.title) for post in unsent]
     if request.method == "GET":
         form.posts.data = [post.id for post in unsent]
     if form.validate_on_submit():
@@ -219,3 +221,15 @@ def digest_action(digest_id, action):
     except digests.DigestError as error:
         flash(str(error), "error")
     return redirect(url_for("admin.show_digest", digest_id=digest_id))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def edit_settings():
+    form = SettingsForm(obj=settings.current())
+    if form.validate_on_submit():
+        fields = {name: field.data for name, field in form._fields.items() if name != "csrf_token"}
+        settings.update(**fields)
+        flash("Settings saved.", "note")
+        return redirect(url_for("admin.edit_settings"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/settings.html", form=form), status

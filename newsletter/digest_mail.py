@@ -101,6 +101,9 @@ class DigestMessages:
         common["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return bytes(common).split(b"\r\n\r\n", 1)[0] + b"\r\n"
 
+    def message_id(self, subscriber_id):
+        return f"<{self.message_id_prefix}.{subscriber_id}@{self.domain}>"
+
     def build(self, subscriber_id, email, name, nonce, date=None):
         """The message for one subscriber, as bytes ready for SMTP."""
         make = tokens.make_token_for
@@ -114,7 +117,7 @@ class DigestMessages:
         headers = (
             f"To: {formataddr((name, smtp_address(email)))}\r\n"
             f"Date: {date or formatdate(usegmt=True)}\r\n"
-            f"Message-ID: <{self.message_id_prefix}.{subscriber_id}@{self.domain}>\r\n"
+            f"Message-ID: {self.message_id(subscriber_id)}\r\n"
             f"List-Unsubscribe: {list_unsubscribe}\r\n"
         ).encode()
         links = {purpose: _qp(url) for purpose, url in urls.items()}

@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import mailer
+from newsletter import mailer, settings
 from newsletter.addresses import normalize_email
 from newsletter.digest_mail import DigestMessages
 from newsletter.emails import CLOCK_TOLERANCE, retry_delay
@@ -400,3 +400,29 @@ def history(limit=50):
     """Recent digests, newest first, each with its delivery counts."""
     found = db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(limit)).all()
     return [(digest, progress(digest.id)) for digest in found]
+
+
+def run_periodic(now=None):
+    """Send this week's digest if admins turned it on and its hour has come.
+
+    Returns the new digest's id, or None. Runs at most once a day even if beat
+    calls it often; a week without new posts sends nothing.
+    """
+    now = now or utcnow()
+    chosen = settings.current()
+    due = (
+        chosen.periodic_enabled
+        and now.weekday() == chosen.periodic_weekday
+        and now.hour >= chosen.periodic_hour
+        and (chosen.periodic_last_run_at is None or chosen.periodic_last_run_at.date() < now.date())
+    )
+    if not due:
+        return None
+    chosen.periodic_last_run_at = now
+    db.session.commit()
+    try:
+        digest = create_digest(f"{current_app.config['SITE_NAME']}: {now:%d %B %Y}")
+    except DigestError:
+        return None
+    schedule(digest.id)
+    return digest.id

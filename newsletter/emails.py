@@ -1,18 +1,21 @@
 """Transactional emails: what each one says, and sending one job exactly once."""
 
 import random
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app, render_template
 from flask_mail import Message
 from sqlalchemy import or_, select, update
 
-from newsletter import tokens
+from newsletter import mailer, settings, tokens
+from newsletter.digest_mail import DigestMessages
 from newsletter.extensions import db
-from newsletter.mailer import PermanentFailure, TemporaryFailure, deliver
-from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
+from newsletter.mailer import PermanentFailure, TemporaryFailure
+from newsletter.models import EmailJob, EmailKind, JobStatus, Post, SubscriberStatus, utcnow
+
+WELCOME_POSTS = 5
 
 # A hint for a retry may arrive a moment before its due time on another host's clock.
 CLOCK_TOLERANCE = timedelta(seconds=1)
@@ -41,6 +44,15 @@ def new_message_id():
     return make_msgid(domain=domain)
 
 
+@dataclass(frozen=True)
+class Email:
+    """A message ready for SMTP."""
+
+    to: str
+    raw: bytes
+    message_id: str
+
+
 def build_confirmation(subscriber):
     """The email whose link confirms a pending subscription."""
     context = {
@@ -56,16 +68,43 @@ def build_confirmation(subscriber):
         html=render_template("email/confirmation.html", **context),
     )
     message.msgId = new_message_id()
-    return message
+    if message.has_bad_headers():
+        raise PermanentFailure("a header holds a line break")
+    return Email(subscriber.email, message.as_bytes(), message.msgId)
 
 
-BUILDERS = {EmailKind.CONFIRMATION: build_confirmation}
+@dataclass
+class WelcomeIssue:
+    """The welcome email is a digest of the latest posts, made like every digest."""
+
+    subject: str
+    intro: str
+    posts: list
+    id: str = "welcome"
+    created_at: datetime = field(default_factory=utcnow)
+
+
+def build_welcome(subscriber):
+    """The email a reader gets right after confirming: a hello and the latest posts."""
+    chosen = settings.current()
+    latest = db.session.scalars(
+        select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
+    ).all()
+    issue = WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest)
+    messages = DigestMessages(issue)
+    raw = messages.build(subscriber.id, subscriber.email, subscriber.name, subscriber.token_nonce)
+    return Email(subscriber.email, raw, messages.message_id(subscriber.id))
+
+
+BUILDERS = {EmailKind.CONFIRMATION: build_confirmation, EmailKind.WELCOME: build_welcome}
+WANTED_STATUS = {
+    EmailKind.CONFIRMATION: SubscriberStatus.PENDING,
+    EmailKind.WELCOME: SubscriberStatus.CONFIRMED,
+}
 
 
 def still_wanted(job):
-    if job.kind == EmailKind.CONFIRMATION:
-        return job.subscriber.status == SubscriberStatus.PENDING
-    return True
+    return job.subscriber.status == WANTED_STATUS[job.kind]
 
 
 def send_email_job(job_id):
@@ -79,14 +118,15 @@ def send_email_job(job_id):
         return Outcome("not-claimed")
     if not still_wanted(job):
         return _finish(job, JobStatus.SKIPPED)
-    message = BUILDERS[job.kind](job.subscriber)
     try:
-        deliver(message)
+        email = BUILDERS[job.kind](job.subscriber)
+        with mailer.connection() as sender:
+            sender.send(email.to, email.raw)
     except TemporaryFailure as error:
         return _retry_later(job, str(error))
     except PermanentFailure as error:
         return _finish(job, JobStatus.FAILED, error=str(error))
-    job.message_id = message.msgId
+    job.message_id = email.message_id
     return _finish(job, JobStatus.SENT)
 
 

@@ -6,14 +6,17 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     EmailField,
+    IntegerField,
     PasswordField,
+    SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
     URLField,
     widgets,
 )
-from wtforms.validators import URL, DataRequired, Length
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import URL, DataRequired, Length, NumberRange
 
 
 class LoginForm(FlaskForm):
@@ -59,3 +62,17 @@ class ScheduleForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes something: only its CSRF token."""
+
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+class SettingsForm(FlaskForm):
+    welcome_enabled = BooleanField("Send a welcome email with the latest posts after confirming")
+    welcome_subject = StringField("Welcome subject", validators=[DataRequired(), Length(max=200)])
+    welcome_intro = TextAreaField("Welcome text")
+    periodic_enabled = BooleanField("Send a digest of new posts every week")
+    periodic_weekday = SelectField(
+        "On", coerce=int, choices=[SelectChoice(n, day) for n, day in enumerate(WEEKDAYS)]
+    )
+    periodic_hour = IntegerField("At hour (UTC)", validators=[NumberRange(0, 23)])

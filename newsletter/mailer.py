@@ -93,16 +93,6 @@ class SMTPSender:
             raise ConnectionFailure(_describe(error)) from error
 
 
-def deliver(message):
-    """Send one Flask-Mail message on a connection of its own."""
-    if message.has_bad_headers():
-        raise PermanentFailure("a header holds a line break")
-    [recipient] = message.recipients
-    address = recipient[1] if isinstance(recipient, tuple) else recipient
-    with connection() as sender:
-        sender.send(address, message.as_bytes())
-
-
 def _failure(code, detail):
     kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
     if isinstance(detail, bytes):

@@ -61,6 +61,7 @@ class Subscriber(db.Model):
 
 class EmailKind(StrEnum):
     CONFIRMATION = "confirmation"
+    WELCOME = "welcome"
 
 
 class JobStatus(StrEnum):
@@ -190,3 +191,19 @@ class Delivery(db.Model):
         Index("ix_delivery_digest_status_due", "digest_id", "status", "due_at"),
         Index("ix_delivery_subscriber_id", "subscriber_id"),
     )
+
+
+class Settings(db.Model):
+    """What admins set in the admin area; a single row."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    welcome_enabled: Mapped[bool] = mapped_column(default=True)
+    welcome_subject: Mapped[str] = mapped_column(String(200), default="Welcome aboard")
+    welcome_intro: Mapped[str] = mapped_column(
+        Text, default="Thank you for subscribing. Here is what we published lately."
+    )
+    periodic_enabled: Mapped[bool] = mapped_column(default=False)
+    # Weekly: Monday is 0. The hour is in UTC.
+    periodic_weekday: Mapped[int] = mapped_column(default=0)
+    periodic_hour: Mapped[int] = mapped_column(default=8)
+    periodic_last_run_at: Mapped[datetime | None]

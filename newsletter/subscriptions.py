@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import tokens
+from newsletter import settings, tokens
 from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -119,7 +119,8 @@ def check_confirmation(token):
 
 
 def confirm(token, ip=None):
-    """Confirm the subscription a link was made for. Confirming twice is harmless.
+    """Confirm the subscription a link was made for, and owe the reader a welcome email
+    (when admins keep it on). Confirming twice is harmless.
 
     A subscription that was cancelled after the link was sent stays cancelled.
     """
@@ -128,7 +129,13 @@ def confirm(token, ip=None):
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.confirmed_at = utcnow()
         subscriber.confirm_ip = ip
+        welcome = None
+        if settings.current().welcome_enabled:
+            welcome = EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber)
+            db.session.add(welcome)
         db.session.commit()
+        if welcome is not None:
+            hint_email_job(welcome.id)
     elif subscriber.status != SubscriberStatus.CONFIRMED:
         raise LinkNotValid()
     return subscriber

@@ -4,15 +4,23 @@ many sign-ups at once, and no mail server at all (the outbox)."""
 import threading
 import time
 
+import pytest
 from sqlalchemy import select
 
-from newsletter import outbox
+from newsletter import outbox, settings
 from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
 from tests.smtp import SMTPServer, free_port, link_in
 from workers.tasks import requeue_lost_email_jobs
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture(autouse=True)
+def without_welcome_email(app):
+    """These stories count confirmation emails; the welcome email has its own tests."""
+    with app.app_context():
+        settings.update(welcome_enabled=False)
 
 
 def only_job(app):

@@ -1,10 +1,19 @@
 """A visitor signs up, gets the confirmation email from a real worker, and confirms."""
 
+import pytest
 from sqlalchemy import select
 
+from newsletter import settings
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from tests.smtp import html_of, link_in, text_of
+
+
+@pytest.fixture(autouse=True)
+def without_welcome_email(app):
+    """These stories count confirmation emails; the welcome email has its own tests."""
+    with app.app_context():
+        settings.update(welcome_enabled=False)
 
 
 def subscriber(app, email):

@@ -58,6 +58,10 @@ def celery_settings(config):
                 "task": "newsletter.requeue_lost_email_jobs",
                 "schedule": SWEEP_INTERVAL_SECONDS,
             },
+            "periodic-digest": {
+                "task": "newsletter.run_periodic_digest",
+                "schedule": 300.0,
+            },
             "import-feed": {
                 "task": "newsletter.import_feed",
                 "schedule": float(config["FEED_POLL_SECONDS"]),

@@ -57,3 +57,11 @@ def import_feed():
 @shared_task(name="newsletter.send_test_digest")
 def send_test_digest(digest_id, address):
     digests.send_test(digest_id, address)
+
+
+@shared_task(name="newsletter.run_periodic_digest")
+def run_periodic_digest():
+    digest_id = digests.run_periodic()
+    if digest_id is not None:
+        start_digest.delay(digest_id)
+    return digest_id
