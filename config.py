@@ -62,6 +62,11 @@ class Config:
     DIGEST_PARALLEL_BATCHES = _env_int("DIGEST_PARALLEL_BATCHES", 4)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
+    # DKIM signing of every email (off unless both are set); the domain defaults to
+    # MAIL_DEFAULT_SENDER's.
+    DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR")
+    DKIM_PRIVATE_KEY_PATH = os.environ.get("DKIM_PRIVATE_KEY_PATH")
+    DKIM_DOMAIN = os.environ.get("DKIM_DOMAIN")
     # An address for mailto: unsubscribes, added to List-Unsubscribe when set.
     LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO")
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).

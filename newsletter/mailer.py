@@ -11,7 +11,9 @@ recipients). Failures are sorted into the kinds the senders act on:
 import smtplib
 from contextlib import contextmanager
 from email.utils import parseaddr
+from pathlib import Path
 
+import dkim
 from flask import current_app
 
 from newsletter import outbox
@@ -28,6 +30,14 @@ class PermanentFailure(Exception):
 
 class ConnectionFailure(TemporaryFailure):
     """No message can go out on this connection now."""
+
+
+# Signed even when absent, so nobody can add them later; dkimpy's default list
+# leaves out List-Unsubscribe-Post, which RFC 8058 wants signed.
+DKIM_HEADERS = [
+    b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+    b"list-id", b"list-unsubscribe", b"list-unsubscribe-post",
+]  # fmt: skip
 
 
 def uses_outbox():
@@ -47,8 +57,9 @@ def smtp_address(address):
 @contextmanager
 def connection():
     """A sender for many messages: ``sender.send(recipient, raw_bytes)``."""
+    sign = dkim_signer()
     if uses_outbox():
-        yield OutboxSender()
+        yield OutboxSender(sign)
         return
     smtp = mail.connect()
     try:
@@ -56,7 +67,7 @@ def connection():
     except (OSError, smtplib.SMTPException) as error:
         raise ConnectionFailure(_describe(error)) from error
     try:
-        yield SMTPSender(smtp.host, envelope_sender())
+        yield SMTPSender(smtp.host, envelope_sender(), sign)
     finally:
         try:
             smtp.host.quit()
@@ -64,17 +75,42 @@ def connection():
             smtp.host.close()
 
 
+def dkim_signer():
+    """A function that prepends a DKIM signature, or one that changes nothing.
+
+    On when DKIM_SELECTOR and DKIM_PRIVATE_KEY_PATH are set. dkimpy signs in pure
+    Python (about 8 ms for a 2048-bit RSA key), so at high volume signing at the
+    relay (e.g. OpenDKIM) is faster.
+    """
+    config = current_app.config
+    if not (config.get("DKIM_SELECTOR") and config.get("DKIM_PRIVATE_KEY_PATH")):
+        return lambda raw: raw
+    key = Path(config["DKIM_PRIVATE_KEY_PATH"]).read_bytes()
+    selector = config["DKIM_SELECTOR"].encode()
+    domain = (config.get("DKIM_DOMAIN") or envelope_sender().rpartition("@")[2]).encode()
+
+    def sign(raw):
+        return dkim.sign(raw, selector, domain, key, include_headers=DKIM_HEADERS) + raw
+
+    return sign
+
+
 class OutboxSender:
+    def __init__(self, sign):
+        self.sign = sign
+
     def send(self, recipient, raw_message):
-        outbox.store(raw_message)
+        outbox.store(self.sign(raw_message))
 
 
 class SMTPSender:
-    def __init__(self, host, envelope_from):
+    def __init__(self, host, envelope_from, sign):
         self.host = host
         self.envelope_from = envelope_from
+        self.sign = sign
 
     def send(self, recipient, raw_message):
+        raw_message = self.sign(raw_message)
         try:
             self.host.sendmail(self.envelope_from, [smtp_address(recipient)], raw_message)
         except smtplib.SMTPRecipientsRefused as refused:

@@ -1,11 +1,14 @@
 """Admins' digests reach every confirmed subscriber exactly once, through real
 workers and a real SMTP server, whatever fails on the way."""
 
+import base64
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
+import dkim
 import pytest
 from sqlalchemy import func, select, update
 
@@ -265,3 +268,27 @@ def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
         reader = db.session.scalar(select(Subscriber))
         assert (reader.status, reader.signup_source) == ("confirmed", "preferences")
     assert client.get(path.replace("/preferences/", "/unsubscribe/")).status_code == 400
+
+
+def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
+    make_app, smtp, start_worker_for, tmp_path
+):
+    key = tmp_path / "dkim.pem"
+    openssl = {"check": True, "capture_output": True}
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], **openssl)
+    der = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], **openssl)
+    app = make_app(
+        DKIM_SELECTOR="news", DKIM_PRIVATE_KEY_PATH=str(key), MAIL_DEFAULT_SENDER="n@example.org"
+    )
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    add_readers(app, 2)
+    start_worker_for(app)
+    app.test_cli_runner().invoke(args=["send-digest"])
+    smtp.wait_for(2)
+    raw = smtp.raw[0]
+    signature = raw.split(b"\r\n\r\n")[0].decode()
+    assert "d=example.org" in signature and "s=news" in signature
+    signed = re.search(r"h=([^;]+);", signature.replace("\r\n", ""))[1].replace(" ", "").split(":")
+    assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(signed)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der.stdout)
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
