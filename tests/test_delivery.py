@@ -1,7 +1,6 @@
 """Getting the confirmation out through real failures: SMTP errors, a dead broker,
 many sign-ups at once, and no mail server at all (the outbox)."""
 
-import threading
 import time
 
 import pytest
@@ -10,6 +9,7 @@ from sqlalchemy import select
 from newsletter import outbox, settings
 from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
+from tests.helpers import sign_up_concurrently, wait_until
 from tests.smtp import SMTPServer, free_port, link_in
 from workers.tasks import requeue_lost_email_jobs
 
@@ -28,13 +28,6 @@ def only_job(app):
         [job] = db.session.scalars(select(EmailJob)).all()
         db.session.expunge(job)
         return job
-
-
-def wait_until(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def make_jobs_overdue(app):
@@ -128,16 +121,7 @@ def test_many_concurrent_signups_each_get_exactly_one_email(make_app, smtp, star
     start_worker_for(app, concurrency=4)
     addresses = [f"reader{n}@example.org" for n in range(40)]
 
-    def sign_up(chunk):
-        client = app.test_client()
-        for address in chunk:
-            assert client.post("/api/subscribe", json={"email": address}).status_code == 202
-
-    threads = [threading.Thread(target=sign_up, args=(addresses[i::8],)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert sign_up_concurrently(app, addresses, clients=8) == [202] * len(addresses)
     smtp.wait_for(40, timeout=60)
     time.sleep(0.5)
     assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
@@ -192,16 +176,7 @@ def test_two_worker_processes_and_concurrent_signups_send_each_email_once(
     workers = [start_worker_process(app), start_worker_process(app)]
     addresses = [f"busy{n}@example.org" for n in range(120)]
 
-    def sign_up(chunk):
-        client = app.test_client()
-        for address in chunk:
-            assert client.post("/api/subscribe", json={"email": address}).status_code == 202
-
-    threads = [threading.Thread(target=sign_up, args=(addresses[i::6],)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert sign_up_concurrently(app, addresses, clients=6) == [202] * len(addresses)
     smtp.wait_for(len(addresses), timeout=60)
 
     def all_sent():

@@ -22,6 +22,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from tests.helpers import wait_until
 from tests.smtp import SMTPServer, free_port, html_of, text_of
 from workers.tasks import requeue_lost_email_jobs, start_digest
 
@@ -41,13 +42,6 @@ def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader"):
 def digest_state(app, digest_id):
     with app.app_context():
         return db.session.get(Digest, digest_id).status, digests.progress(digest_id)
-
-
-def wait_until(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def wait_until_sent(app, digest_id, timeout=30):
