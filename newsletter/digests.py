@@ -353,16 +353,18 @@ def set_paused(digest_id, paused):
 
 
 def stalled_digest_ids():
-    """Sending digests with due deliveries that no worker holds: their hints were lost."""
+    """Sending digests whose hints were lost: due deliveries that no worker holds, or
+    none left at all but nobody marked the digest sent. A batch task settles either."""
     now = utcnow()
+    pending = and_(Delivery.digest_id == Digest.id, Delivery.status == DeliveryStatus.PENDING)
     stalled = exists().where(
-        Delivery.digest_id == Digest.id,
-        Delivery.status == DeliveryStatus.PENDING,
+        pending,
         Delivery.due_at <= now,
         or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
     )
+    unfinished = ~exists().where(pending)
     return db.session.scalars(
-        select(Digest.id).where(Digest.status == DigestStatus.SENDING, stalled)
+        select(Digest.id).where(Digest.status == DigestStatus.SENDING, or_(stalled, unfinished))
     ).all()
 
 

@@ -286,3 +286,15 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(signed)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der.stdout)
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_the_sweep_finishes_a_digest_whose_last_hint_was_lost(app, smtp, start_worker_for, feed):
+    add_readers(app, 2)
+    with app.app_context():
+        digest_id = digests.create_digest("Lost hint").id
+        digests.start_sending(digest_id)
+        db.session.execute(update(Delivery).values(status=DeliveryStatus.SENT))
+        db.session.commit()
+    start_worker_for(app)
+    requeue_lost_email_jobs.delay()
+    assert wait_until_sent(app, digest_id)["sent"] == 2
