@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Post, Subscriber, SubscriberStatus
+from workers.tasks import requeue_lost_email_jobs
 
 ADMIN = ("admin@example.org", "correct horse battery")
 
@@ -293,3 +294,33 @@ def test_an_admin_composes_previews_tests_and_sends_a_digest(
         in admin_client.get(again.headers["Location"]).data
     )
     assert admin_client.post(f"{digest_path}/send", data={}).status_code == 400
+
+
+def test_an_admin_schedules_a_digest_and_the_sweep_sends_it_when_due(
+    app, admin_client, runner, smtp, worker
+):
+    runner.invoke(args=["import-feed", "tests/data/feed.rss"])
+    add(app, ("one@example.org", "confirmed", ""))
+    token = csrf_token(admin_client.get("/admin/digests/new"))
+    created = admin_client.post(
+        "/admin/digests/new", data={"csrf_token": token, "subject": "Later", "posts": []}
+    )
+    assert created.status_code == 400
+    assert b"no posts to send" in created.data
+    with app.app_context():
+        post_ids = [str(post_id) for post_id in db.session.scalars(select(Post.id))]
+    created = admin_client.post(
+        "/admin/digests/new", data={"csrf_token": token, "subject": "Later", "posts": post_ids}
+    )
+    digest_path = created.headers["Location"]
+    bad = admin_client.post(f"{digest_path}/schedule", data={"csrf_token": token, "send_at": "x"})
+    assert bad.status_code == 400
+    admin_client.post(
+        f"{digest_path}/schedule", data={"csrf_token": token, "send_at": "2026-01-01T08:00"}
+    )
+    assert admin_client.get(f"{digest_path}/progress").json["status"] == "scheduled"
+    assert b"2026-01-01 08:00 UTC" in admin_client.get(digest_path).data
+
+    requeue_lost_email_jobs.delay()
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "Later"

@@ -272,7 +272,10 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     subprocess.run(["openssl", "genrsa", "-out", key, "2048"], **openssl)
     der = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], **openssl)
     app = make_app(
-        DKIM_SELECTOR="news", DKIM_PRIVATE_KEY_PATH=str(key), MAIL_DEFAULT_SENDER="n@example.org"
+        DKIM_SELECTOR="news",
+        DKIM_PRIVATE_KEY_PATH=str(key),
+        MAIL_DEFAULT_SENDER="n@example.org",
+        LIST_UNSUBSCRIBE_MAILTO="leave@example.org",
     )
     app.test_cli_runner().invoke(args=["import-feed", FEED])
     add_readers(app, 2)
@@ -284,6 +287,9 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     assert "d=example.org" in signature and "s=news" in signature
     signed = re.search(r"h=([^;]+);", signature.replace("\r\n", ""))[1].replace(" ", "").split(":")
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(signed)
+    assert smtp.received[0]["List-Unsubscribe"].endswith(
+        ", <mailto:leave@example.org?subject=unsubscribe>"
+    )
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der.stdout)
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
 
