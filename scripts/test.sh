@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and runs every test: lint, then the suite on the embedded default
-# (SQLite + SQLite broker), then again on PostgreSQL + Redis. Those two are
+# (SQLite + SQLite broker), then again on PostgreSQL + Redis, browser tests
+# (headless Chromium) included. Those two are
 # started if they are installed but down; on a machine without them that half is
 # skipped with a notice, except under CI (CI=true), where it must run.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k unsubscribe
@@ -11,6 +12,15 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_test}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own
+# here). Under CI it is installed when missing; elsewhere those tests skip.
+if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null; then
+    echo "== installing Chromium for the browser tests"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq chromium >/dev/null || echo "NOTICE: Chromium could not be installed."
+fi
 
 echo "== ruff"
 ruff check .
