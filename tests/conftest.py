@@ -6,6 +6,7 @@ on PostgreSQL and Redis instead.
 """
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from config import TestConfig
 from newsletter import create_app
@@ -52,14 +53,21 @@ def smtp(smtp_server):
 
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory):
-    """The schema, made once per session by the real migrations."""
+    """The schema, made once per session by the real migrations.
+
+    On PostgreSQL each test session gets a schema of its own (through the URL's
+    search_path), so two runs on one server never touch each other's tables.
+    """
     if SERVER_DATABASE_URL:
-        engine = create_engine(SERVER_DATABASE_URL)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-        url = SERVER_DATABASE_URL
+        schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
+        server = create_engine(SERVER_DATABASE_URL)
+        with server.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        url = (
+            make_url(SERVER_DATABASE_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
     else:
         template = tmp_path_factory.mktemp("template") / "newsletter.sqlite"
         url = f"sqlite:///{template}"
@@ -67,7 +75,11 @@ def migrated_database(tmp_path_factory):
     with app.app_context():
         upgrade()
         db.engine.dispose()
-    return url
+    yield url
+    if SERVER_DATABASE_URL:
+        with server.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        server.dispose()
 
 
 @pytest.fixture
