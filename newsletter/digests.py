@@ -10,7 +10,7 @@ sweep hands its rows to another worker. Broker messages only say "there is
 work for digest N".
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formatdate
 
@@ -76,7 +76,7 @@ def start_sending(digest_id):
     """Owe the digest to every confirmed subscriber, and mark it sending.
 
     Safe to repeat: the (digest, subscriber) pairs are unique, so a repeat adds
-    only subscribers confirmed since. Returns the number of deliveries owed.
+    only subscribers confirmed since.
     """
     digest = db.session.get(Digest, digest_id)
     if digest is None:
@@ -84,7 +84,7 @@ def start_sending(digest_id):
     if digest.status == DigestStatus.SENT:
         raise DigestError("This digest was sent already.")
     if digest.status == DigestStatus.PAUSED:
-        return db.session.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
+        return
     now = utcnow()
     already = exists().where(
         Delivery.digest_id == digest_id, Delivery.subscriber_id == Subscriber.id
@@ -108,7 +108,6 @@ def start_sending(digest_id):
     digest.status = DigestStatus.SENDING
     digest.started_at = digest.started_at or now
     db.session.commit()
-    return db.session.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
 
 
 @dataclass
@@ -120,7 +119,6 @@ class BatchResult:
     retried: int = 0
     # Seconds until the earliest retry is due, when nothing else is left to do now.
     retry_in: float | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 _message_makers = {}
@@ -128,7 +126,7 @@ _message_makers = {}
 
 def messages_for(digest):
     """One renderer per digest and process: the digest is rendered once, not per batch."""
-    key = (current_app.name, id(current_app._get_current_object()), digest.id)
+    key = (id(current_app._get_current_object()), digest.id)
     if key not in _message_makers:
         _message_makers.clear()
         _message_makers[key] = DigestMessages(digest)
@@ -179,7 +177,6 @@ def send_batch(digest_id):
         outcome["retry"] += [
             (row[0], row[6], str(error)) for row in recipients if row[0] not in done
         ]
-        result.errors.append(str(error))
     _record(outcome, result)
     return result
 

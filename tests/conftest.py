@@ -23,6 +23,7 @@ from config import TestConfig
 from newsletter import create_app
 from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, utcnow
+from tests.helpers import ADMIN, log_in
 from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,21 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin(runner):
+    """An admin made with `create-admin`, as an operator would."""
+    result = runner.invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
+    assert result.exit_code == 0, result.output
+    assert "can log in at http://127.0.0.1:5000/admin/" in result.output
+
+
+@pytest.fixture
+def admin_client(admin, client):
+    """The test client, logged in as that admin."""
+    assert log_in(client).status_code == 302
+    return client
 
 
 def wait_until_mail_settles(app, timeout=10):

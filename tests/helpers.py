@@ -1,7 +1,10 @@
 """Small helpers the stories share."""
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+ADMIN = ("admin@example.org", "correct horse battery")
 
 
 def wait_until(predicate, timeout=20):
@@ -22,3 +25,17 @@ def sign_up_concurrently(app, addresses, clients):
     chunks = [addresses[i::clients] for i in range(clients)]
     with ThreadPoolExecutor(clients) as pool:
         return [status for statuses in pool.map(sign_up, chunks) for status in statuses]
+
+
+def csrf_token(page):
+    """The CSRF token of the (first) form on a page."""
+    return re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+    )[1]
+
+
+def log_in(client, email=ADMIN[0], password=ADMIN[1]):
+    token = csrf_token(client.get("/admin/login"))
+    return client.post(
+        "/admin/login", data={"email": email, "password": password, "csrf_token": token}
+    )

@@ -4,40 +4,12 @@ import io
 import re
 import time
 
-import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Post, Subscriber, SubscriberStatus
-from workers.tasks import requeue_lost_email_jobs
-
-ADMIN = ("admin@example.org", "correct horse battery")
-
-
-def csrf_token(page):
-    return re.search(
-        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
-    )[1]
-
-
-def log_in(client, email=ADMIN[0], password=ADMIN[1]):
-    token = csrf_token(client.get("/admin/login"))
-    return client.post(
-        "/admin/login", data={"email": email, "password": password, "csrf_token": token}
-    )
-
-
-@pytest.fixture
-def admin(runner):
-    result = runner.invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
-    assert result.exit_code == 0, result.output
-    assert "can log in at http://127.0.0.1:5000/admin/" in result.output
-
-
-@pytest.fixture
-def admin_client(admin, client):
-    assert log_in(client).status_code == 302
-    return client
+from tests.helpers import ADMIN, csrf_token, log_in
+from workers.tasks import sweep
 
 
 def add(app, *subscribers):
@@ -321,6 +293,6 @@ def test_an_admin_schedules_a_digest_and_the_sweep_sends_it_when_due(
     assert admin_client.get(f"{digest_path}/progress").json["status"] == "scheduled"
     assert b"2026-01-01 08:00 UTC" in admin_client.get(digest_path).data
 
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     [message] = smtp.wait_for(1)
     assert message["Subject"] == "Later"

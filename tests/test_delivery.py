@@ -11,7 +11,7 @@ from newsletter.extensions import db
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
 from tests.helpers import sign_up_concurrently, wait_until
 from tests.smtp import SMTPServer, free_port, link_in
-from workers.tasks import requeue_lost_email_jobs
+from workers.tasks import sweep
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
@@ -95,7 +95,7 @@ def test_a_signup_is_kept_when_the_broker_is_down_and_the_sweep_sends_it(
     online = make_app()
     start_worker_for(online)
     make_jobs_overdue(online)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     [message] = smtp.wait_for(1)
     assert message["To"] == "kept@example.org"
     wait_until(lambda: only_job(online).status == JobStatus.SENT)
@@ -111,7 +111,7 @@ def test_a_lost_hint_is_harmless_and_a_repeated_one_sends_nothing_twice(app, cli
     for _ in range(3):
         send_email_job.delay(job_id)
     make_jobs_overdue(app)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     time.sleep(1)
     assert len(smtp.received) == 1
 

@@ -24,7 +24,7 @@ from newsletter.models import (
 )
 from tests.helpers import wait_until
 from tests.smtp import SMTPServer, free_port, html_of, text_of
-from workers.tasks import requeue_lost_email_jobs, start_digest
+from workers.tasks import start_digest, sweep
 
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
 
@@ -192,7 +192,7 @@ def test_a_digest_can_be_paused_and_resumed(app, smtp, start_worker_for, feed):
     assert digest_state(app, digest_id)[0] == DigestStatus.PAUSED
     with app.app_context():
         assert digests.set_paused(digest_id, False)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     assert wait_until_sent(app, digest_id)["sent"] == 6
 
 
@@ -204,7 +204,7 @@ def test_starting_a_send_twice_never_sends_anyone_two_copies(app, smtp, start_wo
     start_worker_for(app, concurrency=4)
     for _ in range(3):
         start_digest.delay(digest_id)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     smtp.wait_for(15)
     wait_until_sent(app, digest_id)
     time.sleep(0.5)
@@ -228,7 +228,7 @@ def test_a_killed_worker_repeats_at_most_one_message(app, smtp, start_worker_pro
 
     start_worker_process(app, concurrency=2, env=env)
     time.sleep(2.5)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     smtp.wait_for(len(readers), timeout=60)
     wait_until_sent(app, digest_id, timeout=60)
     time.sleep(0.5)
@@ -302,5 +302,5 @@ def test_the_sweep_finishes_a_digest_whose_last_hint_was_lost(app, smtp, start_w
         db.session.execute(update(Delivery).values(status=DeliveryStatus.SENT))
         db.session.commit()
     start_worker_for(app)
-    requeue_lost_email_jobs.delay()
+    sweep.delay()
     assert wait_until_sent(app, digest_id)["sent"] == 2

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from newsletter import digests, settings
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus
+from tests.helpers import csrf_token
 from tests.smtp import html_of, link_in, text_of
-from tests.test_admin import csrf_token, log_in
 
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
 
@@ -34,10 +34,8 @@ def test_a_reader_who_confirms_gets_a_welcome_with_the_latest_posts(
     assert len(smtp.received) == 2
 
 
-def test_admins_edit_or_turn_off_the_welcome_email(app, runner, smtp, worker):
-    runner.invoke(args=["create-admin", "admin@example.org", "--password", "correct horse battery"])
-    admin = app.test_client()
-    log_in(admin)
+def test_admins_edit_or_turn_off_the_welcome_email(app, admin_client, smtp, worker):
+    admin = admin_client
     token = csrf_token(admin.get("/admin/settings"))
     form = {
         "csrf_token": token,

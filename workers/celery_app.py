@@ -54,8 +54,8 @@ def celery_settings(config):
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
-            "requeue-lost-email-jobs": {
-                "task": "newsletter.requeue_lost_email_jobs",
+            "sweep": {
+                "task": "newsletter.sweep",
                 "schedule": SWEEP_INTERVAL_SECONDS,
             },
             "periodic-digest": {

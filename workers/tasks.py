@@ -14,8 +14,8 @@ def send_email_job(job_id):
     return outcome.status
 
 
-@shared_task(name="newsletter.requeue_lost_email_jobs")
-def requeue_lost_email_jobs():
+@shared_task(name="newsletter.sweep")
+def sweep():
     """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
     job_ids = emails.lost_job_ids()
     for job_id in job_ids:
