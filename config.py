@@ -60,6 +60,9 @@ class Config:
     # this many batches are in flight at once (spread over all workers).
     DIGEST_BATCH_SIZE = _env_int("DIGEST_BATCH_SIZE", 200)
     DIGEST_PARALLEL_BATCHES = _env_int("DIGEST_PARALLEL_BATCHES", 4)
+    # A batch task goes on with the next batch for this many seconds before it hands
+    # the rest to a new task (so pausing or stopping a worker waits at most this long).
+    DIGEST_TASK_SECONDS = _env_int("DIGEST_TASK_SECONDS", 3)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # DKIM signing of every email (off unless both are set); the domain defaults to

@@ -10,6 +10,7 @@ sweep hands its rows to another worker. Broker messages only say "there is
 work for digest N".
 """
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formatdate
@@ -119,6 +120,25 @@ class BatchResult:
     retried: int = 0
     # Seconds until the earliest retry is due, when nothing else is left to do now.
     retry_in: float | None = None
+    # The last batch found work, so there may be more.
+    more: bool = False
+
+
+def send_for(digest_id, seconds):
+    """Send batch after batch for about ``seconds``, or until none is due.
+
+    One task doing several batches costs one broker round trip for all of them
+    instead of one each, which matters most on a polling broker.
+    """
+    deadline = time.monotonic() + seconds
+    total = BatchResult()
+    while True:
+        result = send_batch(digest_id)
+        for counted in ("claimed", "sent", "failed", "skipped", "retried"):
+            setattr(total, counted, getattr(total, counted) + getattr(result, counted))
+        total.retry_in, total.more = result.retry_in, bool(result.claimed)
+        if not result.claimed or time.monotonic() >= deadline:
+            return total
 
 
 _message_makers = {}

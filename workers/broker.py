@@ -3,7 +3,7 @@
 Three rough edges of the stock transport are smoothed here:
 - kombu hands every transport option to ``create_engine``, so the polling
   interval cannot be set as an option; this class sets it, so that a task
-  starts within a tenth of a second instead of a whole one;
+  starts within 20 ms instead of a whole second (an idle poll costs ~0.1 ms);
 - two processes starting at once on a new file can both create the queue row,
   and the loser died of the IntegrityError;
 - delivered messages were only marked invisible and kept forever; here the row
@@ -51,4 +51,4 @@ class EmbeddedChannel(sqlalchemy.Channel):
 
 class EmbeddedTransport(sqlalchemy.Transport):
     Channel = EmbeddedChannel
-    polling_interval = 0.1
+    polling_interval = 0.02

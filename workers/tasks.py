@@ -36,9 +36,9 @@ def start_digest(digest_id):
 
 @shared_task(name="newsletter.send_digest_batch")
 def send_digest_batch(digest_id):
-    """Send one batch, then hand the rest on: another hint while work is left."""
-    result = digests.send_batch(digest_id)
-    if result.claimed:
+    """Send batches for a few seconds, then hand the rest on: another hint while work is left."""
+    result = digests.send_for(digest_id, current_app.config["DIGEST_TASK_SECONDS"])
+    if result.more:
         send_digest_batch.delay(digest_id)
     elif result.retry_in is not None:
         send_digest_batch.apply_async((digest_id,), countdown=result.retry_in)

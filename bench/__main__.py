@@ -1,0 +1,54 @@
+"""The benchmark: ``python -m bench fanout`` and ``python -m bench signup``.
+
+Prints tables, and each result as a ratio against baselines measured in the
+same run on the same machine. Not part of the test suite's timing.
+"""
+
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fanout = commands.add_parser("fanout", help="one digest to N subscribers, beside baselines")
+    fanout.add_argument(
+        "--subscribers",
+        default="100000",
+        help="how many; a comma-separated list (e.g. 10000,100000) also compares memory",
+    )
+    fanout.add_argument(
+        "--stack",
+        choices=["embedded", "postgres", "both"],
+        default="both",
+        help="embedded default (SQLite), PostgreSQL + Redis, or both (default)",
+    )
+    fanout.add_argument("--workers", type=int, default=2, help="worker processes (prefork)")
+    fanout.add_argument("--wire-messages", type=int, default=20000, help="the wire's sample")
+    fanout.add_argument(
+        "--tutorial-messages", type=int, default=2000, help="the tutorial's sample (0: skip)"
+    )
+    fanout.add_argument(
+        "--aiosmtpd", action="store_true", help="use the aiosmtpd sink even if smtp-sink exists"
+    )
+
+    signup = commands.add_parser("signup", help="sign-ups under load, and confirmation latency")
+    signup.add_argument("--seconds", type=int, default=20)
+    signup.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    signup.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    signup.add_argument("--latency-samples", type=int, default=100)
+    signup.add_argument("--stack", choices=["embedded", "postgres"], default="embedded")
+
+    args = parser.parse_args(argv)
+    if args.command == "fanout":
+        from bench import fanout
+
+        return fanout.main(args)
+    from bench import signup
+
+    return signup.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

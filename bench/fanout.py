@@ -1,0 +1,340 @@
+"""``python -m bench fanout``: one digest to N confirmed subscribers through real
+Celery workers, beside the wire and the tutorial pattern on the same sink."""
+
+import os
+import smtplib
+import tempfile
+import time
+from datetime import timedelta
+
+from sqlalchemy import insert, select
+
+from bench import procs
+from bench.report import Targets, mib, ratio, table
+from bench.sink import Sink
+from bench.stack import STACKS, Stack, available, stop
+from bench.tutorial import send_one
+from newsletter import digests, queue
+from newsletter.digest_mail import DigestMessages
+from newsletter.extensions import db
+from newsletter.models import (
+    Digest,
+    DigestStatus,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    new_token_nonce,
+    utcnow,
+)
+
+PARAGRAPH = (
+    "The council voted on Tuesday to extend the harbour path by two kilometres, "
+    "after a year of consultation in which more than three thousand residents took part. "
+    "Work starts in spring; the path stays open while it goes on. "
+)
+
+
+def seed(subscribers, chunk=5000):
+    """N confirmed subscribers and a digest of six posts (~8 KB per message)."""
+    now = utcnow()
+    for start in range(0, subscribers, chunk):
+        db.session.execute(
+            insert(Subscriber),
+            [
+                {
+                    "email": f"reader{number}@example{number % 50}.org",
+                    "name": f"Reader {number}",
+                    "status": SubscriberStatus.CONFIRMED,
+                    "token_nonce": new_token_nonce(),
+                    "signup_source": "benchmark",
+                    "confirmed_at": now,
+                }
+                for number in range(start, min(start + chunk, subscribers))
+            ],
+        )
+    for number in range(6):
+        db.session.add(
+            Post(
+                guid=f"bench-{number}",
+                link=f"https://news.example.com/2026/11/story-{number}",
+                title=f"Story {number}: the harbour path grows by two kilometres",
+                summary_html=f"<p>{PARAGRAPH * 2}</p>",
+                published_at=now - timedelta(hours=number),
+            )
+        )
+    db.session.commit()
+    return digests.create_digest("This week in the harbour town", "Our picks of the week.").id
+
+
+class Run:
+    """One measured send: what it is, how many, how long."""
+
+    def __init__(self, label, messages, seconds, peaks=(), stats=None):
+        self.label = label
+        self.messages = messages
+        self.seconds = seconds
+        self.peaks = list(peaks)
+        self.stats = stats or {}
+
+    @property
+    def rate(self):
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def measure_wire(stack, sink, digest_id, messages, distinct=1000):
+    """A bare smtplib loop over one connection, sending prebuilt digest messages."""
+    with stack.app.app_context():
+        maker = DigestMessages(db.session.get(Digest, digest_id))
+        rows = db.session.execute(
+            select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_nonce)
+            .order_by(Subscriber.id)
+            .limit(distinct)
+        ).all()
+        prebuilt = [(row.email, maker.build(*row)) for row in rows]
+    before = sink.count
+    started = time.perf_counter()
+    smtp = smtplib.SMTP("127.0.0.1", sink.port)
+    for number in range(messages):
+        email, raw = prebuilt[number % len(prebuilt)]
+        smtp.sendmail("newsletter@news.example.com", [email], raw)
+    smtp.quit()
+    last = sink.wait_for(before + messages, timeout=60)
+    return Run("the wire: smtplib, 1 connection, prebuilt", messages, last - started), len(
+        prebuilt[0][1]
+    )
+
+
+def measure_tutorial(stack, sink, digest_id, messages, concurrency):
+    """One Celery task per email, each building its message and opening a connection."""
+    with tempfile.TemporaryDirectory(prefix="bench-tutorial-") as stats_dir:
+        worker = stack.start_worker(stats_dir, concurrency)
+        try:
+            with stack.app.app_context():
+                ids = db.session.scalars(
+                    select(Subscriber.id).order_by(Subscriber.id).limit(messages)
+                ).all()
+            before = sink.count
+            started = time.perf_counter()
+            with stack.app.app_context():
+                for subscriber_id in ids:
+                    send_one.delay(digest_id, subscriber_id)
+            last = sink.wait_for(before + len(ids), timeout=600, idle_timeout=30)
+            peaks = procs.tree_peaks("worker", worker.pid)
+        finally:
+            stop(worker)
+        if last is None:
+            raise RuntimeError(f"the tutorial run stalled at {sink.count - before} of {len(ids)}")
+        stats = procs.collected(stats_dir)
+    return Run("tutorial: 1 task + 1 connection per email", len(ids), last - started, peaks, stats)
+
+
+def measure_digest(stack, sink, digest_id, subscribers, concurrency):
+    """The service's own send: what an admin's "send now" sets off."""
+    with tempfile.TemporaryDirectory(prefix="bench-digest-") as stats_dir:
+        worker = stack.start_worker(stats_dir, concurrency)
+        try:
+            before = sink.count
+            started = time.perf_counter()
+            with stack.app.app_context():
+                digests.schedule(digest_id)
+                queue.start_digest_send(digest_id)
+            last = sink.wait_for(before + subscribers, timeout=1800, idle_timeout=60)
+            peaks = procs.tree_peaks("worker", worker.pid)
+            finished = _wait_finished(stack, digest_id)
+        finally:
+            stop(worker)
+        if last is None:
+            raise RuntimeError(f"the digest stalled at {sink.count - before} of {subscribers}")
+        stats = procs.collected(stats_dir)
+    with stack.app.app_context():
+        stats["deliveries"] = digests.progress(digest_id)
+        stats["digest finished"] = finished
+    time.sleep(0.5)
+    stats["extra messages at the sink"] = sink.count - before - subscribers
+    return Run("newsletter digest", subscribers, last - started, peaks, stats)
+
+
+def _wait_finished(stack, digest_id, timeout=30):
+    deadline = time.monotonic() + timeout
+    with stack.app.app_context():
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            if db.session.get(Digest, digest_id).status == DigestStatus.SENT:
+                return True
+            time.sleep(0.1)
+    return False
+
+
+def run_stack(stack_name, subscribers, sink, args, wire, tutorial):
+    """Seed a fresh stack and send one digest; returns its runs."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{stack_name}-") as workdir:
+        stack = Stack(stack_name, workdir, sink.port)
+        try:
+            with stack.app.app_context():
+                digest_id = seed(subscribers)
+            runs = {}
+            if wire:
+                runs["wire"], runs["size"] = measure_wire(
+                    stack, sink, digest_id, min(subscribers, args.wire_messages)
+                )
+            if tutorial and args.tutorial_messages:
+                runs["tutorial"] = measure_tutorial(
+                    stack, sink, digest_id, min(subscribers, args.tutorial_messages), args.workers
+                )
+            runs["digest"] = measure_digest(stack, sink, digest_id, subscribers, args.workers)
+        finally:
+            stack.close()
+    return runs
+
+
+def main(args):
+    sizes = sorted(int(size) for size in args.subscribers.split(","))
+    names = ["embedded", "postgres"] if args.stack == "both" else [args.stack]
+    sink = Sink(prefer_smtp_sink=not args.aiosmtpd)
+    print(
+        f"fanout benchmark: {os.cpu_count()} cores, sink: {sink.kind}, "
+        f"{args.workers} worker processes per stack, DKIM off"
+    )
+    results, wire, size = {}, None, None
+    try:
+        for name in names:
+            reason = available(name)
+            if reason:
+                print(f"NOTICE: {STACKS[name]} is not available here, skipped: {reason}")
+                continue
+            for number, subscribers in enumerate(sizes):
+                print(f"... {STACKS[name]}: {subscribers:,} subscribers", flush=True)
+                runs = run_stack(
+                    name, subscribers, sink, args, wire=wire is None, tutorial=number == 0
+                )
+                wire = runs.pop("wire", wire)
+                size = runs.pop("size", size)
+                results[name, subscribers] = runs
+    finally:
+        sink.stop()
+    print()
+    return 0 if print_results(results, wire, size, sizes) else 1
+
+
+def print_results(results, wire, size, sizes):
+    rows = []
+    if wire:
+        rows.append(
+            [
+                wire.label,
+                f"{wire.messages:,}",
+                f"{wire.seconds:.1f}",
+                f"{wire.rate:,.0f}",
+                "1.00x",
+                "-",
+            ]
+        )
+    for (name, _), runs in results.items():
+        tutorial = results[name, sizes[0]].get("tutorial")
+        for key in ("tutorial", "digest"):
+            if key not in runs:
+                continue
+            run = runs[key]
+            rows.append(
+                [
+                    f"{name}: {run.label}",
+                    f"{run.messages:,}",
+                    f"{run.seconds:.1f}",
+                    f"{run.rate:,.0f}",
+                    ratio(run.rate, wire.rate if wire else 0),
+                    ratio(run.rate, tutorial.rate) if tutorial and key == "digest" else "-",
+                ]
+            )
+    print(
+        f"Throughput (messages of {size / 1024:.1f} KB; seconds from 'send' to the last "
+        "message accepted by the sink)"
+    )
+    table(["run", "messages", "seconds", "msg/s", "vs wire", "vs tutorial"], rows)
+
+    rows = []
+    for (name, subscribers), runs in results.items():
+        digest = runs["digest"]
+        stats = digest.stats
+        batches = stats.get("task:newsletter.send_digest_batch", 0)
+        rows.append(
+            [
+                f"{name}, {subscribers:,}",
+                f"{stats.get('statements', 0):,}",
+                f"{stats.get('commits', 0):,}",
+                f"{batches:,}",
+                f"{stats.get('statements', 0) / digest.messages:.3f}",
+                f"{stats.get('statements', 0) / max(batches, 1):.1f}",
+                " ".join(f"{k}={v}" for k, v in stats["deliveries"].items() if v),
+                stats["extra messages at the sink"],
+            ]
+        )
+    print("Database work of the digest send (statements counted in every worker process)")
+    table(
+        [
+            "stack, subscribers",
+            "statements",
+            "commits",
+            "batch tasks",
+            "per message",
+            "per batch task",
+            "deliveries",
+            "extra at sink",
+        ],
+        rows,
+    )
+
+    labels = []
+    for runs in results.values():
+        labels += [label for label, _ in runs["digest"].peaks if label not in labels]
+    rows = []
+    for name in dict.fromkeys(name for name, _ in results):
+        for label in labels:
+            peaks = [
+                dict(results[name, s]["digest"].peaks).get(label)
+                for s in sizes
+                if (name, s) in results
+            ]
+            growth = (
+                f"{(peaks[-1] - peaks[0]) / peaks[0]:+.0%}"
+                if len(peaks) > 1 and None not in peaks
+                else "-"
+            )
+            rows.append([f"{name}: {label}", *map(mib, peaks), growth])
+    print("Peak RSS of each process during the digest send (VmHWM)")
+    table(["process", *(f"{s:,}" for s in sizes), "growth"], rows)
+
+    all_met = True
+    for name in dict.fromkeys(name for name, _ in results):
+        largest = max(s for n, s in results if n == name)
+        digest = results[name, largest]["digest"]
+        tutorial = results[name, sizes[0]].get("tutorial")
+        targets = Targets()
+        targets.at_least("messages/second", digest.rate, 1700)
+        if wire:
+            targets.at_least("share of the wire", 100 * digest.rate / wire.rate, 50, "%")
+        if tutorial:
+            targets.at_least("times the tutorial pattern", digest.rate / tutorial.rate, 10, "x")
+        runs = [results[name, s]["digest"] for s in sizes if (name, s) in results]
+        if len(runs) > 1:
+            first, last = dict(runs[0].peaks), dict(runs[-1].peaks)
+            worst = max(
+                (last[label] - first[label]) / first[label]
+                for label in first
+                if first.get(label) and last.get(label)
+            )
+            targets.below(f"peak RSS growth {sizes[0]:,} → {largest:,}", 100 * worst, 10, "%")
+        per_message = digest.stats.get("statements", 0) / digest.messages
+        targets.below("statements per message (constant per batch)", per_message, 0.1)
+        exact = (
+            digest.stats["deliveries"]["sent"] == digest.messages
+            and digest.stats["extra messages at the sink"] == 0
+            and digest.stats["digest finished"]
+        )
+        targets.check(
+            "each subscriber exactly once, digest marked sent",
+            exact,
+            "yes" if exact else "NO",
+            "yes",
+        )
+        all_met &= targets.print(f"Targets, {STACKS[name]}, {largest:,} subscribers")
+    return all_met

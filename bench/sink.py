@@ -1,0 +1,127 @@
+"""A local SMTP sink that counts what it accepts.
+
+Postfix's ``smtp-sink`` (C, from Debian's postfix package) when it is installed;
+otherwise an aiosmtpd sink in count-only mode, in a process of its own. Both
+print a running count (``mesg=N``) that a reader thread turns into "how many,
+and when the last one was accepted".
+"""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Sink:
+    def __init__(self, prefer_smtp_sink=True):
+        self.port = free_port()
+        self.count = 0
+        self.last_at = None
+        self._changed = threading.Condition()
+        binary = shutil.which("smtp-sink") or (
+            "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
+        )
+        if binary and prefer_smtp_sink:
+            self.kind = "postfix smtp-sink"
+            command = [binary, "-c"]
+            if os.geteuid() == 0:
+                command += ["-u", "nobody"]
+            command += [f"127.0.0.1:{self.port}", "256"]
+        else:
+            self.kind = "aiosmtpd (count only)"
+            command = [sys.executable, "-m", "bench.sink", str(self.port)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._wait_listening()
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the SMTP sink ({self.kind}) did not start")
+
+    def _read(self):
+        buffer = b""
+        stream = self.process.stdout
+        while chunk := stream.read1(65536):
+            now = time.perf_counter()
+            buffer += chunk
+            *records, buffer = buffer.replace(b"\n", b"\r").split(b"\r")
+            counts = [_count(record) for record in records]
+            counts = [count for count in counts if count is not None]
+            if counts and counts[-1] != self.count:
+                with self._changed:
+                    self.count, self.last_at = counts[-1], now
+                    self._changed.notify_all()
+
+    def wait_for(self, count, timeout, idle_timeout=None):
+        """Wait until ``count`` messages arrived in all; returns the time the last one did.
+
+        Gives up after ``timeout`` seconds, or after ``idle_timeout`` seconds in which
+        nothing arrived; returns None then.
+        """
+        started = time.perf_counter()
+        deadline = started + timeout
+        with self._changed:
+            while self.count < count:
+                now = time.perf_counter()
+                idle_since = max(self.last_at or started, started)
+                if now > deadline or (idle_timeout and now - idle_since > idle_timeout):
+                    return None
+                self._changed.wait(0.2)
+            return self.last_at
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _count(record):
+    for field in record.split():
+        if field.startswith(b"mesg="):
+            return int(field[5:])
+    return None
+
+
+class CountingHandler:
+    def __init__(self):
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        sys.stdout.write(f"mesg={self.count}\r")
+        sys.stdout.flush()
+        return "250 OK"
+
+
+def serve(port):
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(CountingHandler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        asyncio.run(asyncio.Event().wait())
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -1,0 +1,41 @@
+"""The tutorial pattern, as a baseline: one Celery task per email, each building
+its message with Flask-Mail (the stdlib ``email`` package), signing its own
+token and opening its own SMTP connection."""
+
+from celery import shared_task
+from flask import current_app, render_template
+from flask_mail import Message
+
+from newsletter import tokens
+from newsletter.extensions import db, mail
+from newsletter.models import Digest, Subscriber
+
+
+@shared_task(name="bench.tutorial_send")
+def send_one(digest_id, subscriber_id):
+    digest = db.session.get(Digest, digest_id)
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    base_url = current_app.config["BASE_URL"]
+    links = {
+        f"{purpose}_url": f"{base_url}/{purpose}/"
+        + tokens.make_token_for(purpose, subscriber.id, subscriber.token_nonce)
+        for purpose in (tokens.UNSUBSCRIBE, tokens.PREFERENCES)
+    }
+    context = {
+        "digest": digest,
+        "posts": digest.posts,
+        "site_name": current_app.config["SITE_NAME"],
+        "base_url": base_url,
+        **links,
+    }
+    message = Message(
+        digest.subject,
+        recipients=[subscriber.email],
+        body=render_template("email/digest.txt", **context),
+        html=render_template("email/digest.html", **context),
+        extra_headers={
+            "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    mail.send(message)
