@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import mailer, settings
+from newsletter import mailer, pacing, settings
 from newsletter.addresses import normalize_email
 from newsletter.digest_mail import DigestMessages
 from newsletter.emails import CLOCK_TOLERANCE, retry_delay
@@ -160,11 +160,18 @@ def send_batch(digest_id):
     if digest is None or digest.status != DigestStatus.SENDING:
         return result
     maker = messages_for(digest)
-    recipients = _claim(digest_id, current_app.config["DIGEST_BATCH_SIZE"])
+    booking = pacing.book(current_app.config["DIGEST_BATCH_SIZE"])
+    if booking is None:
+        result.retry_in = pacing.RETRY_SECONDS
+        return result
+    recipients = _claim(digest_id, booking.size)
     result.claimed = len(recipients)
     if not recipients:
         return _when_idle(digest, result)
     outcome = {"sent": [], "skipped": [], "failed": [], "retry": []}
+    unrecorded = []
+    record_every = current_app.config["DIGEST_RECORD_EVERY"]
+    attempted = 0
     date = formatdate(usegmt=True)
     try:
         with mailer.connection() as sender:
@@ -181,6 +188,8 @@ def send_batch(digest_id):
                     outcome["skipped"].append((delivery_id, subscriber_id, None))
                     continue
                 raw = maker.build(subscriber_id, email, name, nonce, date=date)
+                booking.wait_for_turn(attempted)
+                attempted += 1
                 try:
                     sender.send(email, raw)
                 except mailer.ConnectionFailure:
@@ -190,13 +199,18 @@ def send_batch(digest_id):
                 except mailer.TemporaryFailure as error:
                     outcome["retry"].append((delivery_id, attempts, str(error)))
                 else:
-                    _mark_sent(delivery_id)
                     outcome["sent"].append((delivery_id, subscriber_id, None))
+                    unrecorded.append(delivery_id)
+                    if len(unrecorded) >= record_every:
+                        _mark_sent(unrecorded)
+                        db.session.commit()
+                        unrecorded = []
     except mailer.ConnectionFailure as error:
         done = {row[0] for rows in outcome.values() for row in rows}
         outcome["retry"] += [
             (row[0], row[6], str(error)) for row in recipients if row[0] not in done
         ]
+    _mark_sent(unrecorded)
     _record(outcome, result)
     return result
 
@@ -241,15 +255,15 @@ def _claim(digest_id, size):
     ).all()
 
 
-def _mark_sent(delivery_id):
-    """Record one accepted message at once: a worker killed mid-batch then repeats at
-    most the one message it was sending, not the whole batch."""
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(status=DeliveryStatus.SENT, sent_at=utcnow(), lease_until=None)
-    )
-    db.session.commit()
+def _mark_sent(delivery_ids):
+    """Record accepted messages, DIGEST_RECORD_EVERY at a time: a worker killed
+    mid-batch repeats at most that many, not the whole batch."""
+    if delivery_ids:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids))
+            .values(status=DeliveryStatus.SENT, sent_at=utcnow(), lease_until=None)
+        )
 
 
 def _record(outcome, result):
@@ -370,14 +384,19 @@ def set_paused(digest_id, paused):
 
 
 def stalled_digest_ids():
-    """Sending digests whose hints were lost: due deliveries that no worker holds, or
-    none left at all but nobody marked the digest sent. A batch task settles either."""
+    """Sending digests whose hints were lost: due deliveries but no batch in any
+    worker's hands, or none left at all but nobody marked the digest sent. A batch
+    task settles either."""
     now = utcnow()
     pending = and_(Delivery.digest_id == Digest.id, Delivery.status == DeliveryStatus.PENDING)
-    stalled = exists().where(
-        pending,
-        Delivery.due_at <= now,
-        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+    in_hand = exists().where(pending, Delivery.lease_until >= now)
+    stalled = and_(
+        exists().where(
+            pending,
+            Delivery.due_at <= now,
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        ),
+        ~in_hand,
     )
     unfinished = ~exists().where(pending)
     return db.session.scalars(

@@ -16,7 +16,7 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Length, NumberRange
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
 
 class LoginForm(FlaskForm):
@@ -76,3 +76,8 @@ class SettingsForm(FlaskForm):
         "On", coerce=int, choices=[SelectChoice(n, day) for n, day in enumerate(WEEKDAYS)]
     )
     periodic_hour = IntegerField("At hour (UTC)", validators=[NumberRange(0, 23)])
+    send_rate_limit = IntegerField(
+        "At most this many messages per second, over all workers (0: no limit)",
+        validators=[Optional(), NumberRange(0, 100_000)],
+        filters=[lambda value: value or 0],
+    )

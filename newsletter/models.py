@@ -207,3 +207,7 @@ class Settings(db.Model):
     periodic_weekday: Mapped[int] = mapped_column(default=0)
     periodic_hour: Mapped[int] = mapped_column(default=8)
     periodic_last_run_at: Mapped[datetime | None]
+    # Digest messages per second over all workers; 0 means as fast as they go.
+    send_rate_limit: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Unix time up to which sending is booked under that limit (see pacing.py).
+    send_clock: Mapped[float] = mapped_column(default=0.0, server_default="0")

@@ -20,6 +20,8 @@ class RecordingHandler:
     def __init__(self):
         self.received = []
         self.raw = []
+        # time.monotonic() of each message's arrival
+        self.arrived = []
         self.changed = threading.Condition()
         # Seconds to take over each message, like a slow relay.
         self.delay = 0
@@ -30,6 +32,7 @@ class RecordingHandler:
         with self.changed:
             self.received.clear()
             self.raw.clear()
+            self.arrived.clear()
             self.rcpt_replies.clear()
             self.delay = 0
 
@@ -47,6 +50,7 @@ class RecordingHandler:
         with self.changed:
             self.received.append(message)
             self.raw.append(envelope.content)
+            self.arrived.append(time.monotonic())
             self.changed.notify_all()
         return "250 Message accepted for delivery"
 

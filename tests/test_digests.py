@@ -12,7 +12,7 @@ import dkim
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter import digests
+from newsletter import digests, settings
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -211,11 +211,20 @@ def test_starting_a_send_twice_never_sends_anyone_two_copies(app, smtp, start_wo
     assert sorted(m["To"] for m in smtp.received) == sorted(readers)
 
 
-def test_a_killed_worker_repeats_at_most_one_message(app, smtp, start_worker_process, feed):
-    """kill -9 in the middle of a send; a new worker finishes it after the lease runs out."""
+@pytest.mark.parametrize("record_every", [1, 4])
+def test_a_killed_worker_repeats_at_most_the_messages_not_yet_recorded(
+    app, smtp, start_worker_process, feed, record_every
+):
+    """kill -9 in the middle of a send; a new worker finishes it after the lease runs out.
+    Sent messages are recorded DIGEST_RECORD_EVERY at a time; at most that many repeat."""
     readers = add_readers(app, 60)
     smtp.delay = 0.05
-    env = {"DIGEST_BATCH_SIZE": "10", "SEND_LEASE_SECONDS": "2", "DIGEST_PARALLEL_BATCHES": "1"}
+    env = {
+        "DIGEST_BATCH_SIZE": "10",
+        "SEND_LEASE_SECONDS": "2",
+        "DIGEST_PARALLEL_BATCHES": "1",
+        "DIGEST_RECORD_EVERY": str(record_every),
+    }
     victim = start_worker_process(app, concurrency=1, env=env, pool="solo")
     with app.app_context():
         digest_id = digests.create_digest("Crash test").id
@@ -235,7 +244,28 @@ def test_a_killed_worker_repeats_at_most_one_message(app, smtp, start_worker_pro
     received = [m["To"] for m in smtp.received]
     assert set(received) == readers
     duplicates = len(received) - len(set(received))
-    assert duplicates <= 1, f"{duplicates} duplicates; {killed_at} sent before the kill"
+    assert duplicates <= record_every, f"{duplicates} duplicates; {killed_at} sent before the kill"
+
+
+def test_two_workers_together_keep_the_admins_rate_limit(app, smtp, start_worker_process, feed):
+    add_readers(app, 30)
+    with app.app_context():
+        settings.update(send_rate_limit=10)
+        digest_id = digests.create_digest("Slowly").id
+        digests.schedule(digest_id)
+    start_worker_process(app, concurrency=2)
+    start_worker_process(app, concurrency=2)
+    started = time.monotonic()
+    start_digest.delay(digest_id)
+    smtp.wait_for(30, timeout=30)
+
+    # 30 messages at 10 a second: three seconds, less the first message's tenth.
+    assert smtp.arrived[-1] - started >= 2.8
+    busiest_second = max(
+        sum(1 for moment in smtp.arrived if start <= moment < start + 1) for start in smtp.arrived
+    )
+    assert busiest_second <= 11
+    assert wait_until_sent(app, digest_id)["sent"] == 30
 
 
 def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(

@@ -45,18 +45,22 @@ def test_admins_edit_or_turn_off_the_welcome_email(app, admin_client, smtp, work
         "periodic_hour": "9",
     }
     assert admin.post("/admin/settings", data={**form, "periodic_hour": "25"}).status_code == 400
+    refused = admin.post("/admin/settings", data={**form, "send_rate_limit": "-5"})
+    assert refused.status_code == 400
+    assert b"Number must be between 0 and 100000" in refused.data
     admin.post("/admin/settings", data={**form, "welcome_enabled": "y"})
     reader = app.test_client()
     reader.post("/subscribe", data={"email": "a@example.org"})
     reader.post(link_in(smtp.wait_for(1)[0]))
     assert smtp.wait_for(2)[1]["Subject"] == "Hello!"
 
-    admin.post("/admin/settings", data=form)
+    admin.post("/admin/settings", data={**form, "send_rate_limit": "500"})
     reader.post("/subscribe", data={"email": "b@example.org"})
     reader.post(link_in(smtp.wait_for(3)[2]))
     with app.app_context():
         assert settings.current().welcome_enabled is False
         assert (settings.current().periodic_weekday, settings.current().periodic_hour) == (2, 9)
+        assert settings.current().send_rate_limit == 500
 
 
 def test_the_weekly_digest_goes_out_once_on_its_day_and_hour(app, runner):

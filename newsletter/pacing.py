@@ -1,0 +1,58 @@
+"""The admins' limit on how fast digests go out, kept by every worker on every host.
+
+The settings row holds a clock: the moment (Unix time) up to which sending is
+already booked. Before a worker takes a batch it books the time that batch needs
+at the limit with one conditional UPDATE … RETURNING, then spaces its messages
+over that time. Bookings never overlap, so all workers together stay under the
+limit. A worker may book at most ``AHEAD_SECONDS`` ahead; when the clock is
+further on, it holds no lease and simply tries again later. Hosts' clocks are
+assumed to agree (NTP), as they must for the leases anyway.
+"""
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import case, select, update
+
+from newsletter.extensions import db
+from newsletter.models import Settings
+
+AHEAD_SECONDS = 5.0
+# Under a limit a batch lasts about this long, so nobody books far ahead.
+BATCH_SECONDS = 1.0
+RETRY_SECONDS = 1.0
+
+
+@dataclass
+class Booking:
+    size: int
+    start: float
+    interval: float = 0.0
+
+    def wait_for_turn(self, index):
+        """Sleep until message ``index`` of the batch may go out."""
+        delay = self.start + index * self.interval - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def book(batch_size):
+    """Time for the next batch: a Booking, or None when sending is booked too far ahead."""
+    limit = db.session.scalar(select(Settings.send_rate_limit).order_by(Settings.id).limit(1))
+    if not limit:
+        return Booking(batch_size, time.time())
+    size = max(1, min(batch_size, int(limit * BATCH_SECONDS)))
+    duration = size / limit
+    now = time.time()
+    clock = Settings.send_clock
+    booked_until = db.session.scalar(
+        update(Settings)
+        .where(Settings.send_rate_limit > 0, clock < now + AHEAD_SECONDS)
+        .values(send_clock=case((clock > now, clock), else_=now) + duration)
+        .returning(Settings.send_clock)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if booked_until is None:
+        return None
+    return Booking(size, booked_until - duration, 1 / limit)
