@@ -40,3 +40,8 @@ else
     echo "NOTICE: PostgreSQL + Redis not available here: that half of the suite was SKIPPED."
     echo "        Set TEST_POSTGRES_URL / TEST_REDIS_URL, or install both, to run it."
 fi
+
+# Proves the benchmark still runs, end to end; figures this small mean little, and no
+# speed is asserted. It skips PostgreSQL + Redis by itself, with a notice, where they are missing.
+echo "== benchmark smoke run: 1,000 subscribers"
+python -m bench fanout --subscribers 1000 --wire-messages 1000 --tutorial-messages 100
