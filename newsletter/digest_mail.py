@@ -12,15 +12,12 @@ cannot use.
 """
 
 import re
-import secrets
-from email import policy, quoprimime
-from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
 import css_inline
 from flask import current_app, render_template
 
-from newsletter import tokens
+from newsletter import rawmail, tokens
 from newsletter.mailer import smtp_address
 
 # Where each subscriber's own links go in the rendered digest.
@@ -32,21 +29,15 @@ PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
 SOFT_BREAK = b"=\r\n"
 
 
-def _qp(text):
-    """Quoted-printable bytes for UTF-8 text, CRLF line ends."""
-    latin = text.encode("utf-8").decode("latin-1")
-    return quoprimime.body_encode(latin, maxlinelen=76, eol="\r\n").encode("ascii")
-
-
 def _pieces(rendered):
     """Encoded static pieces, with the purpose (a str) where a subscriber's link goes."""
     pieces = []
     position = 0
     for match in PLACEHOLDER.finditer(rendered):
-        pieces.append(_qp(rendered[position : match.start()]))
+        pieces.append(rawmail.qp(rendered[position : match.start()]))
         pieces.append(PLACEHOLDERS[match.group()])
         position = match.end()
-    pieces.append(_qp(rendered[position:]))
+    pieces.append(rawmail.qp(rendered[position:]))
     return pieces
 
 
@@ -71,35 +62,21 @@ class DigestMessages:
 
     def __init__(self, digest):
         config = current_app.config
-        site_name = config["SITE_NAME"]
         html, text = render(digest)
         # Stable per copy, so a copy sent twice after a crash looks like one to mail clients.
         self.message_id_prefix = f"digest.{digest.id}.{int(digest.created_at.timestamp())}"
-        self.domain = parseaddr(config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2] or "localhost"
+        self.domain = sender_domain()
         self.base_url = config["BASE_URL"]
         self.mailto = config.get("LIST_UNSUBSCRIBE_MAILTO")
-        self.head = self._common_headers(digest.subject, site_name)
-        boundary = f"=_{secrets.token_hex(12)}"
-        self.head += f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode()
-        part = (
-            'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
-        )
-        self.parts = [
-            (f"\r\n--{boundary}\r\n{part.format('plain')}\r\n\r\n".encode(), _pieces(text)),
-            (f"\r\n--{boundary}\r\n{part.format('html')}\r\n\r\n".encode(), _pieces(html)),
-        ]
-        self.tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def _common_headers(self, subject, site_name):
-        config = current_app.config
-        common = EmailMessage(policy=policy.SMTP)
-        common["From"] = config["MAIL_DEFAULT_SENDER"]
-        common["Subject"] = subject
-        common["MIME-Version"] = "1.0"
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-        common["List-Id"] = f"{site_name} <newsletter.{list_host}>"
-        common["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        return bytes(common).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        self.head = rawmail.fixed_headers(
+            From=config["MAIL_DEFAULT_SENDER"],
+            Subject=digest.subject,
+            List_Id=f"{config['SITE_NAME']} <newsletter.{list_host}>",
+            List_Unsubscribe_Post="List-Unsubscribe=One-Click",
+        )
+        self.alternative = rawmail.Alternative()
+        self.text_pieces, self.html_pieces = _pieces(text), _pieces(html)
 
     def message_id(self, subscriber_id):
         return f"<{self.message_id_prefix}.{subscriber_id}@{self.domain}>"
@@ -115,15 +92,22 @@ class DigestMessages:
         if self.mailto:
             list_unsubscribe += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
         headers = (
-            f"To: {formataddr((name, smtp_address(email)))}\r\n"
-            f"Date: {date or formatdate(usegmt=True)}\r\n"
-            f"Message-ID: {self.message_id(subscriber_id)}\r\n"
-            f"List-Unsubscribe: {list_unsubscribe}\r\n"
-        ).encode()
-        links = {purpose: _qp(url) for purpose, url in urls.items()}
-        message = [self.head, headers]
-        for part_head, pieces in self.parts:
-            message.append(part_head)
-            message.append(SOFT_BREAK.join(links.get(piece, piece) for piece in pieces))
-        message.append(self.tail)
-        return b"".join(message)
+            self.head
+            + (
+                f"To: {formataddr((name, smtp_address(email)))}\r\n"
+                f"Date: {date or formatdate(usegmt=True)}\r\n"
+                f"Message-ID: {self.message_id(subscriber_id)}\r\n"
+                f"List-Unsubscribe: {list_unsubscribe}\r\n"
+            ).encode()
+        )
+        links = {purpose: rawmail.qp(url) for purpose, url in urls.items()}
+        return self.alternative.message(
+            headers,
+            SOFT_BREAK.join(links.get(piece, piece) for piece in self.text_pieces),
+            SOFT_BREAK.join(links.get(piece, piece) for piece in self.html_pieces),
+        )
+
+
+def sender_domain():
+    """The domain of MAIL_DEFAULT_SENDER, which ends every Message-ID we make."""
+    return parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2] or "localhost"

@@ -3,16 +3,15 @@
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid
 
 from flask import current_app, render_template
-from flask_mail import Message
 from sqlalchemy import or_, select, update
 
-from newsletter import mailer, settings, tokens
-from newsletter.digest_mail import DigestMessages
+from newsletter import mailer, rawmail, settings, tokens
+from newsletter.digest_mail import DigestMessages, sender_domain
 from newsletter.extensions import db
-from newsletter.mailer import PermanentFailure, TemporaryFailure
+from newsletter.mailer import PermanentFailure, TemporaryFailure, smtp_address
 from newsletter.models import EmailJob, EmailKind, JobStatus, Post, SubscriberStatus, utcnow
 
 WELCOME_POSTS = 5
@@ -34,16 +33,6 @@ def link(path):
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def recipient(subscriber):
-    return (subscriber.name, subscriber.email) if subscriber.name else subscriber.email
-
-
-def new_message_id():
-    sender = current_app.config["MAIL_DEFAULT_SENDER"]
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    return make_msgid(domain=domain)
-
-
 @dataclass(frozen=True)
 class Email:
     """A message ready for SMTP."""
@@ -61,16 +50,33 @@ def build_confirmation(subscriber):
         "confirm_url": link(f"/confirm/{tokens.make_token(tokens.CONFIRM, subscriber)}"),
         "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
     }
-    message = Message(
-        subject=f"Confirm your subscription to {context['site_name']}",
-        recipients=[recipient(subscriber)],
-        body=render_template("email/confirmation.txt", **context),
-        html=render_template("email/confirmation.html", **context),
+    message_id = make_msgid(domain=sender_domain())
+    headers = (
+        _confirmation_headers()
+        + (
+            f"To: {formataddr((subscriber.name, smtp_address(subscriber.email)))}\r\n"
+            f"Date: {formatdate(usegmt=True)}\r\n"
+            f"Message-ID: {message_id}\r\n"
+        ).encode()
     )
-    message.msgId = new_message_id()
-    if message.has_bad_headers():
-        raise PermanentFailure("a header holds a line break")
-    return Email(subscriber.email, message.as_bytes(), message.msgId)
+    raw = rawmail.Alternative().message(
+        headers,
+        rawmail.qp(render_template("email/confirmation.txt", **context)),
+        rawmail.qp(render_template("email/confirmation.html", **context)),
+    )
+    return Email(subscriber.email, raw, message_id)
+
+
+def _confirmation_headers():
+    """From and Subject, made once per app: the stdlib's header encoding is slow."""
+    key = "newsletter.confirmation_headers"
+    if key not in current_app.extensions:
+        config = current_app.config
+        current_app.extensions[key] = rawmail.fixed_headers(
+            From=config["MAIL_DEFAULT_SENDER"],
+            Subject=f"Confirm your subscription to {config['SITE_NAME']}",
+        )
+    return current_app.extensions[key]
 
 
 @dataclass

@@ -3,7 +3,10 @@
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import insert as sql_insert
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import settings, tokens
@@ -33,16 +36,40 @@ def subscribe(email, name="", source="form", ip=None):
     """
     address = normalize_email(email)
     name = clean_name(name)
-    try:
-        job = _record_signup(address, name, source, ip)
-        db.session.commit()
-    except IntegrityError:
-        # The same address signed up at the same moment in another request.
+    job_id = _record_new_address(address, name, source, ip)
+    if job_id is None:
+        try:
+            job_id = _record_signup(address, name, source, ip)
+            db.session.commit()
+        except IntegrityError:
+            # The same address signed up at the same moment in another request.
+            db.session.rollback()
+            job_id = _record_signup(address, name, source, ip)
+            db.session.commit()
+    hint_email_job(job_id)
+
+
+def _record_new_address(address, name, source, ip):
+    """The common case, a new address, in two INSERTs: the subscriber (unless the
+    address is known) and its confirmation job. Returns the job's id, or None
+    when the address is known."""
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else postgresql_insert
+    subscriber_id = db.session.scalar(
+        insert(Subscriber)
+        .values(email=address, name=name, signup_source=source, signup_ip=ip)
+        .on_conflict_do_nothing(index_elements=[Subscriber.email])
+        .returning(Subscriber.id)
+    )
+    if subscriber_id is None:
         db.session.rollback()
-        job = _record_signup(address, name, source, ip)
-        db.session.commit()
-    if job is not None:
-        hint_email_job(job.id)
+        return None
+    job_id = db.session.scalar(
+        sql_insert(EmailJob)
+        .values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
+        .returning(EmailJob.id)
+    )
+    db.session.commit()
+    return job_id
 
 
 def _record_signup(address, name, source, ip):
@@ -62,7 +89,8 @@ def _record_signup(address, name, source, ip):
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
-    return owe_confirmation(subscriber)
+    job = owe_confirmation(subscriber)
+    return None if job is None else job.id
 
 
 def owe_confirmation(subscriber):
