@@ -1,6 +1,8 @@
-"""Transactional emails: what each one says, and sending one job exactly once."""
+"""Transactional emails: what each one says, and sending each job once, in batches."""
 
 import random
+import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr, formatdate, make_msgid
@@ -11,22 +13,30 @@ from sqlalchemy import or_, select, update
 from newsletter import mailer, rawmail, settings, tokens
 from newsletter.digest_mail import DigestMessages, sender_domain
 from newsletter.extensions import db
-from newsletter.mailer import PermanentFailure, TemporaryFailure, smtp_address
-from newsletter.models import EmailJob, EmailKind, JobStatus, Post, SubscriberStatus, utcnow
+from newsletter.mailer import ConnectionFailure, PermanentFailure, TemporaryFailure, smtp_address
+from newsletter.models import (
+    EmailJob,
+    EmailKind,
+    Hint,
+    JobStatus,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 
 WELCOME_POSTS = 5
+EMAIL_HINT = "email"
+# Jobs a worker takes at once, over one SMTP connection; and how long one task
+# goes on taking batches before it hands the rest to a new task.
+BATCH_SIZE = 50
+TASK_SECONDS = 3.0
 
 # A hint for a retry may arrive a moment before its due time on another host's clock.
 CLOCK_TOLERANCE = timedelta(seconds=1)
 # Jobs this much past due with no live lease have lost their hint.
 SWEEP_GRACE = timedelta(seconds=10)
 MAX_RETRY_DELAY = 3600
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    retry_in: float | None = None
 
 
 def link(path):
@@ -109,69 +119,179 @@ WANTED_STATUS = {
 }
 
 
-def still_wanted(job):
-    return job.subscriber.status == WANTED_STATUS[job.kind]
+# What a job needs of its subscriber, read with the job in one query.
+Recipient = namedtuple("Recipient", "id email name token_nonce status")
+ClaimedJob = namedtuple("ClaimedJob", "id kind attempts subscriber")
 
 
-def send_email_job(job_id):
-    """Send the email a job stands for, unless another worker holds it or it is done.
+@dataclass
+class Report:
+    """What one run of ``send_due_jobs`` did."""
 
-    Safe to call any number of times for the same job: only the caller that takes
-    the lease sends, and a finished job is never sent again.
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    # Jobs put back for a retry; one run does not take them again.
+    put_back: set = field(default_factory=set)
+    # Stopped for time with jobs possibly left: another run should follow at once.
+    more: bool = False
+    # Seconds until every job this run put back for a retry is due again.
+    retry_in: float | None = None
+
+    @property
+    def retried(self):
+        return len(self.put_back)
+
+
+def owe_hint():
+    """Called in a transaction that owes email jobs, before it commits: True when
+    the caller must publish a hint after committing, because none is on its way.
+
+    Sign-ups in a burst share one hint instead of a task each. No job is
+    stranded: the row is locked until this transaction commits, and a worker
+    clears the flag (which takes that lock) before it looks for due jobs, so a
+    job whose transaction saw the flag set is committed before the worker looks.
     """
-    job = _claim(job_id)
-    if job is None:
-        return Outcome("not-claimed")
-    if not still_wanted(job):
-        return _finish(job, JobStatus.SKIPPED)
-    try:
-        email = BUILDERS[job.kind](job.subscriber)
-        with mailer.connection() as sender:
-            sender.send(email.to, email.raw)
-    except TemporaryFailure as error:
-        return _retry_later(job, str(error))
-    except PermanentFailure as error:
-        return _finish(job, JobStatus.FAILED, error=str(error))
-    job.message_id = email.message_id
-    return _finish(job, JobStatus.SENT)
+    pending = db.session.scalar(
+        select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update()
+    )
+    if pending:
+        return False
+    db.session.execute(
+        update(Hint).where(Hint.name == EMAIL_HINT).values(pending=True, set_at=utcnow())
+    )
+    return True
 
 
-def _claim(job_id):
+def forget_hint():
+    """The hint could not be published: let the next transaction try again."""
+    db.session.execute(update(Hint).where(Hint.name == EMAIL_HINT).values(pending=False))
+    db.session.commit()
+
+
+def send_due_jobs(batch_size=BATCH_SIZE, seconds=TASK_SECONDS):
+    """Send the email jobs that are due, a batch at a time over one SMTP connection,
+    for about ``seconds``.
+
+    Safe to run any number of times at once: a worker takes a lease on each batch
+    with one conditional UPDATE, so only one sends each job, and each job is
+    recorded as soon as the server accepted it.
+    """
+    forget_hint()
+    deadline = time.monotonic() + seconds
+    report = Report()
+    while jobs := _claim_due(batch_size, report.put_back):
+        if not _send_batch(jobs, report):
+            break  # the server is unreachable: the follow-up after retry_in tries again
+        if time.monotonic() >= deadline:
+            report.more = True
+            break
+    return report
+
+
+def _claim_due(limit, skip):
     now = utcnow()
     lease = timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
-    claimed = db.session.execute(
-        update(EmailJob)
+    due = (
+        select(EmailJob.id)
         .where(
-            EmailJob.id == job_id,
             EmailJob.status == JobStatus.QUEUED,
             EmailJob.due_at <= now + CLOCK_TOLERANCE,
             or_(EmailJob.lease_until.is_(None), EmailJob.lease_until < now),
+            EmailJob.id.not_in(skip),
         )
+        .order_by(EmailJob.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = db.session.scalars(
+        update(EmailJob)
+        .where(EmailJob.id.in_(due))
         .values(lease_until=now + lease, attempts=EmailJob.attempts + 1)
-    ).rowcount
+        .returning(EmailJob.id)
+    ).all()
     db.session.commit()
-    return db.session.get(EmailJob, job_id) if claimed else None
+    if not claimed:
+        return []
+    rows = db.session.execute(
+        select(
+            EmailJob.id,
+            EmailJob.kind,
+            EmailJob.attempts,
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.token_nonce,
+            Subscriber.status,
+        )
+        .join(Subscriber, Subscriber.id == EmailJob.subscriber_id)
+        .where(EmailJob.id.in_(claimed))
+        .order_by(EmailJob.id)
+    ).all()
+    return [ClaimedJob(row[0], row[1], row[2], Recipient(*row[3:])) for row in rows]
 
 
-def _finish(job, status, error=None):
-    job.status = status
-    job.finished_at = utcnow()
-    job.lease_until = None
+def _send_batch(jobs, report):
+    """Send the jobs over one connection; False if the server could not be reached."""
+    done = 0
+    try:
+        with mailer.connection() as sender:
+            for job in jobs:
+                if job.subscriber.status != WANTED_STATUS[job.kind]:
+                    _finish(job.id, JobStatus.SKIPPED)
+                    report.skipped += 1
+                else:
+                    _send_one(sender, job, report)
+                done += 1
+    except ConnectionFailure as error:
+        for job in jobs[done:]:
+            _retry_later(job, str(error), report)
+        return False
+    return True
+
+
+def _send_one(sender, job, report):
+    try:
+        email = BUILDERS[job.kind](job.subscriber)
+        sender.send(email.to, email.raw)
+    except ConnectionFailure:
+        raise
+    except TemporaryFailure as error:
+        _retry_later(job, str(error), report)
+    except PermanentFailure as error:
+        _finish(job.id, JobStatus.FAILED, error=str(error))
+        report.failed += 1
+    else:
+        _finish(job.id, JobStatus.SENT, message_id=email.message_id)
+        report.sent += 1
+
+
+def _finish(job_id, status, error=None, message_id=None):
+    values = {"status": status, "finished_at": utcnow(), "lease_until": None}
     if error:
-        job.last_error = error[:500]
+        values["last_error"] = error[:500]
+    if message_id:
+        values["message_id"] = message_id
+    db.session.execute(update(EmailJob).where(EmailJob.id == job_id).values(**values))
     db.session.commit()
-    return Outcome(status)
 
 
-def _retry_later(job, error):
+def _retry_later(job, error, report):
     if job.attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
-        return _finish(job, JobStatus.FAILED, error=error)
+        _finish(job.id, JobStatus.FAILED, error=error)
+        report.failed += 1
+        return
     delay = retry_delay(job.attempts)
-    job.due_at = utcnow() + timedelta(seconds=delay)
-    job.lease_until = None
-    job.last_error = error[:500]
+    db.session.execute(
+        update(EmailJob)
+        .where(EmailJob.id == job.id)
+        .values(
+            due_at=utcnow() + timedelta(seconds=delay), lease_until=None, last_error=error[:500]
+        )
+    )
     db.session.commit()
-    return Outcome("retry", retry_in=delay)
+    report.put_back.add(job.id)
+    report.retry_in = max(report.retry_in or 0, delay)
 
 
 def retry_delay(attempts):

@@ -100,6 +100,17 @@ class EmailJob(db.Model):
     __table_args__ = (Index("ix_email_job_status_due", "status", "due_at"),)
 
 
+class Hint(db.Model):
+    """Whether a hint to send email jobs is on its way to a worker (see emails.py).
+
+    One row per kind of work; the migration makes the row for email jobs.
+    """
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pending: Mapped[bool] = mapped_column(default=False)
+    set_at: Mapped[datetime | None]
+
+
 class Admin(UserMixin, db.Model):
     """Somebody who may log in to /admin. The password is stored only as a hash."""
 

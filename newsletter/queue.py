@@ -5,18 +5,19 @@ import logging
 
 from kombu.exceptions import OperationalError
 
-from workers.tasks import send_email_job, send_test_digest, start_digest
+from newsletter import emails
+from workers.tasks import send_email_jobs, send_test_digest, start_digest
 
 log = logging.getLogger(__name__)
 
 
-def hint_email_job(job_id):
-    if job_id is None:
-        return
+def hint_email_jobs():
+    """Ask a worker to send the due email jobs (see emails.owe_hint)."""
     try:
-        send_email_job.delay(job_id)
+        send_email_jobs.delay()
     except (OperationalError, OSError) as error:
-        log.warning("broker unreachable, email job %s waits for the sweep: %s", job_id, error)
+        emails.forget_hint()
+        log.warning("broker unreachable, email jobs wait for the sweep: %s", error)
 
 
 def start_digest_send(digest_id):

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import settings, tokens
+from newsletter import emails, settings, tokens
 from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -20,7 +20,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from newsletter.queue import hint_email_job
+from newsletter.queue import hint_email_jobs
 
 
 class LinkNotValid(Exception):
@@ -36,23 +36,24 @@ def subscribe(email, name="", source="form", ip=None):
     """
     address = normalize_email(email)
     name = clean_name(name)
-    job_id = _record_new_address(address, name, source, ip)
-    if job_id is None:
+    must_hint = _record_new_address(address, name, source, ip)
+    if must_hint is None:
         try:
-            job_id = _record_signup(address, name, source, ip)
+            must_hint = _record_signup(address, name, source, ip)
             db.session.commit()
         except IntegrityError:
             # The same address signed up at the same moment in another request.
             db.session.rollback()
-            job_id = _record_signup(address, name, source, ip)
+            must_hint = _record_signup(address, name, source, ip)
             db.session.commit()
-    hint_email_job(job_id)
+    if must_hint:
+        hint_email_jobs()
 
 
 def _record_new_address(address, name, source, ip):
     """The common case, a new address, in two INSERTs: the subscriber (unless the
-    address is known) and its confirmation job. Returns the job's id, or None
-    when the address is known."""
+    address is known) and its confirmation job. Returns None when the address is
+    known, else whether the caller must publish a hint (see emails.owe_hint)."""
     insert = sqlite_insert if db.engine.dialect.name == "sqlite" else postgresql_insert
     subscriber_id = db.session.scalar(
         insert(Subscriber)
@@ -63,13 +64,12 @@ def _record_new_address(address, name, source, ip):
     if subscriber_id is None:
         db.session.rollback()
         return None
-    job_id = db.session.scalar(
-        sql_insert(EmailJob)
-        .values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
-        .returning(EmailJob.id)
+    db.session.execute(
+        sql_insert(EmailJob).values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
     )
+    must_hint = emails.owe_hint()
     db.session.commit()
-    return job_id
+    return must_hint
 
 
 def _record_signup(address, name, source, ip):
@@ -89,8 +89,7 @@ def _record_signup(address, name, source, ip):
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
-    job = owe_confirmation(subscriber)
-    return None if job is None else job.id
+    return owe_confirmation(subscriber) is not None and emails.owe_hint()
 
 
 def owe_confirmation(subscriber):
@@ -157,13 +156,13 @@ def confirm(token, ip=None):
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.confirmed_at = utcnow()
         subscriber.confirm_ip = ip
-        welcome = None
+        must_hint = False
         if settings.current().welcome_enabled:
-            welcome = EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber)
-            db.session.add(welcome)
+            db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
+            must_hint = emails.owe_hint()
         db.session.commit()
-        if welcome is not None:
-            hint_email_job(welcome.id)
+        if must_hint:
+            hint_email_jobs()
     elif subscriber.status != SubscriberStatus.CONFIRMED:
         raise LinkNotValid()
     return subscriber
@@ -178,10 +177,10 @@ def renew_confirmation(token):
     subscriber = _subscriber_for(subscriber_id, nonce)
     if subscriber.status != SubscriberStatus.PENDING:
         return
-    job = owe_confirmation(subscriber)
+    must_hint = owe_confirmation(subscriber) is not None and emails.owe_hint()
     db.session.commit()
-    if job is not None:
-        hint_email_job(job.id)
+    if must_hint:
+        hint_email_jobs()
 
 
 def check_unsubscribe(token):

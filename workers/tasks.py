@@ -6,20 +6,23 @@ from flask import current_app
 from newsletter import digests, emails, posts
 
 
-@shared_task(name="newsletter.send_email_job")
-def send_email_job(job_id):
-    outcome = emails.send_email_job(job_id)
-    if outcome.retry_in is not None:
-        send_email_job.apply_async((job_id,), countdown=outcome.retry_in)
-    return outcome.status
+@shared_task(name="newsletter.send_email_jobs")
+def send_email_jobs():
+    """Send every email job that is due; another task follows while work is left."""
+    report = emails.send_due_jobs()
+    if report.more:
+        send_email_jobs.delay()
+    elif report.retry_in is not None:
+        send_email_jobs.apply_async(countdown=report.retry_in)
+    return {"sent": report.sent, "failed": report.failed, "retried": report.retried}
 
 
 @shared_task(name="newsletter.sweep")
 def sweep():
     """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
     job_ids = emails.lost_job_ids()
-    for job_id in job_ids:
-        send_email_job.delay(job_id)
+    if job_ids:
+        send_email_jobs.delay()
     for digest_id in digests.due_scheduled_digest_ids():
         start_digest.delay(digest_id)
     for digest_id in digests.stalled_digest_ids():
