@@ -150,12 +150,15 @@ def await_confirmations(stack, sink, before, load):
     load_ended = time.perf_counter()
     delivered_during_load = sink.count - before
     accepted = load.statuses[202]
-    # The answers wrk read come first; once they are in, so are the few requests still
-    # in the server when wrk stopped, and the database has every sign-up.
-    arrived = sink.wait_for(before + accepted, timeout=900, idle_timeout=30)
+    # A few requests were still in the server when wrk stopped: count the sign-ups
+    # once the count stands still.
     recorded = signups_recorded(stack)
-    if arrived is not None:
-        arrived = sink.wait_for(before + recorded, timeout=60, idle_timeout=30)
+    while True:
+        time.sleep(0.5)
+        settled, recorded = recorded, signups_recorded(stack)
+        if settled == recorded:
+            break
+    arrived = sink.wait_for(before + recorded, timeout=900, idle_timeout=30)
     # Anything that arrives in the next second is a second email for one sign-up.
     time.sleep(1)
     return Confirmations(

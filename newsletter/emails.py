@@ -143,24 +143,27 @@ class Report:
         return len(self.put_back)
 
 
-def owe_hint():
-    """Called in a transaction that owes email jobs, before it commits: True when
-    the caller must publish a hint after committing, because none is on its way.
+def raise_hint():
+    """Called once a transaction that owes email jobs has committed: True when no
+    hint is on its way, so the caller must publish one.
 
     Sign-ups in a burst share one hint instead of a task each. No job is
-    stranded: the row is locked until this transaction commits, and a worker
-    clears the flag (which takes that lock) before it looks for due jobs, so a
-    job whose transaction saw the flag set is committed before the worker looks.
+    stranded: this looks at the flag after the job is committed, and a worker
+    clears the flag before it looks for due jobs. So either the flag is down and
+    this caller publishes, or a worker has yet to clear it and will find the job.
     """
-    pending = db.session.scalar(
-        select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update()
-    )
+    pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
     if pending:
+        # Only read: most sign-ups of a burst stop here without writing.
+        db.session.rollback()
         return False
-    db.session.execute(
-        update(Hint).where(Hint.name == EMAIL_HINT).values(pending=True, set_at=utcnow())
-    )
-    return True
+    raised = db.session.execute(
+        update(Hint)
+        .where(Hint.name == EMAIL_HINT, Hint.pending.is_(False))
+        .values(pending=True, set_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    return raised == 1
 
 
 def forget_hint():

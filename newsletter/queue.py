@@ -12,7 +12,10 @@ log = logging.getLogger(__name__)
 
 
 def hint_email_jobs():
-    """Ask a worker to send the due email jobs (see emails.owe_hint)."""
+    """Ask a worker to send the due email jobs, unless a hint is on its way already
+    (see emails.raise_hint). Call it after committing the jobs."""
+    if not emails.raise_hint():
+        return
     try:
         send_email_jobs.delay()
     except (OperationalError, OSError) as error:

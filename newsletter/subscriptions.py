@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import emails, settings, tokens
+from newsletter import settings, tokens
 from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -36,24 +36,24 @@ def subscribe(email, name="", source="form", ip=None):
     """
     address = normalize_email(email)
     name = clean_name(name)
-    must_hint = _record_new_address(address, name, source, ip)
-    if must_hint is None:
+    owed = _record_new_address(address, name, source, ip)
+    if owed is None:
         try:
-            must_hint = _record_signup(address, name, source, ip)
+            owed = _record_signup(address, name, source, ip)
             db.session.commit()
         except IntegrityError:
             # The same address signed up at the same moment in another request.
             db.session.rollback()
-            must_hint = _record_signup(address, name, source, ip)
+            owed = _record_signup(address, name, source, ip)
             db.session.commit()
-    if must_hint:
+    if owed:
         hint_email_jobs()
 
 
 def _record_new_address(address, name, source, ip):
     """The common case, a new address, in two INSERTs: the subscriber (unless the
     address is known) and its confirmation job. Returns None when the address is
-    known, else whether the caller must publish a hint (see emails.owe_hint)."""
+    known, else True."""
     insert = sqlite_insert if db.engine.dialect.name == "sqlite" else postgresql_insert
     subscriber_id = db.session.scalar(
         insert(Subscriber)
@@ -67,9 +67,8 @@ def _record_new_address(address, name, source, ip):
     db.session.execute(
         sql_insert(EmailJob).values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
     )
-    must_hint = emails.owe_hint()
     db.session.commit()
-    return must_hint
+    return True
 
 
 def _record_signup(address, name, source, ip):
@@ -89,7 +88,7 @@ def _record_signup(address, name, source, ip):
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
-    return owe_confirmation(subscriber) is not None and emails.owe_hint()
+    return owe_confirmation(subscriber) is not None
 
 
 def owe_confirmation(subscriber):
@@ -156,12 +155,11 @@ def confirm(token, ip=None):
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.confirmed_at = utcnow()
         subscriber.confirm_ip = ip
-        must_hint = False
-        if settings.current().welcome_enabled:
+        welcome = settings.current().welcome_enabled
+        if welcome:
             db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
-            must_hint = emails.owe_hint()
         db.session.commit()
-        if must_hint:
+        if welcome:
             hint_email_jobs()
     elif subscriber.status != SubscriberStatus.CONFIRMED:
         raise LinkNotValid()
@@ -177,9 +175,9 @@ def renew_confirmation(token):
     subscriber = _subscriber_for(subscriber_id, nonce)
     if subscriber.status != SubscriberStatus.PENDING:
         return
-    must_hint = owe_confirmation(subscriber) is not None and emails.owe_hint()
+    owed = owe_confirmation(subscriber) is not None
     db.session.commit()
-    if must_hint:
+    if owed:
         hint_email_jobs()
 
 
