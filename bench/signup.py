@@ -8,6 +8,7 @@ load; a real Celery worker sends the confirmations while the load goes on.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from sqlalchemy import func, select
 from bench import procs
 from bench.report import Targets, mib, ratio, table
 from bench.sink import Sink, free_port
-from bench.stack import PROJECT_ROOT, STACKS, Stack, available, stop
+from bench.stack import PROJECT_ROOT, STACKS, Stack, available, log_tail, stop
 from bench.web import NOOP_PATH
 from newsletter.extensions import db
 from newsletter.models import EmailJob, EmailKind, Subscriber
@@ -122,7 +123,7 @@ def start_web(stack, workers, log):
         except (URLError, ConnectionError):
             if web.poll() is not None or time.monotonic() > deadline:
                 stop(web)
-                raise RuntimeError(f"gunicorn did not start; see {log}") from None
+                raise RuntimeError(f"gunicorn did not start:\n{log_tail(log)}") from None
             time.sleep(0.1)
 
 
@@ -216,6 +217,9 @@ def run(stack, sink, args, workdir):
 
 
 def main(args):
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk (Debian), then run this again.")
+        return 1
     reason = available(args.stack)
     if reason:
         print(f"NOTICE: {STACKS[args.stack]} is not available here: {reason}")

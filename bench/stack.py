@@ -15,7 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_bench"
 )
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Redis by default; an amqp:// URL runs the same stack on RabbitMQ.
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 # Environment names and the config keys they set (as config.py reads them).
 CONFIG_KEYS = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
@@ -26,9 +27,10 @@ CONFIG_KEYS = {
     "SECRET_KEY": "SECRET_KEY",
     "BASE_URL": "BASE_URL",
 }
+QUEUE = "newsletter-bench"
 STACKS = {
     "embedded": "embedded default: SQLite + SQLite broker",
-    "postgres": "PostgreSQL + Redis",
+    "postgres": "PostgreSQL + " + ("RabbitMQ" if BROKER_URL.startswith("amqp") else "Redis"),
 }
 
 
@@ -51,10 +53,10 @@ class Stack:
         }
         if name == "postgres":
             self.env["DATABASE_URL"] = POSTGRES_URL
-            self.env["CELERY_BROKER_URL"] = REDIS_URL
-            self.env["CELERY_TASK_DEFAULT_QUEUE"] = "newsletter-bench"
+            self.env["CELERY_BROKER_URL"] = BROKER_URL
+            self.env["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE
             _recreate_postgres_database(POSTGRES_URL)
-            _flush_redis(REDIS_URL)
+            _empty_broker(BROKER_URL)
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "newsletter", "db", "upgrade"],
             cwd=PROJECT_ROOT,
@@ -95,7 +97,7 @@ class Stack:
         deadline = time.monotonic() + 60
         while not ready.exists():
             if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start; see {log}")
+                raise RuntimeError(f"the worker did not start:\n{log_tail(log)}")
             time.sleep(0.05)
         return worker
 
@@ -104,12 +106,17 @@ class Stack:
             db.engine.dispose()
 
 
+def log_tail(path, lines=30):
+    """The end of a log, for an error message: the log's folder is removed on the way out."""
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
 def available(name):
     """None if the stack can run here, or why it cannot."""
     if name != "postgres":
         return None
     try:
-        _flush_redis(REDIS_URL)
+        _empty_broker(BROKER_URL)
         import psycopg
 
         psycopg.connect(_admin_dsn(POSTGRES_URL), connect_timeout=3).close()
@@ -144,7 +151,18 @@ def _recreate_postgres_database(url):
         connection.execute(f'CREATE DATABASE "{name}"')
 
 
-def _flush_redis(url):
+def _empty_broker(url):
+    """Drop what an earlier run left in the benchmark's queue."""
+    if url.startswith("amqp"):
+        from kombu import Connection
+
+        with Connection(url, connect_timeout=3) as connection:
+            channel = connection.default_channel
+            try:
+                channel.queue_purge(QUEUE)
+            except connection.channel_errors:
+                return  # no queue yet: nothing to drop
+        return
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
