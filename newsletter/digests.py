@@ -19,10 +19,9 @@ from flask import current_app
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import mailer, pacing, settings
+from newsletter import leases, mailer, pacing, settings
 from newsletter.addresses import normalize_email
 from newsletter.digest_mail import DigestMessages
-from newsletter.emails import CLOCK_TOLERANCE, retry_delay
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -216,27 +215,13 @@ def send_batch(digest_id):
 
 
 def _claim(digest_id, size):
-    now = utcnow()
-    lease = now + timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
-    due = (
-        select(Delivery.id)
-        .where(
-            Delivery.digest_id == digest_id,
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.due_at <= now + CLOCK_TOLERANCE,
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-        )
-        .order_by(Delivery.id)
-        .limit(size)
-        .with_for_update(skip_locked=True)
+    claimed = leases.take_due(
+        Delivery,
+        Delivery.digest_id == digest_id,
+        Delivery.status == DeliveryStatus.PENDING,
+        order_by=Delivery.id,
+        limit=size,
     )
-    claimed = db.session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(due))
-        .values(lease_until=lease, attempts=Delivery.attempts + 1)
-        .returning(Delivery.id)
-    ).all()
-    db.session.commit()
     if not claimed:
         return []
     return db.session.execute(
@@ -328,7 +313,7 @@ def _record(outcome, result):
                 {
                     "id": d,
                     "lease_until": None,
-                    "due_at": now + timedelta(seconds=retry_delay(attempts)),
+                    "due_at": now + timedelta(seconds=leases.retry_delay(attempts)),
                     "last_error": e[:500],
                 }
                 for d, attempts, e in retry
@@ -394,7 +379,7 @@ def stalled_digest_ids():
         exists().where(
             pending,
             Delivery.due_at <= now,
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            leases.unheld(Delivery, now),
         ),
         ~in_hand,
     )

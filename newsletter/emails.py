@@ -1,6 +1,5 @@
 """Transactional emails: what each one says, and sending each job once, in batches."""
 
-import random
 import time
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -8,9 +7,9 @@ from datetime import datetime, timedelta
 from email.utils import formataddr, formatdate, make_msgid
 
 from flask import current_app, render_template
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
-from newsletter import mailer, rawmail, settings, tokens
+from newsletter import leases, mailer, rawmail, settings, tokens
 from newsletter.digest_mail import DigestMessages, sender_domain
 from newsletter.extensions import db
 from newsletter.mailer import ConnectionFailure, PermanentFailure, TemporaryFailure, smtp_address
@@ -31,12 +30,8 @@ EMAIL_HINT = "email"
 # goes on taking batches before it hands the rest to a new task.
 BATCH_SIZE = 50
 TASK_SECONDS = 3.0
-
-# A hint for a retry may arrive a moment before its due time on another host's clock.
-CLOCK_TOLERANCE = timedelta(seconds=1)
 # Jobs this much past due with no live lease have lost their hint.
 SWEEP_GRACE = timedelta(seconds=10)
-MAX_RETRY_DELAY = 3600
 
 
 def link(path):
@@ -153,6 +148,11 @@ def raise_hint():
     this caller publishes, or a worker has yet to clear it and will find the job.
     """
     pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
+    if pending is None:
+        # No flag row (the migration makes it; a table emptied by hand loses it):
+        # without the flag, every transaction publishes.
+        db.session.rollback()
+        return True
     if pending:
         # Only read: most sign-ups of a burst stop here without writing.
         db.session.rollback()
@@ -193,27 +193,13 @@ def send_due_jobs(batch_size=BATCH_SIZE, seconds=TASK_SECONDS):
 
 
 def _claim_due(limit, skip):
-    now = utcnow()
-    lease = timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
-    due = (
-        select(EmailJob.id)
-        .where(
-            EmailJob.status == JobStatus.QUEUED,
-            EmailJob.due_at <= now + CLOCK_TOLERANCE,
-            or_(EmailJob.lease_until.is_(None), EmailJob.lease_until < now),
-            EmailJob.id.not_in(skip),
-        )
-        .order_by(EmailJob.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    claimed = leases.take_due(
+        EmailJob,
+        EmailJob.status == JobStatus.QUEUED,
+        EmailJob.id.not_in(skip),
+        order_by=EmailJob.due_at,
+        limit=limit,
     )
-    claimed = db.session.scalars(
-        update(EmailJob)
-        .where(EmailJob.id.in_(due))
-        .values(lease_until=now + lease, attempts=EmailJob.attempts + 1)
-        .returning(EmailJob.id)
-    ).all()
-    db.session.commit()
     if not claimed:
         return []
     rows = db.session.execute(
@@ -284,7 +270,7 @@ def _retry_later(job, error, report):
         _finish(job.id, JobStatus.FAILED, error=error)
         report.failed += 1
         return
-    delay = retry_delay(job.attempts)
+    delay = leases.retry_delay(job.attempts)
     db.session.execute(
         update(EmailJob)
         .where(EmailJob.id == job.id)
@@ -297,12 +283,6 @@ def _retry_later(job, error, report):
     report.retry_in = max(report.retry_in or 0, delay)
 
 
-def retry_delay(attempts):
-    """Exponential backoff with jitter, so a recovering server is not hit all at once."""
-    base = current_app.config["SEND_RETRY_BASE_SECONDS"]
-    return min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY) * random.uniform(0.5, 1.5)
-
-
 def lost_job_ids(limit=1000):
     """Queued jobs past due that nobody holds: their broker hint was lost."""
     now = utcnow()
@@ -311,7 +291,7 @@ def lost_job_ids(limit=1000):
         .where(
             EmailJob.status == JobStatus.QUEUED,
             EmailJob.due_at <= now - SWEEP_GRACE,
-            or_(EmailJob.lease_until.is_(None), EmailJob.lease_until < now),
+            leases.unheld(EmailJob, now),
         )
         .order_by(EmailJob.due_at)
         .limit(limit)

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import create_engine, func, make_url, select, text, update
 
 from config import TestConfig
 from newsletter import create_app
 from newsletter.extensions import db
-from newsletter.models import EmailJob, JobStatus, utcnow
+from newsletter.models import EmailJob, Hint, JobStatus, utcnow
 from tests.helpers import ADMIN, log_in
 from tests.smtp import SMTPServer
 
@@ -93,9 +93,12 @@ def database_url(migrated_database, tmp_path):
         return
     yield migrated_database
     engine = create_engine(migrated_database)
-    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+    # The rows the migrations made stay, as they were made.
+    seeded = {Hint.__table__}
+    tables = ", ".join(table.name for table in db.metadata.sorted_tables if table not in seeded)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.execute(update(Hint).values(pending=False, set_at=None))
     engine.dispose()
 
 
