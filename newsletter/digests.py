@@ -4,10 +4,10 @@ confirmed subscriber exactly once.
 The ``delivery`` rows are the record of what must go out. A send starts by
 writing one row per confirmed subscriber in a single INSERT … SELECT. Workers
 then take batches of rows with one conditional UPDATE (a lease), send a batch
-over one SMTP connection, and record the results with a fixed number of
-statements per batch. A worker that dies leaves a lease that runs out; the
-sweep hands its rows to another worker. Broker messages only say "there is
-work for digest N".
+over one SMTP connection, and record the results with a bounded number of
+statements per batch: sent messages DIGEST_RECORD_EVERY at a time, the rest at
+the end. A worker that dies leaves a lease that runs out; the sweep hands its
+rows to another worker. Broker messages only say "there is work for digest N".
 """
 
 import time
