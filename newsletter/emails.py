@@ -5,9 +5,10 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr, formatdate, make_msgid
+from functools import cached_property
 
 from flask import current_app, render_template
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from newsletter import leases, mailer, rawmail, settings, tokens
 from newsletter.digest_mail import DigestMessages, sender_domain
@@ -95,19 +96,26 @@ class WelcomeIssue:
     created_at: datetime = field(default_factory=utcnow)
 
 
-def build_welcome(subscriber):
-    """The email a reader gets right after confirming: a hello and the latest posts."""
-    chosen = settings.current()
-    latest = db.session.scalars(
-        select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
-    ).all()
-    issue = WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest)
-    messages = DigestMessages(issue)
-    raw = messages.build(subscriber.id, subscriber.email, subscriber.name, subscriber.token_nonce)
-    return Email(subscriber.email, raw, messages.message_id(subscriber.id))
+class BatchEmails:
+    """Builds the emails of one batch. The welcome email, a hello and the latest
+    posts, is rendered once for the batch: rendering costs milliseconds, a copy
+    microseconds."""
+
+    def build(self, kind, reader):
+        if kind == EmailKind.CONFIRMATION:
+            return build_confirmation(reader)
+        raw = self.welcome.build(reader.id, reader.email, reader.name, reader.token_nonce)
+        return Email(reader.email, raw, self.welcome.message_id(reader.id))
+
+    @cached_property
+    def welcome(self):
+        chosen = settings.current()
+        latest = db.session.scalars(
+            select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
+        ).all()
+        return DigestMessages(WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest))
 
 
-BUILDERS = {EmailKind.CONFIRMATION: build_confirmation, EmailKind.WELCOME: build_welcome}
 WANTED_STATUS = {
     EmailKind.CONFIRMATION: SubscriberStatus.PENDING,
     EmailKind.WELCOME: SubscriberStatus.CONFIRMED,
@@ -148,15 +156,12 @@ def raise_hint():
     this caller publishes, or a worker has yet to clear it and will find the job.
     """
     pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
-    if pending is None:
-        # No flag row (the migration makes it; a table emptied by hand loses it):
-        # without the flag, every transaction publishes.
+    if pending is not False:
+        # Only read: most sign-ups of a burst stop here without writing. With no
+        # flag row (the migration makes it; emptying the table loses it), every
+        # transaction publishes.
         db.session.rollback()
-        return True
-    if pending:
-        # Only read: most sign-ups of a burst stop here without writing.
-        db.session.rollback()
-        return False
+        return pending is None
     raised = db.session.execute(
         update(Hint)
         .where(Hint.name == EMAIL_HINT, Hint.pending.is_(False))
@@ -223,6 +228,7 @@ def _claim_due(limit, skip):
 def _send_batch(jobs, report):
     """Send the jobs over one connection; False if the server could not be reached."""
     done = 0
+    batch = BatchEmails()
     try:
         with mailer.connection() as sender:
             for job in jobs:
@@ -230,7 +236,7 @@ def _send_batch(jobs, report):
                     _finish(job.id, JobStatus.SKIPPED)
                     report.skipped += 1
                 else:
-                    _send_one(sender, job, report)
+                    _send_one(sender, batch, job, report)
                 done += 1
     except ConnectionFailure as error:
         for job in jobs[done:]:
@@ -239,9 +245,9 @@ def _send_batch(jobs, report):
     return True
 
 
-def _send_one(sender, job, report):
+def _send_one(sender, batch, job, report):
     try:
-        email = BUILDERS[job.kind](job.subscriber)
+        email = batch.build(job.kind, job.subscriber)
         sender.send(email.to, email.raw)
     except ConnectionFailure:
         raise
@@ -283,16 +289,12 @@ def _retry_later(job, error, report):
     report.retry_in = max(report.retry_in or 0, delay)
 
 
-def lost_job_ids(limit=1000):
-    """Queued jobs past due that nobody holds: their broker hint was lost."""
+def any_lost_jobs():
+    """Whether a queued job is past due and nobody holds it: its hint was lost."""
     now = utcnow()
-    return db.session.scalars(
-        select(EmailJob.id)
-        .where(
-            EmailJob.status == JobStatus.QUEUED,
-            EmailJob.due_at <= now - SWEEP_GRACE,
-            leases.unheld(EmailJob, now),
-        )
-        .order_by(EmailJob.due_at)
-        .limit(limit)
-    ).all()
+    lost = exists().where(
+        EmailJob.status == JobStatus.QUEUED,
+        EmailJob.due_at <= now - SWEEP_GRACE,
+        leases.unheld(EmailJob, now),
+    )
+    return db.session.scalar(select(lost))

@@ -36,24 +36,14 @@ def subscribe(email, name="", source="form", ip=None):
     """
     address = normalize_email(email)
     name = clean_name(name)
-    owed = _record_new_address(address, name, source, ip)
-    if owed is None:
-        try:
-            owed = _record_signup(address, name, source, ip)
-            db.session.commit()
-        except IntegrityError:
-            # The same address signed up at the same moment in another request.
-            db.session.rollback()
-            owed = _record_signup(address, name, source, ip)
-            db.session.commit()
-    if owed:
+    signup = (address, name, source, ip)
+    if _record_new_address(*signup) or _record_known_address(*signup):
         hint_email_jobs()
 
 
 def _record_new_address(address, name, source, ip):
     """The common case, a new address, in two INSERTs: the subscriber (unless the
-    address is known) and its confirmation job. Returns None when the address is
-    known, else True."""
+    address is known) and its confirmation job. False when the address is known."""
     # Core statements on the tables: the ORM's bulk path costs more than the INSERT.
     subscribers, jobs = Subscriber.__table__, EmailJob.__table__
     insert = sqlite_insert if db.engine.dialect.name == "sqlite" else postgresql_insert
@@ -65,12 +55,25 @@ def _record_new_address(address, name, source, ip):
     )
     if subscriber_id is None:
         db.session.rollback()
-        return None
+        return False
     db.session.execute(
         sql_insert(jobs).values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
     )
     db.session.commit()
     return True
+
+
+def _record_known_address(address, name, source, ip):
+    """A sign-up from an address we know; True if it owes a confirmation email."""
+    try:
+        owed = _record_signup(address, name, source, ip)
+        db.session.commit()
+    except IntegrityError:
+        # The same address signed up at the same moment in another request.
+        db.session.rollback()
+        owed = _record_signup(address, name, source, ip)
+        db.session.commit()
+    return owed
 
 
 def _record_signup(address, name, source, ip):

@@ -20,14 +20,14 @@ def send_email_jobs():
 @shared_task(name="newsletter.sweep")
 def sweep():
     """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
-    job_ids = emails.lost_job_ids()
-    if job_ids:
+    lost = emails.any_lost_jobs()
+    if lost:
         send_email_jobs.delay()
     for digest_id in digests.due_scheduled_digest_ids():
         start_digest.delay(digest_id)
     for digest_id in digests.stalled_digest_ids():
         send_digest_batch.delay(digest_id)
-    return len(job_ids)
+    return lost
 
 
 @shared_task(name="newsletter.start_digest")
