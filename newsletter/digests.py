@@ -167,14 +167,13 @@ def send_batch(digest_id):
     result.claimed = len(recipients)
     if not recipients:
         return _when_idle(digest, result)
-    outcome = {"sent": [], "skipped": [], "failed": [], "retry": []}
+    outcome = {"sent": [], "skipped": [], "failed": [], "retry": [], "unsent": []}
     unrecorded = []
     record_every = current_app.config["DIGEST_RECORD_EVERY"]
-    attempted = 0
     date = formatdate(usegmt=True)
     try:
         with mailer.connection() as sender:
-            for (
+            for position, (
                 delivery_id,
                 subscriber_id,
                 email,
@@ -182,13 +181,14 @@ def send_batch(digest_id):
                 nonce,
                 status,
                 attempts,
-            ) in recipients:
+            ) in enumerate(recipients):
                 if status != SubscriberStatus.CONFIRMED:
                     outcome["skipped"].append((delivery_id, subscriber_id, None))
                     continue
                 raw = maker.build(subscriber_id, email, name, nonce, date=date)
-                booking.wait_for_turn(attempted)
-                attempted += 1
+                if not booking.take_turn():
+                    outcome["unsent"] = [row[0] for row in recipients[position:]]
+                    break
                 try:
                     sender.send(email, raw)
                 except mailer.ConnectionFailure:
@@ -318,6 +318,13 @@ def _record(outcome, result):
                 }
                 for d, attempts, e in retry
             ],
+        )
+    unsent = outcome["unsent"]
+    if unsent:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(unsent))
+            .values(lease_until=None, attempts=Delivery.attempts - 1)
         )
     db.session.commit()
     result.sent, result.skipped = len(sent), len(skipped)

@@ -12,7 +12,7 @@ import dkim
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter import digests, settings
+from newsletter import digests, pacing, settings
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -266,6 +266,20 @@ def test_two_workers_together_keep_the_admins_rate_limit(app, smtp, start_worker
     )
     assert busiest_second <= 11
     assert wait_until_sent(app, digest_id)["sent"] == 30
+
+
+def test_a_late_batch_never_crowds_its_messages_and_hands_back_what_no_longer_fits():
+    on_time = pacing.Booking(size=3, start=time.time() + pacing.LEAD_SECONDS, interval=0.05)
+    moments = []
+    while on_time.take_turn():
+        moments.append(time.monotonic())
+    assert len(moments) == 3
+    assert min(b - a for a, b in zip(moments, moments[1:])) >= 0.049
+
+    # Three slots of 0.1 s booked from 0.15 s ago: only one whole slot is left.
+    late = pacing.Booking(size=3, start=time.time() - 0.15, interval=0.1)
+    assert late.take_turn()
+    assert not late.take_turn()
 
 
 def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
