@@ -67,6 +67,8 @@ class Config:
     # killed mid-batch sends at most this many again; 1 records every message
     # on its own, at about a third of the speed on PostgreSQL.
     DIGEST_RECORD_EVERY = _env_int("DIGEST_RECORD_EVERY", 20)
+    # The same for confirmation and welcome emails.
+    EMAIL_RECORD_EVERY = _env_int("EMAIL_RECORD_EVERY", 20)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # DKIM signing of every email (off unless both are set); the domain defaults to

@@ -31,6 +31,10 @@ EMAIL_HINT = "email"
 # goes on taking batches before it hands the rest to a new task.
 BATCH_SIZE = 50
 TASK_SECONDS = 3.0
+# Between batches that were not full, a run waits this long for more jobs to come;
+# it ends after LINGER_SECONDS without any. An email waits at most GATHER_SECONDS.
+GATHER_SECONDS = 0.02
+LINGER_SECONDS = 0.1
 # Jobs this much past due with no live lease have lost their hint.
 SWEEP_GRACE = timedelta(seconds=10)
 
@@ -136,6 +140,8 @@ class Report:
     failed: int = 0
     # Jobs put back for a retry; one run does not take them again.
     put_back: set = field(default_factory=set)
+    # Jobs this run has dealt with: sent, skipped, failed or put back.
+    done: set = field(default_factory=set)
     # Stopped for time with jobs possibly left: another run should follow at once.
     more: bool = False
     # Seconds until every job this run put back for a retry is due again.
@@ -146,20 +152,31 @@ class Report:
         return len(self.put_back)
 
 
-def raise_hint():
-    """Called once a transaction that owes email jobs has committed: True when no
-    hint is on its way, so the caller must publish one.
+_HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
-    Sign-ups in a burst share one hint instead of a task each. No job is
-    stranded: this looks at the flag after the job is committed, and a worker
-    clears the flag before it looks for due jobs. So either the flag is down and
-    this caller publishes, or a worker has yet to clear it and will find the job.
+
+def commit_owing_jobs():
+    """Commit a transaction that wrote email jobs; True when no hint may be on its
+    way, so the caller must raise one (queue.hint_email_jobs).
+
+    Sign-ups in a burst share one hint instead of a task each, and no job is
+    stranded. The flag is read inside the transaction, under a share lock on
+    PostgreSQL and under the write lock the transaction already holds on SQLite, so
+    a worker cannot clear it until the jobs are committed. A worker clears the flag
+    before it looks for due jobs. So either the flag is up, and the worker that
+    clears it will find these jobs, or it is down and the caller raises it.
     """
+    pending = db.session.execute(_HINT_PENDING).scalar()
+    db.session.commit()
+    return pending is not True
+
+
+def raise_hint():
+    """Raise the flag after commit_owing_jobs found it down: True when this caller
+    raised it and must publish the hint. With no flag row (the migration makes it;
+    emptying the table loses it), every caller publishes."""
     pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
     if pending is not False:
-        # Only read: most sign-ups of a burst stop here without writing. With no
-        # flag row (the migration makes it; emptying the table loses it), every
-        # transaction publishes.
         db.session.rollback()
         return pending is None
     raised = db.session.execute(
@@ -182,19 +199,47 @@ def send_due_jobs(batch_size=BATCH_SIZE, seconds=TASK_SECONDS):
     for about ``seconds``.
 
     Safe to run any number of times at once: a worker takes a lease on each batch
-    with one conditional UPDATE, so only one sends each job, and each job is
-    recorded as soon as the server accepted it.
+    with one conditional UPDATE, so only one sends each job, and sent jobs are
+    recorded EMAIL_RECORD_EVERY at a time. While sign-ups keep coming, the run
+    waits GATHER_SECONDS between batches that were not full, so that each claim,
+    record and commit serves many emails instead of one or two; it ends once
+    nothing has come for LINGER_SECONDS.
     """
     forget_hint()
     deadline = time.monotonic() + seconds
     report = Report()
-    while jobs := _claim_due(batch_size, report.put_back):
-        if not _send_batch(jobs, report):
-            break  # the server is unreachable: the follow-up after retry_in tries again
-        if time.monotonic() >= deadline:
-            report.more = True
-            break
+    jobs = _claim_due(batch_size, report.put_back)
+    if not jobs:
+        return report
+    batch = BatchEmails()
+    try:
+        with mailer.connection() as sender:
+            while jobs:
+                _send_batch(sender, batch, jobs, report)
+                if time.monotonic() >= deadline:
+                    report.more = True
+                    break
+                jobs = _next_batch(batch_size, report, full=len(jobs) == batch_size)
+    except ConnectionFailure as error:
+        # The server is unreachable: the follow-up after retry_in tries again.
+        results = Results()
+        for job in jobs:
+            if job.id not in report.done:
+                _retry_later(job, str(error), report, results)
+        results.record()
     return report
+
+
+def _next_batch(batch_size, report, full):
+    """The next batch of due jobs, waiting for it a little while sign-ups come in."""
+    if not full:
+        time.sleep(GATHER_SECONDS)
+    quiet_until = time.monotonic() + LINGER_SECONDS
+    while not (jobs := _claim_due(batch_size, report.put_back)):
+        if time.monotonic() >= quiet_until:
+            break
+        time.sleep(GATHER_SECONDS)
+    return jobs
 
 
 def _claim_due(limit, skip):
@@ -225,55 +270,69 @@ def _claim_due(limit, skip):
     return [ClaimedJob(row[0], row[1], row[2], Recipient(*row[3:])) for row in rows]
 
 
-def _send_batch(jobs, report):
-    """Send the jobs over one connection; False if the server could not be reached."""
-    done = 0
-    batch = BatchEmails()
+def _send_batch(sender, batch, jobs, report):
+    """Send the jobs; ConnectionFailure leaves the ones not done in ``report.done``."""
+    results = Results()
     try:
-        with mailer.connection() as sender:
-            for job in jobs:
-                if job.subscriber.status != WANTED_STATUS[job.kind]:
-                    _finish(job.id, JobStatus.SKIPPED)
-                    report.skipped += 1
-                else:
-                    _send_one(sender, batch, job, report)
-                done += 1
-    except ConnectionFailure as error:
-        for job in jobs[done:]:
-            _retry_later(job, str(error), report)
-        return False
-    return True
+        for job in jobs:
+            if job.subscriber.status != WANTED_STATUS[job.kind]:
+                results.add(job.id, JobStatus.SKIPPED)
+                report.skipped += 1
+            else:
+                _send_one(sender, batch, job, report, results)
+            report.done.add(job.id)
+    finally:
+        results.record()
 
 
-def _send_one(sender, batch, job, report):
+def _send_one(sender, batch, job, report, results):
     try:
         email = batch.build(job.kind, job.subscriber)
         sender.send(email.to, email.raw)
     except ConnectionFailure:
         raise
     except TemporaryFailure as error:
-        _retry_later(job, str(error), report)
+        _retry_later(job, str(error), report, results)
     except PermanentFailure as error:
-        _finish(job.id, JobStatus.FAILED, error=str(error))
+        results.add(job.id, JobStatus.FAILED, error=str(error))
         report.failed += 1
     else:
-        _finish(job.id, JobStatus.SENT, message_id=email.message_id)
+        results.add(job.id, JobStatus.SENT, message_id=email.message_id)
         report.sent += 1
 
 
-def _finish(job_id, status, error=None, message_id=None):
-    values = {"status": status, "finished_at": utcnow(), "lease_until": None}
-    if error:
-        values["last_error"] = error[:500]
-    if message_id:
-        values["message_id"] = message_id
-    db.session.execute(update(EmailJob).where(EmailJob.id == job_id).values(**values))
-    db.session.commit()
+class Results:
+    """Finished jobs, recorded EMAIL_RECORD_EVERY at a time in one statement.
+
+    A worker killed mid-batch sends at most that many again. Recording each on
+    its own would take SQLite's one write lock once per email, which sign-ups
+    then queue behind.
+    """
+
+    def __init__(self):
+        self.every = current_app.config["EMAIL_RECORD_EVERY"]
+        self.rows = []
+
+    def add(self, job_id, status, error=None, message_id=None):
+        row = {"id": job_id, "status": status, "finished_at": utcnow(), "lease_until": None}
+        if error:
+            row["last_error"] = error[:500]
+        if message_id:
+            row["message_id"] = message_id
+        self.rows.append(row)
+        if len(self.rows) >= self.every:
+            self.record()
+
+    def record(self):
+        if self.rows:
+            db.session.execute(update(EmailJob), self.rows)
+            db.session.commit()
+            self.rows = []
 
 
-def _retry_later(job, error, report):
+def _retry_later(job, error, report, results):
     if job.attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
-        _finish(job.id, JobStatus.FAILED, error=error)
+        results.add(job.id, JobStatus.FAILED, error=error)
         report.failed += 1
         return
     delay = leases.retry_delay(job.attempts)

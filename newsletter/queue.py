@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def hint_email_jobs():
-    """Ask a worker to send the due email jobs, unless a hint is on its way already
-    (see emails.raise_hint). Call it after committing the jobs."""
+    """Ask a worker to send the due email jobs, unless a hint is on its way already.
+    Call it when emails.commit_owing_jobs says so."""
     if not emails.raise_hint():
         return
     try:

@@ -3,13 +3,10 @@
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import insert as sql_insert
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import settings, tokens
+from newsletter import emails, settings, tokens
 from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -37,43 +34,43 @@ def subscribe(email, name="", source="form", ip=None):
     address = normalize_email(email)
     name = clean_name(name)
     signup = (address, name, source, ip)
-    if _record_new_address(*signup) or _record_known_address(*signup):
+    if not (_record_new_address(*signup) or _record_known_address(*signup)):
+        db.session.commit()
+    elif emails.commit_owing_jobs():
         hint_email_jobs()
 
 
+# Core statements on the tables, built once: the ORM's bulk path costs more than the
+# INSERT itself, and a dialect's INSERT … ON CONFLICT is compiled anew every time.
+_NEW_SUBSCRIBER = insert(Subscriber.__table__).returning(Subscriber.__table__.c.id)
+_NEW_JOB = insert(EmailJob.__table__)
+
+
 def _record_new_address(address, name, source, ip):
-    """The common case, a new address, in two INSERTs: the subscriber (unless the
-    address is known) and its confirmation job. False when the address is known."""
-    # Core statements on the tables: the ORM's bulk path costs more than the INSERT.
-    subscribers, jobs = Subscriber.__table__, EmailJob.__table__
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else postgresql_insert
-    subscriber_id = db.session.scalar(
-        insert(subscribers)
-        .values(email=address, name=name, signup_source=source, signup_ip=ip)
-        .on_conflict_do_nothing(index_elements=[subscribers.c.email])
-        .returning(subscribers.c.id)
-    )
-    if subscriber_id is None:
+    """The common case, a new address, in two INSERTs: the subscriber and its
+    confirmation job, left for the caller to commit. False when the address is known."""
+    connection = db.session.connection()
+    try:
+        subscriber_id = connection.execute(
+            _NEW_SUBSCRIBER,
+            {"email": address, "name": name, "signup_source": source, "signup_ip": ip},
+        ).scalar_one()
+    except IntegrityError:
         db.session.rollback()
         return False
-    db.session.execute(
-        sql_insert(jobs).values(kind=EmailKind.CONFIRMATION, subscriber_id=subscriber_id)
-    )
-    db.session.commit()
+    connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
     return True
 
 
 def _record_known_address(address, name, source, ip):
-    """A sign-up from an address we know; True if it owes a confirmation email."""
+    """A sign-up from an address we know, left for the caller to commit; True if it
+    owes a confirmation email."""
     try:
-        owed = _record_signup(address, name, source, ip)
-        db.session.commit()
+        return _record_signup(address, name, source, ip)
     except IntegrityError:
         # The same address signed up at the same moment in another request.
         db.session.rollback()
-        owed = _record_signup(address, name, source, ip)
-        db.session.commit()
-    return owed
+        return _record_signup(address, name, source, ip)
 
 
 def _record_signup(address, name, source, ip):
@@ -163,8 +160,9 @@ def confirm(token, ip=None):
         welcome = settings.current().welcome_enabled
         if welcome:
             db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
-        db.session.commit()
-        if welcome:
+        if not welcome:
+            db.session.commit()
+        elif emails.commit_owing_jobs():
             hint_email_jobs()
     elif subscriber.status != SubscriberStatus.CONFIRMED:
         raise LinkNotValid()
@@ -180,9 +178,9 @@ def renew_confirmation(token):
     subscriber = _subscriber_for(subscriber_id, nonce)
     if subscriber.status != SubscriberStatus.PENDING:
         return
-    owed = owe_confirmation(subscriber) is not None
-    db.session.commit()
-    if owed:
+    if owe_confirmation(subscriber) is None:
+        db.session.commit()
+    elif emails.commit_owing_jobs():
         hint_email_jobs()
 
 

@@ -8,10 +8,12 @@ from newsletter import digests, emails, posts
 
 @shared_task(name="newsletter.send_email_jobs")
 def send_email_jobs():
-    """Send every email job that is due; another task follows while work is left."""
+    """Send every email job that is due; another task follows while work is left,
+    unless a sign-up has sent one already (see emails.commit_owing_jobs)."""
     report = emails.send_due_jobs()
     if report.more:
-        send_email_jobs.delay()
+        if emails.raise_hint():
+            send_email_jobs.delay()
     elif report.retry_in is not None:
         send_email_jobs.apply_async(countdown=report.retry_in)
     return {"sent": report.sent, "failed": report.failed, "retried": report.retried}
