@@ -53,6 +53,11 @@ class Load:
     max_ms: float
     socket_errors: int
     statuses: Counter = field(default_factory=Counter)
+    # CPU seconds per group of processes during the load (see procs.CpuMeter).
+    cpu: dict = field(default_factory=dict)
+
+    def cpu_ms_per_request(self, group):
+        return 1000 * self.cpu[group] / self.requests if self.requests else 0.0
 
     @property
     def rate(self):
@@ -199,11 +204,19 @@ def run(stack, sink, args, workdir):
     try:
         web, base = start_web(stack, args.web_workers, workdir / "gunicorn.log")
         try:
+            groups = {"web (gunicorn)": web.pid, "Celery worker": worker.pid}
+            groups["SMTP sink"] = sink.process.pid
             print(f"... ceiling: POST {NOOP_PATH}, {args.seconds} s", flush=True)
-            ceiling = run_wrk(f"ceiling: POST {NOOP_PATH}", base + NOOP_PATH, args, "noop")
+            with procs.CpuMeter(groups) as meter:
+                ceiling = run_wrk(f"ceiling: POST {NOOP_PATH}", base + NOOP_PATH, args, "noop")
+            ceiling.cpu = meter.used
             print(f"... sign-ups: POST /api/subscribe, {args.seconds} s", flush=True)
             before = sink.count
-            signup = run_wrk("sign-up: POST /api/subscribe", base + "/api/subscribe", args, "load")
+            with procs.CpuMeter(groups) as meter:
+                signup = run_wrk(
+                    "sign-up: POST /api/subscribe", base + "/api/subscribe", args, "load"
+                )
+            signup.cpu = meter.used
             print("... waiting for every confirmation email", flush=True)
             confirmations = await_confirmations(stack, sink, before, signup)
             print(f"... confirmation latency: {args.latency_samples} form posts", flush=True)
@@ -272,6 +285,35 @@ def print_results(ceiling, signup, confirmations, latencies, peaks, args):
             "socket errors",
         ],
         rows,
+    )
+
+    groups = list(signup.cpu)
+    cores = os.cpu_count()
+    print("CPU per request, in ms, by process (the machine's total includes wrk and the kernel)")
+    table(
+        ["process", "ceiling", "sign-up", "sign-up / ceiling"],
+        [
+            [
+                group,
+                f"{ceiling.cpu_ms_per_request(group):.3f}",
+                f"{signup.cpu_ms_per_request(group):.3f}",
+                ratio(signup.cpu_ms_per_request(group), ceiling.cpu_ms_per_request(group)),
+            ]
+            for group in groups
+        ]
+        + [
+            [
+                f"machine busy (of {cores} cores)",
+                f"{100 * ceiling.cpu['machine'] / (cores * ceiling.seconds):.0f}%",
+                f"{100 * signup.cpu['machine'] / (cores * signup.seconds):.0f}%",
+                "",
+            ]
+        ],
+    )
+    bound = ceiling.cpu_ms_per_request("machine") / signup.cpu_ms_per_request("machine")
+    print(
+        f"With the CPU the only limit, sign-ups could reach {100 * bound:.0f}% of the ceiling: "
+        "each costs the machine that much more, its confirmation email included.\n"
     )
 
     drain = confirmations.drain_seconds
