@@ -287,33 +287,34 @@ def print_results(ceiling, signup, confirmations, latencies, peaks, args):
         rows,
     )
 
-    groups = list(signup.cpu)
     cores = os.cpu_count()
     print("CPU per request, in ms, by process (the machine's total includes wrk and the kernel)")
     table(
-        ["process", "ceiling", "sign-up", "sign-up / ceiling"],
+        ["process", "ceiling", "sign-up"],
         [
             [
                 group,
                 f"{ceiling.cpu_ms_per_request(group):.3f}",
                 f"{signup.cpu_ms_per_request(group):.3f}",
-                ratio(signup.cpu_ms_per_request(group), ceiling.cpu_ms_per_request(group)),
             ]
-            for group in groups
+            for group in signup.cpu
         ]
         + [
             [
                 f"machine busy (of {cores} cores)",
                 f"{100 * ceiling.cpu['machine'] / (cores * ceiling.seconds):.0f}%",
                 f"{100 * signup.cpu['machine'] / (cores * signup.seconds):.0f}%",
-                "",
             ]
         ],
     )
-    bound = ceiling.cpu_ms_per_request("machine") / signup.cpu_ms_per_request("machine")
+    email = sum(signup.cpu_ms_per_request(group) for group in ("Celery worker", "SMTP sink"))
+    ceiling_ms = ceiling.cpu_ms_per_request("machine")
     print(
-        f"With the CPU the only limit, sign-ups could reach {100 * bound:.0f}% of the ceiling: "
-        "each costs the machine that much more, its confirmation email included.\n"
+        "With the CPU the only limit, sign-ups could reach "
+        f"{100 * ceiling_ms / signup.cpu_ms_per_request('machine'):.0f}% of the ceiling; "
+        "and if recording a sign-up cost nothing beyond the bare request, the confirmation "
+        f"email it owes ({email:.3f} ms in the worker and the sink) would still hold it to "
+        f"{100 * ceiling_ms / (ceiling_ms + email):.0f}%.\n"
     )
 
     drain = confirmations.drain_seconds
