@@ -1,6 +1,7 @@
 """Getting the confirmation out through real failures: SMTP errors, a dead broker,
 many sign-ups at once, and no mail server at all (the outbox)."""
 
+import signal
 import time
 
 import pytest
@@ -184,3 +185,32 @@ def test_two_worker_processes_and_concurrent_signups_send_each_email_once(
     assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
     for worker in workers:
         assert b"Traceback" not in worker.log.read_bytes()
+
+
+def test_a_killed_worker_repeats_at_most_the_emails_not_yet_recorded(
+    app, client, smtp, start_worker_process
+):
+    """kill -9 in the middle of a batch of confirmations; another worker sends the rest
+    once the lease runs out. Sent emails are recorded EMAIL_RECORD_EVERY at a time."""
+    addresses = {f"crash{n}@example.org" for n in range(30)}
+    for address in addresses:
+        client.post("/subscribe", data={"email": address})
+    make_jobs_overdue(app)
+    smtp.delay = 0.05
+    env = {"SEND_LEASE_SECONDS": "2", "EMAIL_RECORD_EVERY": "4"}
+    victim = start_worker_process(app, concurrency=1, env=env, pool="solo")
+    smtp.wait_for(10, timeout=30)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    killed_at = len(smtp.received)
+    assert killed_at < len(addresses)
+
+    start_worker_process(app, env=env)
+    time.sleep(2.5)
+    sweep.delay()
+    smtp.wait_for(len(addresses), timeout=60)
+    time.sleep(0.5)
+    received = [m["To"] for m in smtp.received]
+    assert set(received) == addresses
+    duplicates = len(received) - len(addresses)
+    assert duplicates <= 4, f"{duplicates} duplicates; {killed_at} sent before the kill"
