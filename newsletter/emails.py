@@ -172,9 +172,9 @@ def commit_owing_jobs():
 
 
 def raise_hint():
-    """Raise the flag after commit_owing_jobs found it down: True when this caller
-    raised it and must publish the hint. With no flag row (the migration makes it;
-    emptying the table loses it), every caller publishes."""
+    """Raise the flag, when commit_owing_jobs found it down or a run stopped with work
+    left: True when this caller raised it and must publish the hint. With no flag row
+    (the migration makes it; emptying the table loses it), every caller publishes."""
     pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
     if pending is not False:
         db.session.rollback()
