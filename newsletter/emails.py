@@ -166,7 +166,10 @@ def commit_owing_jobs():
     before it looks for due jobs. So either the flag is up, and the worker that
     clears it will find these jobs, or it is down and the caller raises it.
     """
-    pending = db.session.execute(_HINT_PENDING).scalar()
+    # The jobs must be written before the flag is read, and the connection does not
+    # flush the session by itself; it skips the ORM's costlier path for a plain read.
+    db.session.flush()
+    pending = db.session.connection().execute(_HINT_PENDING).scalar()
     db.session.commit()
     return pending is not True
 
