@@ -187,7 +187,7 @@ def send_batch(digest_id):
                     continue
                 raw = maker.build(subscriber_id, email, name, nonce, date=date)
                 if not booking.take_turn():
-                    outcome["unsent"] = [row[0] for row in recipients[position:]]
+                    outcome["unsent"] = [(row[0], None, None) for row in recipients[position:]]
                     break
                 try:
                     sender.send(email, raw)
@@ -319,7 +319,7 @@ def _record(outcome, result):
                 for d, attempts, e in retry
             ],
         )
-    unsent = outcome["unsent"]
+    unsent = [row[0] for row in outcome["unsent"]]
     if unsent:
         db.session.execute(
             update(Delivery)

@@ -269,6 +269,24 @@ def test_two_workers_together_keep_the_admins_rate_limit(app, smtp, start_worker
     assert wait_until_sent(app, digest_id)["sent"] == 30
 
 
+def test_messages_a_slow_relay_pushes_out_of_their_booking_go_back_uncounted(
+    app, smtp, worker, feed
+):
+    readers = add_readers(app, 10)
+    # At 5 a second each message has 0.2 s; the relay takes 0.3 s over each, so only
+    # the first three of a booked second fit, and the rest wait for another batch.
+    smtp.delay = 0.3
+    with app.app_context():
+        settings.update(send_rate_limit=5)
+        digest_id = digests.create_digest("Slow relay").id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+    assert wait_until_sent(app, digest_id, timeout=60)["sent"] == 10
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+    with app.app_context():
+        assert set(db.session.scalars(select(Delivery.attempts))) == {1}
+
+
 def test_a_late_batch_never_crowds_its_messages_and_hands_back_what_no_longer_fits():
     on_time = pacing.Booking(size=3, start=time.time() + pacing.LEAD_SECONDS, interval=0.05)
     moments = []
