@@ -105,48 +105,62 @@ def measure_wire(stack, sink, digest_id, messages, distinct=1000):
     )
 
 
+class MeasuredWorker:
+    """A real worker for one measured send: its peak RSS is read before it stops,
+    and the statement counts its processes wrote, after."""
+
+    def __init__(self, stack, concurrency):
+        self.stack, self.concurrency = stack, concurrency
+
+    def __enter__(self):
+        self._stats_dir = tempfile.TemporaryDirectory(prefix="bench-worker-")
+        self.process = self.stack.start_worker(self._stats_dir.name, self.concurrency)
+        return self
+
+    def wait_for(self, sink, count, **timeouts):
+        """When the sink holds ``count`` messages (None if it stalled); notes peak RSS."""
+        last = sink.wait_for(count, **timeouts)
+        self.peaks = procs.tree_peaks("worker", self.process.pid)
+        return last
+
+    def __exit__(self, *_):
+        stop(self.process)
+        self.stats = procs.collected(self._stats_dir.name)
+        self._stats_dir.cleanup()
+
+
 def measure_tutorial(stack, sink, digest_id, messages, concurrency):
     """One Celery task per email, each building its message and opening a connection."""
-    with tempfile.TemporaryDirectory(prefix="bench-tutorial-") as stats_dir:
-        worker = stack.start_worker(stats_dir, concurrency)
-        try:
-            with stack.app.app_context():
-                ids = db.session.scalars(
-                    select(Subscriber.id).order_by(Subscriber.id).limit(messages)
-                ).all()
-            before = sink.count
-            started = time.perf_counter()
-            with stack.app.app_context():
-                for subscriber_id in ids:
-                    send_one.delay(digest_id, subscriber_id)
-            last = sink.wait_for(before + len(ids), timeout=600, idle_timeout=30)
-            peaks = procs.tree_peaks("worker", worker.pid)
-        finally:
-            stop(worker)
-        if last is None:
-            raise RuntimeError(f"the tutorial run stalled at {sink.count - before} of {len(ids)}")
-        stats = procs.collected(stats_dir)
-    return Run("tutorial: 1 task + 1 connection per email", len(ids), last - started, peaks, stats)
+    with MeasuredWorker(stack, concurrency) as worker:
+        with stack.app.app_context():
+            ids = db.session.scalars(
+                select(Subscriber.id).order_by(Subscriber.id).limit(messages)
+            ).all()
+        before = sink.count
+        started = time.perf_counter()
+        with stack.app.app_context():
+            for subscriber_id in ids:
+                send_one.delay(digest_id, subscriber_id)
+        last = worker.wait_for(sink, before + len(ids), timeout=600, idle_timeout=30)
+    if last is None:
+        raise RuntimeError(f"the tutorial run stalled at {sink.count - before} of {len(ids)}")
+    label = "tutorial: 1 task + 1 connection per email"
+    return Run(label, len(ids), last - started, worker.peaks, worker.stats)
 
 
 def measure_digest(stack, sink, digest_id, subscribers, concurrency):
     """The service's own send: what an admin's "send now" sets off."""
-    with tempfile.TemporaryDirectory(prefix="bench-digest-") as stats_dir:
-        worker = stack.start_worker(stats_dir, concurrency)
-        try:
-            before = sink.count
-            started = time.perf_counter()
-            with stack.app.app_context():
-                digests.schedule(digest_id)
-                queue.start_digest_send(digest_id)
-            last = sink.wait_for(before + subscribers, timeout=1800, idle_timeout=60)
-            peaks = procs.tree_peaks("worker", worker.pid)
-            finished = _wait_finished(stack, digest_id)
-        finally:
-            stop(worker)
-        if last is None:
-            raise RuntimeError(f"the digest stalled at {sink.count - before} of {subscribers}")
-        stats = procs.collected(stats_dir)
+    with MeasuredWorker(stack, concurrency) as worker:
+        before = sink.count
+        started = time.perf_counter()
+        with stack.app.app_context():
+            digests.schedule(digest_id)
+            queue.start_digest_send(digest_id)
+        last = worker.wait_for(sink, before + subscribers, timeout=1800, idle_timeout=60)
+        finished = _wait_finished(stack, digest_id)
+    if last is None:
+        raise RuntimeError(f"the digest stalled at {sink.count - before} of {subscribers}")
+    stats = worker.stats
     with stack.app.app_context():
         stats["deliveries"] = digests.progress(digest_id)
         stats["digest finished"] = finished
@@ -157,7 +171,7 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
         and stats["extra messages at the sink"] == 0
         and finished
     )
-    return Run("newsletter digest", subscribers, last - started, peaks, stats)
+    return Run("newsletter digest", subscribers, last - started, worker.peaks, stats)
 
 
 def _wait_finished(stack, digest_id, timeout=30):

@@ -382,14 +382,7 @@ def stalled_digest_ids():
     now = utcnow()
     pending = and_(Delivery.digest_id == Digest.id, Delivery.status == DeliveryStatus.PENDING)
     in_hand = exists().where(pending, Delivery.lease_until >= now)
-    stalled = and_(
-        exists().where(
-            pending,
-            Delivery.due_at <= now,
-            leases.unheld(Delivery, now),
-        ),
-        ~in_hand,
-    )
+    stalled = and_(exists().where(pending, Delivery.due_at <= now), ~in_hand)
     unfinished = ~exists().where(pending)
     return db.session.scalars(
         select(Digest.id).where(Digest.status == DigestStatus.SENDING, or_(stalled, unfinished))

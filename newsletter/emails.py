@@ -60,16 +60,17 @@ def build_confirmation(subscriber):
         "confirm_url": link(f"/confirm/{tokens.make_token(tokens.CONFIRM, subscriber)}"),
         "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
     }
-    message_id = make_msgid(domain=sender_domain())
+    frame = _confirmation_frame()
+    message_id = make_msgid(domain=frame.domain)
     headers = (
-        _confirmation_headers()
+        frame.headers
         + (
             f"To: {formataddr((subscriber.name, smtp_address(subscriber.email)))}\r\n"
             f"Date: {formatdate(usegmt=True)}\r\n"
             f"Message-ID: {message_id}\r\n"
         ).encode()
     )
-    raw = rawmail.Alternative().message(
+    raw = frame.alternative.message(
         headers,
         rawmail.qp(render_template("email/confirmation.txt", **context)),
         rawmail.qp(render_template("email/confirmation.html", **context)),
@@ -77,14 +78,22 @@ def build_confirmation(subscriber):
     return Email(subscriber.email, raw, message_id)
 
 
-def _confirmation_headers():
-    """From and Subject, made once per app: the stdlib's header encoding is slow."""
-    key = "newsletter.confirmation_headers"
+ConfirmationFrame = namedtuple("ConfirmationFrame", "headers alternative domain")
+
+
+def _confirmation_frame():
+    """What every confirmation shares (From, Subject, the MIME skeleton, the
+    Message-ID domain), made once per app: the stdlib's header encoding is slow."""
+    key = "newsletter.confirmation_frame"
     if key not in current_app.extensions:
         config = current_app.config
-        current_app.extensions[key] = rawmail.fixed_headers(
-            From=config["MAIL_DEFAULT_SENDER"],
-            Subject=f"Confirm your subscription to {config['SITE_NAME']}",
+        current_app.extensions[key] = ConfirmationFrame(
+            rawmail.fixed_headers(
+                From=config["MAIL_DEFAULT_SENDER"],
+                Subject=f"Confirm your subscription to {config['SITE_NAME']}",
+            ),
+            rawmail.Alternative(),
+            sender_domain(),
         )
     return current_app.extensions[key]
 
@@ -178,17 +187,13 @@ def raise_hint():
     """Raise the flag, when commit_owing_jobs found it down or a run stopped with work
     left: True when this caller raised it and must publish the hint. With no flag row
     (the migration makes it; emptying the table loses it), every caller publishes."""
-    pending = db.session.scalar(select(Hint.pending).where(Hint.name == EMAIL_HINT))
-    if pending is not False:
-        db.session.rollback()
-        return pending is None
     raised = db.session.execute(
         update(Hint)
         .where(Hint.name == EMAIL_HINT, Hint.pending.is_(False))
         .values(pending=True, set_at=utcnow())
     ).rowcount
     db.session.commit()
-    return raised == 1
+    return raised == 1 or db.session.get(Hint, EMAIL_HINT) is None
 
 
 def forget_hint():

@@ -6,7 +6,7 @@ import logging
 from kombu.exceptions import OperationalError
 
 from newsletter import emails
-from workers.tasks import send_email_jobs, send_test_digest, start_digest
+from workers import tasks
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def hint_email_jobs():
     if not emails.raise_hint():
         return
     try:
-        send_email_jobs.delay()
+        tasks.send_email_jobs.delay()
     except (OperationalError, OSError) as error:
         emails.forget_hint()
         log.warning("broker unreachable, email jobs wait for the sweep: %s", error)
@@ -26,10 +26,10 @@ def hint_email_jobs():
 def start_digest_send(digest_id):
     """Ask a worker to start sending a digest; the sweep starts it if the broker is down."""
     try:
-        start_digest.delay(digest_id)
+        tasks.start_digest.delay(digest_id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)
 
 
 def send_test_copy(digest_id, address):
-    send_test_digest.delay(digest_id, address)
+    tasks.send_test_digest.delay(digest_id, address)

@@ -3,7 +3,7 @@
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, emails, posts
+from newsletter import digests, emails, posts, queue
 
 
 @shared_task(name="newsletter.send_email_jobs")
@@ -12,8 +12,7 @@ def send_email_jobs():
     unless a sign-up has sent one already (see emails.commit_owing_jobs)."""
     report = emails.send_due_jobs()
     if report.more:
-        if emails.raise_hint():
-            send_email_jobs.delay()
+        queue.hint_email_jobs()
     elif report.retry_in is not None:
         send_email_jobs.apply_async(countdown=report.retry_in)
     return {"sent": report.sent, "failed": report.failed, "retried": report.retried}
