@@ -1,4 +1,4 @@
-"""Configuration classes, read from the environment (names in CONTRACT.md).
+"""Configuration classes, read from the environment (every name is in the README).
 
 Values left as ``None`` get their embedded default in ``create_app``, because
 those defaults live in the instance folder, which only the app knows.
@@ -52,7 +52,8 @@ class Config:
 
     # Seconds a worker may hold an email job before another may take it over.
     SEND_LEASE_SECONDS = _env_int("SEND_LEASE_SECONDS", 120)
-    # Attempts at a transient failure (4xx, connection refused) before giving up.
+    # Attempts at any one email before it fails: each claim of its row counts one,
+    # so a message that keeps failing (or killing its worker) is not tried forever.
     SEND_MAX_ATTEMPTS = _env_int("SEND_MAX_ATTEMPTS", 8)
     # First wait after a transient failure; it doubles with each attempt (with jitter).
     SEND_RETRY_BASE_SECONDS = _env_int("SEND_RETRY_BASE_SECONDS", 30)
@@ -63,12 +64,6 @@ class Config:
     # A batch task goes on with the next batch for this many seconds before it hands
     # the rest to a new task (so pausing or stopping a worker waits at most this long).
     DIGEST_TASK_SECONDS = _env_int("DIGEST_TASK_SECONDS", 3)
-    # Sent messages are recorded this many at a time, in one statement. A worker
-    # killed mid-batch sends at most this many again; 1 records every message
-    # on its own, at about a third of the speed on PostgreSQL.
-    DIGEST_RECORD_EVERY = _env_int("DIGEST_RECORD_EVERY", 20)
-    # The same for confirmation and welcome emails.
-    EMAIL_RECORD_EVERY = _env_int("EMAIL_RECORD_EVERY", 20)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # DKIM signing of every email (off unless both are set); the domain defaults to

@@ -7,6 +7,7 @@ import tempfile
 import time
 from datetime import timedelta
 
+from newsletter.digest_mail import DigestMessages
 from sqlalchemy import insert, select
 
 from bench import procs
@@ -16,7 +17,6 @@ from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
 from newsletter import digests, queue
-from newsletter.digest_mail import DigestMessages
 from newsletter.extensions import db
 from newsletter.models import (
     Digest,

@@ -7,7 +7,7 @@ from flask import current_app, render_template
 from flask_mail import Message
 
 from newsletter import tokens
-from newsletter.extensions import db, mail
+from newsletter.extensions import db, mail_extension
 from newsletter.models import Digest, Subscriber
 
 
@@ -38,4 +38,4 @@ def send_one(digest_id, subscriber_id):
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
     )
-    mail.send(message)
+    mail_extension.send(message)

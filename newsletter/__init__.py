@@ -7,8 +7,9 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import cli
-from newsletter.extensions import csrf, db, limiter, login_manager, mail, migrate
+from newsletter.celery_app import celery_init_app
+from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
+from newsletter.web import cli, register_blueprints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,13 +37,11 @@ def create_app(config=Config, instance_path=None):
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
-    mail.init_app(app)
+    mail_extension.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"
-
-    from workers.celery_app import celery_init_app
 
     celery_init_app(app)
     register_blueprints(app)
@@ -85,18 +84,3 @@ def instance_secret_key(path):
         finally:
             draft.unlink()
     return path.read_text().strip()
-
-
-def register_blueprints(app):
-    from newsletter import admin, api, dev, errors, health, public
-
-    errors.register(app)
-    # Readers' forms are posted from the site's own pages and from mail clients
-    # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
-    csrf.exempt(public.bp)
-    csrf.exempt(api.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(public.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(dev.bp)

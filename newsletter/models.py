@@ -1,6 +1,7 @@
 """What the data is: subscribers and the emails owed to them."""
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -57,6 +58,17 @@ class Subscriber(db.Model):
 
     def __repr__(self):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """What a message needs of its subscriber, read with the row that owes it."""
+
+    id: int
+    email: str
+    name: str
+    token_nonce: str
+    status: str
 
 
 class EmailKind(StrEnum):
@@ -166,6 +178,8 @@ class Digest(db.Model):
     scheduled_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Why sending stopped by itself: the relay refused the message for everyone.
+    paused_reason: Mapped[str | None] = mapped_column(String(500))
 
     posts: Mapped[list[Post]] = relationship(
         secondary=digest_post, order_by=lambda: Post.published_at.desc()

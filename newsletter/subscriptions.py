@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import emails, settings, tokens
+from newsletter import settings, tokens
 from newsletter.addresses import clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -17,7 +17,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from newsletter.queue import hint_email_jobs
+from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
 
 
 class LinkNotValid(Exception):
@@ -36,7 +36,7 @@ def subscribe(email, name="", source="form", ip=None):
     signup = (address, name, source, ip)
     if not (_record_new_address(*signup) or _record_known_address(*signup)):
         db.session.commit()
-    elif emails.commit_owing_jobs():
+    elif commit_owing_jobs():
         hint_email_jobs()
 
 
@@ -162,7 +162,7 @@ def confirm(token, ip=None):
             db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
         if not welcome:
             db.session.commit()
-        elif emails.commit_owing_jobs():
+        elif commit_owing_jobs():
             hint_email_jobs()
     elif subscriber.status != SubscriberStatus.CONFIRMED:
         raise LinkNotValid()
@@ -180,7 +180,7 @@ def renew_confirmation(token):
         return
     if owe_confirmation(subscriber) is None:
         db.session.commit()
-    elif emails.commit_owing_jobs():
+    elif commit_owing_jobs():
         hint_email_jobs()
 
 

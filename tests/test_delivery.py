@@ -7,8 +7,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from newsletter import outbox, settings
+from newsletter import settings
 from newsletter.extensions import db
+from newsletter.mail import outbox
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
 from tests.helpers import sign_up_concurrently, wait_until
 from tests.smtp import SMTPServer, free_port, link_in

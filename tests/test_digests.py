@@ -13,7 +13,7 @@ import dkim
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter import digests, pacing, settings
+from newsletter import digests, settings
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -23,6 +23,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.sending import pacing
 from tests.helpers import wait_until
 from tests.smtp import SMTPServer, free_port, html_of, text_of
 from workers.tasks import start_digest, sweep

@@ -1,37 +1,40 @@
-"""Celery tasks: thin, idempotent wrappers that take ids and call the services."""
+"""Celery tasks: thin, idempotent wrappers that take ids and call the services.
+
+The web side publishes them by name (newsletter.sending.hints)."""
 
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, emails, posts, queue
+from newsletter import digests, posts
+from newsletter.sending import digest_deliveries, email_jobs, hints
 
 
-@shared_task(name="newsletter.send_email_jobs")
+@shared_task(name=hints.SEND_EMAIL_JOBS)
 def send_email_jobs():
     """Send every email job that is due; another task follows while work is left,
-    unless a sign-up has sent one already (see emails.commit_owing_jobs)."""
-    report = emails.send_due_jobs()
+    unless a sign-up has sent one already (see hints.commit_owing_jobs)."""
+    report = email_jobs.send_due_jobs()
     if report.more:
-        queue.hint_email_jobs()
+        hints.hint_email_jobs()
     elif report.retry_in is not None:
         send_email_jobs.apply_async(countdown=report.retry_in)
-    return {"sent": report.sent, "failed": report.failed, "retried": report.retried}
+    return report.summary()
 
 
 @shared_task(name="newsletter.sweep")
 def sweep():
     """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
-    lost = emails.any_lost_jobs()
+    lost = email_jobs.any_lost_jobs()
     if lost:
         send_email_jobs.delay()
     for digest_id in digests.due_scheduled_digest_ids():
         start_digest.delay(digest_id)
-    for digest_id in digests.stalled_digest_ids():
+    for digest_id in digest_deliveries.stalled_digest_ids():
         send_digest_batch.delay(digest_id)
     return lost
 
 
-@shared_task(name="newsletter.start_digest")
+@shared_task(name=hints.START_DIGEST)
 def start_digest(digest_id):
     digests.start_sending(digest_id)
     for _ in range(current_app.config["DIGEST_PARALLEL_BATCHES"]):
@@ -41,12 +44,12 @@ def start_digest(digest_id):
 @shared_task(name="newsletter.send_digest_batch")
 def send_digest_batch(digest_id):
     """Send batches for a few seconds, then hand the rest on: another hint while work is left."""
-    result = digests.send_for(digest_id, current_app.config["DIGEST_TASK_SECONDS"])
-    if result.more:
+    report = digest_deliveries.send_for(digest_id, current_app.config["DIGEST_TASK_SECONDS"])
+    if report.more:
         send_digest_batch.delay(digest_id)
-    elif result.retry_in is not None:
-        send_digest_batch.apply_async((digest_id,), countdown=result.retry_in)
-    return {"sent": result.sent, "failed": result.failed, "retried": result.retried}
+    elif report.retry_in is not None:
+        send_digest_batch.apply_async((digest_id,), countdown=report.retry_in)
+    return report.summary()
 
 
 @shared_task(name="newsletter.import_feed")
@@ -58,7 +61,7 @@ def import_feed():
     return {"added": report.added, "updated": report.updated}
 
 
-@shared_task(name="newsletter.send_test_digest")
+@shared_task(name=hints.SEND_TEST_DIGEST)
 def send_test_digest(digest_id, address):
     digests.send_test(digest_id, address)
 

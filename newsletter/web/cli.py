@@ -6,8 +6,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import admins, digests, directory, posts, queue
+from newsletter import accounts, digests, directory, posts
 from newsletter.addresses import InvalidSignup
+from newsletter.sending import hints
 
 
 @click.command("create-admin")
@@ -17,8 +18,8 @@ from newsletter.addresses import InvalidSignup
 def create_admin(email, password):
     """Create an admin who can log in at /admin (or set a new password)."""
     try:
-        admin = admins.create_admin(email, password)
-    except (admins.AdminError, InvalidSignup) as error:
+        admin = accounts.create_admin(email, password)
+    except (accounts.AdminError, InvalidSignup) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{admin.email} can log in at {current_app.config['BASE_URL']}/admin/")
 
@@ -65,7 +66,7 @@ def send_digest(subject):
     except digests.DigestError as error:
         raise click.ClickException(str(error)) from None
     digests.schedule(digest.id)
-    queue.start_digest_send(digest.id)
+    hints.start_digest_send(digest.id)
     click.echo(digest.id)
 
 

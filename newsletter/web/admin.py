@@ -18,9 +18,12 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
-from newsletter import admins, digest_mail, digests, directory, posts, queue, settings
+from newsletter import accounts, digests, directory, posts, settings
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.forms import (
+from newsletter.mail import digest as digest_mail
+from newsletter.models import Admin, Digest, Post, SubscriberStatus
+from newsletter.sending import hints
+from newsletter.web.forms import (
     ActionForm,
     DigestForm,
     ImportForm,
@@ -31,7 +34,6 @@ from newsletter.forms import (
     SettingsForm,
     TestSendForm,
 )
-from newsletter.models import Admin, Digest, Post, SubscriberStatus
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -57,7 +59,7 @@ def logout_form():
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        admin = admins.authenticate(form.email.data, form.password.data)
+        admin = accounts.authenticate(form.email.data, form.password.data)
         if admin is not None:
             login_user(admin)
             return redirect(safe_next(request.args.get("next")))
@@ -196,7 +198,7 @@ def test_digest(digest_id):
     db.get_or_404(Digest, digest_id)
     form = TestSendForm()
     if form.validate_on_submit():
-        queue.send_test_copy(digest_id, form.email.data)
+        hints.send_test_copy(digest_id, form.email.data)
         flash(f"A test copy is on its way to {form.email.data}.", "note")
     else:
         flash("Give an address for the test copy.", "error")
@@ -213,11 +215,11 @@ def digest_action(digest_id, action):
         if action in ("send", "schedule"):
             digests.schedule(digest_id, form.send_at.data if action == "schedule" else None)
             if action == "send":
-                queue.start_digest_send(digest_id)
+                hints.start_digest_send(digest_id)
         elif not digests.set_paused(digest_id, action == "pause"):
             raise digests.DigestError(f"Only a digest that is sending can {action}.")
         elif action == "resume":
-            queue.start_digest_send(digest_id)
+            hints.start_digest_send(digest_id)
     except digests.DigestError as error:
         flash(str(error), "error")
     return redirect(url_for("admin.show_digest", digest_id=digest_id))

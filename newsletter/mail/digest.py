@@ -17,8 +17,9 @@ from email.utils import formataddr, formatdate, parseaddr
 import css_inline
 from flask import current_app, render_template
 
-from newsletter import rawmail, tokens
-from newsletter.mailer import smtp_address
+from newsletter import tokens
+from newsletter.mail import mime
+from newsletter.mail.relay import smtp_address
 
 # Where each subscriber's own links go in the rendered digest.
 PLACEHOLDERS = {
@@ -34,10 +35,10 @@ def _pieces(rendered):
     pieces = []
     position = 0
     for match in PLACEHOLDER.finditer(rendered):
-        pieces.append(rawmail.qp(rendered[position : match.start()]))
+        pieces.append(mime.qp(rendered[position : match.start()]))
         pieces.append(PLACEHOLDERS[match.group()])
         position = match.end()
-    pieces.append(rawmail.qp(rendered[position:]))
+    pieces.append(mime.qp(rendered[position:]))
     return pieces
 
 
@@ -69,19 +70,27 @@ class DigestMessages:
         self.base_url = config["BASE_URL"]
         self.mailto = config.get("LIST_UNSUBSCRIBE_MAILTO")
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-        self.head = rawmail.fixed_headers(
+        self.head = mime.fixed_headers(
             From=config["MAIL_DEFAULT_SENDER"],
             Subject=digest.subject,
             List_Id=f"{config['SITE_NAME']} <newsletter.{list_host}>",
             List_Unsubscribe_Post="List-Unsubscribe=One-Click",
         )
-        self.alternative = rawmail.Alternative()
+        self.alternative = mime.Alternative()
         self.text_pieces, self.html_pieces = _pieces(text), _pieces(html)
 
-    def message_id(self, subscriber_id):
+    def message_id(self, subscriber_id: int) -> str:
         return f"<{self.message_id_prefix}.{subscriber_id}@{self.domain}>"
 
-    def build(self, subscriber_id, email, name, nonce, date=None):
+    def build(
+        self,
+        subscriber_id: int,
+        email: str,
+        name: str,
+        nonce: str,
+        date: str | None = None,
+        message_id: str | None = None,
+    ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP."""
         make = tokens.make_token_for
         urls = {
@@ -96,11 +105,11 @@ class DigestMessages:
             + (
                 f"To: {formataddr((name, smtp_address(email)))}\r\n"
                 f"Date: {date or formatdate(usegmt=True)}\r\n"
-                f"Message-ID: {self.message_id(subscriber_id)}\r\n"
+                f"Message-ID: {message_id or self.message_id(subscriber_id)}\r\n"
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"
             ).encode()
         )
-        links = {purpose: rawmail.qp(url) for purpose, url in urls.items()}
+        links = {purpose: mime.qp(url) for purpose, url in urls.items()}
         return self.alternative.message(
             headers,
             SOFT_BREAK.join(links.get(piece, piece) for piece in self.text_pieces),
@@ -108,6 +117,6 @@ class DigestMessages:
         )
 
 
-def sender_domain():
+def sender_domain() -> str:
     """The domain of MAIL_DEFAULT_SENDER, which ends every Message-ID we make."""
     return parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2] or "localhost"

@@ -8,9 +8,10 @@ import ipaddress
 
 from flask import Blueprint, abort, render_template, request
 
-from newsletter import mailer, outbox
+from newsletter.mail import outbox
+from newsletter.mail.relay import uses_outbox
 
-bp = Blueprint("dev", __name__, url_prefix="/outbox")
+bp = Blueprint("outbox_viewer", __name__, url_prefix="/outbox")
 
 
 def is_loopback(address):
@@ -22,13 +23,13 @@ def is_loopback(address):
 
 @bp.before_request
 def only_local_outbox():
-    if not mailer.uses_outbox() or not is_loopback(request.remote_addr):
+    if not uses_outbox() or not is_loopback(request.remote_addr):
         abort(404)
 
 
 @bp.get("/")
 def index():
-    return render_template("dev/outbox.html", messages=outbox.messages())
+    return render_template("outbox_viewer/outbox.html", messages=outbox.messages())
 
 
 @bp.get("/<key>")
@@ -39,7 +40,7 @@ def show(key):
     html = message.get_body(preferencelist=("html",))
     text = message.get_body(preferencelist=("plain",))
     return render_template(
-        "dev/message.html",
+        "outbox_viewer/message.html",
         message=message,
         html=html.get_content() if html else None,
         text=text.get_content() if text else None,

@@ -20,14 +20,13 @@ def celery_init_app(flask_app):
             with flask_app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery = Celery(flask_app.name, task_cls=FlaskTask)
+    # The worker side's tasks register when a worker imports them; the web side
+    # publishes them by name and never imports them.
+    celery = Celery(flask_app.name, task_cls=FlaskTask, include=["workers.tasks"])
     celery.config_from_object(celery_settings(flask_app.config))
     celery.flask_app = flask_app
     celery.set_default()
     flask_app.extensions["celery"] = celery
-
-    import workers.tasks  # noqa: F401  registers the tasks on this app
-
     return celery
 
 

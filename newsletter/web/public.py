@@ -4,9 +4,10 @@ import re
 
 from flask import Blueprint, current_app, render_template, request
 
-from newsletter import mailer, subscriptions, tokens
+from newsletter import subscriptions, tokens
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
+from newsletter.mail.relay import uses_outbox
 from newsletter.models import SubscriberStatus
 
 bp = Blueprint("public", __name__)
@@ -37,7 +38,7 @@ def subscribe():
         subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
     except InvalidSignup as error:
         return render_template("public/index.html", error=str(error), email=email, name=name), 400
-    return render_template("public/check_email.html", outbox=mailer.uses_outbox())
+    return render_template("public/check_email.html", outbox=uses_outbox())
 
 
 @bp.get("/confirm/<token>")
@@ -57,7 +58,7 @@ def confirm(token):
 @bp.post("/confirm/<token>/renew")
 def renew_confirmation(token):
     subscriptions.renew_confirmation(token)
-    return render_template("public/check_email.html", outbox=mailer.uses_outbox())
+    return render_template("public/check_email.html", outbox=uses_outbox())
 
 
 @bp.get("/unsubscribe/<token>")

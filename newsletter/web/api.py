@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from newsletter import subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
-from newsletter.public import signup_rate_limit
+from newsletter.web.public import signup_rate_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

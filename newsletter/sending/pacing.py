@@ -41,7 +41,11 @@ class Booking:
         self.end = self.start + self.size * self.interval
         self._next_slot = self.start
 
-    def take_turn(self):
+    @classmethod
+    def unlimited(cls, size: int) -> "Booking":
+        return cls(size, time.time())
+
+    def take_turn(self) -> bool:
         """Wait for the next free slot and take it; False when no slot is left."""
         if not self.interval:
             return True
@@ -55,11 +59,11 @@ class Booking:
         return True
 
 
-def book(batch_size):
+def book(batch_size: int) -> Booking | None:
     """Time for the next batch: a Booking, or None when sending is booked too far ahead."""
     limit = db.session.scalar(select(Settings.send_rate_limit).order_by(Settings.id).limit(1))
     if not limit:
-        return Booking(batch_size, time.time())
+        return Booking.unlimited(batch_size)
     size = max(1, min(batch_size, int(limit * BATCH_SECONDS)))
     duration = size / limit
     now = time.time()

@@ -1,0 +1,125 @@
+"""Digest copies, as the engine sends them: one ``Delivery`` row per reader.
+
+A send starts by writing one row per confirmed reader in a single INSERT … SELECT
+(digests.start_sending). Broker messages only say "there is work for digest N";
+a batch task claims rows of that digest and sends them under the admins' rate
+limit (pacing.py). When none is left the digest is marked sent.
+"""
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select, update
+
+from newsletter.extensions import db
+from newsletter.mail.digest import DigestMessages
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    SubscriberStatus,
+    utcnow,
+)
+from newsletter.sending import engine, leases, pacing
+from newsletter.sending.outcomes import Claim, Email, RunReport
+from newsletter.sending.pacing import Booking
+
+
+class DigestDeliveries:
+    model = Delivery
+    open_status = DeliveryStatus.PENDING
+    finished_column = "sent_at"
+    # A copy's Message-ID comes from the digest and the reader, the same every time.
+    keeps_message_id = False
+    gather_seconds = 0.0
+    linger_seconds = 0.0
+
+    def __init__(self, digest: Digest):
+        self.digest_id = digest.id
+        self.label = f"digest {digest.id}"
+        self.messages = messages_for(digest)
+        self.batch_size = current_app.config["DIGEST_BATCH_SIZE"]
+
+    def book(self, size: int) -> Booking | None:
+        return pacing.book(size)
+
+    def claim(self, size: int, skip: set[int]) -> list[Claim]:
+        still_sending = select(Digest.id).where(
+            Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING
+        )
+        ids = leases.take_due(
+            Delivery,
+            Delivery.digest_id.in_(still_sending),
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.id.not_in(skip),
+            order_by=Delivery.id,
+            limit=size,
+        )
+        return engine.claim_rows(Delivery, Delivery.digest_id, ids)
+
+    def wanted(self, claim: Claim) -> bool:
+        return claim.reader.status == SubscriberStatus.CONFIRMED
+
+    def build(self, claim: Claim, date: str) -> Email:
+        reader = claim.reader
+        raw = self.messages.build(reader.id, reader.email, reader.name, reader.token_nonce, date)
+        return Email(reader.email, raw, self.messages.message_id(reader.id))
+
+    def refused(self, reason: str) -> None:
+        """Pause the digest and say why: every copy would meet the same refusal."""
+        db.session.execute(
+            update(Digest)
+            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
+            .values(status=DigestStatus.PAUSED, paused_reason=reason[: engine.ERROR_LENGTH])
+        )
+        db.session.commit()
+
+    def when_idle(self) -> float | None:
+        """Mark the digest sent when no copy is left; else when the next retry is due."""
+        pending = and_(
+            Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING
+        )
+        if db.session.scalar(select(exists().where(pending))):
+            return engine.next_due_in(Delivery, pending)
+        finished = db.session.execute(
+            update(Digest)
+            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
+            .values(status=DigestStatus.SENT, finished_at=utcnow())
+        ).rowcount
+        db.session.commit()
+        if finished:
+            _message_makers.clear()
+        return None
+
+
+_message_makers: dict[tuple[int, int], DigestMessages] = {}
+
+
+def messages_for(digest: Digest) -> DigestMessages:
+    """One renderer per digest and process: the digest is rendered once, not per batch."""
+    key = (id(current_app._get_current_object()), digest.id)
+    if key not in _message_makers:
+        _message_makers.clear()
+        _message_makers[key] = DigestMessages(digest)
+    return _message_makers[key]
+
+
+def send_for(digest_id: int, seconds: float) -> RunReport:
+    """Send the digest's due copies, batch after batch, for about ``seconds``."""
+    digest = db.session.get(Digest, digest_id)
+    if digest is None or digest.status != DigestStatus.SENDING:
+        return RunReport()
+    return engine.run(DigestDeliveries(digest), seconds)
+
+
+def stalled_digest_ids() -> list[int]:
+    """Sending digests whose hints were lost: due deliveries but no batch in any
+    worker's hands, or none left at all but nobody marked the digest sent. A batch
+    task settles either."""
+    now = utcnow()
+    pending = and_(Delivery.digest_id == Digest.id, Delivery.status == DeliveryStatus.PENDING)
+    in_hand = exists().where(pending, Delivery.lease_until >= now)
+    stalled = and_(exists().where(pending, Delivery.due_at <= now), ~in_hand)
+    unfinished = ~exists().where(pending)
+    return db.session.scalars(
+        select(Digest.id).where(Digest.status == DigestStatus.SENDING, or_(stalled, unfinished))
+    ).all()

@@ -1,0 +1,98 @@
+"""Confirmation and welcome emails, as the engine sends them: one ``EmailJob`` row each."""
+
+from datetime import timedelta
+from functools import cached_property
+
+from sqlalchemy import exists, select
+
+from newsletter.extensions import db
+from newsletter.mail import transactional
+from newsletter.mail.digest import DigestMessages
+from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
+from newsletter.sending import engine, hints, leases
+from newsletter.sending.outcomes import Claim, Email, RunReport
+from newsletter.sending.pacing import Booking
+
+# Jobs a worker takes at once; and how long one task goes on taking batches
+# before it hands the rest to a new task.
+BATCH_SIZE = 50
+TASK_SECONDS = 3.0
+# A run waits this long between batches that were not full, so that one claim and
+# one connection serve many sign-ups; it ends after LINGER_SECONDS without any.
+GATHER_SECONDS = 0.02
+LINGER_SECONDS = 0.1
+# Jobs this much past due with no live lease have lost their hint.
+SWEEP_GRACE = timedelta(seconds=10)
+WANTED_STATUS = {
+    EmailKind.CONFIRMATION: SubscriberStatus.PENDING,
+    EmailKind.WELCOME: SubscriberStatus.CONFIRMED,
+}
+
+
+class EmailJobs:
+    label = "email"
+    model = EmailJob
+    open_status = JobStatus.QUEUED
+    finished_column = "finished_at"
+    keeps_message_id = True
+    batch_size = BATCH_SIZE
+    gather_seconds = GATHER_SECONDS
+    linger_seconds = LINGER_SECONDS
+
+    def book(self, size: int) -> Booking:
+        # The admins' rate limit is for digests; a confirmation must not wait behind one.
+        return Booking.unlimited(size)
+
+    def claim(self, size: int, skip: set[int]) -> list[Claim]:
+        ids = leases.take_due(
+            EmailJob,
+            EmailJob.status == JobStatus.QUEUED,
+            EmailJob.id.not_in(skip),
+            order_by=EmailJob.due_at,
+            limit=size,
+        )
+        return engine.claim_rows(EmailJob, EmailJob.kind, ids)
+
+    def wanted(self, claim: Claim) -> bool:
+        return claim.reader.status == WANTED_STATUS.get(claim.owes)
+
+    def build(self, claim: Claim, date: str) -> Email:
+        reader = claim.reader
+        message_id = transactional.message_id(claim.owes, claim.row_id)
+        if claim.owes == EmailKind.CONFIRMATION:
+            raw = transactional.build_confirmation(reader, message_id)
+        else:
+            raw = self.welcome.build(
+                reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
+            )
+        return Email(reader.email, raw, message_id)
+
+    @cached_property
+    def welcome(self) -> DigestMessages:
+        return transactional.welcome_messages()
+
+    def refused(self, reason: str) -> None:
+        """Nothing to pause: the rest of the batch waits for the next run, where each
+        job is tried on its own again."""
+
+    def when_idle(self) -> float | None:
+        return engine.next_due_in(EmailJob, EmailJob.status == JobStatus.QUEUED)
+
+
+def send_due_jobs(seconds: float = TASK_SECONDS) -> RunReport:
+    """Send the email jobs that are due, batch after batch, for about ``seconds``.
+
+    The hint flag goes down first: a sign-up committed after this raises it again."""
+    hints.forget_hint()
+    return engine.run(EmailJobs(), seconds)
+
+
+def any_lost_jobs() -> bool:
+    """Whether a queued job is past due and nobody holds it: its hint was lost."""
+    now = utcnow()
+    lost = exists().where(
+        EmailJob.status == JobStatus.QUEUED,
+        EmailJob.due_at <= now - SWEEP_GRACE,
+        leases.unheld(EmailJob, now),
+    )
+    return db.session.scalar(select(lost))

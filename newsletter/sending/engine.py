@@ -1,0 +1,368 @@
+"""The sending engine: claim → build → send → classify → record, for every email.
+
+Confirmation and welcome emails (``EmailJobs``) and digest copies
+(``DigestDeliveries``) are rows of work that the engine treats alike; a ``Kind``
+says what differs: which rows to claim, how to build each message, how fast it
+may go out, and what to do when the relay refuses the message itself.
+
+- A worker claims a batch with one conditional UPDATE (a lease, see leases.py);
+  each claim counts an attempt, and a row claimed more than SEND_MAX_ATTEMPTS
+  times fails, whatever stopped it, so nothing is claimed forever.
+- Each message is built and sent on its own: any exception while building or
+  sending it fails that message alone, and the batch goes on.
+- Each accepted message is recorded before the next can be accepted
+  (recorder.py): a worker killed mid-send repeats at most the message in flight.
+- Everything else a batch learned (failures, retries, skips, bounces) is written
+  at its end in a fixed number of statements.
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from email.utils import formatdate
+from typing import Protocol
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from newsletter.extensions import db
+from newsletter.mail import relay
+from newsletter.models import Reader, Subscriber, SubscriberStatus, utcnow
+from newsletter.sending import leases, pacing
+from newsletter.sending.outcomes import Claim, Email, Outcome, RunReport, Tally, Verdict
+from newsletter.sending.pacing import Booking
+from newsletter.sending.recorder import Recorder, recorder_for
+
+log = logging.getLogger("newsletter.sending")
+
+# Message refusals in a row, with nothing accepted between them, after which the
+# rest of the batch would meet the same refusal: the batch stops there.
+REFUSALS_TO_STOP = 3
+ERROR_LENGTH = 500
+
+
+class Kind(Protocol):
+    """What differs between the kinds of email the engine sends."""
+
+    label: str
+    model: type
+    open_status: str
+    finished_column: str
+    keeps_message_id: bool
+    batch_size: int
+    # Between batches that were not full, a run waits this long for more rows, and
+    # it ends after ``linger_seconds`` without any.
+    gather_seconds: float
+    linger_seconds: float
+
+    def book(self, size: int) -> Booking | None:
+        """Time to send up to ``size`` messages, or None when none is free now."""
+
+    def claim(self, size: int, skip: set[int]) -> list[Claim]: ...
+
+    def wanted(self, claim: Claim) -> bool:
+        """Whether the reader still wants this message."""
+
+    def build(self, claim: Claim, date: str) -> Email: ...
+
+    def refused(self, reason: str) -> None:
+        """The relay refuses the message itself, for everyone."""
+
+    def when_idle(self) -> float | None:
+        """Nothing to claim: settle what must be settled, and say in how many
+        seconds the next row is due (None when none waits)."""
+
+
+def run(kind: Kind, seconds: float) -> RunReport:
+    """Send batch after batch for about ``seconds``, over one SMTP connection.
+
+    One run doing several batches costs one broker round trip for all of them,
+    which matters most on a polling broker.
+    """
+    deadline = time.monotonic() + seconds
+    report = RunReport()
+    quiet_until = None
+    with ExitStack() as resources:
+        connection = LazyConnection(resources)
+        while True:
+            batch = send_batch(kind, connection, report)
+            if report.stopped:
+                break
+            if time.monotonic() >= deadline:
+                report.more = batch.claimed > 0
+                break
+            if batch.claimed:
+                quiet_until = None
+                if batch.claimed < kind.batch_size:
+                    time.sleep(kind.gather_seconds)
+                continue
+            if report.retry_in is not None:
+                break
+            quiet_until = quiet_until or time.monotonic() + kind.linger_seconds
+            if time.monotonic() >= quiet_until:
+                break
+            time.sleep(kind.gather_seconds)
+    if not report.more:
+        report.retry_in = _follow_up_in(kind, report)
+    return report
+
+
+def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
+    """Seconds after which another run should look again, or None."""
+    waits = [report.retry_in, kind.when_idle()]
+    if report.stopped:
+        waits.append(leases.retry_delay(1))
+    waits = [wait for wait in waits if wait is not None]
+    return min(waits) if waits else None
+
+
+class LazyConnection:
+    """The SMTP connection of a run, opened when the first message is ready."""
+
+    def __init__(self, resources: ExitStack):
+        self.resources = resources
+        self.sender: relay.Sender | None = None
+
+    def get(self) -> relay.Sender:
+        if self.sender is None:
+            self.sender = self.resources.enter_context(relay.connection())
+        return self.sender
+
+
+def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tally:
+    """Claim one batch, send it, record what happened; add it to ``report``."""
+    started = time.monotonic()
+    batch = Tally()
+    booking = kind.book(kind.batch_size)
+    if booking is None:
+        report.retry_in = pacing.RETRY_SECONDS
+        return batch
+    claims = kind.claim(booking.size, report.handled)
+    batch.claimed = len(claims)
+    if not claims:
+        return batch
+    with recorder_for(kind.model.__table__.name, kind.finished_column, kind.keeps_message_id) as r:
+        outcomes = Batch(kind, claims, booking, r).send(connection, report)
+    record(kind, outcomes)
+    for outcome in outcomes:
+        batch.count(outcome.verdict)
+        report.handled.add(outcome.claim.row_id)
+    report.add(batch)
+    log.info(
+        "%s batch: claimed %d, sent %d, failed %d, retried %d, skipped %d, handed back %d in %d ms",
+        kind.label,
+        batch.claimed,
+        batch.sent,
+        batch.failed,
+        batch.retried,
+        batch.skipped,
+        batch.handed_back,
+        (time.monotonic() - started) * 1000,
+    )
+    return batch
+
+
+class Batch:
+    """One batch on its way: each claim becomes exactly one Outcome."""
+
+    def __init__(self, kind: Kind, claims: list[Claim], booking: Booking, recorder: Recorder):
+        self.kind = kind
+        self.claims = claims
+        self.booking = booking
+        self.recorder = recorder
+        self.outcomes: list[Outcome] = []
+        self.refusals_in_a_row = 0
+        self.max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
+        self.date = formatdate(usegmt=True)
+
+    def send(self, connection: LazyConnection, report: RunReport) -> list[Outcome]:
+        pending = iter(self.claims)
+        try:
+            for claim in pending:
+                if not self._send_one(claim, connection, pending):
+                    break
+        except relay.ConnectionFailure as error:
+            log.warning("%s: the relay is unavailable: %s", self.kind.label, error)
+            report.stopped = str(error)
+            self._finish_rest(Verdict.RETRY, str(error))
+        return self.outcomes
+
+    def _send_one(self, claim: Claim, connection: LazyConnection, pending: Iterator) -> bool:
+        """Deal with one claim; False when the rest of the batch must not go out now."""
+        if claim.attempts > self.max_attempts:
+            return self._add(claim, Verdict.FAILED, f"gave up after {self.max_attempts} attempts")
+        if not self.kind.wanted(claim):
+            return self._add(claim, Verdict.SKIPPED)
+        try:
+            email = self.kind.build(claim, self.date)
+        except Exception as error:
+            log.exception("%s: message %d could not be built", self.kind.label, claim.row_id)
+            return self._add(claim, Verdict.FAILED, f"could not be built: {_describe(error)}")
+        if not self.booking.take_turn():
+            self._add(claim, Verdict.HANDED_BACK)
+            self._finish_rest(Verdict.HANDED_BACK)
+            return False
+        sender = connection.get()
+        try:
+            sender.send(email.to, email.raw, before_commit=self.recorder.settle)
+        except relay.ConnectionFailure:
+            raise
+        except relay.TemporaryFailure as error:
+            return self._add(claim, Verdict.RETRY, str(error))
+        except relay.ReaderRefused as error:
+            self.refusals_in_a_row = 0
+            return self._add(claim, Verdict.FAILED, str(error), blames_reader=True)
+        except relay.MessageRefused as error:
+            self._add(claim, Verdict.FAILED, str(error))
+            return self._after_message_refused(str(error))
+        except Exception as error:
+            log.exception("%s: message %d could not be sent", self.kind.label, claim.row_id)
+            return self._add(claim, Verdict.FAILED, f"could not be sent: {_describe(error)}")
+        self.recorder.sent(claim.row_id, email.message_id)
+        self.refusals_in_a_row = 0
+        return self._add(claim, Verdict.SENT)
+
+    def _after_message_refused(self, reason: str) -> bool:
+        self.refusals_in_a_row += 1
+        if self.refusals_in_a_row < REFUSALS_TO_STOP:
+            return True
+        log.warning(
+            "%s: the relay refuses the message itself, stopping: %s", self.kind.label, reason
+        )
+        self.kind.refused(reason)
+        self._finish_rest(Verdict.HANDED_BACK)
+        return False
+
+    def _add(self, claim: Claim, verdict: Verdict, error=None, blames_reader=False) -> bool:
+        self.outcomes.append(Outcome(claim, verdict, error, blames_reader))
+        if verdict is Verdict.FAILED and not blames_reader and error:
+            log.warning("%s: message %d failed: %s", self.kind.label, claim.row_id, error)
+        return True
+
+    def _finish_rest(self, verdict: Verdict, error: str | None = None) -> None:
+        done = {outcome.claim.row_id for outcome in self.outcomes}
+        for claim in self.claims:
+            if claim.row_id not in done:
+                self.outcomes.append(Outcome(claim, verdict, error))
+
+
+def record(kind: Kind, outcomes: list[Outcome]) -> None:
+    """Write every outcome but SENT (recorded as each went out) in a fixed number of
+    statements, whatever the batch's size."""
+    model = kind.model
+    by_verdict: dict[Verdict, list[Outcome]] = {verdict: [] for verdict in Verdict}
+    for outcome in outcomes:
+        by_verdict[outcome.verdict].append(outcome)
+    failed = [
+        {"id": o.claim.row_id, "status": "failed", "lease_until": None, "last_error": _cut(o.error)}
+        for o in by_verdict[Verdict.FAILED]
+    ]
+    retry = _retries(by_verdict[Verdict.RETRY], failed)
+    if failed:
+        db.session.execute(update(model), failed)
+    if retry:
+        db.session.execute(update(model), retry)
+    _update_ids(model, by_verdict[Verdict.SKIPPED], status="skipped", lease_until=None)
+    _update_ids(
+        model, by_verdict[Verdict.HANDED_BACK], lease_until=None, attempts=model.attempts - 1
+    )
+    _count_bounces(by_verdict[Verdict.FAILED], by_verdict[Verdict.SENT])
+    db.session.commit()
+
+
+def _retries(outcomes: list[Outcome], failed: list[dict]) -> list[dict]:
+    """Rows to try again later; those out of attempts join ``failed``."""
+    now = utcnow()
+    retry = []
+    for outcome in outcomes:
+        claim = outcome.claim
+        if claim.attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
+            failed.append(
+                {"id": claim.row_id, "status": "failed", "lease_until": None,
+                 "last_error": _cut(outcome.error)}
+            )  # fmt: skip
+            continue
+        delay = timedelta(seconds=leases.retry_delay(claim.attempts))
+        retry.append(
+            {"id": claim.row_id, "lease_until": None, "due_at": now + delay,
+             "last_error": _cut(outcome.error)}
+        )  # fmt: skip
+    return retry
+
+
+def _update_ids(model, outcomes: list[Outcome], **values) -> None:
+    if outcomes:
+        ids = [outcome.claim.row_id for outcome in outcomes]
+        db.session.execute(update(model).where(model.id.in_(ids)).values(**values))
+
+
+def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
+    """A refusal of the reader's address counts towards marking it bounced; a message
+    that got through clears the count."""
+    refused = [o.claim.reader.id for o in failed if o.blames_reader]
+    if refused:
+        db.session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(refused))
+            .values(hard_bounces=Subscriber.hard_bounces + 1)
+        )
+        db.session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id.in_(refused),
+                Subscriber.hard_bounces >= current_app.config["BOUNCE_LIMIT"],
+                Subscriber.status == SubscriberStatus.CONFIRMED,
+            )
+            .values(status=SubscriberStatus.BOUNCED)
+        )
+    reached = [o.claim.reader.id for o in sent]
+    if reached:
+        db.session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(reached), Subscriber.hard_bounces > 0)
+            .values(hard_bounces=0)
+        )
+
+
+def next_due_in(model, *open_rows) -> float | None:
+    """Seconds until the earliest of ``open_rows`` is due, if it lies ahead."""
+    now = utcnow()
+    next_due = db.session.scalar(select(func.min(model.due_at)).where(*open_rows))
+    if next_due is None or next_due <= now:
+        return None
+    return (next_due - now).total_seconds()
+
+
+def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
+    """The claimed rows with what their messages need of each reader, in one query."""
+    if not ids:
+        return []
+    rows = db.session.execute(
+        select(
+            model.id,
+            model.attempts,
+            owes_column,
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.token_nonce,
+            Subscriber.status,
+        )
+        .join(Subscriber, Subscriber.id == model.subscriber_id)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+    ).all()
+    return [
+        Claim(row_id, attempts, Reader(reader_id, email, name, nonce, status), owes)
+        for row_id, attempts, owes, reader_id, email, name, nonce, status in rows
+    ]
+
+
+def _cut(error: str | None) -> str | None:
+    return error[:ERROR_LENGTH] if error else error
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,87 @@
+"""What the engine works with: a claimed row, the message built for it, and what
+became of it; and what a batch and a run report."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from newsletter.models import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row of work (an email job or a digest delivery) a worker holds a lease on."""
+
+    row_id: int
+    # Claims so far, this one included: each claim counts an attempt.
+    attempts: int
+    reader: Reader
+    # What the row owes: an EmailKind for a job, the digest's id for a delivery.
+    owes: str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """A message ready for SMTP."""
+
+    to: str
+    raw: bytes
+    message_id: str
+
+
+class Verdict(StrEnum):
+    SENT = "sent"
+    # Not needed any more: the reader left, or confirmed already.
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    # Try again after a backoff; the attempt counts.
+    RETRY = "retry"
+    # Never tried: back to the queue as it was, the attempt uncounted.
+    HANDED_BACK = "handed back"
+
+
+@dataclass(slots=True)
+class Outcome:
+    claim: Claim
+    verdict: Verdict
+    error: str | None = None
+    # The relay refused the reader's address: it counts towards a bounce.
+    blames_reader: bool = False
+
+
+@dataclass
+class Tally:
+    """Counts of what a batch or a run did."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    handed_back: int = 0
+
+    def count(self, verdict: Verdict) -> None:
+        name = {Verdict.RETRY: "retried", Verdict.HANDED_BACK: "handed_back"}.get(
+            verdict, verdict.value
+        )
+        setattr(self, name, getattr(self, name) + 1)
+
+    def add(self, other: "Tally") -> None:
+        for name in ("claimed", "sent", "failed", "retried", "skipped", "handed_back"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class RunReport(Tally):
+    """What one run (one task: batch after batch for a few seconds) did."""
+
+    # Stopped for time with work possibly left: another run should follow at once.
+    more: bool = False
+    # Seconds until the next row is due, when nothing is due now.
+    retry_in: float | None = None
+    # Why the run stopped early, if it did (the relay is down, the message refused).
+    stopped: str | None = None
+    # Rows this run dealt with; it does not claim them again.
+    handled: set[int] = field(default_factory=set)
+
+    def summary(self) -> dict[str, int]:
+        return {"sent": self.sent, "failed": self.failed, "retried": self.retried}
