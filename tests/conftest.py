@@ -225,12 +225,12 @@ def start_worker_process(smtp_server, tmp_path):
         config = app.config
         env = {
             **os.environ,
-            **(env or {}),
             "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
             "INSTANCE_PATH": app.instance_path,
             "SECRET_KEY": config["SECRET_KEY"],
             "MAIL_SERVER": "127.0.0.1",
             "MAIL_PORT": str(smtp_server.port),
+            **(env or {}),
         }
         command = [sys.executable, "-m", "celery", "-A", "workers", "worker"]
         command += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "info"]

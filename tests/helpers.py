@@ -3,8 +3,14 @@
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from newsletter import digests
+from newsletter.extensions import db
+from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus
 
 ADMIN = ("admin@example.org", "correct horse battery")
+FEED = str(Path(__file__).parent / "data" / "feed.rss")
 
 
 def wait_until(predicate, timeout=20):
@@ -39,3 +45,35 @@ def log_in(client, email=ADMIN[0], password=ADMIN[1]):
     return client.post(
         "/admin/login", data={"email": email, "password": password, "csrf_token": token}
     )
+
+
+def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader"):
+    with app.app_context():
+        db.session.add_all(
+            Subscriber(email=f"{prefix}{n}@example.org", status=status, signup_source="test")
+            for n in range(count)
+        )
+        db.session.commit()
+    return {f"{prefix}{n}@example.org" for n in range(count)}
+
+
+def digest_state(app, digest_id):
+    with app.app_context():
+        return db.session.get(Digest, digest_id).status, digests.progress(digest_id)
+
+
+def wait_until_sent(app, digest_id, timeout=30):
+    wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT, timeout)
+    return digest_state(app, digest_id)[1]
+
+
+def assert_each_once_but_the_one_in_flight(received, readers, killed_at):
+    """Every reader got the message; at most one got it twice, with one Message-ID."""
+    assert {m["To"] for m in received} == readers
+    copies = {}
+    for message in received:
+        copies.setdefault(message["To"], []).append(message["Message-ID"])
+    repeated = {to: ids for to, ids in copies.items() if len(ids) > 1}
+    assert len(received) - len(readers) <= 1, f"{repeated}; {killed_at} sent before the kill"
+    for message_ids in repeated.values():
+        assert len(set(message_ids)) == 1

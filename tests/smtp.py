@@ -27,6 +27,12 @@ class RecordingHandler:
         self.delay = 0
         # address -> list of SMTP replies to give for RCPT, used up one per attempt
         self.rcpt_replies = {}
+        # address -> list of SMTP replies to give at the end of DATA, the same way
+        self.data_replies = {}
+        # Whether EHLO offers PIPELINING (RFC 2920), and what the client had sent
+        # already, beyond MAIL FROM, when each MAIL FROM was read.
+        self.pipelining = False
+        self.sent_with_mail = []
 
     def reset(self):
         with self.changed:
@@ -34,7 +40,23 @@ class RecordingHandler:
             self.raw.clear()
             self.arrived.clear()
             self.rcpt_replies.clear()
+            self.data_replies.clear()
+            self.pipelining = False
+            self.sent_with_mail.clear()
             self.delay = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # The client's pipelined commands wait, unread, in the server's buffer.
+        self.sent_with_mail.append(bytes(server._reader._buffer))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         replies = self.rcpt_replies.get(address.lower())
@@ -46,6 +68,10 @@ class RecordingHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
+        [recipient] = envelope.rcpt_tos
+        replies = self.data_replies.get(recipient.lower())
+        if replies:
+            return replies.pop(0)
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.changed:
             self.received.append(message)

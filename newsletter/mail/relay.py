@@ -233,7 +233,7 @@ def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:
     if code < 500:
         return TemporaryFailure(text)
     enhanced = ENHANCED_CODE.match(detail or b"")
-    subject = enhanced.group(2) if enhanced else None
+    subject = enhanced.group(2).decode() if enhanced else None
     if subject in READER_CLASSES:
         return ReaderRefused(text)
     if subject in MESSAGE_CLASSES or stage == "DATA":

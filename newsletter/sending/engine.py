@@ -144,8 +144,12 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
     if not claims:
         return batch
     with recorder_for(kind.model.__table__.name, kind.finished_column, kind.keeps_message_id) as r:
-        outcomes = Batch(kind, claims, booking, r).send(connection, report)
+        sent = Batch(kind, claims, booking, r)
+        outcomes = sent.send(connection, report)
     record(kind, outcomes)
+    if sent.refused_reason:
+        kind.refused(sent.refused_reason)
+        report.stopped = sent.refused_reason
     for outcome in outcomes:
         batch.count(outcome.verdict)
         report.handled.add(outcome.claim.row_id)
@@ -174,6 +178,7 @@ class Batch:
         self.recorder = recorder
         self.outcomes: list[Outcome] = []
         self.refusals_in_a_row = 0
+        self.refused_reason: str | None = None
         self.max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
         self.date = formatdate(usegmt=True)
 

@@ -1,0 +1,185 @@
+"""The sending engine through real workers and a real SMTP server: a bad message
+fails alone, the relay's answers are read for what they mean, the envelope is
+pipelined where the relay allows it, and the worker says what it did."""
+
+import logging
+import re
+import time
+
+from sqlalchemy import select
+
+from newsletter import digests, settings
+from newsletter.extensions import db
+from newsletter.models import (
+    Delivery,
+    Digest,
+    DigestStatus,
+    EmailJob,
+    JobStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+from tests.helpers import FEED, add_readers, digest_state, wait_until, wait_until_sent
+from tests.smtp import free_port
+from workers.tasks import send_email_jobs, start_digest
+
+# An address email-validator accepts and SMTP cannot carry without SMTPUTF8: building
+# its message fails (formataddr refuses a non-ASCII local part).
+POISON = "josé@example.com"
+
+
+def jobs_by_address(app):
+    with app.app_context():
+        rows = db.session.execute(select(Subscriber.email, EmailJob).join(EmailJob.subscriber))
+        return {email: (job.status, job.attempts, job.last_error) for email, job in rows}
+
+
+def test_a_confirmation_that_cannot_be_built_fails_alone_and_the_other_49_go_out_once(
+    app, client, smtp, start_worker_for, caplog
+):
+    with app.app_context():
+        settings.update(welcome_enabled=False)
+    addresses = [f"reader{n}@example.org" for n in range(49)]
+    for address in [*addresses[:25], POISON, *addresses[25:]]:
+        assert client.post("/api/subscribe", json={"email": address}).status_code == 202
+    start_worker_for(app)
+    send_email_jobs.delay()
+
+    smtp.wait_for(49, timeout=20)
+    wait_until(lambda: jobs_by_address(app)[POISON][0] == JobStatus.FAILED)
+    time.sleep(0.5)
+    assert sorted(m["To"] for m in smtp.received) == sorted(addresses)
+    _, attempts, error = jobs_by_address(app)[POISON]
+    assert attempts == 1
+    assert error.startswith("could not be built: UnicodeEncodeError")
+    assert {s for s, _, _ in jobs_by_address(app).values()} == {JobStatus.SENT, JobStatus.FAILED}
+    built = [r for r in caplog.records if "could not be built" in r.getMessage()]
+    assert built and built[0].levelno == logging.ERROR and built[0].exc_info
+
+
+def test_a_digest_copy_that_cannot_be_built_fails_alone_and_the_other_49_go_out_once(
+    make_app, smtp, start_worker_for, runner
+):
+    app = make_app(DIGEST_BATCH_SIZE=50)
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    readers = add_readers(app, 25, prefix="early")
+    with app.app_context():
+        db.session.add(
+            Subscriber(email=POISON, status=SubscriberStatus.CONFIRMED, signup_source="test")
+        )
+        db.session.commit()
+    readers |= add_readers(app, 24, prefix="late")
+    with app.app_context():
+        digest_id = digests.create_digest("Poison").id
+        digests.schedule(digest_id)
+    start_worker_for(app)
+    start_digest.delay(digest_id)
+
+    progress = wait_until_sent(app, digest_id)
+    assert progress == {"pending": 0, "sent": 49, "failed": 1, "skipped": 0}
+    time.sleep(0.3)
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+    with app.app_context():
+        failed = db.session.scalar(select(Delivery).where(Delivery.status == "failed"))
+        assert failed.attempts == 1
+        assert failed.last_error.startswith("could not be built")
+
+
+def test_an_idna2008_domain_is_mailed_in_its_own_ascii_form(app, client, smtp, worker):
+    """The stdlib codec (IDNA 2003) refuses this domain; UTS #46 gives its A-label."""
+    client.post("/subscribe", data={"email": "x@אבג1.com"})
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "x@xn--1-zhcde.com"
+
+
+def sent_copies(app, digest_id):
+    return digest_state(app, digest_id)[1]
+
+
+def test_a_refusal_of_the_message_fails_the_copy_and_never_counts_against_the_reader(
+    make_app, smtp, start_worker_for
+):
+    app = make_app(BOUNCE_LIMIT=1)
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    add_readers(app, 4)
+    smtp.data_replies["reader1@example.org"] = ["554 5.6.0 Message content rejected"]
+    smtp.rcpt_replies["reader2@example.org"] = ["550 5.7.1 Relaying denied by policy"]
+    smtp.rcpt_replies["reader3@example.org"] = ["550 5.1.1 No such user"]
+    start_worker_for(app)
+    digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
+
+    assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 1, "failed": 3, "skipped": 0}
+    with app.app_context():
+        status = dict(db.session.execute(select(Subscriber.email, Subscriber.status)).all())
+    assert status["reader1@example.org"] == SubscriberStatus.CONFIRMED
+    assert status["reader2@example.org"] == SubscriberStatus.CONFIRMED
+    assert status["reader3@example.org"] == SubscriberStatus.BOUNCED
+
+
+def test_when_the_relay_refuses_every_copy_the_digest_pauses_and_says_why(
+    make_app, smtp, start_worker_for, admin
+):
+    app = make_app(DIGEST_BATCH_SIZE=10)
+    app.test_cli_runner().invoke(args=["import-feed", FEED])
+    readers = add_readers(app, 10)
+    for reader in readers:
+        smtp.data_replies[reader] = ["552 5.3.4 Message too big for system"]
+    start_worker_for(app)
+    digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
+
+    wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.PAUSED)
+    assert sent_copies(app, digest_id) == {"pending": 7, "sent": 0, "failed": 3, "skipped": 0}
+    with app.app_context():
+        assert db.session.get(Digest, digest_id).paused_reason.startswith("552 5.3.4")
+        assert set(db.session.scalars(select(Subscriber.hard_bounces))) == {0}
+        waiting = db.session.scalars(select(Delivery).where(Delivery.status == "pending"))
+        assert {delivery.attempts for delivery in waiting} == {0}
+
+
+def test_a_421_or_a_4xx_backs_off_and_the_email_goes_out_later(app, client, smtp, worker):
+    with app.app_context():
+        settings.update(welcome_enabled=False)
+    smtp.rcpt_replies["later@example.org"] = ["421 4.3.2 Service shutting down"]
+    smtp.data_replies["later@example.org"] = ["452 4.3.1 Insufficient storage"]
+    client.post("/subscribe", data={"email": "later@example.org"})
+    [message] = smtp.wait_for(1, timeout=30)
+    assert message["To"] == "later@example.org"
+    wait_until(lambda: jobs_by_address(app)["later@example.org"][0] == JobStatus.SENT)
+    _, attempts, error = jobs_by_address(app)["later@example.org"]
+    assert attempts == 3
+    assert error.startswith("452")
+
+
+def test_with_pipelining_the_envelope_goes_out_in_one_write(app, client, smtp, worker):
+    smtp.pipelining = True
+    with app.app_context():
+        settings.update(welcome_enabled=False)
+    for n in range(3):
+        client.post("/subscribe", data={"email": f"piped{n}@example.org"})
+    smtp.wait_for(3)
+    assert all(b"RCPT TO:<piped" in sent and b"DATA\r\n" in sent for sent in smtp.sent_with_mail)
+
+
+def test_without_pipelining_each_command_waits_for_its_reply(app, client, smtp, worker):
+    client.post("/subscribe", data={"email": "stepwise@example.org"})
+    smtp.wait_for(1)
+    assert smtp.sent_with_mail == [b""]
+
+
+def test_the_worker_log_has_a_line_for_each_batch(app, client, smtp, start_worker_process):
+    worker = start_worker_process(app)
+    client.post("/subscribe", data={"email": "logged@example.org"})
+    smtp.wait_for(1, timeout=30)
+    wait_until(lambda: b"email batch: claimed 1, sent 1" in worker.log.read_bytes())
+    line = re.search(rb".*email batch: claimed 1.*", worker.log.read_bytes())[0]
+    assert b"INFO" in line and re.search(rb"in \d+ ms", line)
+
+
+def test_the_worker_log_warns_when_the_relay_refuses_the_connection(make_app, start_worker_process):
+    port = free_port()
+    app = make_app(MAIL_PORT=port)
+    worker = start_worker_process(app, env={"MAIL_PORT": str(port)})
+    app.test_client().post("/subscribe", data={"email": "waiting@example.org"})
+    wait_until(lambda: b"the relay is unavailable" in worker.log.read_bytes(), timeout=30)
+    line = re.search(rb".*the relay is unavailable.*", worker.log.read_bytes())[0]
+    assert b"WARNING" in line and b"ConnectionRefusedError" in line
