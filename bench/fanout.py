@@ -1,13 +1,15 @@
 """``python -m bench fanout``: one digest to N confirmed subscribers through real
 Celery workers, beside the wire and the tutorial pattern on the same sink."""
 
+import itertools
 import os
+import shutil
 import smtplib
+import subprocess
 import tempfile
 import time
 from datetime import timedelta
 
-from newsletter.digest_mail import DigestMessages
 from sqlalchemy import insert, select
 
 from bench import procs
@@ -16,8 +18,10 @@ from bench.sink import Sink
 from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
-from newsletter import digests, queue
+from newsletter import digests
 from newsletter.extensions import db
+from newsletter.mail.digest import DigestMessages
+from newsletter.mail.relay import SMTPSender
 from newsletter.models import (
     Digest,
     DigestStatus,
@@ -27,6 +31,11 @@ from newsletter.models import (
     new_token_nonce,
     utcnow,
 )
+from newsletter.sending import hints
+
+SENDER = "newsletter@news.example.com"
+# Readers per step when the time per step is compared, first to last.
+STEP = 100_000
 
 PARAGRAPH = (
     "The council voted on Tuesday to extend the harbour path by two kilometres, "
@@ -82,8 +91,8 @@ class Run:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def measure_wire(stack, sink, digest_id, messages, distinct=1000):
-    """A bare smtplib loop over one connection, sending prebuilt digest messages."""
+def prebuilt_messages(stack, digest_id, distinct=1000):
+    """Digest copies for the first ``distinct`` readers, built once for the baselines."""
     with stack.app.app_context():
         maker = DigestMessages(db.session.get(Digest, digest_id))
         rows = db.session.execute(
@@ -91,18 +100,57 @@ def measure_wire(stack, sink, digest_id, messages, distinct=1000):
             .order_by(Subscriber.id)
             .limit(distinct)
         ).all()
-        prebuilt = [(row.email, maker.build(*row)) for row in rows]
+        return [(row.email, maker.build(*row)) for row in rows]
+
+
+def measure_wire(sink, prebuilt, messages):
+    """A bare smtplib loop over one connection, sending prebuilt digest messages."""
     before = sink.count
     started = time.perf_counter()
     smtp = smtplib.SMTP("127.0.0.1", sink.port)
     for number in range(messages):
         email, raw = prebuilt[number % len(prebuilt)]
-        smtp.sendmail("newsletter@news.example.com", [email], raw)
+        smtp.sendmail(SENDER, [email], raw)
     smtp.quit()
     last = sink.wait_for(before + messages, timeout=60)
-    return Run("the wire: smtplib, 1 connection, prebuilt", messages, last - started), len(
-        prebuilt[0][1]
-    )
+    return Run("the wire: smtplib, 1 connection, prebuilt", messages, last - started)
+
+
+def measure_pipelined_wire(sink, prebuilt, messages):
+    """The same loop through the service's SMTP sender, which pipelines the envelope."""
+    before = sink.count
+    started = time.perf_counter()
+    smtp = smtplib.SMTP("127.0.0.1", sink.port)
+    smtp.ehlo()
+    sender = SMTPSender(smtp, SENDER, sign=lambda raw: raw)
+    label = "the wire, pipelined: 1 connection, prebuilt"
+    if not sender.pipelining:
+        label = "the wire through the service's sender (no PIPELINING offered)"
+    for number in range(messages):
+        email, raw = prebuilt[number % len(prebuilt)]
+        sender.send(email, raw, before_commit=lambda: None)
+    smtp.quit()
+    last = sink.wait_for(before + messages, timeout=60)
+    return Run(label, messages, last - started)
+
+
+def measure_smtp_source(sink, prebuilt, messages, sessions=4):
+    """Postfix's smtp-source, C, with ``sessions`` connections: this machine's reference."""
+    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not os.path.exists(binary):
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".eml") as message:
+        message.write(prebuilt[0][1].replace(b"\r\n", b"\n"))
+        message.flush()
+        before = sink.count
+        started = time.perf_counter()
+        subprocess.run(
+            [binary, "-d", "-s", str(sessions), "-m", str(messages), "-F", message.name,
+             "-f", SENDER, "-t", prebuilt[0][0], f"127.0.0.1:{sink.port}"],
+            check=True,
+        )  # fmt: skip
+        last = sink.wait_for(before + messages, timeout=120)
+    return Run(f"smtp-source (Postfix, C): {sessions} sessions", messages, last - started)
 
 
 class MeasuredWorker:
@@ -153,10 +201,12 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
     with MeasuredWorker(stack, concurrency) as worker:
         before = sink.count
         started = time.perf_counter()
+        sink.mark_every, sink.marks = STEP, {}
         with stack.app.app_context():
             digests.schedule(digest_id)
-            queue.start_digest_send(digest_id)
-        last = worker.wait_for(sink, before + subscribers, timeout=1800, idle_timeout=60)
+            hints.start_digest_send(digest_id)
+        last = worker.wait_for(sink, before + subscribers, timeout=7200, idle_timeout=60)
+        steps = _step_seconds(sink, before, started, subscribers)
         finished = _wait_finished(stack, digest_id)
     if last is None:
         raise RuntimeError(f"the digest stalled at {sink.count - before} of {subscribers}")
@@ -166,12 +216,26 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
         stats["digest finished"] = finished
     time.sleep(0.5)
     stats["extra messages at the sink"] = sink.count - before - subscribers
+    stats["seconds per step"] = steps
     stats["exactly once"] = (
         stats["deliveries"]["sent"] == subscribers
         and stats["extra messages at the sink"] == 0
         and finished
     )
     return Run("newsletter digest", subscribers, last - started, worker.peaks, stats)
+
+
+def _step_seconds(sink, before, started, subscribers):
+    """Seconds each STEP readers took, in order (whole steps only)."""
+    moments = [started]
+    for done in range(STEP, subscribers + 1, STEP):
+        moment = sink.marks.get(before + done) or next(
+            (at for count, at in sorted(sink.marks.items()) if count >= before + done), None
+        )
+        if moment is None:
+            break
+        moments.append(moment)
+    return [later - earlier for earlier, later in itertools.pairwise(moments)]
 
 
 def _wait_finished(stack, digest_id, timeout=30):
@@ -194,9 +258,16 @@ def run_stack(stack_name, subscribers, sink, args, wire, tutorial):
                 digest_id = seed(subscribers)
             runs = {}
             if wire:
-                runs["wire"], runs["size"] = measure_wire(
-                    stack, sink, digest_id, min(subscribers, args.wire_messages)
-                )
+                prebuilt = prebuilt_messages(stack, digest_id)
+                count = min(subscribers, args.wire_messages)
+                runs["size"] = len(prebuilt[0][1])
+                runs["wire"] = [
+                    measure_wire(sink, prebuilt, count),
+                    measure_pipelined_wire(sink, prebuilt, count),
+                ]
+                reference = measure_smtp_source(sink, prebuilt, count)
+                if reference:
+                    runs["wire"].append(reference)
             if tutorial and args.tutorial_messages:
                 runs["tutorial"] = measure_tutorial(
                     stack, sink, digest_id, min(subscribers, args.tutorial_messages), args.workers
@@ -215,7 +286,7 @@ def main(args):
         f"fanout benchmark: {os.cpu_count()} cores, sink: {sink.kind}, "
         f"{args.workers} worker processes per stack, DKIM off, "
         f"batches of {Config.DIGEST_BATCH_SIZE} ({Config.DIGEST_PARALLEL_BATCHES} in flight), "
-        f"sent messages recorded {Config.DIGEST_RECORD_EVERY} at a time"
+        "each accepted message recorded before the next is accepted"
     )
     results, wire, size = {}, None, None
     try:
@@ -242,19 +313,24 @@ def main(args):
     return 0 if exact else 1
 
 
-def print_results(results, wire, size, sizes):
-    rows = []
-    if wire:
-        rows.append(
-            [
-                wire.label,
-                f"{wire.messages:,}",
-                f"{wire.seconds:.1f}",
-                f"{wire.rate:,.0f}",
-                "1.00x",
-                "-",
-            ]
-        )
+def print_results(results, baselines, size, sizes):
+    baselines = baselines or []
+    wire = baselines[0] if baselines else None
+    reference = next((run for run in baselines if run.label.startswith("smtp-source")), None)
+    print_throughput(results, baselines, wire, reference, size, sizes)
+    print_database_work(results)
+    print_memory(results, sizes)
+    print_steps(results)
+    for name in dict.fromkeys(name for name, _ in results):
+        print_targets(results, name, sizes, wire)
+
+
+def print_throughput(results, baselines, wire, reference, size, sizes):
+    rows = [
+        [run.label, f"{run.messages:,}", f"{run.seconds:.1f}", f"{run.rate:,.0f}",
+         ratio(run.rate, wire.rate), ratio(run.rate, reference.rate) if reference else "-", "-"]
+        for run in baselines
+    ]  # fmt: skip
     for (name, _), runs in results.items():
         tutorial = results[name, sizes[0]].get("tutorial")
         for key in ("tutorial", "digest"):
@@ -268,6 +344,7 @@ def print_results(results, wire, size, sizes):
                     f"{run.seconds:.1f}",
                     f"{run.rate:,.0f}",
                     ratio(run.rate, wire.rate if wire else 0),
+                    ratio(run.rate, reference.rate) if reference else "-",
                     ratio(run.rate, tutorial.rate) if tutorial and key == "digest" else "-",
                 ]
             )
@@ -275,8 +352,11 @@ def print_results(results, wire, size, sizes):
         f"Throughput (messages of {size / 1024:.1f} KB; seconds from 'send' to the last "
         "message accepted by the sink)"
     )
-    table(["run", "messages", "seconds", "msg/s", "vs wire", "vs tutorial"], rows)
+    headers = ["run", "messages", "seconds", "msg/s", "vs wire", "vs smtp-source", "vs tutorial"]
+    table(headers, rows)
 
+
+def print_database_work(results):
     rows = []
     for (name, subscribers), runs in results.items():
         digest = runs["digest"]
@@ -294,7 +374,10 @@ def print_results(results, wire, size, sizes):
                 stats["extra messages at the sink"],
             ]
         )
-    print("Database work of the digest send (statements counted in every worker process)")
+    print(
+        "Database work of the digest send: statements through SQLAlchemy in every worker"
+        " process (claims, batch results); each message's own record is one more, pipelined"
+    )
     table(
         [
             "stack, subscribers",
@@ -309,6 +392,8 @@ def print_results(results, wire, size, sizes):
         rows,
     )
 
+
+def print_memory(results, sizes):
     labels = []
     for runs in results.values():
         labels += [label for label, _ in runs["digest"].peaks if label not in labels]
@@ -329,32 +414,53 @@ def print_results(results, wire, size, sizes):
     print("Peak RSS of each process during the digest send (VmHWM)")
     table(["process", *(f"{s:,}" for s in sizes), "growth"], rows)
 
-    for name in dict.fromkeys(name for name, _ in results):
-        largest = max(s for n, s in results if n == name)
-        digest = results[name, largest]["digest"]
-        tutorial = results[name, sizes[0]].get("tutorial")
-        targets = Targets()
-        targets.at_least("messages/second", digest.rate, 1700)
-        if wire:
-            targets.at_least("share of the wire", 100 * digest.rate / wire.rate, 50, "%")
-        if tutorial:
-            targets.at_least("times the tutorial pattern", digest.rate / tutorial.rate, 10, "x")
-        runs = [results[name, s]["digest"] for s in sizes if (name, s) in results]
-        if len(runs) > 1:
-            first, last = dict(runs[0].peaks), dict(runs[-1].peaks)
-            worst = max(
-                (last[label] - first[label]) / first[label]
-                for label in first
-                if first.get(label) and last.get(label)
-            )
-            targets.below(f"peak RSS growth {sizes[0]:,} → {largest:,}", 100 * worst, 10, "%")
-        per_message = digest.stats.get("statements", 0) / digest.messages
-        targets.below("statements per message (constant per batch)", per_message, 0.1)
-        exact = digest.stats["exactly once"]
-        targets.check(
-            "each subscriber exactly once, digest marked sent",
-            exact,
-            "yes" if exact else "NO",
-            "yes",
+
+def print_steps(results):
+    """The time each 100,000 readers took, so that a slowdown as the table grows shows."""
+    rows = []
+    for (name, subscribers), runs in results.items():
+        steps = runs["digest"].stats["seconds per step"]
+        if len(steps) > 1:
+            growth = (steps[-1] - steps[0]) / steps[0]
+            rows.append(
+                [f"{name}, {subscribers:,}", len(steps), f"{steps[0]:.1f}",
+                 f"{max(steps):.1f}", f"{steps[-1]:.1f}", f"{growth:+.0%}"]
+            )  # fmt: skip
+    if rows:
+        print(f"Seconds per {STEP:,} readers, first to last")
+        table(["stack, subscribers", "steps", "first", "slowest", "last", "last vs first"], rows)
+
+
+def print_targets(results, name, sizes, wire):
+    largest = max(s for n, s in results if n == name)
+    digest = results[name, largest]["digest"]
+    tutorial = results[name, sizes[0]].get("tutorial")
+    targets = Targets()
+    targets.at_least("messages/second", digest.rate, 1700)
+    if wire:
+        targets.at_least("share of the wire", 100 * digest.rate / wire.rate, 100, "%")
+    steps = digest.stats["seconds per step"]
+    if len(steps) > 1:
+        growth = 100 * (steps[-1] - steps[0]) / steps[0]
+        targets.below(f"time per {STEP:,}, last vs first", growth, 15, "%")
+    if tutorial:
+        targets.at_least("times the tutorial pattern", digest.rate / tutorial.rate, 10, "x")
+    runs = [results[name, s]["digest"] for s in sizes if (name, s) in results]
+    if len(runs) > 1:
+        first, last = dict(runs[0].peaks), dict(runs[-1].peaks)
+        worst = max(
+            (last[label] - first[label]) / first[label]
+            for label in first
+            if first.get(label) and last.get(label)
         )
-        targets.print(f"Targets, {STACKS[name]}, {largest:,} subscribers")
+        targets.below(f"peak RSS growth {sizes[0]:,} → {largest:,}", 100 * worst, 10, "%")
+    per_message = digest.stats.get("statements", 0) / digest.messages
+    targets.below("batch statements per message, besides its own record", per_message, 0.1)
+    exact = digest.stats["exactly once"]
+    targets.check(
+        "each subscriber exactly once, digest marked sent",
+        exact,
+        "yes" if exact else "NO",
+        "yes",
+    )
+    targets.print(f"Targets, {STACKS[name]}, {largest:,} subscribers")

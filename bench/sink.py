@@ -27,6 +27,9 @@ class Sink:
         self.port = free_port()
         self.count = 0
         self.last_at = None
+        # When the count first reached each multiple of ``mark_every`` (if set).
+        self.mark_every = None
+        self.marks = {}
         self._changed = threading.Condition()
         binary = shutil.which("smtp-sink") or (
             "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
@@ -66,8 +69,14 @@ class Sink:
             counts = [count for count in counts if count is not None]
             if counts and counts[-1] != self.count:
                 with self._changed:
+                    self._mark(self.count, counts[-1], now)
                     self.count, self.last_at = counts[-1], now
                     self._changed.notify_all()
+
+    def _mark(self, before, after, now):
+        if self.mark_every:
+            for mark in range(before // self.mark_every + 1, after // self.mark_every + 1):
+                self.marks.setdefault(mark * self.mark_every, now)
 
     def wait_for(self, count, timeout, idle_timeout=None):
         """Wait until ``count`` messages arrived in all; returns the time the last one did.

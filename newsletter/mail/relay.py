@@ -221,7 +221,9 @@ class SMTPSender:
     def _dot_stuffed(raw: bytes) -> bytes:
         if not raw.endswith(b"\r\n"):
             raw += b"\r\n"
-        return LEADING_DOT.sub(b"..", raw) + b".\r\n"
+        if raw.startswith(b".") or b"\n." in raw:
+            raw = LEADING_DOT.sub(b"..", raw)
+        return raw + b".\r\n"
 
 
 def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:

@@ -42,7 +42,7 @@ class DigestDeliveries:
     def book(self, size: int) -> Booking | None:
         return pacing.book(size)
 
-    def claim(self, size: int, skip: set[int]) -> list[Claim]:
+    def claim(self, size: int) -> list[Claim]:
         still_sending = select(Digest.id).where(
             Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING
         )
@@ -50,7 +50,6 @@ class DigestDeliveries:
             Delivery,
             Delivery.digest_id.in_(still_sending),
             Delivery.status == DeliveryStatus.PENDING,
-            Delivery.id.not_in(skip),
             order_by=Delivery.id,
             limit=size,
         )

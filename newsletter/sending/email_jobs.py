@@ -43,11 +43,10 @@ class EmailJobs:
         # The admins' rate limit is for digests; a confirmation must not wait behind one.
         return Booking.unlimited(size)
 
-    def claim(self, size: int, skip: set[int]) -> list[Claim]:
+    def claim(self, size: int) -> list[Claim]:
         ids = leases.take_due(
             EmailJob,
             EmailJob.status == JobStatus.QUEUED,
-            EmailJob.id.not_in(skip),
             order_by=EmailJob.due_at,
             limit=size,
         )

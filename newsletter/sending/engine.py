@@ -60,7 +60,7 @@ class Kind(Protocol):
     def book(self, size: int) -> Booking | None:
         """Time to send up to ``size`` messages, or None when none is free now."""
 
-    def claim(self, size: int, skip: set[int]) -> list[Claim]: ...
+    def claim(self, size: int) -> list[Claim]: ...
 
     def wanted(self, claim: Claim) -> bool:
         """Whether the reader still wants this message."""
@@ -115,7 +115,7 @@ def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
     if report.stopped:
         waits.append(leases.retry_delay(1))
     waits = [wait for wait in waits if wait is not None]
-    return min(waits) if waits else None
+    return min(waits) + leases.CLOCK_TOLERANCE_SECONDS if waits else None
 
 
 class LazyConnection:
@@ -139,7 +139,7 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
     if booking is None:
         report.retry_in = pacing.RETRY_SECONDS
         return batch
-    claims = kind.claim(booking.size, report.handled)
+    claims = kind.claim(booking.size)
     batch.claimed = len(claims)
     if not claims:
         return batch
@@ -152,7 +152,6 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
         report.stopped = sent.refused_reason
     for outcome in outcomes:
         batch.count(outcome.verdict)
-        report.handled.add(outcome.claim.row_id)
     report.add(batch)
     log.info(
         "%s batch: claimed %d, sent %d, failed %d, retried %d, skipped %d, handed back %d in %d ms",
@@ -300,7 +299,7 @@ def _retries(outcomes: list[Outcome], failed: list[dict]) -> list[dict]:
 def _update_ids(model, outcomes: list[Outcome], **values) -> None:
     if outcomes:
         ids = [outcome.claim.row_id for outcome in outcomes]
-        db.session.execute(update(model).where(model.id.in_(ids)).values(**values))
+        db.session.execute(update(model).where(leases.among(model.id, ids)).values(**values))
 
 
 def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
@@ -326,7 +325,7 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
     if reached:
         db.session.execute(
             update(Subscriber)
-            .where(Subscriber.id.in_(reached), Subscriber.hard_bounces > 0)
+            .where(leases.among(Subscriber.id, reached), Subscriber.hard_bounces > 0)
             .values(hard_bounces=0)
         )
 
@@ -356,7 +355,7 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
             Subscriber.status,
         )
         .join(Subscriber, Subscriber.id == model.subscriber_id)
-        .where(model.id.in_(ids))
+        .where(leases.among(model.id, ids))
         .order_by(model.id)
     ).all()
     return [

@@ -1,7 +1,7 @@
 """What the engine works with: a claimed row, the message built for it, and what
 became of it; and what a batch and a run report."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from newsletter.models import Reader
@@ -80,8 +80,6 @@ class RunReport(Tally):
     retry_in: float | None = None
     # Why the run stopped early, if it did (the relay is down, the message refused).
     stopped: str | None = None
-    # Rows this run dealt with; it does not claim them again.
-    handled: set[int] = field(default_factory=set)
 
     def summary(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried}
