@@ -64,6 +64,10 @@ class Config:
     # A batch task goes on with the next batch for this many seconds before it hands
     # the rest to a new task (so pausing or stopping a worker waits at most this long).
     DIGEST_TASK_SECONDS = _env_int("DIGEST_TASK_SECONDS", 3)
+    # Delivery rows of digests finished this many days ago are folded into totals on
+    # the digest and deleted, so the table holds about this many days of digests.
+    # 0 keeps them forever.
+    DELIVERY_RETENTION_DAYS = _env_int("DELIVERY_RETENTION_DAYS", 90)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # DKIM signing of every email (off unless both are set); the domain defaults to

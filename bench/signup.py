@@ -206,19 +206,9 @@ def run(stack, sink, args, workdir):
         try:
             groups = {"web (gunicorn)": web.pid, "Celery worker": worker.pid}
             groups["SMTP sink"] = sink.process.pid
-            print(f"... ceiling: POST {NOOP_PATH}, {args.seconds} s", flush=True)
-            with procs.CpuMeter(groups) as meter:
-                ceiling = run_wrk(f"ceiling: POST {NOOP_PATH}", base + NOOP_PATH, args, "noop")
-            ceiling.cpu = meter.used
-            print(f"... sign-ups: POST /api/subscribe, {args.seconds} s", flush=True)
-            before = sink.count
-            with procs.CpuMeter(groups) as meter:
-                signup = run_wrk(
-                    "sign-up: POST /api/subscribe", base + "/api/subscribe", args, "load"
-                )
-            signup.cpu = meter.used
+            ceiling, signup = measure_loads(base, sink, args, groups)
             print("... waiting for every confirmation email", flush=True)
-            confirmations = await_confirmations(stack, sink, before, signup)
+            confirmations = await_confirmations(stack, sink, signup.before, signup)
             print(f"... confirmation latency: {args.latency_samples} form posts", flush=True)
             latencies = measure_latency(base, sink, args.latency_samples)
             peaks = procs.tree_peaks("gunicorn", web.pid)
@@ -227,6 +217,21 @@ def run(stack, sink, args, workdir):
     finally:
         stop(worker)
     return ceiling, signup, confirmations, latencies, peaks
+
+
+def measure_loads(base, sink, args, groups):
+    """The bare endpoint's ceiling, then sign-ups, each with the CPU every group used."""
+    print(f"... ceiling: POST {NOOP_PATH}, {args.seconds} s", flush=True)
+    with procs.CpuMeter(groups) as meter:
+        ceiling = run_wrk(f"ceiling: POST {NOOP_PATH}", base + NOOP_PATH, args, "noop")
+    ceiling.cpu = meter.used
+    print(f"... sign-ups: POST /api/subscribe, {args.seconds} s", flush=True)
+    before = sink.count
+    with procs.CpuMeter(groups) as meter:
+        signup = run_wrk("sign-up: POST /api/subscribe", base + "/api/subscribe", args, "load")
+    signup.cpu = meter.used
+    signup.before = before
+    return ceiling, signup
 
 
 def main(args):

@@ -61,6 +61,10 @@ def celery_settings(config):
                 "task": "newsletter.run_periodic_digest",
                 "schedule": 300.0,
             },
+            "fold-old-deliveries": {
+                "task": "newsletter.fold_old_deliveries",
+                "schedule": 3600.0,
+            },
             "import-feed": {
                 "task": "newsletter.import_feed",
                 "schedule": float(config["FEED_POLL_SECONDS"]),

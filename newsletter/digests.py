@@ -5,8 +5,10 @@ The ``delivery`` rows written by ``start_sending`` are the record of what must g
 out; newsletter.sending.digest_deliveries sends them.
 """
 
+from datetime import timedelta
+
 from flask import current_app
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import settings
@@ -26,6 +28,8 @@ from newsletter.models import (
     utcnow,
 )
 
+# Delivery rows deleted per statement when old ones are folded away.
+FOLD_CHUNK = 10_000
 # Digests whose posts count as sent: they are no longer offered for a new digest.
 COMMITTED = (DigestStatus.SCHEDULED, DigestStatus.SENDING, DigestStatus.PAUSED, DigestStatus.SENT)
 
@@ -102,7 +106,16 @@ def start_sending(digest_id):
 
 
 def progress(digest_id):
-    """Deliveries per status for one digest, every status present."""
+    """Deliveries per status for one digest, every status present; the kept totals
+    once its rows are folded away."""
+    digest = db.session.get(Digest, digest_id)
+    if digest is not None and digest.sent_count is not None:
+        return {
+            DeliveryStatus.PENDING.value: 0,
+            DeliveryStatus.SENT.value: digest.sent_count,
+            DeliveryStatus.FAILED.value: digest.failed_count,
+            DeliveryStatus.SKIPPED.value: digest.skipped_count,
+        }
     rows = db.session.execute(
         select(Delivery.status, func.count())
         .where(Delivery.digest_id == digest_id)
@@ -156,6 +169,53 @@ def send_test(digest_id, address):
     raw = DigestMessages(digest).build(0, address, "", "test")
     with relay.connection() as sender:
         sender.send(address, raw, before_commit=lambda: None)
+
+
+def fold_old_deliveries(now=None, chunk=FOLD_CHUNK):
+    """Fold the delivery rows of digests finished DELIVERY_RETENTION_DAYS ago into
+    totals on each digest, and delete them a chunk at a time. Returns how many
+    digests were folded.
+
+    Safe to stop at any point and run again: the totals are written once, before
+    any row goes, and deleting goes on where it stopped.
+    """
+    days = current_app.config["DELIVERY_RETENTION_DAYS"]
+    if not days:
+        return 0
+    before = (now or utcnow()) - timedelta(days=days)
+    old = db.session.scalars(
+        select(Digest.id).where(
+            Digest.status == DigestStatus.SENT,
+            Digest.finished_at < before,
+            Digest.folded_at.is_(None),
+        )
+    ).all()
+    for digest_id in old:
+        _keep_totals(digest_id)
+        while _delete_some_deliveries(digest_id, chunk):
+            pass
+        db.session.execute(
+            update(Digest).where(Digest.id == digest_id).values(folded_at=utcnow())
+        )
+        db.session.commit()
+    return len(old)
+
+
+def _keep_totals(digest_id):
+    digest = db.session.get(Digest, digest_id)
+    if digest.sent_count is None:
+        counts = progress(digest_id)
+        digest.sent_count = counts[DeliveryStatus.SENT.value]
+        digest.failed_count = counts[DeliveryStatus.FAILED.value]
+        digest.skipped_count = counts[DeliveryStatus.SKIPPED.value]
+        db.session.commit()
+
+
+def _delete_some_deliveries(digest_id, chunk):
+    some = select(Delivery.id).where(Delivery.digest_id == digest_id).limit(chunk)
+    deleted = db.session.execute(delete(Delivery).where(Delivery.id.in_(some))).rowcount
+    db.session.commit()
+    return deleted
 
 
 def history(limit=50):

@@ -104,13 +104,7 @@ def import_subscribers(lines, confirmed=False):
         if "email" not in columns:
             raise ImportFileError("The CSV needs a header row with an 'email' column.")
         batch = {}
-        for row in reader:
-            try:
-                email = normalize_email(row.get(columns["email"]))
-                name = clean_name(row.get(columns.get("name", ""), ""))
-            except InvalidSignup as error:
-                report.reject(reader.line_num, str(error))
-                continue
+        for email, name in _valid_rows(reader, columns, report):
             if email in batch:
                 report.skipped += 1
                 continue
@@ -127,6 +121,18 @@ def import_subscribers(lines, confirmed=False):
     except csv.Error as error:
         raise ImportFileError(f"Line {reader.line_num}: {error}") from None
     return report
+
+
+def _valid_rows(reader, columns, report):
+    """(address, name) of each usable row; the others are reported with their line."""
+    for row in reader:
+        try:
+            email = normalize_email(row.get(columns["email"]))
+            name = clean_name(row.get(columns.get("name", ""), ""))
+        except InvalidSignup as error:
+            report.reject(reader.line_num, str(error))
+            continue
+        yield email, name
 
 
 def _add_batch(batch, confirmed, report):

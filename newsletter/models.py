@@ -180,9 +180,14 @@ class Digest(db.Model):
     finished_at: Mapped[datetime | None]
     # Why sending stopped by itself: the relay refused the message for everyone.
     paused_reason: Mapped[str | None] = mapped_column(String(500))
+    # Totals kept once old delivery rows are folded away (digests.fold_old_deliveries).
+    sent_count: Mapped[int | None]
+    failed_count: Mapped[int | None]
+    skipped_count: Mapped[int | None]
+    folded_at: Mapped[datetime | None]
 
     posts: Mapped[list[Post]] = relationship(
-        secondary=digest_post, order_by=lambda: Post.published_at.desc()
+        secondary=digest_post, order_by=Post.published_at.desc()
     )
 
 

@@ -2,11 +2,11 @@
 workers and a real SMTP server, whatever fails on the way."""
 
 import base64
-import itertools
 import re
 import signal
 import subprocess
 import time
+from datetime import timedelta
 
 import dkim
 import pytest
@@ -20,8 +20,8 @@ from newsletter.models import (
     DigestStatus,
     Subscriber,
     SubscriberStatus,
+    utcnow,
 )
-from newsletter.sending import pacing
 from tests.helpers import (
     FEED,
     add_readers,
@@ -57,7 +57,8 @@ def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, w
     assert message["Subject"] == "This week: a bridge"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "The Newsletter <newsletter.127.0.0.1>"
-    assert message["Date"] and message["Message-ID"].startswith(f"<digest.{digest_id}.")
+    assert message["Date"]
+    assert message["Message-ID"].startswith(f"<digest.{digest_id}.")
     assert "Council approves new bridge" in text_of(message)
     assert "<strong>bridge</strong>" in html_of(message)
     assert 'style="' in html_of(message)
@@ -69,7 +70,8 @@ def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, w
     )
     assert header, "List-Unsubscribe must be a plain <URL>, not an encoded-word"
     url, path = header.groups()
-    assert url in text_of(message) and url in html_of(message)
+    assert url in text_of(message)
+    assert url in html_of(message)
 
     one_click = app.test_client(use_cookies=False).post(
         path, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
@@ -262,20 +264,6 @@ def test_messages_a_slow_relay_pushes_out_of_their_booking_go_back_uncounted(
         assert set(db.session.scalars(select(Delivery.attempts))) == {1}
 
 
-def test_a_late_batch_never_crowds_its_messages_and_hands_back_what_no_longer_fits():
-    on_time = pacing.Booking(size=3, start=time.time() + pacing.LEAD_SECONDS, interval=0.05)
-    moments = []
-    while on_time.take_turn():
-        moments.append(time.monotonic())
-    assert len(moments) == 3
-    assert min(b - a for a, b in itertools.pairwise(moments)) >= 0.049
-
-    # Three slots of 0.1 s booked from 0.15 s ago: only one whole slot is left.
-    late = pacing.Booking(size=3, start=time.time() - 0.15, interval=0.1)
-    assert late.take_turn()
-    assert not late.take_turn()
-
-
 def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
     app, runner, smtp, worker, feed
 ):
@@ -286,10 +274,12 @@ def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
     assert path in html_of(message)
     client = app.test_client()
     page = client.get(path)
-    assert b"reader0@example.org" in page.data and b"Unsubscribe" in page.data
+    assert b"reader0@example.org" in page.data
+    assert b"Unsubscribe" in page.data
 
     renamed = client.post(path, data={"name": "Ann", "action": "save"})
-    assert b"Saved." in renamed.data and b'value="Ann"' in renamed.data
+    assert b"Saved." in renamed.data
+    assert b'value="Ann"' in renamed.data
     assert client.post(path, data={"name": "A\nB"}).status_code == 400
 
     unsubscribe = re.search(r'action="(/unsubscribe/[^"]+)"', page.get_data(as_text=True))[1]
@@ -306,9 +296,12 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     make_app, smtp, start_worker_for, tmp_path
 ):
     key = tmp_path / "dkim.pem"
-    openssl = {"check": True, "capture_output": True}
-    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], **openssl)
-    der = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], **openssl)
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    der = subprocess.run(
+        ["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    )
     app = make_app(
         DKIM_SELECTOR="news",
         DKIM_PRIVATE_KEY_PATH=str(key),
@@ -322,7 +315,8 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     smtp.wait_for(2)
     raw = smtp.raw[0]
     signature = raw.split(b"\r\n\r\n")[0].decode()
-    assert "d=example.org" in signature and "s=news" in signature
+    assert "d=example.org" in signature
+    assert "s=news" in signature
     signed = re.search(r"h=([^;]+);", signature.replace("\r\n", ""))[1].replace(" ", "").split(":")
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(signed)
     assert smtp.received[0]["List-Unsubscribe"].endswith(
@@ -342,3 +336,22 @@ def test_the_sweep_finishes_a_digest_whose_last_hint_was_lost(app, smtp, start_w
     start_worker_for(app)
     sweep.delay()
     assert wait_until_sent(app, digest_id)["sent"] == 2
+
+
+def test_an_old_digest_keeps_its_totals_when_its_rows_are_folded_away(
+    app, runner, smtp, worker, feed, admin_client
+):
+    add_readers(app, 5)
+    digest_id = int(runner.invoke(args=["send-digest", "--subject", "Last spring"]).output)
+    counts = wait_until_sent(app, digest_id)
+    assert counts == {"pending": 0, "sent": 5, "failed": 0, "skipped": 0}
+    with app.app_context():
+        assert digests.fold_old_deliveries() == 0
+        later = utcnow() + timedelta(days=app.config["DELIVERY_RETENTION_DAYS"] + 1)
+        assert digests.fold_old_deliveries(now=later, chunk=2) == 1
+        assert db.session.scalar(select(func.count(Delivery.id))) == 0
+        assert digests.fold_old_deliveries(now=later) == 0
+    assert digest_state(app, digest_id)[1] == counts
+    page = admin_client.get("/admin/digests").get_data(as_text=True)
+    assert "Last spring" in page
+    assert admin_client.get(f"/admin/digests/{digest_id}/progress").json["sent"] == 5

@@ -54,7 +54,9 @@ def test_a_confirmation_that_cannot_be_built_fails_alone_and_the_other_49_go_out
     assert error.startswith("could not be built: UnicodeEncodeError")
     assert {s for s, _, _ in jobs_by_address(app).values()} == {JobStatus.SENT, JobStatus.FAILED}
     built = [r for r in caplog.records if "could not be built" in r.getMessage()]
-    assert built and built[0].levelno == logging.ERROR and built[0].exc_info
+    assert built
+    assert built[0].levelno == logging.ERROR
+    assert built[0].exc_info
 
 
 def test_a_digest_copy_that_cannot_be_built_fails_alone_and_the_other_49_go_out_once(
@@ -172,7 +174,8 @@ def test_the_worker_log_has_a_line_for_each_batch(app, client, smtp, start_worke
     smtp.wait_for(1, timeout=30)
     wait_until(lambda: b"email batch: claimed 1, sent 1" in worker.log.read_bytes())
     line = re.search(rb".*email batch: claimed 1.*", worker.log.read_bytes())[0]
-    assert b"INFO" in line and re.search(rb"in \d+ ms", line)
+    assert b"INFO" in line
+    assert re.search(rb"in \d+ ms", line)
 
 
 def test_the_worker_log_warns_when_the_relay_refuses_the_connection(make_app, start_worker_process):
@@ -182,4 +185,5 @@ def test_the_worker_log_warns_when_the_relay_refuses_the_connection(make_app, st
     app.test_client().post("/subscribe", data={"email": "waiting@example.org"})
     wait_until(lambda: b"the relay is unavailable" in worker.log.read_bytes(), timeout=30)
     line = re.search(rb".*the relay is unavailable.*", worker.log.read_bytes())[0]
-    assert b"WARNING" in line and b"ConnectionRefusedError" in line
+    assert b"WARNING" in line
+    assert b"ConnectionRefusedError" in line

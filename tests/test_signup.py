@@ -6,6 +6,7 @@ from sqlalchemy import select
 from newsletter import settings
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from newsletter.tokens import UNSUBSCRIBE, make_token
 from tests.smtp import html_of, link_in, text_of
 
 
@@ -195,8 +196,6 @@ def test_an_unsubscribed_reader_can_sign_up_again(app, client, smtp, worker):
     client.post("/subscribe", data={"email": "reader@example.org"})
     client.post(link_in(smtp.wait_for(1)[0]))
     with app.app_context():
-        from newsletter.tokens import UNSUBSCRIBE, make_token
-
         token = make_token(UNSUBSCRIBE, db.session.scalar(select(Subscriber)))
     client.post(f"/unsubscribe/{token}")
     assert subscriber(app, "reader@example.org").status == SubscriberStatus.UNSUBSCRIBED

@@ -52,6 +52,12 @@ def send_digest_batch(digest_id):
     return report.summary()
 
 
+@shared_task(name="newsletter.fold_old_deliveries")
+def fold_old_deliveries():
+    """Keep the delivery table bounded: old digests keep their totals, not their rows."""
+    return digests.fold_old_deliveries()
+
+
 @shared_task(name="newsletter.import_feed")
 def import_feed():
     feed_url = current_app.config["FEED_URL"]

@@ -14,9 +14,16 @@ PART_HEAD = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding
 
 
 def qp(text):
-    """Quoted-printable bytes for UTF-8 text, CRLF line ends."""
+    """Quoted-printable bytes for UTF-8 text, CRLF line ends.
+
+    No line starts with a dot (it is written ``=2E``), so SMTP never has to double
+    one in a message made of these pieces, whichever way they are joined."""
     latin = text.encode("utf-8").decode("latin-1")
-    return quoprimime.body_encode(latin, maxlinelen=76, eol="\r\n").encode("ascii")
+    # Two characters to spare on each line for a leading dot written as =2E.
+    encoded = quoprimime.body_encode(latin, maxlinelen=74, eol="\r\n").encode("ascii")
+    if encoded.startswith(b"."):
+        encoded = b"=2E" + encoded[1:]
+    return encoded.replace(b"\n.", b"\n=2E")
 
 
 def fixed_headers(**headers):

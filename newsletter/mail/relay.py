@@ -61,6 +61,7 @@ ENHANCED_CODE = re.compile(rb"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
 READER_CLASSES = {"1", "2"}
 MESSAGE_CLASSES = {"3", "6", "7"}
 LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+END_OF_DATA = b".\r\n"
 
 
 class Sender(Protocol):
@@ -93,9 +94,9 @@ def smtp_address(address: str) -> str:
 def connection() -> Iterator[Sender]:
     """A sender for many messages: ``sender.send(recipient, raw, before_commit)``.
 
-    ``before_commit`` is called once the relay is about to take the message and
-    before it says whether it took it: the caller finishes recording the previous
-    message there, overlapping that round trip with the relay's."""
+    ``before_commit`` is called just before the relay can take the message (before
+    the line that ends it): the caller makes sure the previous message is recorded
+    there, having overlapped that record with this message's envelope and body."""
     sign = dkim_signer()
     if uses_outbox():
         yield OutboxSender(sign)
@@ -164,12 +165,15 @@ class SMTPSender:
         try:
             if self.pipelining:
                 self.host.send(envelope + b"DATA\r\n")
-                before_commit()
                 replies = [self.host.getreply() for _ in range(3)]
             else:
-                replies = self._one_at_a_time(envelope, before_commit)
+                replies = self._one_at_a_time(envelope)
             self._check_envelope(*replies)
             self.host.send(body)
+            # The relay cannot take the message before its last line: the caller's
+            # previous record has had the time of this whole exchange to complete.
+            before_commit()
+            self.host.send(END_OF_DATA)
             code, detail = self.host.getreply()
         except smtplib.SMTPServerDisconnected as error:
             raise ConnectionFailure(_describe(error)) from error
@@ -178,15 +182,13 @@ class SMTPSender:
         if code != 250:
             raise _refusal(code, detail, stage="DATA")
 
-    def _one_at_a_time(self, envelope, before_commit):
+    def _one_at_a_time(self, envelope):
         mail_line, rcpt_line = envelope.split(b"\r\n")[:2]
         replies = []
         for line in (mail_line, rcpt_line, b"DATA"):
             if replies and replies[-1][0] >= 400:
                 replies.append((503, b"not sent: an earlier command failed"))
                 continue
-            if line == b"DATA":
-                before_commit()
             self.host.send(line + b"\r\n")
             replies.append(self.host.getreply())
         return replies
@@ -219,11 +221,12 @@ class SMTPSender:
 
     @staticmethod
     def _dot_stuffed(raw: bytes) -> bytes:
+        """The message as DATA carries it, but for the line that ends it."""
         if not raw.endswith(b"\r\n"):
             raw += b"\r\n"
         if raw.startswith(b".") or b"\n." in raw:
             raw = LEADING_DOT.sub(b"..", raw)
-        return raw + b".\r\n"
+        return raw
 
 
 def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:

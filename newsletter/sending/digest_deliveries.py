@@ -27,7 +27,7 @@ from newsletter.sending.pacing import Booking
 class DigestDeliveries:
     model = Delivery
     open_status = DeliveryStatus.PENDING
-    finished_column = "sent_at"
+    sent_column = "sent_at"
     # A copy's Message-ID comes from the digest and the reader, the same every time.
     keeps_message_id = False
     gather_seconds = 0.0
@@ -50,7 +50,10 @@ class DigestDeliveries:
             Delivery,
             Delivery.digest_id.in_(still_sending),
             Delivery.status == DeliveryStatus.PENDING,
-            order_by=Delivery.id,
+            engine.unsent(self),
+            # The (digest, status, due_at) index gives the rows in this order, so a
+            # claim reads a batch's worth of rows, not every row still pending.
+            order_by=Delivery.due_at,
             limit=size,
         )
         return engine.claim_rows(Delivery, Delivery.digest_id, ids)
@@ -77,6 +80,7 @@ class DigestDeliveries:
         pending = and_(
             Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING
         )
+        engine.settle_stragglers(self, pending)
         if db.session.scalar(select(exists().where(pending))):
             return engine.next_due_in(Delivery, pending)
         finished = db.session.execute(

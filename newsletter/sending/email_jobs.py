@@ -33,7 +33,7 @@ class EmailJobs:
     label = "email"
     model = EmailJob
     open_status = JobStatus.QUEUED
-    finished_column = "finished_at"
+    sent_column = "finished_at"
     keeps_message_id = True
     batch_size = BATCH_SIZE
     gather_seconds = GATHER_SECONDS
@@ -47,6 +47,7 @@ class EmailJobs:
         ids = leases.take_due(
             EmailJob,
             EmailJob.status == JobStatus.QUEUED,
+            engine.unsent(self),
             order_by=EmailJob.due_at,
             limit=size,
         )
@@ -75,7 +76,9 @@ class EmailJobs:
         job is tried on its own again."""
 
     def when_idle(self) -> float | None:
-        return engine.next_due_in(EmailJob, EmailJob.status == JobStatus.QUEUED)
+        queued = EmailJob.status == JobStatus.QUEUED
+        engine.settle_stragglers(self, queued)
+        return engine.next_due_in(EmailJob, queued)
 
 
 def send_due_jobs(seconds: float = TASK_SECONDS) -> RunReport:

@@ -18,7 +18,6 @@ may go out, and what to do when the relay refuses the message itself.
 
 import logging
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 from email.utils import formatdate
@@ -49,7 +48,9 @@ class Kind(Protocol):
     label: str
     model: type
     open_status: str
-    finished_column: str
+    # The column that says when a row's message was accepted: set at once, before
+    # the row's status, which follows at the end of the batch.
+    sent_column: str
     keeps_message_id: bool
     batch_size: int
     # Between batches that were not full, a run waits this long for more rows, and
@@ -81,32 +82,34 @@ def run(kind: Kind, seconds: float) -> RunReport:
     One run doing several batches costs one broker round trip for all of them,
     which matters most on a polling broker.
     """
-    deadline = time.monotonic() + seconds
     report = RunReport()
-    quiet_until = None
     with ExitStack() as resources:
-        connection = LazyConnection(resources)
-        while True:
-            batch = send_batch(kind, connection, report)
-            if report.stopped:
-                break
-            if time.monotonic() >= deadline:
-                report.more = batch.claimed > 0
-                break
-            if batch.claimed:
-                quiet_until = None
-                if batch.claimed < kind.batch_size:
-                    time.sleep(kind.gather_seconds)
-                continue
-            if report.retry_in is not None:
-                break
-            quiet_until = quiet_until or time.monotonic() + kind.linger_seconds
-            if time.monotonic() >= quiet_until:
-                break
-            time.sleep(kind.gather_seconds)
+        _send_batches(kind, LazyConnection(resources), report, time.monotonic() + seconds)
     if not report.more:
         report.retry_in = _follow_up_in(kind, report)
     return report
+
+
+def _send_batches(kind: Kind, connection: "LazyConnection", report: RunReport, deadline: float):
+    """Batch after batch until the deadline; while rows come in slowly, wait a little
+    for more, and stop once none has come for the kind's linger time."""
+    quiet_until = None
+    while True:
+        batch = send_batch(kind, connection, report)
+        if report.stopped or time.monotonic() >= deadline:
+            report.more = batch.claimed > 0 and not report.stopped
+            return
+        if batch.claimed:
+            quiet_until = None
+            if batch.claimed < kind.batch_size:
+                time.sleep(kind.gather_seconds)
+            continue
+        if report.retry_in is not None:
+            return
+        quiet_until = quiet_until or time.monotonic() + kind.linger_seconds
+        if time.monotonic() >= quiet_until:
+            return
+        time.sleep(kind.gather_seconds)
 
 
 def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
@@ -143,7 +146,7 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
     batch.claimed = len(claims)
     if not claims:
         return batch
-    with recorder_for(kind.model.__table__.name, kind.finished_column, kind.keeps_message_id) as r:
+    with recorder_for(kind.model.__table__.name, kind.sent_column, kind.keeps_message_id) as r:
         sent = Batch(kind, claims, booking, r)
         outcomes = sent.send(connection, report)
     record(kind, outcomes)
@@ -182,10 +185,9 @@ class Batch:
         self.date = formatdate(usegmt=True)
 
     def send(self, connection: LazyConnection, report: RunReport) -> list[Outcome]:
-        pending = iter(self.claims)
         try:
-            for claim in pending:
-                if not self._send_one(claim, connection, pending):
+            for claim in self.claims:
+                if not self._send_one(claim, connection):
                     break
         except relay.ConnectionFailure as error:
             log.warning("%s: the relay is unavailable: %s", self.kind.label, error)
@@ -193,22 +195,33 @@ class Batch:
             self._finish_rest(Verdict.RETRY, str(error))
         return self.outcomes
 
-    def _send_one(self, claim: Claim, connection: LazyConnection, pending: Iterator) -> bool:
+    def _send_one(self, claim: Claim, connection: LazyConnection) -> bool:
         """Deal with one claim; False when the rest of the batch must not go out now."""
-        if claim.attempts > self.max_attempts:
-            return self._add(claim, Verdict.FAILED, f"gave up after {self.max_attempts} attempts")
-        if not self.kind.wanted(claim):
-            return self._add(claim, Verdict.SKIPPED)
-        try:
-            email = self.kind.build(claim, self.date)
-        except Exception as error:
-            log.exception("%s: message %d could not be built", self.kind.label, claim.row_id)
-            return self._add(claim, Verdict.FAILED, f"could not be built: {_describe(error)}")
+        email = self._prepare(claim)
+        if email is None:
+            return True
         if not self.booking.take_turn():
             self._add(claim, Verdict.HANDED_BACK)
             self._finish_rest(Verdict.HANDED_BACK)
             return False
-        sender = connection.get()
+        return self._deliver(claim, email, connection.get())
+
+    def _prepare(self, claim: Claim) -> Email | None:
+        """The message for a claim, or None when it is settled without sending."""
+        if claim.attempts > self.max_attempts:
+            self._add(claim, Verdict.FAILED, f"gave up after {self.max_attempts} attempts")
+            return None
+        if not self.kind.wanted(claim):
+            self._add(claim, Verdict.SKIPPED)
+            return None
+        try:
+            return self.kind.build(claim, self.date)
+        except Exception as error:
+            log.exception("%s: message %d could not be built", self.kind.label, claim.row_id)
+            self._add(claim, Verdict.FAILED, f"could not be built: {_describe(error)}")
+            return None
+
+    def _deliver(self, claim: Claim, email: Email, sender: relay.Sender) -> bool:
         try:
             sender.send(email.to, email.raw, before_commit=self.recorder.settle)
         except relay.ConnectionFailure:
@@ -253,8 +266,8 @@ class Batch:
 
 
 def record(kind: Kind, outcomes: list[Outcome]) -> None:
-    """Write every outcome but SENT (recorded as each went out) in a fixed number of
-    statements, whatever the batch's size."""
+    """Write every outcome in a fixed number of statements, whatever the batch's size;
+    a sent message's time was recorded as it went out, its status follows here."""
     model = kind.model
     by_verdict: dict[Verdict, list[Outcome]] = {verdict: [] for verdict in Verdict}
     for outcome in outcomes:
@@ -268,6 +281,7 @@ def record(kind: Kind, outcomes: list[Outcome]) -> None:
         db.session.execute(update(model), failed)
     if retry:
         db.session.execute(update(model), retry)
+    _update_ids(model, by_verdict[Verdict.SENT], status="sent", lease_until=None)
     _update_ids(model, by_verdict[Verdict.SKIPPED], status="skipped", lease_until=None)
     _update_ids(
         model, by_verdict[Verdict.HANDED_BACK], lease_until=None, attempts=model.attempts - 1
@@ -330,6 +344,23 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
         )
 
 
+def unsent(kind: Kind):
+    """Rows whose message no relay has accepted yet: the only ones a claim may take."""
+    return getattr(kind.model, kind.sent_column).is_(None)
+
+
+def settle_stragglers(kind: Kind, *open_rows) -> None:
+    """Rows whose message went out but whose worker died before their status followed:
+    once their lease has run out, they are sent."""
+    model = kind.model
+    db.session.execute(
+        update(model)
+        .where(*open_rows, ~unsent(kind), leases.unheld(model, utcnow()))
+        .values(status="sent", lease_until=None)
+    )
+    db.session.commit()
+
+
 def next_due_in(model, *open_rows) -> float | None:
     """Seconds until the earliest of ``open_rows`` is due, if it lies ahead."""
     now = utcnow()
@@ -358,6 +389,9 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
         .where(leases.among(model.id, ids))
         .order_by(model.id)
     ).all()
+    # No transaction stays open while the batch is sent: it would keep PostgreSQL's
+    # vacuum and SQLite's checkpoints from cleaning up behind the other workers.
+    db.session.commit()
     return [
         Claim(row_id, attempts, Reader(reader_id, email, name, nonce, status), owes)
         for row_id, attempts, owes, reader_id, email, name, nonce, status in rows

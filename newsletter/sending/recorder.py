@@ -4,6 +4,12 @@ A worker killed between the relay's "250 OK" and this record sends that message
 again; nothing else. So every accepted message is written as sent before the
 next message can be accepted:
 
+The record writes only the time sent (and the Message-ID), columns no index
+covers: PostgreSQL updates the row in place (a HOT update) and SQLite rewrites one
+page. The row's status follows at the end of the batch, in one statement for all;
+claims pass over rows with a time sent, and a row whose worker died before its
+status followed is settled when its lease has run out (engine.settle_stragglers).
+
 - on PostgreSQL, the UPDATE goes out through libpq's asynchronous interface the
   moment the relay accepts, as a prepared statement in its own implicit
   transaction, and the answer is read only while the relay works on the next
@@ -37,11 +43,11 @@ class Recorder(Protocol):
 
 
 @contextmanager
-def recorder_for(table: str, finished_column: str, keeps_message_id: bool):
-    """A Recorder for rows of ``table``; ``finished_column`` gets the time sent."""
+def recorder_for(table: str, sent_column: str, keeps_message_id: bool):
+    """A Recorder for rows of ``table``; ``sent_column`` gets the time sent."""
     raw = db.engine.raw_connection()
     driver = raw.driver_connection
-    columns = f"status = 'sent', {finished_column} = %s, lease_until = NULL"
+    columns = f"{sent_column} = %s"
     if keeps_message_id:
         columns += ", message_id = %s"
     statement = f"UPDATE {table} SET {columns} WHERE id = %s"
