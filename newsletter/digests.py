@@ -194,9 +194,7 @@ def fold_old_deliveries(now=None, chunk=FOLD_CHUNK):
         _keep_totals(digest_id)
         while _delete_some_deliveries(digest_id, chunk):
             pass
-        db.session.execute(
-            update(Digest).where(Digest.id == digest_id).values(folded_at=utcnow())
-        )
+        db.session.execute(update(Digest).where(Digest.id == digest_id).values(folded_at=utcnow()))
         db.session.commit()
     return len(old)
 

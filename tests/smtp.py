@@ -98,10 +98,13 @@ class RecordingHandler:
 
 
 class SMTPServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, authenticator=None):
         self.handler = RecordingHandler()
         self.port = port or free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        # With an authenticator the server offers AUTH without TLS, like a relay on
+        # a private network, and judges each login with it.
+        auth = {"authenticator": authenticator, "auth_require_tls": False} if authenticator else {}
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **auth)
 
     def start(self):
         self.controller.start()

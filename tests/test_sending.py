@@ -6,6 +6,7 @@ import logging
 import re
 import time
 
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from newsletter import digests, settings
@@ -20,7 +21,7 @@ from newsletter.models import (
     SubscriberStatus,
 )
 from tests.helpers import FEED, add_readers, digest_state, wait_until, wait_until_sent
-from tests.smtp import free_port
+from tests.smtp import SMTPServer, free_port
 from workers.tasks import send_email_jobs, start_digest
 
 # An address email-validator accepts and SMTP cannot carry without SMTPUTF8: building
@@ -187,3 +188,21 @@ def test_the_worker_log_warns_when_the_relay_refuses_the_connection(make_app, st
     line = re.search(rb".*the relay is unavailable.*", worker.log.read_bytes())[0]
     assert b"WARNING" in line
     assert b"ConnectionRefusedError" in line
+
+
+def test_a_refused_login_is_a_warning_and_the_email_waits(make_app, start_worker_for, caplog):
+    server = SMTPServer(authenticator=lambda *_: AuthResult(success=False))
+    server.start()
+    try:
+        app = make_app(MAIL_PORT=server.port, MAIL_USERNAME="news", MAIL_PASSWORD="wrong")
+        start_worker_for(app)
+        app.test_client().post("/subscribe", data={"email": "patient@example.org"})
+        wait_until(lambda: "535" in (jobs_by_address(app)["patient@example.org"][2] or ""))
+    finally:
+        server.stop()
+    assert jobs_by_address(app)["patient@example.org"][0] == JobStatus.QUEUED
+    warnings = [r for r in caplog.records if "the relay is unavailable" in r.getMessage()]
+    assert warnings
+    assert warnings[0].levelno == logging.WARNING
+    assert "SMTPAuthenticationError" in warnings[0].getMessage()
+    assert server.handler.received == []

@@ -95,8 +95,8 @@ def connection() -> Iterator[Sender]:
     """A sender for many messages: ``sender.send(recipient, raw, before_commit)``.
 
     ``before_commit`` is called just before the relay can take the message (before
-    the line that ends it): the caller makes sure the previous message is recorded
-    there, having overlapped that record with this message's envelope and body."""
+    its body goes out): the caller makes sure the previous message is recorded
+    there, having overlapped that record with this message's envelope."""
     sign = dkim_signer()
     if uses_outbox():
         yield OutboxSender(sign)
@@ -169,11 +169,11 @@ class SMTPSender:
             else:
                 replies = self._one_at_a_time(envelope)
             self._check_envelope(*replies)
-            self.host.send(body)
-            # The relay cannot take the message before its last line: the caller's
-            # previous record has had the time of this whole exchange to complete.
+            # The relay cannot take the message before it has it: the caller's previous
+            # record has had the envelope's round trip to complete. Body and final
+            # line go in one write (a small second write waits for a delayed ACK).
             before_commit()
-            self.host.send(END_OF_DATA)
+            self.host.send(body + END_OF_DATA)
             code, detail = self.host.getreply()
         except smtplib.SMTPServerDisconnected as error:
             raise ConnectionFailure(_describe(error)) from error

@@ -32,7 +32,7 @@ from newsletter.models import Reader, Subscriber, SubscriberStatus, utcnow
 from newsletter.sending import leases, pacing
 from newsletter.sending.outcomes import Claim, Email, Outcome, RunReport, Tally, Verdict
 from newsletter.sending.pacing import Booking
-from newsletter.sending.recorder import Recorder, recorder_for
+from newsletter.sending.recorder import Recorder, RecordFailed, recorder_for
 
 log = logging.getLogger("newsletter.sending")
 
@@ -224,7 +224,7 @@ class Batch:
     def _deliver(self, claim: Claim, email: Email, sender: relay.Sender) -> bool:
         try:
             sender.send(email.to, email.raw, before_commit=self.recorder.settle)
-        except relay.ConnectionFailure:
+        except (relay.ConnectionFailure, RecordFailed):
             raise
         except relay.TemporaryFailure as error:
             return self._add(claim, Verdict.RETRY, str(error))

@@ -20,10 +20,12 @@ Either way the record goes through a connection of its own with a statement made
 once: the ORM would cost more than the write.
 """
 
+import sqlite3
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
 
+import psycopg
 from psycopg import pq
 
 from newsletter.extensions import db
@@ -33,7 +35,9 @@ PREPARED_NAME = b"newsletter_record_sent"
 
 
 class RecordFailed(RuntimeError):
-    """The database refused to record a sent message."""
+    """A sent message could not be recorded: the batch stops, its rows stay leased,
+    and once the lease runs out another worker takes them (this one message may
+    then go out twice)."""
 
 
 class Recorder(Protocol):
@@ -89,7 +93,12 @@ class PostgresRecorder:
     def sent(self, row_id: int, message_id: str) -> None:
         now = utcnow().isoformat(" ")
         params = _params(now, row_id, message_id, self.keeps_message_id)
-        self.pgconn.send_query_prepared(PREPARED_NAME, [str(value).encode() for value in params])
+        try:
+            self.pgconn.send_query_prepared(
+                PREPARED_NAME, [str(value).encode() for value in params]
+            )
+        except psycopg.Error as error:
+            raise RecordFailed(str(error)) from error
         self.unsettled = True
 
     def settle(self) -> None:
@@ -98,9 +107,12 @@ class PostgresRecorder:
             return
         self.unsettled = False
         failure = None
-        while (result := self.pgconn.get_result()) is not None:
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                failure = result.error_message.decode("utf-8", "replace")
+        try:
+            while (result := self.pgconn.get_result()) is not None:
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    failure = result.error_message.decode("utf-8", "replace")
+        except psycopg.Error as error:
+            failure = str(error)
         if failure:
             raise RecordFailed(failure)
 
@@ -126,8 +138,13 @@ class LocalRecorder:
     def sent(self, row_id: int, message_id: str) -> None:
         # Stored the way SQLAlchemy stores a DateTime on SQLite.
         now = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
-        self.driver.execute(self.statement, _params(now, row_id, message_id, self.keeps_message_id))
-        self.driver.commit()
+        try:
+            self.driver.execute(
+                self.statement, _params(now, row_id, message_id, self.keeps_message_id)
+            )
+            self.driver.commit()
+        except sqlite3.Error as error:
+            raise RecordFailed(str(error)) from error
 
     def settle(self) -> None:
         """Each record is committed as it is made."""
