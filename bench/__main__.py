@@ -24,7 +24,9 @@ def main(argv=None):
         default="both",
         help="embedded default (SQLite), PostgreSQL + Redis, or both (default)",
     )
-    fanout.add_argument("--workers", type=int, default=2, help="worker processes (prefork)")
+    fanout.add_argument(
+        "--workers", type=int, default=4, help="worker processes (prefork; each waits on the relay)"
+    )
     fanout.add_argument("--wire-messages", type=int, default=20000, help="the wire's sample")
     fanout.add_argument(
         "--tutorial-messages", type=int, default=2000, help="the tutorial's sample (0: skip)"

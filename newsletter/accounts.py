@@ -17,7 +17,7 @@ class AdminError(ValueError):
     """The admin cannot be created; the message says why."""
 
 
-def create_admin(email, password):
+def create_admin(email: str, password: str) -> Admin:
     """Create an admin, or set a new password for an existing one. Returns the Admin."""
     address = normalize_email(email)
     if len(password) < PASSWORD_MIN_LENGTH:
@@ -31,7 +31,7 @@ def create_admin(email, password):
     return admin
 
 
-def authenticate(email, password):
+def authenticate(email: str, password: str) -> Admin | None:
     """The admin with this address and password, or None."""
     admin = db.session.scalar(select(Admin).where(Admin.email == (email or "").strip().lower()))
     if admin is None:

@@ -12,7 +12,7 @@ class InvalidSignup(ValueError):
     """The sign-up data is unusable; the message says why, for the reader."""
 
 
-def normalize_email(raw):
+def normalize_email(raw: str | None) -> str:
     """The address as we store it: validated, IDN domain decoded, lower-cased.
 
     The whole address is lower-cased so that ``Ann@x.org`` and ``ann@x.org`` are
@@ -31,7 +31,7 @@ def normalize_email(raw):
     return info.normalized.lower()
 
 
-def clean_name(raw):
+def clean_name(raw: str | None) -> str:
     """A display name that is safe in a mail header: no line breaks or control characters."""
     name = " ".join((raw or "").split())
     if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name) or any(

@@ -5,7 +5,7 @@ The ``delivery`` rows written by ``start_sending`` are the record of what must g
 out; newsletter.sending.digest_deliveries sends them.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, exists, func, insert, literal, select, update
@@ -38,7 +38,7 @@ class DigestError(ValueError):
     """The digest cannot do what was asked; the message says why."""
 
 
-def unsent_posts():
+def unsent_posts() -> list[Post]:
     """Posts not yet in a digest that went (or is going) out, newest first."""
     committed = (
         select(digest_post.c.post_id)
@@ -50,7 +50,7 @@ def unsent_posts():
     ).all()
 
 
-def create_digest(subject, intro="", post_ids=None):
+def create_digest(subject: str, intro: str = "", post_ids: list[int] | None = None) -> Digest:
     """A draft digest of the given posts (default: every post not yet sent)."""
     subject = " ".join((subject or "").split())
     if not subject:
@@ -67,7 +67,7 @@ def create_digest(subject, intro="", post_ids=None):
     return digest
 
 
-def start_sending(digest_id):
+def start_sending(digest_id: int) -> None:
     """Owe the digest to every confirmed subscriber, and mark it sending.
 
     Safe to repeat: the (digest, subscriber) pairs are unique, so a repeat adds
@@ -105,7 +105,7 @@ def start_sending(digest_id):
     db.session.commit()
 
 
-def progress(digest_id):
+def progress(digest_id: int) -> dict[str, int]:
     """Deliveries per status for one digest, every status present; the kept totals
     once its rows are folded away."""
     digest = db.session.get(Digest, digest_id)
@@ -125,7 +125,7 @@ def progress(digest_id):
     return {status.value: counts.get(status.value, 0) for status in DeliveryStatus}
 
 
-def set_paused(digest_id, paused):
+def set_paused(digest_id: int, paused: bool) -> bool:
     """Pause a sending digest, or resume a paused one. Returns True if it changed."""
     before, after = (
         (DigestStatus.SENDING, DigestStatus.PAUSED)
@@ -141,7 +141,7 @@ def set_paused(digest_id, paused):
     return bool(changed)
 
 
-def schedule(digest_id, at=None):
+def schedule(digest_id: int, at: datetime | None = None) -> None:
     """Send the digest at ``at`` (naive UTC; default now). Recorded before any hint is
     published, so the sweep starts it even if the hint is lost."""
     digest = db.session.get(Digest, digest_id)
@@ -152,7 +152,7 @@ def schedule(digest_id, at=None):
     db.session.commit()
 
 
-def due_scheduled_digest_ids():
+def due_scheduled_digest_ids() -> list[int]:
     return db.session.scalars(
         select(Digest.id).where(
             Digest.status == DigestStatus.SCHEDULED, Digest.scheduled_at <= utcnow()
@@ -160,7 +160,7 @@ def due_scheduled_digest_ids():
     ).all()
 
 
-def send_test(digest_id, address):
+def send_test(digest_id: int, address: str) -> None:
     """Send one copy of a digest to an address, as a subscriber would get it."""
     digest = db.session.get(Digest, digest_id)
     if digest is None:
@@ -171,7 +171,7 @@ def send_test(digest_id, address):
         sender.send(address, raw, before_commit=lambda: None)
 
 
-def fold_old_deliveries(now=None, chunk=FOLD_CHUNK):
+def fold_old_deliveries(now: datetime | None = None, chunk: int = FOLD_CHUNK) -> int:
     """Fold the delivery rows of digests finished DELIVERY_RETENTION_DAYS ago into
     totals on each digest, and delete them a chunk at a time. Returns how many
     digests were folded.
@@ -199,7 +199,7 @@ def fold_old_deliveries(now=None, chunk=FOLD_CHUNK):
     return len(old)
 
 
-def _keep_totals(digest_id):
+def _keep_totals(digest_id: int) -> None:
     digest = db.session.get(Digest, digest_id)
     if digest.sent_count is None:
         counts = progress(digest_id)
@@ -209,20 +209,20 @@ def _keep_totals(digest_id):
         db.session.commit()
 
 
-def _delete_some_deliveries(digest_id, chunk):
+def _delete_some_deliveries(digest_id: int, chunk: int) -> int:
     some = select(Delivery.id).where(Delivery.digest_id == digest_id).limit(chunk)
     deleted = db.session.execute(delete(Delivery).where(Delivery.id.in_(some))).rowcount
     db.session.commit()
     return deleted
 
 
-def history(limit=50):
+def history(limit: int = 50) -> list[tuple[Digest, dict[str, int]]]:
     """Recent digests, newest first, each with its delivery counts."""
     found = db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(limit)).all()
     return [(digest, progress(digest.id)) for digest in found]
 
 
-def run_periodic(now=None):
+def run_periodic(now: datetime | None = None) -> int | None:
     """Send this week's digest if admins turned it on and its hour has come.
 
     Returns the new digest's id, or None. Runs at most once a day even if beat

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, or_, select
@@ -39,13 +40,13 @@ class ImportReport:
     rejected: int = 0
     rejections: list[tuple[int, str]] = field(default_factory=list)
 
-    def reject(self, line, reason):
+    def reject(self, line: int, reason: str) -> None:
         self.rejected += 1
         if len(self.rejections) < REJECTIONS_KEPT:
             self.rejections.append((line, reason))
 
 
-def status_counts():
+def status_counts() -> dict[str, int]:
     """Subscribers per status, every status present (zero when none)."""
     rows = db.session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
     counts = dict(rows.tuples().all())
@@ -89,7 +90,7 @@ def _defuse(value):
     return f"'{text}" if text[:1] in FORMULA_PREFIXES else text
 
 
-def import_subscribers(lines, confirmed=False):
+def import_subscribers(lines: Iterable[str], confirmed: bool = False) -> ImportReport:
     """Add the subscribers in a CSV (an ``email`` column, optionally ``name``).
 
     Rows are read and written in batches, so a file of any size takes little

@@ -34,7 +34,7 @@ class FeedReport:
     unchanged: int = 0
 
 
-def sanitize(html):
+def sanitize(html: str) -> str:
     """HTML safe to put into an email: only ALLOWED_TAGS, only http(s) and mailto links."""
     return nh3.clean(
         html or "",
@@ -45,7 +45,7 @@ def sanitize(html):
     ).strip()
 
 
-def plain(text, limit=500):
+def plain(text: str, limit: int = 500) -> str:
     """Text for a title: no markup, one line."""
     return " ".join(nh3.clean(text or "", tags=set()).split())[:limit]
 
@@ -67,7 +67,7 @@ def fetch(url_or_path):
     return data
 
 
-def import_feed(url_or_path):
+def import_feed(url_or_path: str) -> FeedReport:
     """Add the feed's new posts and refresh changed ones, except posts edited by hand."""
     parsed = feedparser.parse(fetch(url_or_path))
     if parsed.bozo and not parsed.entries:
@@ -113,11 +113,11 @@ def _entry_time(entry):
     return datetime.fromtimestamp(calendar.timegm(parsed), UTC).replace(tzinfo=None)
 
 
-def recent_posts(limit=100):
+def recent_posts(limit: int = 100) -> list[Post]:
     return db.session.scalars(select(Post).order_by(Post.published_at.desc()).limit(limit)).all()
 
 
-def save_post(post, title, link, summary_html):
+def save_post(post: Post | None, title: str, link: str, summary_html: str) -> Post:
     """Save an admin's post (new when ``post`` is None); the feed will not overwrite it."""
     if post is None:
         post = Post(guid=link[:500])

@@ -6,7 +6,7 @@ from newsletter.extensions import db
 from newsletter.models import Settings
 
 
-def current():
+def current() -> Settings:
     """The settings row, made with the defaults on first use."""
     settings = db.session.scalar(select(Settings).order_by(Settings.id).limit(1))
     if settings is None:
@@ -16,7 +16,7 @@ def current():
     return settings
 
 
-def update(**values):
+def update(**values: object) -> Settings:
     settings = current()
     for key, value in values.items():
         setattr(settings, key, value)

@@ -24,7 +24,7 @@ class LinkNotValid(Exception):
     """A genuine link whose subscription is gone or was replaced."""
 
 
-def subscribe(email, name="", source="form", ip=None):
+def subscribe(email: str, name: str = "", source: str = "form", ip: str | None = None) -> None:
     """Record a sign-up and owe the reader a confirmation email.
 
     The caller answers the same whatever happens here, so nobody can learn who
@@ -46,7 +46,7 @@ _NEW_SUBSCRIBER = insert(Subscriber.__table__).returning(Subscriber.__table__.c.
 _NEW_JOB = insert(EmailJob.__table__)
 
 
-def _record_new_address(address, name, source, ip):
+def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool:
     """The common case, a new address, in two INSERTs: the subscriber and its
     confirmation job, left for the caller to commit. False when the address is known."""
     connection = db.session.connection()
@@ -62,7 +62,7 @@ def _record_new_address(address, name, source, ip):
     return True
 
 
-def _record_known_address(address, name, source, ip):
+def _record_known_address(address: str, name: str, source: str, ip: str | None) -> bool:
     """A sign-up from an address we know, left for the caller to commit; True if it
     owes a confirmation email."""
     try:
@@ -73,7 +73,7 @@ def _record_known_address(address, name, source, ip):
         return _record_signup(address, name, source, ip)
 
 
-def _record_signup(address, name, source, ip):
+def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool | None:
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         subscriber = Subscriber(email=address, name=name, signup_source=source, signup_ip=ip)
@@ -93,7 +93,7 @@ def _record_signup(address, name, source, ip):
     return owe_confirmation(subscriber) is not None
 
 
-def owe_confirmation(subscriber):
+def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     """The confirmation job to send for a pending subscriber, or None if one went out just now.
 
     A job still waiting its turn is reused: its email will carry a fresh link
@@ -128,14 +128,14 @@ def owe_confirmation(subscriber):
     return job
 
 
-def _subscriber_for(subscriber_id, nonce):
+def _subscriber_for(subscriber_id: int, nonce: str) -> Subscriber:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.token_nonce != nonce:
         raise LinkNotValid()
     return subscriber
 
 
-def check_confirmation(token):
+def check_confirmation(token: str) -> Subscriber:
     """The subscriber a confirmation link is for.
 
     Raises TokenExpired, TokenInvalid or LinkNotValid.
@@ -146,7 +146,7 @@ def check_confirmation(token):
     return _subscriber_for(subscriber_id, nonce)
 
 
-def confirm(token, ip=None):
+def confirm(token: str, ip: str | None = None) -> Subscriber:
     """Confirm the subscription a link was made for, and owe the reader a welcome email
     (when admins keep it on). Confirming twice is harmless.
 
@@ -169,7 +169,7 @@ def confirm(token, ip=None):
     return subscriber
 
 
-def renew_confirmation(token):
+def renew_confirmation(token: str) -> None:
     """Owe a fresh confirmation link in place of an expired one."""
     try:
         subscriber_id, nonce = tokens.read_token(tokens.CONFIRM, token)
@@ -184,12 +184,12 @@ def renew_confirmation(token):
         hint_email_jobs()
 
 
-def check_unsubscribe(token):
+def check_unsubscribe(token: str) -> Subscriber:
     """The subscriber an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
     return _subscriber_for(*tokens.read_token(tokens.UNSUBSCRIBE, token))
 
 
-def unsubscribe(token):
+def unsubscribe(token: str) -> Subscriber:
     """Stop all mail to the subscription a link was made for. Idempotent."""
     subscriber = check_unsubscribe(token)
     if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
@@ -199,12 +199,14 @@ def unsubscribe(token):
     return subscriber
 
 
-def check_preferences(token):
+def check_preferences(token: str) -> Subscriber:
     """The subscriber a preferences link is for; raises TokenInvalid or LinkNotValid."""
     return _subscriber_for(*tokens.read_token(tokens.PREFERENCES, token))
 
 
-def update_preferences(token, name, resubscribe=False, ip=None):
+def update_preferences(
+    token: str, name: str, resubscribe: bool = False, ip: str | None = None
+) -> Subscriber:
     """Change the reader's name; with ``resubscribe``, start their mail again.
 
     The link came in an email to the address, so coming back needs no new

@@ -1,8 +1,13 @@
 """Signed links. Each purpose has its own salt, so a token made for one purpose
 never works for another; each token names the subscription and its nonce."""
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+if TYPE_CHECKING:
+    from newsletter.models import Subscriber
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
@@ -67,15 +72,15 @@ def _serializer(purpose):
     return serializers[purpose]
 
 
-def make_token(purpose, subscriber):
+def make_token(purpose: str, subscriber: "Subscriber") -> str:
     return make_token_for(purpose, subscriber.id, subscriber.token_nonce)
 
 
-def make_token_for(purpose, subscriber_id, nonce):
+def make_token_for(purpose: str, subscriber_id: int, nonce: str) -> str:
     return _serializer(purpose).dumps([subscriber_id, nonce])
 
 
-def read_token(purpose, token, max_age=None):
+def read_token(purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
     """Return ``(subscriber_id, nonce)``; raise TokenExpired or TokenInvalid."""
     serializer = _serializer(purpose)
     try:

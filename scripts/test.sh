@@ -22,6 +22,15 @@ if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 
         apt-get install -y -qq chromium >/dev/null || echo "NOTICE: Chromium could not be installed."
 fi
 
+# Postfix brings smtp-sink (a pipelining SMTP sink in C) for one test and for the
+# benchmark smoke run. Under CI it is installed when missing; elsewhere that test skips.
+if [ "${CI:-}" = "true" ] && [ ! -x /usr/sbin/smtp-sink ] && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null; then
+    echo "== installing Postfix for smtp-sink"
+    apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null \
+        || echo "NOTICE: Postfix could not be installed."
+fi
+
 echo "== ruff"
 ruff check .
 ruff format --check .

@@ -4,13 +4,18 @@ pipelined where the relay allows it, and the worker says what it did."""
 
 import logging
 import re
+import smtplib
 import time
+from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
+from bench.sink import Sink
 from newsletter import digests, settings
 from newsletter.extensions import db
+from newsletter.mail import relay
 from newsletter.models import (
     Delivery,
     Digest,
@@ -191,7 +196,7 @@ def test_the_worker_log_warns_when_the_relay_refuses_the_connection(make_app, st
 
 
 def test_a_refused_login_is_a_warning_and_the_email_waits(make_app, start_worker_for, caplog):
-    server = SMTPServer(authenticator=lambda *_: AuthResult(success=False))
+    server = SMTPServer(authenticator=lambda *_: AuthResult(success=False, handled=False))
     server.start()
     try:
         app = make_app(MAIL_PORT=server.port, MAIL_USERNAME="news", MAIL_PASSWORD="wrong")
@@ -206,3 +211,24 @@ def test_a_refused_login_is_a_warning_and_the_email_waits(make_app, start_worker
     assert warnings[0].levelno == logging.WARNING
     assert "SMTPAuthenticationError" in warnings[0].getMessage()
     assert server.handler.received == []
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/smtp-sink").exists(), reason="Postfix is not installed")
+def test_postfix_smtp_sink_takes_300_pipelined_messages_on_one_session():
+    """Against Postfix's own sink, which offers PIPELINING; refusals are tried against
+    aiosmtpd above, which can be told to refuse."""
+    sink = Sink()
+    smtp = smtplib.SMTP("127.0.0.1", sink.port, timeout=10)
+    try:
+        smtp.ehlo()
+        sender = relay.SMTPSender(smtp, "news@example.org", sign=lambda raw: raw)
+        assert sender.pipelining
+        settled = []
+        raw = b"Subject: hello\r\n\r\n.a line that starts with a dot\r\n" + b"text\r\n" * 200
+        for number in range(300):
+            sender.send(f"r{number}@example.org", raw, before_commit=lambda: settled.append(1))
+        assert sink.wait_for(300, timeout=20)
+        assert len(settled) == 300
+    finally:
+        smtp.quit()
+        sink.stop()

@@ -12,7 +12,7 @@ cannot use.
 """
 
 import re
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate, parseaddr
 
 import css_inline
 from flask import current_app, render_template
@@ -103,7 +103,7 @@ class DigestMessages:
         headers = (
             self.head
             + (
-                f"To: {formataddr((name, smtp_address(email)))}\r\n"
+                f"To: {mime.address_header(name, smtp_address(email))}\r\n"
                 f"Date: {date or formatdate(usegmt=True)}\r\n"
                 f"Message-ID: {message_id or self.message_id(subscriber_id)}\r\n"
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"

@@ -6,9 +6,14 @@ that sends thousands a second cannot. The parts that are the same for every copy
 only adds its own headers and its quoted-printable bodies.
 """
 
+import re
 import secrets
 from email import policy, quoprimime
 from email.message import EmailMessage
+from email.utils import formataddr
+
+# A display name of atoms and spaces only needs no quoting or encoding (RFC 5322 phrase).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
 PART_HEAD = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
 
@@ -24,6 +29,18 @@ def qp(text):
     if encoded.startswith(b"."):
         encoded = b"=2E" + encoded[1:]
     return encoded.replace(b"\n.", b"\n=2E")
+
+
+def address_header(name: str, address: str) -> str:
+    """``Name <address>`` as a To header carries it: the stdlib quotes and encodes the
+    names that need it, a plain name is written as it is."""
+    # As formataddr: an address SMTP cannot carry without SMTPUTF8 is refused here.
+    address.encode("ascii")
+    if not name:
+        return address
+    if PLAIN_NAME.fullmatch(name) and name.strip() == name:
+        return f"{name} <{address}>"
+    return formataddr((name, address))
 
 
 def fixed_headers(**headers):

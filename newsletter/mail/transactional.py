@@ -7,7 +7,7 @@ crash is the same message to the reader's mail client.
 from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 
 from flask import current_app, render_template
 from sqlalchemy import select
@@ -43,7 +43,7 @@ def build_confirmation(reader: Reader, message_id: str) -> bytes:
     headers = (
         frame.headers
         + (
-            f"To: {formataddr((reader.name, smtp_address(reader.email)))}\r\n"
+            f"To: {mime.address_header(reader.name, smtp_address(reader.email))}\r\n"
             f"Date: {formatdate(usegmt=True)}\r\n"
             f"Message-ID: {message_id}\r\n"
         ).encode()

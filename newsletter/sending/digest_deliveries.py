@@ -73,7 +73,6 @@ class DigestDeliveries:
             .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
             .values(status=DigestStatus.PAUSED, paused_reason=reason[: engine.ERROR_LENGTH])
         )
-        db.session.commit()
 
     def when_idle(self) -> float | None:
         """Mark the digest sent when no copy is left; else when the next retry is due."""

@@ -69,7 +69,8 @@ class Kind(Protocol):
     def build(self, claim: Claim, date: str) -> Email: ...
 
     def refused(self, reason: str) -> None:
-        """The relay refuses the message itself, for everyone."""
+        """The relay refuses the message itself, for everyone: say so in the batch's
+        transaction, which the engine commits."""
 
     def when_idle(self) -> float | None:
         """Nothing to claim: settle what must be settled, and say in how many
@@ -149,9 +150,8 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
     with recorder_for(kind.model.__table__.name, kind.sent_column, kind.keeps_message_id) as r:
         sent = Batch(kind, claims, booking, r)
         outcomes = sent.send(connection, report)
-    record(kind, outcomes)
+    record(kind, outcomes, sent.refused_reason)
     if sent.refused_reason:
-        kind.refused(sent.refused_reason)
         report.stopped = sent.refused_reason
     for outcome in outcomes:
         batch.count(outcome.verdict)
@@ -265,7 +265,7 @@ class Batch:
                 self.outcomes.append(Outcome(claim, verdict, error))
 
 
-def record(kind: Kind, outcomes: list[Outcome]) -> None:
+def record(kind: Kind, outcomes: list[Outcome], refused_reason: str | None = None) -> None:
     """Write every outcome in a fixed number of statements, whatever the batch's size;
     a sent message's time was recorded as it went out, its status follows here."""
     model = kind.model
@@ -287,6 +287,9 @@ def record(kind: Kind, outcomes: list[Outcome]) -> None:
         model, by_verdict[Verdict.HANDED_BACK], lease_until=None, attempts=model.attempts - 1
     )
     _count_bounces(by_verdict[Verdict.FAILED], by_verdict[Verdict.SENT])
+    if refused_reason:
+        # In the same transaction as the rows handed back, so no batch takes them first.
+        kind.refused(refused_reason)
     db.session.commit()
 
 

@@ -84,19 +84,19 @@ class PostgresRecorder:
         self.pgconn = driver.pgconn
         self.keeps_message_id = keeps_message_id
         self.unsettled = False
-        numbered = statement
-        for number in range(1, statement.count("%s") + 1):
+        # The server stamps the time: one parameter less to make and send per record.
+        numbered = statement.replace("%s", "timezone('UTC', statement_timestamp())", 1)
+        for number in range(1, numbered.count("%s") + 1):
             numbered = numbered.replace("%s", f"${number}", 1)
         self._check(self.pgconn.exec_(b"SET synchronous_commit = off"))
         self._check(self.pgconn.prepare(PREPARED_NAME, numbered.encode()))
 
     def sent(self, row_id: int, message_id: str) -> None:
-        now = utcnow().isoformat(" ")
-        params = _params(now, row_id, message_id, self.keeps_message_id)
+        params = (
+            [message_id.encode(), b"%d" % row_id] if self.keeps_message_id else [b"%d" % row_id]
+        )
         try:
-            self.pgconn.send_query_prepared(
-                PREPARED_NAME, [str(value).encode() for value in params]
-            )
+            self.pgconn.send_query_prepared(PREPARED_NAME, params)
         except psycopg.Error as error:
             raise RecordFailed(str(error)) from error
         self.unsettled = True
