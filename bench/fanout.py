@@ -201,12 +201,12 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
     with MeasuredWorker(stack, concurrency) as worker:
         before = sink.count
         started = time.perf_counter()
-        sink.mark_every, sink.marks = STEP, {}
+        sink.mark(STEP)
         with stack.app.app_context():
             digests.schedule(digest_id)
             hints.start_digest_send(digest_id)
         last = worker.wait_for(sink, before + subscribers, timeout=7200, idle_timeout=60)
-        steps = _step_seconds(sink, before, started, subscribers)
+        steps = _step_seconds(sink, started, subscribers)
         finished = _wait_finished(stack, digest_id)
     if last is None:
         raise RuntimeError(f"the digest stalled at {sink.count - before} of {subscribers}")
@@ -225,16 +225,12 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
     return Run("newsletter digest", subscribers, last - started, worker.peaks, stats)
 
 
-def _step_seconds(sink, before, started, subscribers):
-    """Seconds each STEP readers took, in order (whole steps only)."""
-    moments = [started]
-    for done in range(STEP, subscribers + 1, STEP):
-        moment = sink.marks.get(before + done) or next(
-            (at for count, at in sorted(sink.marks.items()) if count >= before + done), None
-        )
-        if moment is None:
-            break
-        moments.append(moment)
+def _step_seconds(sink, started, subscribers):
+    """Seconds from 'send' to the first message, then the seconds each STEP readers
+    took after it, in order (whole steps only)."""
+    moments = [started, sink.marks.get(1)]
+    moments += [sink.marks.get(done) for done in range(STEP, subscribers + 1, STEP)]
+    moments = moments[: moments.index(None)] if None in moments else moments
     return [later - earlier for earlier, later in itertools.pairwise(moments)]
 
 
@@ -419,16 +415,17 @@ def print_steps(results):
     """The time each 100,000 readers took, so that a slowdown as the table grows shows."""
     rows = []
     for (name, subscribers), runs in results.items():
-        steps = runs["digest"].stats["seconds per step"]
+        startup, *steps = runs["digest"].stats["seconds per step"] or [0.0]
         if len(steps) > 1:
             growth = (steps[-1] - steps[0]) / steps[0]
             rows.append(
-                [f"{name}, {subscribers:,}", len(steps), f"{steps[0]:.1f}",
+                [f"{name}, {subscribers:,}", f"{startup:.1f}", len(steps), f"{steps[0]:.1f}",
                  f"{max(steps):.1f}", f"{steps[-1]:.1f}", f"{growth:+.0%}"]
             )  # fmt: skip
     if rows:
-        print(f"Seconds per {STEP:,} readers, first to last")
-        table(["stack, subscribers", "steps", "first", "slowest", "last", "last vs first"], rows)
+        print(f"Seconds per {STEP:,} readers after the first message, first to last")
+        headers = ["stack, subscribers", "to the first message", "steps", "first", "slowest"]
+        table([*headers, "last", "last vs first"], rows)
 
 
 def print_targets(results, name, sizes, wire):
@@ -439,7 +436,7 @@ def print_targets(results, name, sizes, wire):
     targets.at_least("messages/second", digest.rate, 1700)
     if wire:
         targets.at_least("share of the wire", 100 * digest.rate / wire.rate, 100, "%")
-    steps = digest.stats["seconds per step"]
+    steps = digest.stats["seconds per step"][1:]
     if len(steps) > 1:
         growth = 100 * (steps[-1] - steps[0]) / steps[0]
         targets.below(f"time per {STEP:,}, last vs first", growth, 15, "%")

@@ -30,8 +30,10 @@ class Sink:
         self.port = free_port()
         self.count = 0
         self.last_at = None
-        # When the count first reached each multiple of ``mark_every`` (if set).
+        # When the count, from ``mark_from`` on, first reached 1 and each multiple of
+        # ``mark_every`` (see ``mark``).
         self.mark_every = None
+        self.mark_from = 0
         self.marks = {}
         self._changed = threading.Condition()
         binary = shutil.which("smtp-sink") or (
@@ -80,10 +82,19 @@ class Sink:
                     self.count, self.last_at = counts[-1], now
                     self._changed.notify_all()
 
+    def mark(self, every):
+        """From now on, note when the first message arrives and each ``every`` after it."""
+        with self._changed:
+            self.mark_every, self.mark_from, self.marks = every, self.count, {}
+
     def _mark(self, before, after, now):
-        if self.mark_every:
-            for mark in range(before // self.mark_every + 1, after // self.mark_every + 1):
-                self.marks.setdefault(mark * self.mark_every, now)
+        if not self.mark_every:
+            return
+        before, after = before - self.mark_from, after - self.mark_from
+        if before < 1 <= after:
+            self.marks[1] = now
+        for step in range(before // self.mark_every + 1, after // self.mark_every + 1):
+            self.marks[step * self.mark_every] = now
 
     def wait_for(self, count, timeout, idle_timeout=None):
         """Wait until ``count`` messages arrived in all; returns the time the last one did.
