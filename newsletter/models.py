@@ -69,6 +69,8 @@ class Reader:
     name: str
     token_nonce: str
     status: str
+    # Refusals of the address in a row so far: a message that gets through clears them.
+    hard_bounces: int = 0
 
 
 class EmailKind(StrEnum):

@@ -84,19 +84,19 @@ def run(kind: Kind, seconds: float) -> RunReport:
     which matters most on a polling broker.
     """
     report = RunReport()
-    with ExitStack() as resources:
-        _send_batches(kind, LazyConnection(resources), report, time.monotonic() + seconds)
+    with ExitStack() as stack:
+        _send_batches(kind, RunResources(kind, stack), report, time.monotonic() + seconds)
     if not report.more:
         report.retry_in = _follow_up_in(kind, report)
     return report
 
 
-def _send_batches(kind: Kind, connection: "LazyConnection", report: RunReport, deadline: float):
+def _send_batches(kind: Kind, resources: "RunResources", report: RunReport, deadline: float):
     """Batch after batch until the deadline; while rows come in slowly, wait a little
     for more, and stop once none has come for the kind's linger time."""
     quiet_until = None
     while True:
-        batch = send_batch(kind, connection, report)
+        batch = send_batch(kind, resources, report)
         if report.stopped or time.monotonic() >= deadline:
             report.more = batch.claimed > 0 and not report.stopped
             return
@@ -122,20 +122,32 @@ def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
     return min(waits) + leases.CLOCK_TOLERANCE_SECONDS if waits else None
 
 
-class LazyConnection:
-    """The SMTP connection of a run, opened when the first message is ready."""
+class RunResources:
+    """What a run opens once for all its batches, each when first needed: the SMTP
+    connection, and the recorder with its database connection (and, on PostgreSQL,
+    its prepared statement)."""
 
-    def __init__(self, resources: ExitStack):
-        self.resources = resources
-        self.sender: relay.Sender | None = None
+    def __init__(self, kind: Kind, stack: ExitStack):
+        self.kind = kind
+        self.stack = stack
+        self._sender: relay.Sender | None = None
+        self._recorder: Recorder | None = None
 
-    def get(self) -> relay.Sender:
-        if self.sender is None:
-            self.sender = self.resources.enter_context(relay.connection())
-        return self.sender
+    def sender(self) -> relay.Sender:
+        if self._sender is None:
+            self._sender = self.stack.enter_context(relay.connection())
+        return self._sender
+
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            kind = self.kind
+            self._recorder = self.stack.enter_context(
+                recorder_for(kind.model.__table__.name, kind.sent_column, kind.keeps_message_id)
+            )
+        return self._recorder
 
 
-def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tally:
+def send_batch(kind: Kind, resources: RunResources, report: RunReport) -> Tally:
     """Claim one batch, send it, record what happened; add it to ``report``."""
     started = time.monotonic()
     batch = Tally()
@@ -147,9 +159,9 @@ def send_batch(kind: Kind, connection: LazyConnection, report: RunReport) -> Tal
     batch.claimed = len(claims)
     if not claims:
         return batch
-    with recorder_for(kind.model.__table__.name, kind.sent_column, kind.keeps_message_id) as r:
-        sent = Batch(kind, claims, booking, r)
-        outcomes = sent.send(connection, report)
+    sent = Batch(kind, claims, booking, resources.recorder())
+    outcomes = sent.send(resources, report)
+    resources.recorder().settle()
     record(kind, outcomes, sent.refused_reason)
     if sent.refused_reason:
         report.stopped = sent.refused_reason
@@ -184,10 +196,10 @@ class Batch:
         self.max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
         self.date = formatdate(usegmt=True)
 
-    def send(self, connection: LazyConnection, report: RunReport) -> list[Outcome]:
+    def send(self, resources: RunResources, report: RunReport) -> list[Outcome]:
         try:
             for claim in self.claims:
-                if not self._send_one(claim, connection):
+                if not self._send_one(claim, resources):
                     break
         except relay.ConnectionFailure as error:
             log.warning("%s: the relay is unavailable: %s", self.kind.label, error)
@@ -195,7 +207,7 @@ class Batch:
             self._finish_rest(Verdict.RETRY, str(error))
         return self.outcomes
 
-    def _send_one(self, claim: Claim, connection: LazyConnection) -> bool:
+    def _send_one(self, claim: Claim, resources: RunResources) -> bool:
         """Deal with one claim; False when the rest of the batch must not go out now."""
         email = self._prepare(claim)
         if email is None:
@@ -204,7 +216,7 @@ class Batch:
             self._add(claim, Verdict.HANDED_BACK)
             self._finish_rest(Verdict.HANDED_BACK)
             return False
-        return self._deliver(claim, email, connection.get())
+        return self._deliver(claim, email, resources.sender())
 
     def _prepare(self, claim: Claim) -> Email | None:
         """The message for a claim, or None when it is settled without sending."""
@@ -338,7 +350,7 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
             )
             .values(status=SubscriberStatus.BOUNCED)
         )
-    reached = [o.claim.reader.id for o in sent]
+    reached = [o.claim.reader.id for o in sent if o.claim.reader.hard_bounces]
     if reached:
         db.session.execute(
             update(Subscriber)
@@ -374,8 +386,10 @@ def next_due_in(model, *open_rows) -> float | None:
 
 
 def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
-    """The claimed rows with what their messages need of each reader, in one query."""
+    """The claimed rows with what their messages need of each reader, in one query;
+    commits the claim."""
     if not ids:
+        db.session.commit()
         return []
     rows = db.session.execute(
         select(
@@ -387,6 +401,7 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
             Subscriber.name,
             Subscriber.token_nonce,
             Subscriber.status,
+            Subscriber.hard_bounces,
         )
         .join(Subscriber, Subscriber.id == model.subscriber_id)
         .where(leases.among(model.id, ids))
@@ -396,8 +411,7 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
     # vacuum and SQLite's checkpoints from cleaning up behind the other workers.
     db.session.commit()
     return [
-        Claim(row_id, attempts, Reader(reader_id, email, name, nonce, status), owes)
-        for row_id, attempts, owes, reader_id, email, name, nonce, status in rows
+        Claim(row_id, attempts, Reader(*reader), owes) for row_id, attempts, owes, *reader in rows
     ]
 
 

@@ -30,7 +30,7 @@ def unheld(model, now):
 
 def take_due(model, *conditions, order_by, limit):
     """Lease up to ``limit`` due rows of ``model`` that match ``conditions``, count an
-    attempt on each, commit, and return their ids."""
+    attempt on each, and return their ids; the caller commits."""
     now = utcnow()
     due = (
         select(model.id)
@@ -46,7 +46,6 @@ def take_due(model, *conditions, order_by, limit):
         .values(lease_until=now + lease, attempts=model.attempts + 1)
         .returning(model.id)
     ).all()
-    db.session.commit()
     return taken
 
 
