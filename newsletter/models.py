@@ -115,7 +115,7 @@ class EmailJob(db.Model):
 
 
 class Hint(db.Model):
-    """Whether a hint to send email jobs is on its way to a worker (see emails.py).
+    """Whether a hint to send email jobs is on its way to a worker (see sending/hints.py).
 
     One row per kind of work; the migration makes the row for email jobs.
     """
