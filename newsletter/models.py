@@ -241,5 +241,5 @@ class Settings(db.Model):
     periodic_last_run_at: Mapped[datetime | None]
     # Digest messages per second over all workers; 0 means as fast as they go.
     send_rate_limit: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Unix time up to which sending is booked under that limit (see pacing.py).
+    # Unix time up to which sending is booked under that limit (see sending/pacing.py).
     send_clock: Mapped[float] = mapped_column(default=0.0, server_default="0")
