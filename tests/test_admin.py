@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import select
 
+from newsletter import digests
 from newsletter.extensions import db
 from newsletter.models import Post, Subscriber, SubscriberStatus
 from tests.helpers import ADMIN, csrf_token, log_in
@@ -302,3 +303,18 @@ def test_an_admin_schedules_a_digest_and_the_sweep_sends_it_when_due(
     sweep.delay()
     [message] = smtp.wait_for(1)
     assert message["Subject"] == "Later"
+
+
+def test_a_test_copy_while_the_broker_is_down_says_so(make_app, runner, admin):
+    runner.invoke(args=["import-feed", "tests/data/feed.rss"])
+    offline = make_app(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    with offline.app_context():
+        digest_id = digests.create_digest("Offline").id
+    client = offline.test_client()
+    assert log_in(client).status_code == 302
+    path = f"/admin/digests/{digest_id}"
+    token = csrf_token(client.get(path))
+    answer = client.post(f"{path}/test", data={"csrf_token": token, "email": "me@example.org"})
+    assert answer.status_code == 302
+    page = client.get(path).get_data(as_text=True)
+    assert "The workers cannot be reached right now" in page

@@ -88,5 +88,12 @@ def start_digest_send(digest_id: int) -> None:
         log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)
 
 
-def send_test_copy(digest_id: int, address: str) -> None:
-    publish(SEND_TEST_DIGEST, digest_id, address)
+def send_test_copy(digest_id: int, address: str) -> bool:
+    """Ask a worker to send one test copy; False when the broker cannot be reached
+    (a test copy is not worth keeping for later: the admin is waiting for it)."""
+    try:
+        publish(SEND_TEST_DIGEST, digest_id, address)
+    except (OperationalError, OSError) as error:
+        log.warning("broker unreachable, no test copy of digest %s: %s", digest_id, error)
+        return False
+    return True

@@ -197,11 +197,12 @@ def digest_progress(digest_id):
 def test_digest(digest_id):
     db.get_or_404(Digest, digest_id)
     form = TestSendForm()
-    if form.validate_on_submit():
-        hints.send_test_copy(digest_id, form.email.data)
+    if not form.validate_on_submit():
+        flash("Give an address for the test copy.", "error")
+    elif hints.send_test_copy(digest_id, form.email.data):
         flash(f"A test copy is on its way to {form.email.data}.", "note")
     else:
-        flash("Give an address for the test copy.", "error")
+        flash("The workers cannot be reached right now; try the test copy again soon.", "error")
     return redirect(url_for("admin.show_digest", digest_id=digest_id))
 
 
