@@ -80,6 +80,17 @@ def make_token_for(purpose: str, subscriber_id: int, nonce: str) -> str:
     return _serializer(purpose).dumps([subscriber_id, nonce])
 
 
+def make_tokens_for(purposes: list[str], subscriber_id: int, nonce: str) -> dict[str, str]:
+    """Tokens for several purposes at once, the same as ``make_token_for`` makes each:
+    the payload is encoded once and only signed once per purpose."""
+    serializers = {purpose: _serializer(purpose) for purpose in purposes}
+    payload = serializers[purposes[0]].dump_payload([subscriber_id, nonce])
+    return {
+        purpose: serializer.make_signer().sign(payload).decode("ascii")
+        for purpose, serializer in serializers.items()
+    }
+
+
 def read_token(purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
     """Return ``(subscriber_id, nonce)``; raise TokenExpired or TokenInvalid."""
     serializer = _serializer(purpose)

@@ -100,6 +100,17 @@ def test_tokens_are_bound_to_their_purpose_and_refuse_tampering(app):
             tokens.read_token(tokens.CONFIRM, token, max_age=-1)
 
 
+def test_tokens_made_together_are_the_tokens_made_one_by_one(app):
+    with app.app_context():
+        made = tokens.make_tokens_for([tokens.UNSUBSCRIBE, tokens.PREFERENCES], 7, "nonce")
+        for purpose, token in made.items():
+            assert tokens.read_token(purpose, token) == (7, "nonce")
+            assert (
+                token.rsplit(".", 2)[0]
+                == tokens.make_token_for(purpose, 7, "nonce").rsplit(".", 2)[0]
+            )
+
+
 def test_retry_delays_grow_with_jitter_and_stop_at_an_hour(app):
     with app.app_context():
         base = app.config["SEND_RETRY_BASE_SECONDS"]

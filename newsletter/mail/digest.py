@@ -27,6 +27,7 @@ PLACEHOLDERS = {
     "__NEWSLETTER_PREFERENCES_URL__": tokens.PREFERENCES,
 }
 PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
+LINK_PURPOSES = list(PLACEHOLDERS.values())
 SOFT_BREAK = b"=\r\n"
 
 
@@ -92,11 +93,8 @@ class DigestMessages:
         message_id: str | None = None,
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP."""
-        make = tokens.make_token_for
-        urls = {
-            purpose: f"{self.base_url}/{purpose}/{make(purpose, subscriber_id, nonce)}"
-            for purpose in PLACEHOLDERS.values()
-        }
+        made = tokens.make_tokens_for(LINK_PURPOSES, subscriber_id, nonce)
+        urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
         if self.mailto:
             list_unsubscribe += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
