@@ -2,7 +2,6 @@
 building, tokens, retry delays and pacing. No worker, no mail server."""
 
 import itertools
-import time
 from email import message_from_bytes, policy
 
 import pytest
@@ -120,25 +119,52 @@ def test_retry_delays_grow_with_jitter_and_stop_at_an_hour(app):
         assert leases.retry_delay(40) <= 1.5 * leases.MAX_RETRY_DELAY
 
 
-def test_a_late_batch_never_crowds_its_messages_and_hands_back_what_no_longer_fits():
-    on_time = pacing.Booking(size=3, start=time.time() + pacing.LEAD_SECONDS, interval=0.05)
+class FakeClock:
+    """Wall-clock time that moves only when the code under test sleeps, or a test says."""
+
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(pacing, "time", fake)
+    return fake
+
+
+def test_a_booking_gives_each_message_a_slot_of_its_own(clock):
+    booking = pacing.Booking(size=3, start=clock.now + pacing.LEAD_SECONDS, interval=0.05)
     moments = []
-    while on_time.take_turn():
-        moments.append(time.monotonic())
+    while booking.take_turn():
+        moments.append(clock.now)
     assert len(moments) == 3
-    assert min(b - a for a, b in itertools.pairwise(moments)) >= 0.049
+    assert [round(b - a, 9) for a, b in itertools.pairwise(moments)] == [0.05, 0.05]
+
+
+def test_a_late_message_pushes_the_rest_later_and_what_no_longer_fits_goes_back(clock):
+    booking = pacing.Booking(size=3, start=clock.now, interval=0.05)
+    assert booking.take_turn()
+    clock.now += 0.12  # the relay took that long over the first message
+    assert not booking.take_turn()
 
     # Three slots of 0.1 s booked from 0.15 s ago: only one whole slot is left.
-    late = pacing.Booking(size=3, start=time.time() - 0.15, interval=0.1)
+    late = pacing.Booking(size=3, start=clock.now - 0.15, interval=0.1)
     assert late.take_turn()
     assert not late.take_turn()
 
 
-def test_an_unlimited_booking_never_waits():
+def test_an_unlimited_booking_never_waits(clock):
     booking = pacing.Booking.unlimited(1000)
-    started = time.monotonic()
+    started = clock.now
     assert all(booking.take_turn() for _ in range(1000))
-    assert time.monotonic() - started < 0.5
+    assert clock.now == started
 
 
 def test_a_tally_counts_each_verdict_under_its_own_name():
