@@ -170,24 +170,23 @@ class SMTPSender:
 
     def __init__(self, host: smtplib.SMTP, envelope_from: str, sign: Callable[[bytes], bytes]):
         self.host = host
-        self.envelope_from = envelope_from
+        self.mail_from = f"MAIL FROM:<{envelope_from}>\r\n".encode()
         self.sign = sign
         self.pipelining = host.has_extn("pipelining")
 
     def send(self, recipient: str, raw: bytes, before_commit: Callable[[], None]) -> None:
         try:
-            envelope = (
-                f"MAIL FROM:<{self.envelope_from}>\r\nRCPT TO:<{smtp_address(recipient)}>\r\n"
-            ).encode("ascii")
+            rcpt_to = f"RCPT TO:<{smtp_address(recipient)}>\r\n".encode("ascii")
         except UnicodeError as error:
             raise ReaderRefused(f"address not deliverable without SMTPUTF8: {error}") from None
         body = self._dot_stuffed(self.sign(raw))
+        commands = (self.mail_from, rcpt_to, b"DATA\r\n")
         try:
             if self.pipelining:
-                self.host.send(envelope + b"DATA\r\n")
-                replies = [self.host.getreply() for _ in range(3)]
+                self.host.send(b"".join(commands))
+                replies = [self.host.getreply() for _ in commands]
             else:
-                replies = self._one_at_a_time(envelope)
+                replies = self._one_at_a_time(commands)
             self._check_envelope(*replies)
             # The relay cannot take the message before it has it: the caller's previous
             # record has had the envelope's round trip to complete. Body and final
@@ -202,14 +201,13 @@ class SMTPSender:
         if code != 250:
             raise _refusal(code, detail, stage="DATA")
 
-    def _one_at_a_time(self, envelope):
-        mail_line, rcpt_line = envelope.split(b"\r\n")[:2]
+    def _one_at_a_time(self, commands):
         replies = []
-        for line in (mail_line, rcpt_line, b"DATA"):
+        for command in commands:
             if replies and replies[-1][0] >= 400:
                 replies.append((503, b"not sent: an earlier command failed"))
                 continue
-            self.host.send(line + b"\r\n")
+            self.host.send(command)
             replies.append(self.host.getreply())
         return replies
 

@@ -1,7 +1,7 @@
 """What the transactional emails say: the confirmation and the welcome email.
 
-Each message's Message-ID comes from its job, so a message sent again after a
-crash is the same message to the reader's mail client.
+Each message's Message-ID comes from its job (sending.email_jobs), so a message
+sent again after a crash is the same message to the reader's mail client.
 """
 
 from collections import namedtuple
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from newsletter import settings, tokens
 from newsletter.extensions import db
 from newsletter.mail import mime
-from newsletter.mail.digest import DigestMessages, sender_domain
+from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Post, Reader, utcnow
 
@@ -24,10 +24,6 @@ WELCOME_POSTS = 5
 
 def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
-
-
-def message_id(kind: str, job_id: int) -> str:
-    return f"<{kind}.{job_id}@{sender_domain()}>"
 
 
 def build_confirmation(reader: Reader, message_id: str) -> bytes:

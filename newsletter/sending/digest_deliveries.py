@@ -26,7 +26,6 @@ from newsletter.sending.pacing import Booking
 
 class DigestDeliveries:
     model = Delivery
-    open_status = DeliveryStatus.PENDING
     sent_column = "sent_at"
     # A copy's Message-ID comes from the digest and the reader, the same every time.
     keeps_message_id = False
@@ -63,8 +62,11 @@ class DigestDeliveries:
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
-        raw = self.messages.build(reader.id, reader.email, reader.name, reader.token_nonce, date)
-        return Email(reader.email, raw, self.messages.message_id(reader.id))
+        message_id = self.messages.message_id(reader.id)
+        raw = self.messages.build(
+            reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
+        )
+        return Email(reader.email, raw, message_id)
 
     def refused(self, reason: str) -> None:
         """Pause the digest and say why: every copy would meet the same refusal."""

@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 
 from newsletter.extensions import db
 from newsletter.mail import transactional
-from newsletter.mail.digest import DigestMessages
+from newsletter.mail.digest import DigestMessages, sender_domain
 from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
 from newsletter.sending import engine, hints, leases
 from newsletter.sending.outcomes import Claim, Email, RunReport
@@ -32,7 +32,6 @@ WANTED_STATUS = {
 class EmailJobs:
     label = "email"
     model = EmailJob
-    open_status = JobStatus.QUEUED
     sent_column = "finished_at"
     keeps_message_id = True
     batch_size = BATCH_SIZE
@@ -58,7 +57,7 @@ class EmailJobs:
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
-        message_id = transactional.message_id(claim.owes, claim.row_id)
+        message_id = f"<{claim.owes}.{claim.row_id}@{self.domain}>"
         if claim.owes == EmailKind.CONFIRMATION:
             raw = transactional.build_confirmation(reader, message_id)
         else:
@@ -66,6 +65,10 @@ class EmailJobs:
                 reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
             )
         return Email(reader.email, raw, message_id)
+
+    @cached_property
+    def domain(self) -> str:
+        return sender_domain()
 
     @cached_property
     def welcome(self) -> DigestMessages:

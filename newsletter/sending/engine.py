@@ -47,7 +47,6 @@ class Kind(Protocol):
 
     label: str
     model: type
-    open_status: str
     # The column that says when a row's message was accepted: set at once, before
     # the row's status, which follows at the end of the batch.
     sent_column: str
@@ -284,10 +283,7 @@ def record(kind: Kind, outcomes: list[Outcome], refused_reason: str | None = Non
     by_verdict: dict[Verdict, list[Outcome]] = {verdict: [] for verdict in Verdict}
     for outcome in outcomes:
         by_verdict[outcome.verdict].append(outcome)
-    failed = [
-        {"id": o.claim.row_id, "status": "failed", "lease_until": None, "last_error": _cut(o.error)}
-        for o in by_verdict[Verdict.FAILED]
-    ]
+    failed = [_failed_row(outcome) for outcome in by_verdict[Verdict.FAILED]]
     retry = _retries(by_verdict[Verdict.RETRY], failed)
     if failed:
         db.session.execute(update(model), failed)
@@ -312,10 +308,7 @@ def _retries(outcomes: list[Outcome], failed: list[dict]) -> list[dict]:
     for outcome in outcomes:
         claim = outcome.claim
         if claim.attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
-            failed.append(
-                {"id": claim.row_id, "status": "failed", "lease_until": None,
-                 "last_error": _cut(outcome.error)}
-            )  # fmt: skip
+            failed.append(_failed_row(outcome))
             continue
         delay = timedelta(seconds=leases.retry_delay(claim.attempts))
         retry.append(
@@ -323,6 +316,15 @@ def _retries(outcomes: list[Outcome], failed: list[dict]) -> list[dict]:
              "last_error": _cut(outcome.error)}
         )  # fmt: skip
     return retry
+
+
+def _failed_row(outcome: Outcome) -> dict:
+    return {
+        "id": outcome.claim.row_id,
+        "status": "failed",
+        "lease_until": None,
+        "last_error": _cut(outcome.error),
+    }
 
 
 def _update_ids(model, outcomes: list[Outcome], **values) -> None:

@@ -27,8 +27,8 @@ SEND_TEST_DIGEST = "newsletter.send_test_digest"
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
 
-def publish(task_name: str, *args, countdown: float | None = None) -> None:
-    current_app.extensions["celery"].send_task(task_name, args, countdown=countdown)
+def publish(task_name: str, *args) -> None:
+    current_app.extensions["celery"].send_task(task_name, args)
 
 
 def commit_owing_jobs() -> bool:

@@ -48,6 +48,13 @@ class Outcome:
     blames_reader: bool = False
 
 
+# The Tally field that counts each verdict.
+TALLIED_AS = {verdict: verdict.value for verdict in Verdict} | {
+    Verdict.RETRY: "retried",
+    Verdict.HANDED_BACK: "handed_back",
+}
+
+
 @dataclass
 class Tally:
     """Counts of what a batch or a run did."""
@@ -60,9 +67,7 @@ class Tally:
     handed_back: int = 0
 
     def count(self, verdict: Verdict) -> None:
-        name = {Verdict.RETRY: "retried", Verdict.HANDED_BACK: "handed_back"}.get(
-            verdict, verdict.value
-        )
+        name = TALLIED_AS[verdict]
         setattr(self, name, getattr(self, name) + 1)
 
     def add(self, other: "Tally") -> None:

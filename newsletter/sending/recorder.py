@@ -22,7 +22,6 @@ once: the ORM would cost more than the write.
 
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Protocol
 
 import psycopg
@@ -51,19 +50,15 @@ def recorder_for(table: str, sent_column: str, keeps_message_id: bool):
     """A Recorder for rows of ``table``; ``sent_column`` gets the time sent."""
     raw = db.engine.raw_connection()
     driver = raw.driver_connection
-    columns = f"{sent_column} = %s"
-    if keeps_message_id:
-        columns += ", message_id = %s"
-    statement = f"UPDATE {table} SET {columns} WHERE id = %s"
     try:
         if db.engine.dialect.name == "postgresql":
-            recorder = PostgresRecorder(driver, statement, keeps_message_id)
+            recorder = PostgresRecorder(driver, table, sent_column, keeps_message_id)
             try:
                 yield recorder
             finally:
                 recorder.close()
         else:
-            yield LocalRecorder(driver, statement.replace("%s", "?"), keeps_message_id)
+            yield LocalRecorder(driver, table, sent_column, keeps_message_id)
     finally:
         raw.close()
 
@@ -78,23 +73,24 @@ class PostgresRecorder:
     second of records, whose messages then go out again.
     """
 
-    def __init__(self, driver, statement: str, keeps_message_id: bool):
+    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
         # A pool's liveness ping may have left a read transaction open.
         driver.rollback()
         self.pgconn = driver.pgconn
         self.keeps_message_id = keeps_message_id
         self.unsettled = False
         # The server stamps the time: one parameter less to make and send per record.
-        numbered = statement.replace("%s", "timezone('UTC', statement_timestamp())", 1)
-        for number in range(1, numbered.count("%s") + 1):
-            numbered = numbered.replace("%s", f"${number}", 1)
+        columns = f"{sent_column} = timezone('UTC', statement_timestamp())"
+        if keeps_message_id:
+            columns += ", message_id = $2"
+        statement = f"UPDATE {table} SET {columns} WHERE id = $1"
         self._check(self.pgconn.exec_(b"SET synchronous_commit = off"))
-        self._check(self.pgconn.prepare(PREPARED_NAME, numbered.encode()))
+        self._check(self.pgconn.prepare(PREPARED_NAME, statement.encode()))
 
     def sent(self, row_id: int, message_id: str) -> None:
-        params = (
-            [message_id.encode(), b"%d" % row_id] if self.keeps_message_id else [b"%d" % row_id]
-        )
+        params = [b"%d" % row_id]
+        if self.keeps_message_id:
+            params.append(message_id.encode())
         try:
             self.pgconn.send_query_prepared(PREPARED_NAME, params)
         except psycopg.Error as error:
@@ -130,25 +126,21 @@ class PostgresRecorder:
 
 
 class LocalRecorder:
-    def __init__(self, driver, statement: str, keeps_message_id: bool):
+    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
         self.driver = driver
-        self.statement = statement
         self.keeps_message_id = keeps_message_id
+        columns = f"{sent_column} = ?, message_id = ?" if keeps_message_id else f"{sent_column} = ?"
+        self.statement = f"UPDATE {table} SET {columns} WHERE id = ?"
 
     def sent(self, row_id: int, message_id: str) -> None:
         # Stored the way SQLAlchemy stores a DateTime on SQLite.
         now = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
+        params = (now, message_id, row_id) if self.keeps_message_id else (now, row_id)
         try:
-            self.driver.execute(
-                self.statement, _params(now, row_id, message_id, self.keeps_message_id)
-            )
+            self.driver.execute(self.statement, params)
             self.driver.commit()
         except sqlite3.Error as error:
             raise RecordFailed(str(error)) from error
 
     def settle(self) -> None:
         """Each record is committed as it is made."""
-
-
-def _params(now: datetime | str, row_id: int, message_id: str, keeps_message_id: bool):
-    return (now, message_id, row_id) if keeps_message_id else (now, row_id)
