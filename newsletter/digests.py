@@ -8,8 +8,7 @@ out; newsletter.sending.digest_deliveries sends them.
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, exists, func, insert, literal, select, update
 
 from newsletter import settings
 from newsletter.addresses import normalize_email
@@ -30,6 +29,8 @@ from newsletter.models import (
 
 # Delivery rows deleted per statement when old ones are folded away.
 FOLD_CHUNK = 10_000
+# Subscribers whose copies of a digest are written per statement as it starts.
+OWE_CHUNK = 10_000
 # Digests whose posts count as sent: they are no longer offered for a new digest.
 COMMITTED = (DigestStatus.SCHEDULED, DigestStatus.SENDING, DigestStatus.PAUSED, DigestStatus.SENT)
 
@@ -68,7 +69,9 @@ def create_digest(subject: str, intro: str = "", post_ids: list[int] | None = No
 
 
 def start_sending(digest_id: int) -> None:
-    """Owe the digest to every confirmed subscriber, and mark it sending.
+    """Mark the digest sending and owe it to the first chunk of confirmed subscribers;
+    ``owe_more`` writes the rest while those go out, so a large list's first copies
+    leave at once instead of after every row is written.
 
     Safe to repeat: the (digest, subscriber) pairs are unique, so a repeat adds
     only subscribers confirmed since.
@@ -80,29 +83,55 @@ def start_sending(digest_id: int) -> None:
         raise DigestError("This digest was sent already.")
     if digest.status == DigestStatus.PAUSED:
         return
-    now = utcnow()
+    digest.status = DigestStatus.SENDING
+    digest.started_at = digest.started_at or utcnow()
+    digest.owed_through = 0
+    db.session.commit()
+    owe_more(digest_id)
+
+
+def owe_more(digest_id: int) -> bool:
+    """Write the copies owed to the next OWE_CHUNK confirmed subscribers (by id).
+    False when there was nothing left to write: every copy is written already.
+
+    Whoever moves the digest's ``owed_through`` on writes that chunk, in the same
+    transaction: two workers never write the same chunk, and a worker that dies
+    mid-chunk leaves it for the next."""
+    through = db.session.scalar(select(Digest.owed_through).where(Digest.id == digest_id))
+    if through is None:
+        return False
+    confirmed = and_(Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.id > through)
+    chunk_end = db.session.scalar(
+        select(Subscriber.id).where(confirmed).order_by(Subscriber.id).offset(OWE_CHUNK - 1)
+    )
+    moved = db.session.execute(
+        update(Digest)
+        .where(Digest.id == digest_id, Digest.owed_through == through)
+        .values(owed_through=chunk_end)
+    ).rowcount
+    if moved:
+        in_chunk = confirmed if chunk_end is None else and_(confirmed, Subscriber.id <= chunk_end)
+        _owe(digest_id, in_chunk)
+    db.session.commit()
+    return True
+
+
+def _owe(digest_id: int, subscribers) -> None:
     already = exists().where(
         Delivery.digest_id == digest_id, Delivery.subscriber_id == Subscriber.id
     )
-    owed = insert(Delivery).from_select(
-        ["digest_id", "subscriber_id", "status", "due_at", "attempts"],
-        select(
-            literal(digest_id),
-            Subscriber.id,
-            literal(DeliveryStatus.PENDING.value),
-            literal(now),
-            literal(0),
-        ).where(Subscriber.status == SubscriberStatus.CONFIRMED, ~already),
+    db.session.execute(
+        insert(Delivery).from_select(
+            ["digest_id", "subscriber_id", "status", "due_at", "attempts"],
+            select(
+                literal(digest_id),
+                Subscriber.id,
+                literal(DeliveryStatus.PENDING.value),
+                literal(utcnow()),
+                literal(0),
+            ).where(subscribers, ~already),
+        )
     )
-    try:
-        db.session.execute(owed)
-    except IntegrityError:
-        # Another worker wrote the same deliveries at the same moment.
-        db.session.rollback()
-        digest = db.session.get(Digest, digest_id)
-    digest.status = DigestStatus.SENDING
-    digest.started_at = digest.started_at or now
-    db.session.commit()
 
 
 def progress(digest_id: int) -> dict[str, int]:

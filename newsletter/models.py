@@ -180,6 +180,9 @@ class Digest(db.Model):
     scheduled_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # While its copies are being written (digests.owe_more): the highest subscriber id
+    # that has one. None before the send starts and once every copy is written.
+    owed_through: Mapped[int | None]
     # Why sending stopped by itself: the relay refused the message for everyone.
     paused_reason: Mapped[str | None] = mapped_column(String(500))
     # Totals kept once old delivery rows are folded away (digests.fold_old_deliveries).

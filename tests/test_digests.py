@@ -355,3 +355,38 @@ def test_an_old_digest_keeps_its_totals_when_its_rows_are_folded_away(
     page = admin_client.get("/admin/digests").get_data(as_text=True)
     assert "Last spring" in page
     assert admin_client.get(f"/admin/digests/{digest_id}/progress").json["sent"] == 5
+
+
+def test_a_long_list_is_owed_in_chunks_and_each_reader_gets_one_copy(
+    app, smtp, start_worker_for, feed, monkeypatch
+):
+    monkeypatch.setattr(digests, "OWE_CHUNK", 4)
+    readers = add_readers(app, 11)
+    with app.app_context():
+        digest_id = digests.create_digest("Chunked").id
+        digests.schedule(digest_id)
+    start_worker_for(app)
+    start_digest.delay(digest_id)
+
+    assert wait_until_sent(app, digest_id)["sent"] == 11
+    time.sleep(0.3)
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+
+
+def test_copies_the_starting_task_did_not_write_are_written_by_the_batches(
+    app, smtp, start_worker_for, feed, monkeypatch
+):
+    """As if the task that started the digest died after its first chunk."""
+    monkeypatch.setattr(digests, "OWE_CHUNK", 4)
+    readers = add_readers(app, 11)
+    with app.app_context():
+        digest_id = digests.create_digest("Starter died").id
+        digests.schedule(digest_id)
+        digests.start_sending(digest_id)
+    assert sum(digest_state(app, digest_id)[1].values()) == 4
+    start_worker_for(app)
+    sweep.delay()
+
+    assert wait_until_sent(app, digest_id)["sent"] == 11
+    time.sleep(0.3)
+    assert sorted(m["To"] for m in smtp.received) == sorted(readers)

@@ -104,9 +104,11 @@ def sent_copies(app, digest_id):
     return digest_state(app, digest_id)[1]
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
 def test_a_refusal_of_the_message_fails_the_copy_and_never_counts_against_the_reader(
-    make_app, smtp, start_worker_for
+    make_app, smtp, start_worker_for, pipelining
 ):
+    smtp.pipelining = pipelining
     app = make_app(BOUNCE_LIMIT=1)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
     add_readers(app, 4)
@@ -124,9 +126,11 @@ def test_a_refusal_of_the_message_fails_the_copy_and_never_counts_against_the_re
     assert status["reader3@example.org"] == SubscriberStatus.BOUNCED
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
 def test_when_the_relay_refuses_every_copy_the_digest_pauses_and_says_why(
-    make_app, smtp, start_worker_for, admin
+    make_app, smtp, start_worker_for, admin, pipelining
 ):
+    smtp.pipelining = pipelining
     app = make_app(DIGEST_BATCH_SIZE=10)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
     readers = add_readers(app, 10)
@@ -142,6 +146,8 @@ def test_when_the_relay_refuses_every_copy_the_digest_pauses_and_says_why(
         assert set(db.session.scalars(select(Subscriber.hard_bounces))) == {0}
         waiting = db.session.scalars(select(Delivery).where(Delivery.status == "pending"))
         assert {delivery.attempts for delivery in waiting} == {0}
+    # With pipelining the fourth envelope had gone out: it was taken back, not sent.
+    assert smtp.received == []
 
 
 def test_a_421_or_a_4xx_backs_off_and_the_email_goes_out_later(app, client, smtp, worker):
@@ -214,21 +220,34 @@ def test_a_refused_login_is_a_warning_and_the_email_waits(make_app, start_worker
 
 
 @pytest.mark.skipif(not Path("/usr/sbin/smtp-sink").exists(), reason="Postfix is not installed")
-def test_postfix_smtp_sink_takes_300_pipelined_messages_on_one_session():
+def test_postfix_smtp_sink_takes_300_messages_each_envelope_sent_ahead():
     """Against Postfix's own sink, which offers PIPELINING; refusals are tried against
     aiosmtpd above, which can be told to refuse."""
     sink = Sink()
-    smtp = smtplib.SMTP("127.0.0.1", sink.port, timeout=10)
+    sessions = []
+
+    def open_session():
+        sessions.append(smtplib.SMTP("127.0.0.1", sink.port, timeout=10))
+        sessions[-1].ehlo()
+        return sessions[-1]
+
+    sender = relay.SMTPSender(open_session, "news@example.org", sign=lambda raw: raw)
     try:
-        smtp.ehlo()
-        sender = relay.SMTPSender(smtp, "news@example.org", sign=lambda raw: raw)
         assert sender.pipelining
         settled = []
         raw = b"Subject: hello\r\n\r\n.a line that starts with a dot\r\n" + b"text\r\n" * 200
         for number in range(300):
-            sender.send(f"r{number}@example.org", raw, before_commit=lambda: settled.append(1))
+            following = f"r{number + 1}@example.org" if number < 299 else None
+            sender.send(f"r{number}@example.org", raw, lambda: settled.append(1), following)
+            if number == 149:
+                # The envelope of r150 went out with r149; taking it back ends the
+                # session (its DATA was answered), and r150 goes out on a new one.
+                sender.cancel_next()
         assert sink.wait_for(300, timeout=20)
         assert len(settled) == 300
+        assert len(sessions) == 2
+        time.sleep(0.2)
+        assert sink.count == 300
     finally:
-        smtp.quit()
+        sender.close()
         sink.stop()

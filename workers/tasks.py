@@ -36,9 +36,13 @@ def sweep():
 
 @shared_task(name=hints.START_DIGEST)
 def start_digest(digest_id):
+    """Owe the digest to a first chunk of readers, set batches sending it, and write
+    the rest of the copies while they do."""
     digests.start_sending(digest_id)
     for _ in range(current_app.config["DIGEST_PARALLEL_BATCHES"]):
         send_digest_batch.delay(digest_id)
+    while digests.owe_more(digest_id):
+        pass
 
 
 @shared_task(name="newsletter.send_digest_batch")

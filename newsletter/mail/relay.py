@@ -65,7 +65,15 @@ SMTP_TIMEOUT_SECONDS = 30
 
 
 class Sender(Protocol):
-    def send(self, recipient: str, raw: bytes, before_commit: Callable[[], None]) -> None: ...
+    def send(
+        self,
+        recipient: str,
+        raw: bytes,
+        before_commit: Callable[[], None],
+        next_recipient: str | None = None,
+    ) -> None: ...
+
+    def cancel_next(self) -> None: ...
 
 
 def uses_outbox() -> bool:
@@ -92,26 +100,19 @@ def smtp_address(address: str) -> str:
 
 @contextmanager
 def connection() -> Iterator[Sender]:
-    """A sender for many messages: ``sender.send(recipient, raw, before_commit)``.
-
-    ``before_commit`` is called just before the relay can take the message (before
-    its body goes out): the caller makes sure the previous message is recorded
-    there, having overlapped that record with this message's envelope."""
+    """A sender for many messages on one connection (see ``SMTPSender.send``)."""
     sign = dkim_signer()
     if uses_outbox():
         yield OutboxSender(sign)
         return
     try:
-        host = _open()
+        sender = SMTPSender(_open, envelope_sender(), sign)
     except (OSError, smtplib.SMTPException) as error:
         raise ConnectionFailure(_describe(error)) from error
     try:
-        yield SMTPSender(host, envelope_sender(), sign)
+        yield sender
     finally:
-        try:
-            host.quit()
-        except (OSError, smtplib.SMTPException):
-            host.close()
+        sender.close()
 
 
 def _open() -> smtplib.SMTP:
@@ -159,47 +160,132 @@ class OutboxSender:
     def __init__(self, sign: Callable[[bytes], bytes]):
         self.sign = sign
 
-    def send(self, recipient: str, raw: bytes, before_commit: Callable[[], None]) -> None:
+    def send(
+        self,
+        recipient: str,
+        raw: bytes,
+        before_commit: Callable[[], None],
+        next_recipient: str | None = None,
+    ) -> None:
         signed = self.sign(raw)
         before_commit()
         outbox.store(signed)
+
+    def cancel_next(self) -> None:
+        """Nothing goes out ahead into the outbox."""
 
 
 class SMTPSender:
     """One SMTP session that sends message after message, pipelining where it can."""
 
-    def __init__(self, host: smtplib.SMTP, envelope_from: str, sign: Callable[[bytes], bytes]):
-        self.host = host
+    def __init__(
+        self,
+        open_session: Callable[[], smtplib.SMTP],
+        envelope_from: str,
+        sign: Callable[[bytes], bytes],
+    ):
+        self.open_session = open_session
+        self.host: smtplib.SMTP | None = open_session()
         self.mail_from = f"MAIL FROM:<{envelope_from}>\r\n".encode()
         self.sign = sign
-        self.pipelining = host.has_extn("pipelining")
+        self.pipelining = self.host.has_extn("pipelining")
+        # The RCPT command of an envelope sent ahead, whose replies are still unread.
+        self.announced: bytes | None = None
 
-    def send(self, recipient: str, raw: bytes, before_commit: Callable[[], None]) -> None:
+    def send(
+        self,
+        recipient: str,
+        raw: bytes,
+        before_commit: Callable[[], None],
+        next_recipient: str | None = None,
+    ) -> None:
+        """Send one message; ``before_commit`` is called just before the relay can take
+        it (before its body goes out): the caller makes sure the previous message is
+        recorded there, having overlapped that record with this message's envelope.
+
+        ``next_recipient``, when the caller will send to it next on this connection:
+        with PIPELINING its envelope goes out behind this message's body, in the same
+        write (RFC 2920 lets message content start a group of commands), so each
+        message costs one round trip, not two. A caller that then does not send it
+        calls ``cancel_next``."""
         try:
-            rcpt_to = f"RCPT TO:<{smtp_address(recipient)}>\r\n".encode("ascii")
-        except UnicodeError as error:
-            raise ReaderRefused(f"address not deliverable without SMTPUTF8: {error}") from None
-        body = self._dot_stuffed(self.sign(raw))
-        commands = (self.mail_from, rcpt_to, b"DATA\r\n")
+            rcpt_to = _rcpt_to(recipient)
+            body = self._dot_stuffed(self.sign(raw))
+        except Exception:
+            self.cancel_next()
+            raise
+        if self.announced not in (None, rcpt_to):
+            self.cancel_next()
         try:
-            if self.pipelining:
-                self.host.send(b"".join(commands))
-                replies = [self.host.getreply() for _ in commands]
-            else:
-                replies = self._one_at_a_time(commands)
-            self._check_envelope(*replies)
+            self._check_envelope(*self._envelope_replies(rcpt_to))
             # The relay cannot take the message before it has it: the caller's previous
-            # record has had the envelope's round trip to complete. Body and final
-            # line go in one write (a small second write waits for a delayed ACK).
+            # record has had the envelope's round trip to complete. Body, final line and
+            # the next envelope go in one write (a small second write waits for a
+            # delayed ACK).
             before_commit()
-            self.host.send(body + END_OF_DATA)
+            ahead = self._ahead(next_recipient)
+            self.host.send(body + END_OF_DATA + ahead)
+            self.announced = _rcpt_to(next_recipient) if ahead else None
             code, detail = self.host.getreply()
-        except smtplib.SMTPServerDisconnected as error:
-            raise ConnectionFailure(_describe(error)) from error
-        except OSError as error:  # timeouts, resets (SMTPException is an OSError too)
+        except OSError as error:  # timeouts, resets, disconnects (SMTPException is one too)
+            self._drop()
             raise ConnectionFailure(_describe(error)) from error
         if code != 250:
             raise _refusal(code, detail, stage="DATA")
+
+    def cancel_next(self) -> None:
+        """Take back the envelope sent ahead. A relay that answered its DATA waits for
+        a message that will not come, and only the end of the session ends that: the
+        session is closed, and the next message opens another."""
+        if self.announced is None:
+            return
+        self.announced = None
+        try:
+            replies = [self.host.getreply() for _ in range(3)]
+            if replies[2][0] != 354:
+                self.host.rset()
+                return
+        except OSError:
+            pass
+        self._drop()
+
+    def close(self) -> None:
+        if self.host is None or self.announced is not None:
+            self._drop()
+            return
+        try:
+            self.host.quit()
+        except OSError:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close the session without a word: the relay discards a message it has not
+        had whole. The next message opens another session."""
+        if self.host is not None:
+            self.host.close()
+        self.host = None
+        self.announced = None
+
+    def _envelope_replies(self, rcpt_to: bytes) -> list[tuple[int, bytes]]:
+        commands = (self.mail_from, rcpt_to, b"DATA\r\n")
+        if self.announced == rcpt_to:
+            self.announced = None
+            return [self.host.getreply() for _ in commands]
+        if self.host is None:
+            self.host = self.open_session()
+        if self.pipelining:
+            self.host.send(b"".join(commands))
+            return [self.host.getreply() for _ in commands]
+        return self._one_at_a_time(commands)
+
+    def _ahead(self, next_recipient: str | None) -> bytes:
+        """The next message's envelope, to go out now, or nothing."""
+        if not (self.pipelining and next_recipient):
+            return b""
+        try:
+            return self.mail_from + _rcpt_to(next_recipient) + b"DATA\r\n"
+        except ReaderRefused:
+            return b""
 
     def _one_at_a_time(self, commands):
         replies = []
@@ -245,6 +331,13 @@ class SMTPSender:
         if raw.startswith(b".") or b"\n." in raw:
             raw = LEADING_DOT.sub(b"..", raw)
         return raw
+
+
+def _rcpt_to(recipient: str) -> bytes:
+    try:
+        return f"RCPT TO:<{smtp_address(recipient)}>\r\n".encode("ascii")
+    except UnicodeError as error:
+        raise ReaderRefused(f"address not deliverable without SMTPUTF8: {error}") from None
 
 
 def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:

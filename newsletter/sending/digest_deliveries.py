@@ -9,6 +9,7 @@ limit (pacing.py). When none is left the digest is marked sent.
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, update
 
+from newsletter import digests
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
 from newsletter.models import (
@@ -77,16 +78,24 @@ class DigestDeliveries:
         )
 
     def when_idle(self) -> float | None:
-        """Mark the digest sent when no copy is left; else when the next retry is due."""
+        """Mark the digest sent when no copy is left to write or send; else say when
+        the next retry is due. Copies the task that started the digest did not get
+        to write (it died) are written here."""
         pending = and_(
             Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING
         )
         engine.settle_stragglers(self, pending)
         if db.session.scalar(select(exists().where(pending))):
             return engine.next_due_in(Delivery, pending)
+        if digests.owe_more(self.digest_id):
+            return 0.0
         finished = db.session.execute(
             update(Digest)
-            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
+            .where(
+                Digest.id == self.digest_id,
+                Digest.status == DigestStatus.SENDING,
+                Digest.owed_through.is_(None),
+            )
             .values(status=DigestStatus.SENT, finished_at=utcnow())
         ).rowcount
         db.session.commit()

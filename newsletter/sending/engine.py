@@ -197,25 +197,39 @@ class Batch:
 
     def send(self, resources: RunResources, report: RunReport) -> list[Outcome]:
         try:
-            for claim in self.claims:
-                if not self._send_one(claim, resources):
-                    break
+            self._send_all(resources)
         except relay.ConnectionFailure as error:
             log.warning("%s: the relay is unavailable: %s", self.kind.label, error)
             report.stopped = str(error)
             self._finish_rest(Verdict.RETRY, str(error))
         return self.outcomes
 
-    def _send_one(self, claim: Claim, resources: RunResources) -> bool:
-        """Deal with one claim; False when the rest of the batch must not go out now."""
-        email = self._prepare(claim)
-        if email is None:
-            return True
-        if not self.booking.take_turn():
-            self._add(claim, Verdict.HANDED_BACK)
-            self._finish_rest(Verdict.HANDED_BACK)
-            return False
-        return self._deliver(claim, email, resources.sender())
+    def _send_all(self, resources: RunResources) -> None:
+        """Each message is made ready (built, its turn taken) before the one before it
+        goes out, so that its envelope can go out with that one's body (see
+        ``relay.SMTPSender.send``)."""
+        ready: tuple[Claim, Email] | None = None
+        for claim in self.claims:
+            email = self._prepare(claim)
+            if email is None:
+                continue
+            if ready and self.booking.paced:
+                # Under a rate limit each message goes out in its own turn.
+                if not self._deliver(*ready, resources):
+                    return
+                ready = None
+            if not self.booking.take_turn():
+                if ready:
+                    self._deliver(*ready, resources)
+                self._add(claim, Verdict.HANDED_BACK)
+                self._finish_rest(Verdict.HANDED_BACK)
+                return
+            if ready and not self._deliver(*ready, resources, then=email):
+                resources.sender().cancel_next()
+                return
+            ready = (claim, email)
+        if ready:
+            self._deliver(*ready, resources)
 
     def _prepare(self, claim: Claim) -> Email | None:
         """The message for a claim, or None when it is settled without sending."""
@@ -232,9 +246,18 @@ class Batch:
             self._add(claim, Verdict.FAILED, f"could not be built: {_describe(error)}")
             return None
 
-    def _deliver(self, claim: Claim, email: Email, sender: relay.Sender) -> bool:
+    def _deliver(
+        self, claim: Claim, email: Email, resources: RunResources, then: Email | None = None
+    ) -> bool:
+        """Send one message; ``then`` is the message to go out next, if one is ready.
+        False when the rest of the batch must not go out now."""
         try:
-            sender.send(email.to, email.raw, before_commit=self.recorder.settle)
+            resources.sender().send(
+                email.to,
+                email.raw,
+                before_commit=self.recorder.settle,
+                next_recipient=then and then.to,
+            )
         except (relay.ConnectionFailure, RecordFailed):
             raise
         except relay.TemporaryFailure as error:

@@ -45,6 +45,10 @@ class Booking:
     def unlimited(cls, size: int) -> "Booking":
         return cls(size, time.time())
 
+    @property
+    def paced(self) -> bool:
+        return bool(self.interval)
+
     def take_turn(self) -> bool:
         """Wait for the next free slot and take it; False when no slot is left."""
         if not self.interval:
