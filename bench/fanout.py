@@ -158,6 +158,48 @@ def measure_smtp_source(sink, prebuilt, messages, sessions=4):
     return Run(f"smtp-source (Postfix, C): {sessions} sessions", messages, last - started)
 
 
+class Baselines:
+    """The wire, the pipelined wire and smtp-source, measured before each stack's send
+    and once after the last: on a shared machine one short measurement can be 20% off,
+    so each baseline is the median of its measurements, and their range is shown."""
+
+    def __init__(self, sink, messages):
+        self.sink = sink
+        self.messages = messages
+        self.prebuilt = None
+        self.measured = {}
+
+    def measure(self):
+        if self.prebuilt is None:
+            return
+        count = self.messages
+        runs = [
+            measure_wire(self.sink, self.prebuilt, count),
+            measure_pipelined_wire(self.sink, self.prebuilt, count),
+            measure_smtp_source(self.sink, self.prebuilt, count),
+        ]
+        for run in filter(None, runs):
+            self.measured.setdefault(run.label, []).append(run)
+
+    @property
+    def size(self):
+        return len(self.prebuilt[0][1]) if self.prebuilt else None
+
+    def medians(self):
+        """One Run per baseline, the median by rate, labelled with the range."""
+        medians = []
+        for label, runs in self.measured.items():
+            ordered = sorted(runs, key=lambda run: run.rate)
+            middle = ordered[len(ordered) // 2]
+            spread = (
+                f", median of {len(ordered)} runs ({ordered[0].rate:,.0f} to {ordered[-1].rate:,.0f})"
+            )
+            medians.append(
+                Run(label + (spread if len(ordered) > 1 else ""), middle.messages, middle.seconds)
+            )
+        return medians
+
+
 class MeasuredWorker:
     """A real worker for one measured send: its peak RSS is read before it stops,
     and the statement counts its processes wrote, after."""
@@ -250,25 +292,17 @@ def _wait_finished(stack, digest_id, timeout=30):
     return False
 
 
-def run_stack(stack_name, subscribers, sink, args, wire, tutorial):
-    """Seed a fresh stack and send one digest; returns its runs."""
+def run_stack(stack_name, subscribers, sink, args, baselines, tutorial):
+    """Seed a fresh stack, measure the baselines, and send one digest; returns its runs."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{stack_name}-") as workdir:
         stack = Stack(stack_name, workdir, sink.port)
         try:
             with stack.app.app_context():
                 digest_id = seed(subscribers)
+            if baselines.prebuilt is None:
+                baselines.prebuilt = prebuilt_messages(stack, digest_id)
+            baselines.measure()
             runs = {}
-            if wire:
-                prebuilt = prebuilt_messages(stack, digest_id)
-                count = min(subscribers, args.wire_messages)
-                runs["size"] = len(prebuilt[0][1])
-                runs["wire"] = [
-                    measure_wire(sink, prebuilt, count),
-                    measure_pipelined_wire(sink, prebuilt, count),
-                ]
-                reference = measure_smtp_source(sink, prebuilt, count)
-                if reference:
-                    runs["wire"].append(reference)
             if tutorial and args.tutorial_messages:
                 runs["tutorial"] = measure_tutorial(
                     stack, sink, digest_id, min(subscribers, args.tutorial_messages), args.workers
@@ -289,7 +323,8 @@ def main(args):
         f"batches of {Config.DIGEST_BATCH_SIZE} ({Config.DIGEST_PARALLEL_BATCHES} in flight), "
         "each accepted message recorded before the next is accepted"
     )
-    results, wire, size = {}, None, None
+    results = {}
+    baselines = Baselines(sink, min(sizes[0], args.wire_messages))
     try:
         for name in names:
             reason = available(name)
@@ -298,16 +333,14 @@ def main(args):
                 continue
             for number, subscribers in enumerate(sizes):
                 print(f"... {STACKS[name]}: {subscribers:,} subscribers", flush=True)
-                runs = run_stack(
-                    name, subscribers, sink, args, wire=wire is None, tutorial=number == 0
+                results[name, subscribers] = run_stack(
+                    name, subscribers, sink, args, baselines, tutorial=number == 0
                 )
-                wire = runs.pop("wire", wire)
-                size = runs.pop("size", size)
-                results[name, subscribers] = runs
+        baselines.measure()
     finally:
         sink.stop()
     print()
-    print_results(results, wire, size, sizes)
+    print_results(results, baselines.medians(), baselines.size, sizes)
     exact = all(runs["digest"].stats["exactly once"] for runs in results.values())
     if not exact:
         print("ERROR: some subscriber did not get the digest exactly once (see above).")
@@ -350,8 +383,8 @@ def print_throughput(results, baselines, wire, reference, size, sizes):
                 ]
             )
     print(
-        f"Throughput (messages of {size / 1024:.1f} KB; seconds from 'send' to the last "
-        "message accepted by the sink)"
+        f"Throughput (messages of {(size or 0) / 1024:.1f} KB; seconds from 'send' to the "
+        "last message accepted by the sink)"
     )
     headers = ["run", "messages", "seconds", "msg/s", "vs wire", "vs smtp-source", "vs tutorial"]
     table(headers, rows)

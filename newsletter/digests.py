@@ -8,7 +8,8 @@ out; newsletter.sending.digest_deliveries sends them.
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, exists, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter import settings
 from newsletter.addresses import normalize_email
@@ -102,7 +103,11 @@ def owe_more(digest_id: int) -> bool:
         return False
     confirmed = and_(Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.id > through)
     chunk_end = db.session.scalar(
-        select(Subscriber.id).where(confirmed).order_by(Subscriber.id).offset(OWE_CHUNK - 1)
+        select(Subscriber.id)
+        .where(confirmed)
+        .order_by(Subscriber.id)
+        .offset(OWE_CHUNK - 1)
+        .limit(1)
     )
     moved = db.session.execute(
         update(Digest)
@@ -117,11 +122,13 @@ def owe_more(digest_id: int) -> bool:
 
 
 def _owe(digest_id: int, subscribers) -> None:
-    already = exists().where(
-        Delivery.digest_id == digest_id, Delivery.subscriber_id == Subscriber.id
-    )
+    """Write the digest's copies for ``subscribers``, but for those it has already
+    (a repeated start): the unique (digest, subscriber) pair skips them. An
+    anti-join would have the planner read the growing table once per subscriber."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     db.session.execute(
-        insert(Delivery).from_select(
+        dialect.insert(Delivery)
+        .from_select(
             ["digest_id", "subscriber_id", "status", "due_at", "attempts"],
             select(
                 literal(digest_id),
@@ -129,8 +136,9 @@ def _owe(digest_id: int, subscribers) -> None:
                 literal(DeliveryStatus.PENDING.value),
                 literal(utcnow()),
                 literal(0),
-            ).where(subscribers, ~already),
+            ).where(subscribers),
         )
+        .on_conflict_do_nothing(index_elements=["digest_id", "subscriber_id"])
     )
 
 
