@@ -191,9 +191,8 @@ class Baselines:
         for label, runs in self.measured.items():
             ordered = sorted(runs, key=lambda run: run.rate)
             middle = ordered[len(ordered) // 2]
-            spread = (
-                f", median of {len(ordered)} runs ({ordered[0].rate:,.0f} to {ordered[-1].rate:,.0f})"
-            )
+            low, high = ordered[0].rate, ordered[-1].rate
+            spread = f", median of {len(ordered)} runs ({low:,.0f} to {high:,.0f})"
             medians.append(
                 Run(label + (spread if len(ordered) > 1 else ""), middle.messages, middle.seconds)
             )
