@@ -46,6 +46,10 @@ class Config:
     # A pending address gets at most one confirmation email per this many seconds,
     # so a form cannot be used to flood somebody's inbox.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)
+    # And at most this many in 24 hours, whatever the number of sign-ups or IPs.
+    CONFIRM_MAX_PER_DAY = _env_int("CONFIRM_MAX_PER_DAY", 3)
+    # Wrong confirmation codes allowed per confirmation email.
+    CONFIRM_CODE_ATTEMPTS = _env_int("CONFIRM_CODE_ATTEMPTS", 5)
     FEED_URL = os.environ.get("FEED_URL")
     # How often beat pulls FEED_URL, in seconds.
     FEED_POLL_SECONDS = _env_int("FEED_POLL_SECONDS", 900)

@@ -1,5 +1,6 @@
 """Addresses and names as readers type them, made safe and comparable."""
 
+import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -31,6 +32,14 @@ def normalize_email(raw: str | None) -> str:
     return info.normalized.lower()
 
 
+# A scheme, "www.", an @, a host with a path, or a host under a common top-level domain.
+WEB_ADDRESS = re.compile(
+    r"[a-z][a-z0-9+.-]*:/|www\.|@|\w\.[a-z]{2,}/"
+    r"|\w\.(com|net|org|info|biz|io|co|me|ru|cn|xyz|top|link|click|online|site|shop)\b",
+    re.IGNORECASE,
+)
+
+
 def clean_name(raw: str | None) -> str:
     """A display name that is safe in a mail header: no line breaks or control characters."""
     name = " ".join((raw or "").split())
@@ -40,4 +49,7 @@ def clean_name(raw: str | None) -> str:
         raise InvalidSignup("The name must be a single line of ordinary text.")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidSignup(f"The name may be at most {NAME_MAX_LENGTH} characters long.")
+    if WEB_ADDRESS.search(name):
+        # The name is mailed to the address given: a sign-up bomb would carry its ad.
+        raise InvalidSignup("Please leave web and email addresses out of the name.")
     return name

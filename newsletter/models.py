@@ -51,6 +51,8 @@ class Subscriber(db.Model):
     unsubscribed_at: Mapped[datetime | None]
     # Permanent refusals of digest mail in a row; at BOUNCE_LIMIT the address is bounced.
     hard_bounces: Mapped[int] = mapped_column(default=0)
+    # Wrong confirmation codes typed since the last confirmation email was owed.
+    code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

@@ -4,6 +4,7 @@ import calendar
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import feedparser
 import nh3
@@ -32,6 +33,8 @@ class FeedReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Entries whose link is not a web address (javascript:, data:, …): never stored.
+    refused: int = 0
 
 
 def sanitize(html: str) -> str:
@@ -78,6 +81,9 @@ def import_feed(url_or_path: str) -> FeedReport:
         guid = entry.get("id") or link
         if not guid:
             continue
+        if not is_web_link(link):
+            report.refused += 1
+            continue
         fields = {
             "link": link[:2000],
             "title": plain(entry.get("title")) or "(untitled)",
@@ -97,6 +103,12 @@ def import_feed(url_or_path: str) -> FeedReport:
             report.unchanged += 1
     db.session.commit()
     return report
+
+
+def is_web_link(link: str) -> bool:
+    """Whether a post's link is an http(s) address: the only kind readers are sent to."""
+    parts = urlsplit(link.strip())
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _entry_html(entry):

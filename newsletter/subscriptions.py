@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import settings, tokens
-from newsletter.addresses import clean_name, normalize_email
+from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
     EmailJob,
@@ -19,9 +19,22 @@ from newsletter.models import (
 )
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
 
+# Addresses a sign-up form never sends a confirmation to: confirmed already, or
+# refused by their mail system, or whose owner reported us as spam.
+NEVER_AGAIN_BY_FORM = (
+    SubscriberStatus.CONFIRMED,
+    SubscriberStatus.BOUNCED,
+    SubscriberStatus.COMPLAINED,
+)
+
 
 class LinkNotValid(Exception):
     """A genuine link whose subscription is gone or was replaced."""
+
+
+class CodeNotValid(Exception):
+    """A confirmation code that is wrong, expired or out of tries, or for no pending
+    subscription."""
 
 
 def subscribe(email: str, name: str = "", source: str = "form", ip: str | None = None) -> None:
@@ -79,7 +92,7 @@ def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool
         subscriber = Subscriber(email=address, name=name, signup_source=source, signup_ip=ip)
         db.session.add(subscriber)
         db.session.flush()
-    elif subscriber.status == SubscriberStatus.CONFIRMED:
+    elif subscriber.status in NEVER_AGAIN_BY_FORM:
         return None
     else:
         if subscriber.status != SubscriberStatus.PENDING:
@@ -90,7 +103,11 @@ def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
-    return owe_confirmation(subscriber) is not None
+    if owe_confirmation(subscriber) is None:
+        return False
+    # A new email, a new allowance of codes (emails per day are capped, and so are guesses).
+    subscriber.code_attempts = 0
+    return True
 
 
 def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
@@ -122,6 +139,15 @@ def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     )
     if (open_jobs or recently_sent) and interval:
         return None
+    sent_today = db.session.scalar(
+        select(func.count(EmailJob.id)).where(
+            EmailJob.subscriber_id == subscriber.id,
+            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.created_at > now - timedelta(days=1),
+        )
+    )
+    if sent_today >= current_app.config["CONFIRM_MAX_PER_DAY"]:
+        return None
     job = EmailJob(kind=EmailKind.CONFIRMATION, subscriber=subscriber)
     db.session.add(job)
     db.session.flush()
@@ -152,7 +178,43 @@ def confirm(token: str, ip: str | None = None) -> Subscriber:
 
     A subscription that was cancelled after the link was sent stays cancelled.
     """
-    subscriber = check_confirmation(token)
+    return _confirm(check_confirmation(token), ip)
+
+
+def confirm_with_code(email: str, code: str, ip: str | None = None) -> Subscriber:
+    """Confirm a subscription with the code from its confirmation email, typed on the
+    "check your email" page. Each try counts, right or wrong; after
+    CONFIRM_CODE_ATTEMPTS the code stops working until a new confirmation email is
+    owed. Raises CodeNotValid, the same for every reason, so that the page tells
+    nobody whether an address is known."""
+    try:
+        address = normalize_email(email)
+    except InvalidSignup:
+        raise CodeNotValid() from None
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+    max_age = timedelta(seconds=current_app.config["CONFIRM_MAX_AGE"])
+    if (
+        subscriber is None
+        or subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
+        or subscriber.signup_at < utcnow() - max_age
+    ):
+        raise CodeNotValid()
+    allowed = db.session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber.id,
+            Subscriber.code_attempts < current_app.config["CONFIRM_CODE_ATTEMPTS"],
+        )
+        .values(code_attempts=Subscriber.code_attempts + 1)
+    ).rowcount
+    db.session.commit()
+    code = "".join((code or "").split())
+    if not (allowed and tokens.code_matches(code, subscriber.id, subscriber.token_nonce)):
+        raise CodeNotValid()
+    return _confirm(subscriber, ip)
+
+
+def _confirm(subscriber: Subscriber, ip: str | None) -> Subscriber:
     if subscriber.status == SubscriberStatus.PENDING:
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.confirmed_at = utcnow()

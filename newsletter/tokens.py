@@ -1,6 +1,7 @@
 """Signed links. Each purpose has its own salt, so a token made for one purpose
 never works for another; each token names the subscription and its nonce."""
 
+import hmac
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -112,3 +113,25 @@ def _unpack(payload):
     if not isinstance(subscriber_id, int) or not isinstance(nonce, str):
         raise TokenInvalid()
     return subscriber_id, nonce
+
+
+CODE_DIGITS = 6
+
+
+def confirmation_code(subscriber_id: int, nonce: str, key: str | None = None) -> str:
+    """The 6-digit code a confirmation email carries beside its link, for readers
+    whose links a mail filter mangles. Derived, not stored: it belongs to the
+    subscription (its nonce) and to the secret key, like the link."""
+    key = key or current_app.config["SECRET_KEY"]
+    digest = hmac.digest(
+        key.encode(), f"newsletter.confirm-code:{subscriber_id}:{nonce}".encode(), "sha256"
+    )
+    return f"{int.from_bytes(digest[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"
+
+
+def code_matches(code: str, subscriber_id: int, nonce: str) -> bool:
+    """Whether ``code`` is this subscription's code under any key that still verifies."""
+    return any(
+        hmac.compare_digest(code, confirmation_code(subscriber_id, nonce, key))
+        for key in signing_keys(current_app.config)
+    )

@@ -2,6 +2,7 @@
 and can be told to refuse recipients, the way real servers do."""
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -127,3 +128,10 @@ def link_in(message, base_url="http://127.0.0.1:5000"):
         if word.startswith(base_url):
             return word.removeprefix(base_url)
     raise AssertionError(f"no link to {base_url} in:\n{text_of(message)}")
+
+
+def code_in(message):
+    """The six-digit confirmation code in a message's text part."""
+    found = re.search(r"^\s*(\d{6})\s*$", text_of(message), re.MULTILINE)
+    assert found, f"no code in:\n{text_of(message)}"
+    return found.group(1)

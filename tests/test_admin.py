@@ -212,6 +212,13 @@ def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_c
     bad = admin_client.post(f"/admin/posts/{post_id}", data={**post, "link": "not a url"})
     assert bad.status_code == 400
     assert b"Invalid URL" in bad.data
+    hostile = admin_client.post(
+        f"/admin/posts/{post_id}", data={**post, "link": "javascript://x/%0aalert(1)"}
+    )
+    assert hostile.status_code == 400
+    assert b"must start with http:// or https://" in hostile.data
+    with app.app_context():
+        assert db.session.get(Post, post_id).link == "https://news.example.org/market"
     assert admin_client.get("/admin/posts/9999").status_code == 404
 
 

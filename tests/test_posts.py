@@ -101,3 +101,28 @@ def test_sanitize_keeps_formatting_and_drops_anything_active():
     )
     expected = '<h2>Hi</h2><a href="https://a.example/" rel="noopener noreferrer">a</a>'
     assert sanitize(html) == expected
+
+
+def test_a_feed_item_whose_link_is_not_http_is_refused(app, runner, tmp_path):
+    feed = tmp_path / "hostile.rss"
+    items = [
+        ("Fine", "https://news.example.org/fine"),
+        ("Script", "javascript:alert(document.cookie)"),
+        ("Data", "data:text/html,<script>alert(1)</script>"),
+        ("Scheme only", "https:alert"),
+    ]
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        + "".join(
+            f"<item><title>{title}</title><link>{link.replace('<', '&lt;')}</link>"
+            f"<guid>g-{title}</guid></item>"
+            for title, link in items
+        )
+        + "</channel></rss>"
+    )
+    result = runner.invoke(args=["import-feed", str(feed)])
+    assert result.exit_code == 0, result.output
+    assert "added 1, updated 0, unchanged 0, refused 3" in result.output
+    assert [(post.title, post.link) for post in all_posts(app)] == [
+        ("Fine", "https://news.example.org/fine")
+    ]

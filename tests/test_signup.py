@@ -1,5 +1,7 @@
 """A visitor signs up, gets the confirmation email from a real worker, and confirms."""
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -7,7 +9,7 @@ from newsletter import settings
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from newsletter.tokens import UNSUBSCRIBE, make_token
-from tests.smtp import html_of, link_in, text_of
+from tests.smtp import code_in, html_of, link_in, text_of
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +70,74 @@ def test_reader_signs_up_and_confirms_by_the_link_in_the_email(app, client, smtp
     assert b"You're subscribed" in again.data
 
 
-def test_confirm_page_submits_itself_and_works_without_scripts(app, client, smtp, worker):
+def test_the_confirm_page_has_one_large_button_and_nothing_acts_on_its_own(
+    app, client, smtp, worker
+):
     client.post("/subscribe", data={"email": "reader@example.org"})
-    page = client.get(link_in(smtp.wait_for(1)[0])).get_data(as_text=True)
-    assert '<form id="confirm-form" method="post"' in page
-    assert 'document.getElementById("confirm-form").submit()' in page
-    assert '<button type="submit">Confirm subscription</button>' in page
+    path = link_in(smtp.wait_for(1)[0])
+    page = client.get(path).get_data(as_text=True)
+    assert "<script" not in page
+    assert '<button type="submit" class="large">Confirm subscription</button>' in page
+    assert client.head(path).status_code == 200
+    assert subscriber(app, "reader@example.org").status == SubscriberStatus.PENDING
+
+
+def test_the_code_in_the_email_confirms_on_the_check_email_page(app, client, smtp, worker):
+    page = client.post("/subscribe", data={"email": "Coder@Example.org"}).get_data(as_text=True)
+    assert 'action="/confirm-code"' in page
+    assert 'value="Coder@Example.org"' in page
+    code = code_in(smtp.wait_for(1)[0])
+    assert code in html_of(smtp.received[0])
+
+    answer = client.post("/confirm-code", data={"email": "coder@example.org", "code": code})
+    assert answer.status_code == 200
+    assert b"You're subscribed" in answer.data
+    reader = subscriber(app, "coder@example.org")
+    assert reader.status == SubscriberStatus.CONFIRMED
+    assert reader.confirm_ip == "127.0.0.1"
+
+
+def test_wrong_codes_are_limited_and_tell_nothing_about_the_address(
+    make_app, smtp, start_worker_for
+):
+    app = make_app(CONFIRM_CODE_ATTEMPTS=5)
+    start_worker_for(app)
+    client = app.test_client()
+    client.post("/subscribe", data={"email": "guess@example.org"})
+    code = code_in(smtp.wait_for(1)[0])
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    answers = [
+        client.post("/confirm-code", data={"email": "guess@example.org", "code": wrong})
+        for _ in range(5)
+    ]
+    answers.append(client.post("/confirm-code", data={"email": "guess@example.org", "code": code}))
+    unknown = client.post("/confirm-code", data={"email": "nobody@example.org", "code": code})
+    hostile = client.post("/confirm-code", data={"email": "x\r\nBcc: a@b.c", "code": "<b>"})
+    for answer in [*answers, unknown, hostile]:
+        assert answer.status_code == 400
+        assert b"That code does not work" in answer.data
+    assert subscriber(app, "guess@example.org").status == SubscriberStatus.PENDING
+
+    # A new confirmation email brings new tries.
+    client.post("/subscribe", data={"email": "guess@example.org"})
+    smtp.wait_for(2)
+    answer = client.post("/confirm-code", data={"email": "guess@example.org", "code": code})
+    assert answer.status_code == 200
+    assert subscriber(app, "guess@example.org").status == SubscriberStatus.CONFIRMED
+
+
+def test_an_address_gets_at_most_confirm_max_per_day_confirmations(
+    make_app, smtp, start_worker_for
+):
+    app = make_app(CONFIRM_MAX_PER_DAY=3, CONFIRM_RESEND_INTERVAL=0)
+    start_worker_for(app)
+    client = app.test_client()
+    for _ in range(10):
+        assert client.post("/subscribe", data={"email": "victim@example.org"}).status_code == 200
+        smtp.wait_for(1)
+    time.sleep(0.5)
+    assert len(smtp.messages_to("victim@example.org")) == 3
 
 
 def test_api_signup_answers_202_and_sends_the_confirmation(app, client, smtp, worker):
@@ -98,7 +162,8 @@ def test_the_answer_is_the_same_for_new_pending_and_confirmed_addresses(app, cli
     for_confirmed = client.post("/subscribe", data={"email": "reader@example.org"})
     for_new = client.post("/subscribe", data={"email": "other@example.org"})
     for_pending = client.post("/subscribe", data={"email": "other@example.org"})
-    assert first.data == for_confirmed.data == for_new.data == for_pending.data
+    assert first.data == for_confirmed.data
+    assert for_new.data == for_pending.data == first.data.replace(b"reader@", b"other@")
     addresses = ("reader@example.org", "x@example.org")
     api = [client.post("/api/subscribe", json={"email": e}) for e in addresses]
     assert [(r.status_code, r.json) for r in api] == [(202, {"status": "pending"})] * 2
@@ -203,3 +268,67 @@ def test_an_unsubscribed_reader_can_sign_up_again(app, client, smtp, worker):
     client.post("/subscribe", data={"email": "reader@example.org"})
     assert subscriber(app, "reader@example.org").status == SubscriberStatus.PENDING
     assert "confirm" in text_of(smtp.wait_for(2)[1])
+
+
+def test_a_bot_that_fills_the_hidden_field_gets_the_same_answer_and_nothing_is_sent(
+    app, client, smtp, worker
+):
+    person = client.post("/subscribe", data={"email": "bot@example.org"})
+    bot = client.post("/subscribe", data={"email": "bot@example.org", "website": "http://x"})
+    api = client.post("/api/subscribe", json={"email": "api-bot@example.org", "website": "x"})
+    assert bot.status_code == 200
+    assert bot.data == person.data
+    assert (api.status_code, api.json) == (202, {"status": "pending"})
+    assert subscriber(app, "api-bot@example.org") is None
+    smtp.wait_for(1)
+    time.sleep(0.3)
+    assert len(smtp.received) == 1
+
+
+@pytest.mark.parametrize("status", [SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED])
+def test_a_bounced_or_complained_address_never_returns_to_pending_by_the_form(
+    app, client, smtp, worker, status
+):
+    with app.app_context():
+        db.session.add(Subscriber(email="gone@example.org", status=status, signup_source="test"))
+        db.session.commit()
+    answer = client.post("/subscribe", data={"email": "gone@example.org"})
+    assert b"Now check your email" in answer.data
+    client.post("/subscribe", data={"email": "other@example.org"})
+    smtp.wait_for(1)
+    time.sleep(0.3)
+    assert [m["To"] for m in smtp.received] == ["other@example.org"]
+    assert subscriber(app, "gone@example.org").status == status
+
+
+@pytest.mark.parametrize(
+    "name", ["WIN $500 http://spam.example", "cheap-pills.com", "visit spam.example/now", "a@b.c"]
+)
+def test_a_name_holding_a_web_address_is_refused_and_nothing_is_stored(app, client, name):
+    form = client.post("/subscribe", data={"email": "victim@example.org", "name": name})
+    assert form.status_code == 400
+    assert b"leave web and email addresses out of the name" in form.data
+    api = client.post("/api/subscribe", json={"email": "victim@example.org", "name": name})
+    assert api.status_code == 422
+    assert subscriber(app, "victim@example.org") is None
+
+
+def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
+    make_app, smtp, start_worker_for
+):
+    """A sign-up bomb: a page posts the form for one victim from many clients."""
+    app = make_app(CONFIRM_MAX_PER_DAY=3, CONFIRM_RESEND_INTERVAL=0)
+    start_worker_for(app)
+    client = app.test_client()
+    answers = set()
+    for number in range(1000):
+        ip = f"198.51.100.{number % 100}"
+        answer = client.post(
+            "/subscribe", data={"email": "victim@example.org"}, environ_base={"REMOTE_ADDR": ip}
+        )
+        answers.add(answer.status_code)
+    smtp.wait_for(3)
+    time.sleep(1)
+    assert answers == {200}
+    assert len(smtp.messages_to("victim@example.org")) == 3
+    assert confirmation_jobs(app) == 3

@@ -1,8 +1,9 @@
 """How mail leaves: through the configured SMTP relay, or into the local outbox.
 
 One connection carries many messages. Where the relay offers PIPELINING (RFC 2920)
-the envelope (MAIL, RCPT, DATA) goes out in one write and its three replies come
-back in one round trip; smtplib sends a command and waits for each.
+the envelope (MAIL, RCPT, DATA) goes out in one write, behind the body of the
+message before it, and its three replies come back with that message's: one round
+trip per message. smtplib sends a command and waits for each.
 
 The relay's answers are sorted by what they mean, so that the sender can act:
 - ReaderRefused: the recipient is refused for good (5xx to RCPT, or 5.1.x / 5.2.x);

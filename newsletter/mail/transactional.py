@@ -33,6 +33,7 @@ def build_confirmation(reader: Reader, message_id: str) -> bytes:
         "subscriber": reader,
         "site_name": current_app.config["SITE_NAME"],
         "confirm_url": link(f"/confirm/{token}"),
+        "code": tokens.confirmation_code(reader.id, reader.token_nonce),
         "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
     }
     frame = _confirmation_frame()

@@ -12,8 +12,8 @@ status followed is settled when its lease has run out (engine.settle_stragglers)
 
 - on PostgreSQL, the UPDATE goes out through libpq's asynchronous interface the
   moment the relay accepts, as a prepared statement in its own implicit
-  transaction, and the answer is read only while the relay works on the next
-  message's envelope (``settle``): no round trip is waited for;
+  transaction, and its answer is read (``settle``) only after the next message
+  is built, just before that message's body goes out;
 - on SQLite, the database is a local file: the write is a local call.
 
 Either way the record goes through a connection of its own with a statement made

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from newsletter import subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
-from newsletter.web.public import signup_rate_limit
+from newsletter.web.public import HONEYPOT, signup_rate_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -25,6 +25,8 @@ def subscribe():
         return json_error('"email" is required and must be a string.', 400)
     if not isinstance(name, str):
         return json_error('"name" must be a string.', 400)
+    if data.get(HONEYPOT):
+        return jsonify(status="pending"), 202
     try:
         subscriptions.subscribe(email, name, source="api", ip=request.remote_addr)
     except InvalidSignup as error:

@@ -52,7 +52,10 @@ def import_feed(url_or_path):
         report = posts.import_feed(source)
     except posts.FeedError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}")
+    click.echo(
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"refused {report.refused} (links that are not http or https)"
+    )
 
 
 @click.command("send-digest")

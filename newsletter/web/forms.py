@@ -16,7 +16,7 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -37,7 +37,15 @@ class ImportForm(FlaskForm):
 
 class PostForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=500)])
-    link = URLField("Link", validators=[DataRequired(), URL(require_tld=False), Length(max=2000)])
+    link = URLField(
+        "Link",
+        validators=[
+            DataRequired(),
+            URL(require_tld=False),
+            Regexp(r"(?i)https?://", message="The link must start with http:// or https://."),
+            Length(max=2000),
+        ],
+    )
     summary_html = TextAreaField("Summary (HTML; scripts, styles and forms are removed)")
 
 

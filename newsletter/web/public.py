@@ -13,6 +13,8 @@ from newsletter.models import SubscriberStatus
 bp = Blueprint("public", __name__)
 
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+# A field hidden from people (see public/index.html) that form-filling bots fill in.
+HONEYPOT = "website"
 
 
 def signup_source(default):
@@ -34,11 +36,36 @@ def signup_rate_limit():
 @limiter.shared_limit(signup_rate_limit, scope="signup")
 def subscribe():
     email, name = request.form.get("email", ""), request.form.get("name", "")
+    if request.form.get(HONEYPOT):
+        # Only a bot fills in the field people cannot see: it gets the same answer.
+        return render_check_email(email)
     try:
         subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
     except InvalidSignup as error:
         return render_template("public/index.html", error=str(error), email=email, name=name), 400
-    return render_template("public/check_email.html", outbox=uses_outbox())
+    return render_check_email(email)
+
+
+def render_check_email(email="", **extra):
+    return render_template("public/check_email.html", outbox=uses_outbox(), email=email, **extra)
+
+
+@bp.post("/confirm-code")
+@limiter.shared_limit(signup_rate_limit, scope="signup")
+def confirm_with_code():
+    """The code from the confirmation email, typed on the "check your email" page."""
+    email = request.form.get("email", "")
+    try:
+        subscriber = subscriptions.confirm_with_code(
+            email, request.form.get("code", ""), ip=request.remote_addr
+        )
+    except subscriptions.CodeNotValid:
+        error = (
+            "That code does not work: check the address and the six digits in the email, "
+            "or use the link in it. After five wrong tries, sign up again for a new email."
+        )
+        return render_check_email(email, error=error), 400
+    return render_template("public/confirmed.html", subscriber=subscriber)
 
 
 @bp.get("/confirm/<token>")
@@ -58,7 +85,7 @@ def confirm(token):
 @bp.post("/confirm/<token>/renew")
 def renew_confirmation(token):
     subscriptions.renew_confirmation(token)
-    return render_template("public/check_email.html", outbox=uses_outbox())
+    return render_check_email()
 
 
 @bp.get("/unsubscribe/<token>")
