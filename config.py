@@ -88,6 +88,13 @@ class Config:
     # RATELIMIT_STORAGE_URI: memory:// is per process; use redis://… with many.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
+    # Behind this many reverse proxies (each adding X-Forwarded-For/-Proto/-Host), the
+    # client's address is the one the nearest proxy saw; 0: no proxy, the headers are
+    # ignored (anyone could send them).
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
+    # Bytes a request body may have; a CSV upload to the admin may have more.
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    UPLOAD_MAX_CONTENT_LENGTH = _env_int("UPLOAD_MAX_CONTENT_LENGTH", 64 * 1024 * 1024)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5/minute;30/hour")
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar = {"pool_pre_ping": True}

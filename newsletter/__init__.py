@@ -9,7 +9,7 @@ from flask import Flask
 from config import Config
 from newsletter.celery_app import celery_init_app
 from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
-from newsletter.web import cli, register_blueprints
+from newsletter.web import cli, register_blueprints, security
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,7 @@ def create_app(config=Config, instance_path=None):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     mail_extension.init_app(app)
+    security.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

@@ -1,0 +1,80 @@
+"""What every response carries to keep pages safe in a browser, how large a request may
+be, and where the client's address comes from behind a proxy."""
+
+import secrets
+
+from flask import Flask, current_app, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Pages whose URL holds a reader's token: no Referer may carry it elsewhere.
+TOKEN_ENDPOINTS = {
+    "public.confirm_page",
+    "public.confirm",
+    "public.renew_confirmation",
+    "public.unsubscribe_page",
+    "public.unsubscribe",
+    "public.preferences",
+    "public.save_preferences",
+}
+# Where an admin uploads a CSV file: larger than any other request.
+UPLOAD_ENDPOINTS = {"admin.import_subscribers"}
+HSTS_SECONDS = 365 * 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    """Before CSRFProtect, whose check reads the form: an upload's larger limit must
+    be set before anything reads the body."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    https = app.config["BASE_URL"].startswith("https://")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=https,
+    )
+    app.before_request(allow_uploads)
+    app.after_request(add_security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+
+def allow_uploads() -> None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = current_app.config["UPLOAD_MAX_CONTENT_LENGTH"]
+
+
+def csp_nonce() -> str:
+    """This response's nonce: the only scripts a page may run carry it."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def add_security_headers(response):
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "; ".join(
+            [
+                "default-src 'self'",
+                f"script-src 'nonce-{csp_nonce()}'",
+                # Emails and their previews carry inline styles, as every email does.
+                "style-src 'self' 'unsafe-inline'",
+                "img-src 'self' https: data:",
+                "object-src 'none'",
+                "base-uri 'none'",
+                "form-action 'self'",
+                "frame-ancestors 'none'",
+            ]
+        ),
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    referrer = "no-referrer" if request.endpoint in TOKEN_ENDPOINTS else "same-origin"
+    headers.setdefault("Referrer-Policy", referrer)
+    if current_app.config["BASE_URL"].startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
+    return response
