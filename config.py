@@ -88,6 +88,8 @@ class Config:
     # RATELIMIT_STORAGE_URI: memory:// is per process; use redis://… with many.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
+    # Sign-ups for any one address, from all clients together.
+    SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10/hour")
     # Behind this many reverse proxies (each adding X-Forwarded-For/-Proto/-Host), the
     # client's address is the one the nearest proxy saw; 0: no proxy, the headers are
     # ignored (anyone could send them).
@@ -96,6 +98,8 @@ class Config:
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
     UPLOAD_MAX_CONTENT_LENGTH = _env_int("UPLOAD_MAX_CONTENT_LENGTH", 64 * 1024 * 1024)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5/minute;30/hour")
+    # Failed logins to any one admin account, from all clients together.
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10/hour")
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar = {"pool_pre_ping": True}
 

@@ -1,11 +1,13 @@
-"""Admin accounts: creating them and checking their passwords."""
+"""Admin accounts: creating them, checking their passwords, ending their sessions."""
+
+import hmac
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from newsletter.addresses import normalize_email
 from newsletter.extensions import db
-from newsletter.models import Admin, utcnow
+from newsletter.models import Admin, new_token_nonce, utcnow
 
 PASSWORD_MIN_LENGTH = 10
 # Checked against when the address is unknown, so a wrong address costs as much
@@ -27,7 +29,25 @@ def create_admin(email: str, password: str) -> Admin:
         admin = Admin(email=address)
         db.session.add(admin)
     admin.password_hash = generate_password_hash(password)
+    admin.session_token = new_token_nonce()
     db.session.commit()
+    return admin
+
+
+def end_sessions(admin: Admin) -> None:
+    """End every session of this admin, on every browser that holds one."""
+    admin.session_token = new_token_nonce()
+    db.session.commit()
+
+
+def admin_for_session(session_id: str) -> Admin | None:
+    """The admin a session's id names, if that session has not been ended."""
+    admin_id, _, token = (session_id or "").partition(".")
+    if not admin_id.isdigit():
+        return None
+    admin = db.session.get(Admin, int(admin_id))
+    if admin is None or not hmac.compare_digest(admin.session_token, token):
+        return None
     return admin
 
 

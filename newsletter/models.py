@@ -135,6 +135,12 @@ class Admin(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Part of every session's id: a new one (at logout, or a new password) ends every
+    # session made before, copied cookies included.
+    session_token: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_token}"
 
 
 class Post(db.Model):

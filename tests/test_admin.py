@@ -325,3 +325,69 @@ def test_a_test_copy_while_the_broker_is_down_says_so(make_app, runner, admin):
     assert answer.status_code == 302
     page = client.get(path).get_data(as_text=True)
     assert "The workers cannot be reached right now" in page
+
+
+def copy_of_session(app, client):
+    """Another browser holding a copy of this client's session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def test_logging_out_ends_a_copied_session_too(app, admin_client):
+    thief = copy_of_session(app, admin_client)
+    assert thief.get("/admin/").status_code == 200
+
+    token = csrf_token(admin_client.get("/admin/"))
+    assert admin_client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert admin_client.get("/admin/").status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert log_in(admin_client).status_code == 302
+    assert admin_client.get("/admin/").status_code == 200
+
+
+def test_a_new_password_ends_every_session(app, admin_client, runner):
+    thief = copy_of_session(app, admin_client)
+    result = runner.invoke(args=["create-admin", ADMIN[0], "--password", "a new long password"])
+    assert result.exit_code == 0, result.output
+    assert admin_client.get("/admin/").status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert log_in(admin_client, password="a new long password").status_code == 302
+    assert admin_client.get("/admin/").status_code == 200
+
+
+def test_signups_for_one_address_are_limited_whatever_the_clients(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=True, SIGNUP_RATE_LIMIT="100/minute", SIGNUP_ADDRESS_RATE_LIMIT="3/minute"
+    )
+    client = app.test_client()
+
+    def sign_up(email, number, api=False):
+        environ = {"REMOTE_ADDR": f"192.0.2.{number}"}
+        if api:
+            return client.post("/api/subscribe", json={"email": email}, environ_base=environ)
+        return client.post("/subscribe", data={"email": email}, environ_base=environ)
+
+    assert [sign_up("Victim@example.org ", n).status_code for n in range(3)] == [200] * 3
+    assert sign_up("victim@example.org", 3).status_code == 429
+    assert sign_up("victim@example.org", 4, api=True).status_code == 429
+    assert sign_up("someone@example.org", 5).status_code == 200
+    assert sign_up("else@example.org", 6, api=True).status_code == 202
+
+
+def test_failed_logins_to_one_account_are_limited_whatever_the_clients(make_app):
+    app = make_app(
+        RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100/minute", LOGIN_ACCOUNT_RATE_LIMIT="3/hour"
+    )
+    app.test_cli_runner().invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
+    answers = []
+    for number in range(5):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{number}"
+        password = ADMIN[1] if number < 2 else f"guess {number}"
+        answers.append(log_in(client, password=password).status_code)
+    # Logging in does not count; the fourth failure is refused, whatever its address.
+    assert answers == [302, 302, 401, 401, 401]
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.99"
+    assert log_in(client, password="guess 5").status_code == 429

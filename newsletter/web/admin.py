@@ -21,7 +21,7 @@ from wtforms.fields.choices import SelectChoice
 from newsletter import accounts, digests, directory, posts, settings
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.mail import digest as digest_mail
-from newsletter.models import Admin, Digest, Post, SubscriberStatus
+from newsletter.models import Digest, Post, SubscriberStatus
 from newsletter.sending import hints
 from newsletter.web.forms import (
     ActionForm,
@@ -39,8 +39,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @login_manager.user_loader
-def load_admin(admin_id):
-    return db.session.get(Admin, int(admin_id))
+def load_admin(session_id):
+    return accounts.admin_for_session(session_id)
 
 
 @bp.before_request
@@ -56,6 +56,13 @@ def logout_form():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
+    key_func=lambda: f"account:{request.form.get('email', '').strip().lower()}",
+    methods=["POST"],
+    # Only failures count: an admin who logs in often is not slowed down.
+    deduct_when=lambda response: response.status_code == 401,
+)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
@@ -78,6 +85,8 @@ def safe_next(target):
 @bp.post("/logout")
 def logout():
     if LogoutForm().validate_on_submit():
+        # A copy of this session's cookie, wherever it went, ends with it.
+        accounts.end_sessions(current_user)
         logout_user()
     return redirect(url_for("admin.login"))
 

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from newsletter import subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
-from newsletter.web.public import HONEYPOT, signup_rate_limit
+from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -16,6 +16,7 @@ def json_error(message, status):
 
 @bp.post("/subscribe")
 @limiter.shared_limit(signup_rate_limit, scope="signup")
+@limit_per_address
 def subscribe():
     data = request.get_json(silent=True)
     if not isinstance(data, dict):

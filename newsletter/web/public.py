@@ -3,6 +3,7 @@
 import re
 
 from flask import Blueprint, current_app, render_template, request
+from werkzeug.datastructures import MultiDict
 
 from newsletter import subscriptions, tokens
 from newsletter.addresses import InvalidSignup
@@ -32,8 +33,27 @@ def signup_rate_limit():
     return current_app.config["SIGNUP_RATE_LIMIT"]
 
 
+def address_rate_limit():
+    return current_app.config["SIGNUP_ADDRESS_RATE_LIMIT"]
+
+
+def signup_address():
+    """The address a sign-up is for: the key of a limit that many clients share, so
+    that a botnet cannot hammer one victim's address either."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    email = data.get("email") if isinstance(data, dict | MultiDict) else None
+    return f"address:{str(email or '').strip().lower()}"
+
+
+def limit_per_address(view):
+    return limiter.shared_limit(
+        address_rate_limit, scope="signup-address", key_func=signup_address
+    )(view)
+
+
 @bp.post("/subscribe")
 @limiter.shared_limit(signup_rate_limit, scope="signup")
+@limit_per_address
 def subscribe():
     email, name = request.form.get("email", ""), request.form.get("name", "")
     if request.form.get(HONEYPOT):
