@@ -6,7 +6,7 @@ import re
 import socket
 import threading
 import time
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 
 from aiosmtpd.controller import Controller
 
@@ -34,6 +34,11 @@ class RecordingHandler:
         # already, beyond MAIL FROM, when each MAIL FROM was read.
         self.pipelining = False
         self.sent_with_mail = []
+        # Whether EHLO offers SMTPUTF8 (RFC 6531); the envelopes' MAIL parameters, and
+        # recipients, as the server read them.
+        self.smtputf8 = False
+        self.mail_options = []
+        self.rcpt_tos = []
 
     def reset(self):
         with self.changed:
@@ -44,12 +49,17 @@ class RecordingHandler:
             self.data_replies.clear()
             self.pipelining = False
             self.sent_with_mail.clear()
+            self.smtputf8 = False
+            self.mail_options.clear()
+            self.rcpt_tos.clear()
             self.delay = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if not self.smtputf8:
+            responses = [line for line in responses if line != "250-SMTPUTF8"]
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -57,6 +67,7 @@ class RecordingHandler:
         self.sent_with_mail.append(bytes(server._reader._buffer))
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        self.mail_options.append(list(mail_options))
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -64,6 +75,7 @@ class RecordingHandler:
         if replies:
             return replies.pop(0)
         envelope.rcpt_tos.append(address)
+        self.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -73,7 +85,13 @@ class RecordingHandler:
         replies = self.data_replies.get(recipient.lower())
         if replies:
             return replies.pop(0)
-        message = message_from_bytes(envelope.content, policy=policy.default)
+        content = envelope.content
+        if content.isascii():
+            message = message_from_bytes(content, policy=policy.default)
+        else:
+            # SMTPUTF8 mail: its headers are UTF-8 (RFC 6532), which the bytes parser
+            # would keep as escapes.
+            message = message_from_string(content.decode("utf-8"), policy=policy.default)
         with self.changed:
             self.received.append(message)
             self.raw.append(envelope.content)
@@ -105,7 +123,10 @@ class SMTPServer:
         # With an authenticator the server offers AUTH without TLS, like a relay on
         # a private network, and judges each login with it.
         auth = {"authenticator": authenticator, "auth_require_tls": False} if authenticator else {}
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **auth)
+        # SMTPUTF8 is on in the server; the handler offers it in EHLO only when told to.
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **auth
+        )
 
     def start(self):
         self.controller.start()

@@ -33,11 +33,14 @@ def qp(text):
 
 def address_header(name: str, address: str) -> str:
     """``Name <address>`` as a To header carries it: the stdlib quotes and encodes the
-    names that need it, a plain name is written as it is."""
-    # As formataddr: an address SMTP cannot carry without SMTPUTF8 is refused here.
-    address.encode("ascii")
+    names that need it, a plain name is written as it is. An address with a non-ASCII
+    local part goes only with SMTPUTF8, whose headers are UTF-8 (RFC 6532): the name
+    is then a quoted string in UTF-8 too."""
     if not name:
         return address
+    if not address.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
     if PLAIN_NAME.fullmatch(name) and name.strip() == name:
         return f"{name} <{address}>"
     return formataddr((name, address))

@@ -50,6 +50,12 @@ class MessageRefused(DeliveryFailure):
     """The relay refused the message itself, whoever it was for."""
 
 
+class CannotCarry(DeliveryFailure):
+    """This relay cannot carry this one message: its recipient's address needs SMTPUTF8
+    (RFC 6531), which the relay does not offer. Neither the reader's fault nor every
+    message's."""
+
+
 # Signed even when absent, so nobody can add them later; dkimpy's default list
 # leaves out List-Unsubscribe-Post, which RFC 8058 wants signed.
 DKIM_HEADERS = [
@@ -188,8 +194,13 @@ class SMTPSender:
         self.open_session = open_session
         self.host: smtplib.SMTP | None = open_session()
         self.mail_from = f"MAIL FROM:<{envelope_from}>\r\n".encode()
+        # For an address with a non-ASCII local part, which only SMTPUTF8 carries; its
+        # headers are UTF-8 too (RFC 6532), hence 8BITMIME where offered.
+        eight_bit = " BODY=8BITMIME" if self.host.has_extn("8bitmime") else ""
+        self.mail_from_utf8 = f"MAIL FROM:<{envelope_from}>{eight_bit} SMTPUTF8\r\n".encode()
         self.sign = sign
         self.pipelining = self.host.has_extn("pipelining")
+        self.smtputf8 = self.host.has_extn("smtputf8")
         # The RCPT command of an envelope sent ahead, whose replies are still unread.
         self.announced: bytes | None = None
 
@@ -210,7 +221,7 @@ class SMTPSender:
         message costs one round trip, not two. A caller that then does not send it
         calls ``cancel_next``."""
         try:
-            rcpt_to = _rcpt_to(recipient)
+            mail_from, rcpt_to = self._envelope(recipient)
             body = self._dot_stuffed(self.sign(raw))
         except Exception:
             self.cancel_next()
@@ -218,15 +229,14 @@ class SMTPSender:
         if self.announced not in (None, rcpt_to):
             self.cancel_next()
         try:
-            self._check_envelope(*self._envelope_replies(rcpt_to))
+            self._check_envelope(*self._envelope_replies(mail_from, rcpt_to))
             # The relay cannot take the message before it has it: the caller's previous
             # record has had the envelope's round trip to complete. Body, final line and
             # the next envelope go in one write (a small second write waits for a
             # delayed ACK).
             before_commit()
-            ahead = self._ahead(next_recipient)
+            ahead, self.announced = self._ahead(next_recipient)
             self.host.send(body + END_OF_DATA + ahead)
-            self.announced = _rcpt_to(next_recipient) if ahead else None
             code, detail = self.host.getreply()
         except OSError as error:  # timeouts, resets, disconnects (SMTPException is one too)
             self._drop()
@@ -267,8 +277,22 @@ class SMTPSender:
         self.host = None
         self.announced = None
 
-    def _envelope_replies(self, rcpt_to: bytes) -> list[tuple[int, bytes]]:
-        commands = (self.mail_from, rcpt_to, b"DATA\r\n")
+    def _envelope(self, recipient: str) -> tuple[bytes, bytes]:
+        """The MAIL FROM and RCPT TO lines for a recipient."""
+        try:
+            address = smtp_address(recipient)
+        except UnicodeError as error:
+            raise ReaderRefused(f"the address cannot be written for SMTP: {error}") from None
+        if address.isascii():
+            return self.mail_from, f"RCPT TO:<{address}>\r\n".encode("ascii")
+        if not self.smtputf8:
+            raise CannotCarry(
+                "the address needs SMTPUTF8 (RFC 6531), which the relay does not offer"
+            )
+        return self.mail_from_utf8, f"RCPT TO:<{address}>\r\n".encode()
+
+    def _envelope_replies(self, mail_from: bytes, rcpt_to: bytes) -> list[tuple[int, bytes]]:
+        commands = (mail_from, rcpt_to, b"DATA\r\n")
         if self.announced == rcpt_to:
             self.announced = None
             return [self.host.getreply() for _ in commands]
@@ -279,14 +303,15 @@ class SMTPSender:
             return [self.host.getreply() for _ in commands]
         return self._one_at_a_time(commands)
 
-    def _ahead(self, next_recipient: str | None) -> bytes:
-        """The next message's envelope, to go out now, or nothing."""
+    def _ahead(self, next_recipient: str | None) -> tuple[bytes, bytes | None]:
+        """The next message's envelope, to go out now, and its RCPT line; or nothing."""
         if not (self.pipelining and next_recipient):
-            return b""
+            return b"", None
         try:
-            return self.mail_from + _rcpt_to(next_recipient) + b"DATA\r\n"
-        except ReaderRefused:
-            return b""
+            mail_from, rcpt_to = self._envelope(next_recipient)
+        except DeliveryFailure:
+            return b"", None
+        return mail_from + rcpt_to + b"DATA\r\n", rcpt_to
 
     def _one_at_a_time(self, commands):
         replies = []
@@ -332,13 +357,6 @@ class SMTPSender:
         if raw.startswith(b".") or b"\n." in raw:
             raw = LEADING_DOT.sub(b"..", raw)
         return raw
-
-
-def _rcpt_to(recipient: str) -> bytes:
-    try:
-        return f"RCPT TO:<{smtp_address(recipient)}>\r\n".encode("ascii")
-    except UnicodeError as error:
-        raise ReaderRefused(f"address not deliverable without SMTPUTF8: {error}") from None
 
 
 def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:

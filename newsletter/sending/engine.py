@@ -265,6 +265,8 @@ class Batch:
         except relay.ReaderRefused as error:
             self.refusals_in_a_row = 0
             return self._add(claim, Verdict.FAILED, str(error), blames_reader=True)
+        except relay.CannotCarry as error:
+            return self._add(claim, Verdict.FAILED, str(error))
         except relay.MessageRefused as error:
             self._add(claim, Verdict.FAILED, str(error))
             return self._after_message_refused(str(error))
