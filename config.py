@@ -43,6 +43,9 @@ class Config:
     SITE_NAME = os.environ.get("SITE_NAME", "The Newsletter")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     CONFIRM_MAX_AGE = _env_int("CONFIRM_MAX_AGE", 48 * 3600)
+    # Seconds a preferences link works; every digest carries a fresh one. Unsubscribe
+    # links never expire.
+    PREFERENCES_MAX_AGE = _env_int("PREFERENCES_MAX_AGE", 90 * 24 * 3600)
     # A pending address gets at most one confirmation email per this many seconds,
     # so a form cannot be used to flood somebody's inbox.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)

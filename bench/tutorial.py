@@ -18,7 +18,7 @@ def send_one(digest_id, subscriber_id):
     base_url = current_app.config["BASE_URL"]
     links = {
         f"{purpose}_url": f"{base_url}/{purpose}/"
-        + tokens.make_token_for(purpose, subscriber.id, subscriber.token_nonce)
+        + tokens.make_token_for(purpose, subscriber.token_nonce)
         for purpose in (tokens.UNSUBSCRIBE, tokens.PREFERENCES)
     }
     context = {

@@ -17,7 +17,7 @@ def utcnow():
 
 
 def new_token_nonce():
-    return secrets.token_hex(8)
+    return secrets.token_hex(16)
 
 
 class SubscriberStatus(StrEnum):
@@ -39,7 +39,10 @@ class Subscriber(db.Model):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
-    token_nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
+    # Names the subscription in its links (tokens.py), which never carry the row id.
+    token_nonce: Mapped[str] = mapped_column(
+        String(32), default=new_token_nonce, index=True, unique=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     # Consent: when and where the reader asked, and when they confirmed.

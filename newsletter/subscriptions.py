@@ -154,9 +154,9 @@ def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     return job
 
 
-def _subscriber_for(subscriber_id: int, nonce: str) -> Subscriber:
-    subscriber = db.session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.token_nonce != nonce:
+def _subscriber_for(nonce: str) -> Subscriber:
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.token_nonce == nonce))
+    if subscriber is None:
         raise LinkNotValid()
     return subscriber
 
@@ -166,10 +166,9 @@ def check_confirmation(token: str) -> Subscriber:
 
     Raises TokenExpired, TokenInvalid or LinkNotValid.
     """
-    subscriber_id, nonce = tokens.read_token(
-        tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_MAX_AGE"]
+    return _subscriber_for(
+        tokens.read_token(tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_MAX_AGE"])
     )
-    return _subscriber_for(subscriber_id, nonce)
 
 
 def confirm(token: str, ip: str | None = None) -> Subscriber:
@@ -234,10 +233,10 @@ def _confirm(subscriber: Subscriber, ip: str | None) -> Subscriber:
 def renew_confirmation(token: str) -> None:
     """Owe a fresh confirmation link in place of an expired one."""
     try:
-        subscriber_id, nonce = tokens.read_token(tokens.CONFIRM, token)
+        nonce = tokens.read_token(tokens.CONFIRM, token)
     except tokens.TokenExpired as expired:
-        subscriber_id, nonce = expired.subscriber_id, expired.nonce
-    subscriber = _subscriber_for(subscriber_id, nonce)
+        nonce = expired.nonce
+    subscriber = _subscriber_for(nonce)
     if subscriber.status != SubscriberStatus.PENDING:
         return
     if owe_confirmation(subscriber) is None:
@@ -248,7 +247,7 @@ def renew_confirmation(token: str) -> None:
 
 def check_unsubscribe(token: str) -> Subscriber:
     """The subscriber an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
-    return _subscriber_for(*tokens.read_token(tokens.UNSUBSCRIBE, token))
+    return _subscriber_for(tokens.read_token(tokens.UNSUBSCRIBE, token))
 
 
 def unsubscribe(token: str) -> Subscriber:
@@ -262,27 +261,30 @@ def unsubscribe(token: str) -> Subscriber:
 
 
 def check_preferences(token: str) -> Subscriber:
-    """The subscriber a preferences link is for; raises TokenInvalid or LinkNotValid."""
-    return _subscriber_for(*tokens.read_token(tokens.PREFERENCES, token))
+    """The subscriber a preferences link is for; raises TokenExpired (each digest
+    carries a fresh link, so an old one may stop working), TokenInvalid or LinkNotValid."""
+    max_age = current_app.config["PREFERENCES_MAX_AGE"]
+    return _subscriber_for(tokens.read_token(tokens.PREFERENCES, token, max_age=max_age))
 
 
 def update_preferences(
     token: str, name: str, resubscribe: bool = False, ip: str | None = None
 ) -> Subscriber:
-    """Change the reader's name; with ``resubscribe``, start their mail again.
-
-    The link came in an email to the address, so coming back needs no new
-    confirmation; the consent is recorded as coming from the preferences page.
-    """
+    """Change the reader's name; with ``resubscribe``, owe a confirmation email, whose
+    button starts their mail again: whoever holds an old link is not the mailbox."""
     subscriber = check_preferences(token)
     subscriber.name = clean_name(name)
-    if resubscribe and subscriber.status != SubscriberStatus.CONFIRMED:
-        now = utcnow()
-        subscriber.status = SubscriberStatus.CONFIRMED
-        subscriber.signup_at = subscriber.confirmed_at = now
-        subscriber.signup_source = "preferences"
-        subscriber.signup_ip = subscriber.confirm_ip = ip
-        subscriber.unsubscribed_at = None
-        subscriber.hard_bounces = 0
-    db.session.commit()
+    if not resubscribe or subscriber.status in (SubscriberStatus.CONFIRMED,):
+        db.session.commit()
+        return subscriber
+    subscriber.status = SubscriberStatus.PENDING
+    subscriber.signup_at = utcnow()
+    subscriber.signup_source = "preferences"
+    subscriber.signup_ip = ip
+    subscriber.unsubscribed_at = subscriber.confirmed_at = None
+    subscriber.hard_bounces = 0
+    if owe_confirmation(subscriber) is None:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
     return subscriber

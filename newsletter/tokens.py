@@ -20,11 +20,10 @@ class TokenInvalid(Exception):
 
 
 class TokenExpired(Exception):
-    """The token is genuine but too old; ``subscriber_id`` and ``nonce`` are still known."""
+    """The token is genuine but too old; ``nonce`` still names its subscription."""
 
-    def __init__(self, subscriber_id, nonce):
+    def __init__(self, nonce):
         super().__init__("expired")
-        self.subscriber_id = subscriber_id
         self.nonce = nonce
 
 
@@ -74,45 +73,45 @@ def _serializer(purpose):
 
 
 def make_token(purpose: str, subscriber: "Subscriber") -> str:
-    return make_token_for(purpose, subscriber.id, subscriber.token_nonce)
+    return make_token_for(purpose, subscriber.token_nonce)
 
 
-def make_token_for(purpose: str, subscriber_id: int, nonce: str) -> str:
-    return _serializer(purpose).dumps([subscriber_id, nonce])
+def make_token_for(purpose: str, nonce: str) -> str:
+    """A link's token: it names the subscription by its random nonce, never by its
+    row id, so that links tell nobody how many readers the list has."""
+    return _serializer(purpose).dumps(nonce)
 
 
-def make_tokens_for(purposes: list[str], subscriber_id: int, nonce: str) -> dict[str, str]:
+def make_tokens_for(purposes: list[str], nonce: str) -> dict[str, str]:
     """Tokens for several purposes at once, the same as ``make_token_for`` makes each:
     the payload is encoded once and only signed once per purpose."""
     serializers = {purpose: _serializer(purpose) for purpose in purposes}
-    payload = serializers[purposes[0]].dump_payload([subscriber_id, nonce])
+    payload = serializers[purposes[0]].dump_payload(nonce)
     return {
         purpose: serializer.make_signer().sign(payload).decode("ascii")
         for purpose, serializer in serializers.items()
     }
 
 
-def read_token(purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
-    """Return ``(subscriber_id, nonce)``; raise TokenExpired or TokenInvalid."""
+def read_token(purpose: str, token: str, max_age: int | None = None) -> str:
+    """The nonce of the subscription the token names; raise TokenExpired or TokenInvalid."""
     serializer = _serializer(purpose)
     try:
         payload = serializer.loads(token, max_age=max_age)
     except SignatureExpired as expired:
-        subscriber_id, nonce = _unpack(serializer.load_payload(expired.payload))
-        raise TokenExpired(subscriber_id, nonce) from None
+        raise TokenExpired(_nonce(serializer.load_payload(expired.payload))) from None
     except BadSignature:
         raise TokenInvalid() from None
-    return _unpack(payload)
+    return _nonce(payload)
 
 
-def _unpack(payload):
-    try:
-        subscriber_id, nonce = payload
-    except (TypeError, ValueError):
-        raise TokenInvalid() from None
-    if not isinstance(subscriber_id, int) or not isinstance(nonce, str):
+def _nonce(payload) -> str:
+    # Links sent before tokens were made opaque carry [subscriber id, nonce].
+    if isinstance(payload, list) and len(payload) == 2:
+        payload = payload[1]
+    if not isinstance(payload, str) or not payload:
         raise TokenInvalid()
-    return subscriber_id, nonce
+    return payload
 
 
 CODE_DIGITS = 6

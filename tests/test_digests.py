@@ -22,6 +22,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
+from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import (
     FEED,
     add_readers,
@@ -30,7 +31,7 @@ from tests.helpers import (
     wait_until,
     wait_until_sent,
 )
-from tests.smtp import SMTPServer, free_port, html_of, text_of
+from tests.smtp import SMTPServer, free_port, html_of, link_in, text_of
 from workers.tasks import start_digest, sweep
 
 
@@ -285,11 +286,32 @@ def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
     unsubscribe = re.search(r'action="(/unsubscribe/[^"]+)"', page.get_data(as_text=True))[1]
     client.post(unsubscribe)
     back = client.post(path, data={"name": "Ann", "action": "resubscribe"})
-    assert b"you get The Newsletter" in back.data
+    assert b"Now check your email" in back.data
     with app.app_context():
         reader = db.session.scalar(select(Subscriber))
-        assert (reader.status, reader.signup_source) == ("confirmed", "preferences")
+        assert (reader.status, reader.signup_source) == ("pending", "preferences")
+    # Whoever holds an old link is not the mailbox: the mailbox confirms.
+    confirmation = smtp.wait_for(2)[1]
+    assert confirmation["To"] == "Ann <reader0@example.org>"
+    client.post(link_in(confirmation))
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber.status)) == "confirmed"
     assert client.get(path.replace("/preferences/", "/unsubscribe/")).status_code == 400
+
+
+def test_a_preferences_link_expires_and_an_unsubscribe_link_does_not(make_app, runner, smtp):
+    app = make_app(PREFERENCES_MAX_AGE=-1)
+    add_readers(app, 1)
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        preferences = make_token(PREFERENCES, reader)
+        unsubscribe = make_token(UNSUBSCRIBE, reader)
+    client = app.test_client()
+    expired = client.get(f"/preferences/{preferences}")
+    assert expired.status_code == 410
+    assert b"Use the link in the most recent email" in expired.data
+    assert client.post(f"/preferences/{preferences}", data={"name": "X"}).status_code == 410
+    assert client.post(f"/unsubscribe/{unsubscribe}").status_code == 200
 
 
 def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(

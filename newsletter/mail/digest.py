@@ -93,7 +93,7 @@ class DigestMessages:
         message_id: str | None = None,
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP."""
-        made = tokens.make_tokens_for(LINK_PURPOSES, subscriber_id, nonce)
+        made = tokens.make_tokens_for(LINK_PURPOSES, nonce)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
         if self.mailto:

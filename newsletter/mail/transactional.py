@@ -28,7 +28,7 @@ def link(path: str) -> str:
 
 def build_confirmation(reader: Reader, message_id: str) -> bytes:
     """The email whose link confirms a pending subscription."""
-    token = tokens.make_token_for(tokens.CONFIRM, reader.id, reader.token_nonce)
+    token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     context = {
         "subscriber": reader,
         "site_name": current_app.config["SITE_NAME"],

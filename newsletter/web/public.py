@@ -137,7 +137,8 @@ def save_preferences(token):
     except InvalidSignup as error:
         subscriber = subscriptions.check_preferences(token)
         return render_preferences(subscriber, token, error=str(error)), 400
-    return render_preferences(subscriber, token, saved=True)
+    confirmation_sent = resubscribe and subscriber.status == SubscriberStatus.PENDING
+    return render_preferences(subscriber, token, saved=True, confirmation_sent=confirmation_sent)
 
 
 def render_preferences(subscriber, token, **extra):
@@ -152,6 +153,13 @@ def render_preferences(subscriber, token, **extra):
 
 @bp.errorhandler(tokens.TokenExpired)
 def link_expired(_error):
+    if request.endpoint in ("public.preferences", "public.save_preferences"):
+        return render_template(
+            "public/message.html",
+            title="This link has expired",
+            text="Links to your preferences work for a limited time. "
+            "Use the link in the most recent email from us.",
+        ), 410
     token = request.view_args["token"]
     return render_template("public/link_expired.html", token=token), 410
 
