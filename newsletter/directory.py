@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, or_, select
 
+from newsletter import privacy
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
@@ -140,6 +141,8 @@ def _add_batch(batch, confirmed, report):
     if not batch:
         return
     known = set(db.session.scalars(select(Subscriber.email).where(Subscriber.email.in_(batch))))
+    # Addresses erased at their owners' request count as known: never added again.
+    known |= privacy.suppressed(list(batch))
     now = utcnow()
     status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
     rows = [

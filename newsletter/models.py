@@ -65,6 +65,14 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
 
 
+class SuppressedAddress(db.Model):
+    """An address that was erased, kept only as a keyed hash (privacy.address_hash):
+    enough to never add or mail it again, nothing to read it back from."""
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """What a message needs of its subscriber, read with the row that owes it."""

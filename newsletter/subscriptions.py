@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import settings, tokens
+from newsletter import privacy, settings, tokens
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -46,6 +46,9 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
     """
     address = normalize_email(email)
     name = clean_name(name)
+    if privacy.suppressed([address]):
+        # Erased at its owner's request: never added again, and the answer is the same.
+        return
     signup = (address, name, source, ip)
     if not (_record_new_address(*signup) or _record_known_address(*signup)):
         db.session.commit()

@@ -18,10 +18,10 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
-from newsletter import accounts, digests, directory, posts, settings
+from newsletter import accounts, digests, directory, posts, privacy, settings
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.mail import digest as digest_mail
-from newsletter.models import Digest, Post, SubscriberStatus
+from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
 from newsletter.sending import hints
 from newsletter.web.forms import (
     ActionForm,
@@ -105,12 +105,23 @@ def subscribers():
     page = directory.search(query, status, page=request.args.get("page", 1, type=int))
     return render_template(
         "admin/subscribers.html",
+        action_form=ActionForm(),
         page=page,
         query=query,
         status=status,
         counts=directory.status_counts(),
         statuses=[s.value for s in SubscriberStatus],
     )
+
+
+@bp.post("/subscribers/<int:subscriber_id>/erase")
+def erase_subscriber(subscriber_id):
+    """Erase a subscriber at their request (by mail, by phone): as "Delete my data"."""
+    subscriber = db.get_or_404(Subscriber, subscriber_id)
+    if ActionForm().validate_on_submit():
+        privacy.erase(subscriber)
+        flash(f"Erased {subscriber.email}; the address will not be added again.", "info")
+    return redirect(url_for("admin.subscribers"))
 
 
 @bp.get("/subscribers.csv")

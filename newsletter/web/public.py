@@ -2,10 +2,10 @@
 
 import re
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from newsletter import subscriptions, tokens
+from newsletter import privacy, subscriptions, tokens
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.mail.relay import uses_outbox
@@ -14,6 +14,12 @@ from newsletter.models import SubscriberStatus
 bp = Blueprint("public", __name__)
 
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+PREFERENCES_ENDPOINTS = {
+    "public.preferences",
+    "public.save_preferences",
+    "public.download_data",
+    "public.erase_data",
+}
 # A field hidden from people (see public/index.html) that form-filling bots fill in.
 HONEYPOT = "website"
 
@@ -141,6 +147,30 @@ def save_preferences(token):
     return render_preferences(subscriber, token, saved=True, confirmation_sent=confirmation_sent)
 
 
+@bp.get("/preferences/<token>/data")
+def download_data(token):
+    """Everything kept about the reader, as a JSON file."""
+    subscriber = subscriptions.check_preferences(token)
+    response = jsonify(privacy.data_of(subscriber))
+    response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
+    return response
+
+
+@bp.post("/preferences/<token>/erase")
+def erase_data(token):
+    subscriber = subscriptions.check_preferences(token)
+    if request.form.get("confirm") != "yes":
+        error = "Tick the box to say you understand that this cannot be undone."
+        return render_preferences(subscriber, token, erase_error=error), 400
+    privacy.erase(subscriber)
+    return render_template(
+        "public/message.html",
+        title="Your data is deleted",
+        text="We deleted your subscription and everything we kept about you. "
+        "We will not email this address again.",
+    )
+
+
 def render_preferences(subscriber, token, **extra):
     return render_template(
         "public/preferences.html",
@@ -153,7 +183,7 @@ def render_preferences(subscriber, token, **extra):
 
 @bp.errorhandler(tokens.TokenExpired)
 def link_expired(_error):
-    if request.endpoint in ("public.preferences", "public.save_preferences"):
+    if request.endpoint in PREFERENCES_ENDPOINTS:
         return render_template(
             "public/message.html",
             title="This link has expired",

@@ -15,6 +15,8 @@ TOKEN_ENDPOINTS = {
     "public.unsubscribe",
     "public.preferences",
     "public.save_preferences",
+    "public.download_data",
+    "public.erase_data",
 }
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}

@@ -1,0 +1,98 @@
+"""A reader's rights over their data: a copy of it, and its erasure.
+
+An erased subscriber leaves one thing behind: a keyed hash of the address
+(HMAC-SHA256 under the secret key), so that no import and no sign-up form adds
+the address again, while nobody can read the address back from it.
+"""
+
+import hashlib
+import hmac
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from newsletter.extensions import db
+from newsletter.models import (
+    Delivery,
+    Digest,
+    EmailJob,
+    Subscriber,
+    SuppressedAddress,
+    utcnow,
+)
+from newsletter.tokens import signing_keys
+
+
+def address_hash(address: str, key: str | None = None) -> str:
+    key = key or current_app.config["SECRET_KEY"]
+    return hmac.new(key.encode(), address.encode(), hashlib.sha256).hexdigest()
+
+
+def suppressed(addresses: list[str]) -> set[str]:
+    """Those of ``addresses`` (normalized) that were erased, under any key that still
+    verifies."""
+    if not addresses:
+        return set()
+    by_hash = {
+        address_hash(address, key): address
+        for address in addresses
+        for key in signing_keys(current_app.config)
+    }
+    found = db.session.scalars(
+        select(SuppressedAddress.address_hash).where(
+            SuppressedAddress.address_hash.in_(list(by_hash))
+        )
+    )
+    return {by_hash[digest] for digest in found}
+
+
+def erase(subscriber: Subscriber) -> None:
+    """Delete the subscriber with everything kept about them (their emails, their
+    digest copies), and keep the address's hash so that it is never added again."""
+    digest = address_hash(subscriber.email)
+    if db.session.get(SuppressedAddress, digest) is None:
+        db.session.add(SuppressedAddress(address_hash=digest))
+    db.session.execute(delete(EmailJob).where(EmailJob.subscriber_id == subscriber.id))
+    db.session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
+    db.session.delete(subscriber)
+    db.session.commit()
+
+
+def data_of(subscriber: Subscriber) -> dict:
+    """Everything kept about a subscriber, as JSON-ready data."""
+    jobs = db.session.scalars(
+        select(EmailJob).where(EmailJob.subscriber_id == subscriber.id).order_by(EmailJob.id)
+    )
+    copies = db.session.execute(
+        select(Digest.subject, Delivery.status, Delivery.sent_at)
+        .join(Digest, Digest.id == Delivery.digest_id)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .order_by(Delivery.id)
+    )
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "consent": {
+            "signed_up_at": _time(subscriber.signup_at),
+            "signup_source": subscriber.signup_source,
+            "signup_ip": subscriber.signup_ip,
+            "confirmed_at": _time(subscriber.confirmed_at),
+            "confirm_ip": subscriber.confirm_ip,
+            "unsubscribed_at": _time(subscriber.unsubscribed_at),
+        },
+        "emails": [
+            {"kind": job.kind, "status": job.status, "sent_at": _time(job.finished_at)}
+            for job in jobs
+        ],
+        "digests": [
+            {"subject": subject, "status": status, "sent_at": _time(sent_at)}
+            for subject, status, sent_at in copies
+        ],
+        "exported_at": _time(utcnow()),
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
