@@ -46,6 +46,9 @@ class Config:
     # Seconds a preferences link works; every digest carries a fresh one. Unsubscribe
     # links never expire.
     PREFERENCES_MAX_AGE = _env_int("PREFERENCES_MAX_AGE", 90 * 24 * 3600)
+    # Days after which the IPs of sign-ups, confirmations and consent events are
+    # dropped (0: kept).
+    IP_RETENTION_DAYS = _env_int("IP_RETENTION_DAYS", 90)
     # A pending address gets at most one confirmation email per this many seconds,
     # so a form cannot be used to flood somebody's inbox.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)

@@ -65,6 +65,10 @@ def celery_settings(config):
                 "task": "newsletter.fold_old_deliveries",
                 "schedule": 3600.0,
             },
+            "drop-old-ips": {
+                "task": "newsletter.drop_old_ips",
+                "schedule": 3600.0,
+            },
             "import-feed": {
                 "task": "newsletter.import_feed",
                 "schedule": float(config["FEED_POLL_SECONDS"]),

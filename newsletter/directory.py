@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, or_, select
 from newsletter import privacy
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus, utcnow
 
 IMPORT_BATCH_SIZE = 1000
 # Rejected rows are all counted; only this many are kept with their reasons.
@@ -137,6 +137,20 @@ def _valid_rows(reader, columns, report):
         yield email, name
 
 
+def _log_imported(emails, confirmed, now):
+    """The consent log of imported subscribers: their consent came with the file."""
+    kinds = [ConsentKind.SIGNUP, ConsentKind.CONFIRM] if confirmed else [ConsentKind.SIGNUP]
+    ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails)))
+    db.session.execute(
+        insert(ConsentEvent),
+        [
+            {"subscriber_id": subscriber_id, "kind": kind, "source": "import", "at": now}
+            for subscriber_id in ids
+            for kind in kinds
+        ],
+    )
+
+
 def _add_batch(batch, confirmed, report):
     if not batch:
         return
@@ -159,6 +173,7 @@ def _add_batch(batch, confirmed, report):
     ]
     if rows:
         db.session.execute(insert(Subscriber), rows)
+        _log_imported([row["email"] for row in rows], confirmed, now)
     db.session.commit()
     report.added += len(rows)
     report.skipped += len(known)

@@ -65,6 +65,29 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
 
 
+class ConsentKind(StrEnum):
+    SIGNUP = "signup"
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    ERASURE = "erasure"
+
+
+class ConsentEvent(db.Model):
+    """The consent log: every sign-up, confirmation, unsubscribe and erasure, appended
+    and never rewritten, but for its IP, which is dropped after IP_RETENTION_DAYS. An
+    erasure deletes the subscriber's events and leaves one without a subscriber."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Where it came from: form, api, import, preferences, link, code, one-click, admin…
+    source: Mapped[str] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
 class SuppressedAddress(db.Model):
     """An address that was erased, kept only as a keyed hash (privacy.address_hash):
     enough to never add or mail it again, nothing to read it back from."""

@@ -7,13 +7,15 @@ the address again, while nobody can read the address back from it.
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from newsletter.extensions import db
 from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
     Delivery,
     Digest,
     EmailJob,
@@ -47,16 +49,38 @@ def suppressed(addresses: list[str]) -> set[str]:
     return {by_hash[digest] for digest in found}
 
 
-def erase(subscriber: Subscriber) -> None:
+def erase(subscriber: Subscriber, by: str) -> None:
     """Delete the subscriber with everything kept about them (their emails, their
-    digest copies), and keep the address's hash so that it is never added again."""
+    digest copies, their consent log), keep the address's hash so that it is never
+    added again, and log the erasure itself, with no one's data in it."""
     digest = address_hash(subscriber.email)
     if db.session.get(SuppressedAddress, digest) is None:
         db.session.add(SuppressedAddress(address_hash=digest))
-    db.session.execute(delete(EmailJob).where(EmailJob.subscriber_id == subscriber.id))
-    db.session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
+    for model in (EmailJob, Delivery, ConsentEvent):
+        db.session.execute(delete(model).where(model.subscriber_id == subscriber.id))
     db.session.delete(subscriber)
+    db.session.add(ConsentEvent(subscriber_id=None, kind=ConsentKind.ERASURE, source=by))
     db.session.commit()
+
+
+def drop_old_ips() -> int:
+    """Forget the IPs of sign-ups, confirmations and consent events older than
+    IP_RETENTION_DAYS; returns how many records lost one."""
+    days = current_app.config["IP_RETENTION_DAYS"]
+    if not days:
+        return 0
+    before = utcnow() - timedelta(days=days)
+    dropped = 0
+    for model, ip, moment in (
+        (ConsentEvent, ConsentEvent.ip, ConsentEvent.at),
+        (Subscriber, Subscriber.signup_ip, Subscriber.signup_at),
+        (Subscriber, Subscriber.confirm_ip, Subscriber.confirmed_at),
+    ):
+        dropped += db.session.execute(
+            update(model).where(ip.is_not(None), moment < before).values({ip.key: None})
+        ).rowcount
+    db.session.commit()
+    return dropped
 
 
 def data_of(subscriber: Subscriber) -> dict:
@@ -82,6 +106,14 @@ def data_of(subscriber: Subscriber) -> dict:
             "confirm_ip": subscriber.confirm_ip,
             "unsubscribed_at": _time(subscriber.unsubscribed_at),
         },
+        "consent_log": [
+            {"kind": event.kind, "at": _time(event.at), "source": event.source, "ip": event.ip}
+            for event in db.session.scalars(
+                select(ConsentEvent)
+                .where(ConsentEvent.subscriber_id == subscriber.id)
+                .order_by(ConsentEvent.id)
+            )
+        ],
         "emails": [
             {"kind": job.kind, "status": job.status, "sent_at": _time(job.finished_at)}
             for job in jobs

@@ -10,6 +10,8 @@ from newsletter import privacy, settings, tokens
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
     EmailJob,
     EmailKind,
     JobStatus,
@@ -60,6 +62,12 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
 # INSERT itself, and a dialect's INSERT … ON CONFLICT is compiled anew every time.
 _NEW_SUBSCRIBER = insert(Subscriber.__table__).returning(Subscriber.__table__.c.id)
 _NEW_JOB = insert(EmailJob.__table__)
+_NEW_CONSENT = insert(ConsentEvent.__table__)
+
+
+def log_consent(subscriber_id: int | None, kind: ConsentKind, source: str, ip: str | None):
+    """Append to the consent log, in the caller's transaction."""
+    db.session.add(ConsentEvent(subscriber_id=subscriber_id, kind=kind, source=source, ip=ip))
 
 
 def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool:
@@ -75,6 +83,10 @@ def _record_new_address(address: str, name: str, source: str, ip: str | None) ->
         db.session.rollback()
         return False
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
+    connection.execute(
+        _NEW_CONSENT,
+        {"subscriber_id": subscriber_id, "kind": ConsentKind.SIGNUP, "source": source, "ip": ip},
+    )
     return True
 
 
@@ -106,6 +118,7 @@ def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
+    log_consent(subscriber.id, ConsentKind.SIGNUP, source, ip)
     if owe_confirmation(subscriber) is None:
         return False
     # A new email, a new allowance of codes (emails per day are capped, and so are guesses).
@@ -180,7 +193,7 @@ def confirm(token: str, ip: str | None = None) -> Subscriber:
 
     A subscription that was cancelled after the link was sent stays cancelled.
     """
-    return _confirm(check_confirmation(token), ip)
+    return _confirm(check_confirmation(token), ip, source="link")
 
 
 def confirm_with_code(email: str, code: str, ip: str | None = None) -> Subscriber:
@@ -213,14 +226,15 @@ def confirm_with_code(email: str, code: str, ip: str | None = None) -> Subscribe
     code = "".join((code or "").split())
     if not (allowed and tokens.code_matches(code, subscriber.id, subscriber.token_nonce)):
         raise CodeNotValid()
-    return _confirm(subscriber, ip)
+    return _confirm(subscriber, ip, source="code")
 
 
-def _confirm(subscriber: Subscriber, ip: str | None) -> Subscriber:
+def _confirm(subscriber: Subscriber, ip: str | None, source: str) -> Subscriber:
     if subscriber.status == SubscriberStatus.PENDING:
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.confirmed_at = utcnow()
         subscriber.confirm_ip = ip
+        log_consent(subscriber.id, ConsentKind.CONFIRM, source, ip)
         welcome = settings.current().welcome_enabled
         if welcome:
             db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
@@ -253,12 +267,13 @@ def check_unsubscribe(token: str) -> Subscriber:
     return _subscriber_for(tokens.read_token(tokens.UNSUBSCRIBE, token))
 
 
-def unsubscribe(token: str) -> Subscriber:
+def unsubscribe(token: str, ip: str | None = None) -> Subscriber:
     """Stop all mail to the subscription a link was made for. Idempotent."""
     subscriber = check_unsubscribe(token)
     if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
+        log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, "link", ip)
         db.session.commit()
     return subscriber
 
@@ -286,6 +301,7 @@ def update_preferences(
     subscriber.signup_ip = ip
     subscriber.unsubscribed_at = subscriber.confirmed_at = None
     subscriber.hard_bounces = 0
+    log_consent(subscriber.id, ConsentKind.SIGNUP, "preferences", ip)
     if owe_confirmation(subscriber) is None:
         db.session.commit()
     elif commit_owing_jobs():

@@ -3,15 +3,23 @@ or import undoes."""
 
 import io
 import time
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from newsletter import settings
+from newsletter import privacy, settings
 from newsletter.extensions import db
-from newsletter.models import Delivery, EmailJob, Subscriber, SuppressedAddress
-from newsletter.tokens import PREFERENCES, make_token
+from newsletter.models import (
+    ConsentEvent,
+    Delivery,
+    EmailJob,
+    Subscriber,
+    SuppressedAddress,
+    utcnow,
+)
+from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import csrf_token, wait_until_sent
-from tests.smtp import link_in
+from tests.smtp import code_in, link_in
 
 
 def preferences_path(app, email):
@@ -112,3 +120,76 @@ def test_an_admin_erases_a_subscriber_at_their_request(app, admin_client):
         admin_client.post("/admin/subscribers/9999/erase", data={"csrf_token": token}).status_code
         == 404
     )
+
+
+def test_the_consent_log_keeps_every_step_and_an_erasure_leaves_no_one_in_it(
+    app, client, smtp, worker
+):
+    with app.app_context():
+        settings.update(welcome_enabled=False)
+    client.post("/subscribe", data={"email": "log@example.org"})
+    code = code_in(smtp.wait_for(1)[0])
+    client.post("/confirm-code", data={"email": "log@example.org", "code": code})
+    path = preferences_path(app, "log@example.org")
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        client.post(f"/unsubscribe/{make_token(UNSUBSCRIBE, reader)}")
+    client.post(path, data={"name": "", "action": "resubscribe"})
+    client.post(link_in(smtp.wait_for(2)[1]))
+
+    log = client.get(path + "/data").json["consent_log"]
+    assert [(event["kind"], event["source"]) for event in log] == [
+        ("signup", "form"),
+        ("confirm", "code"),
+        ("unsubscribe", "link"),
+        ("signup", "preferences"),
+        ("confirm", "link"),
+    ]
+    assert {event["ip"] for event in log} == {"127.0.0.1"}
+
+    client.post(path + "/erase", data={"confirm": "yes"})
+    with app.app_context():
+        left = db.session.execute(
+            select(ConsentEvent.subscriber_id, ConsentEvent.kind, ConsentEvent.source)
+        ).all()
+    assert left == [(None, "erasure", "reader")]
+
+
+def test_ips_older_than_the_retention_are_dropped(make_app):
+    app = make_app(IP_RETENTION_DAYS=90)
+    long_ago = utcnow() - timedelta(days=91)
+    with app.app_context():
+        old = Subscriber(email="old@example.org", signup_source="form", signup_ip="192.0.2.1")
+        old.signup_at = old.confirmed_at = long_ago
+        old.confirm_ip = "192.0.2.2"
+        new = Subscriber(email="new@example.org", signup_source="form", signup_ip="192.0.2.3")
+        db.session.add_all([old, new])
+        db.session.flush()
+        db.session.add_all(
+            [
+                ConsentEvent(
+                    subscriber_id=old.id, kind="signup", source="form", ip="192.0.2.1", at=long_ago
+                ),
+                ConsentEvent(subscriber_id=new.id, kind="signup", source="form", ip="192.0.2.3"),
+            ]
+        )
+        db.session.commit()
+        assert privacy.drop_old_ips() == 3
+        ips = db.session.execute(
+            select(Subscriber.email, Subscriber.signup_ip, Subscriber.confirm_ip)
+        ).all()
+        assert sorted(ips) == [
+            ("new@example.org", "192.0.2.3", None),
+            ("old@example.org", None, None),
+        ]
+        events = db.session.scalars(select(ConsentEvent.ip).order_by(ConsentEvent.id)).all()
+        assert events == [None, "192.0.2.3"]
+
+
+def test_an_import_logs_where_the_consent_came_from(app, runner, tmp_path):
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email\nimported@example.org\n")
+    runner.invoke(args=["import-subscribers", str(csv_file), "--confirmed"])
+    with app.app_context():
+        logged = db.session.execute(select(ConsentEvent.kind, ConsentEvent.source)).all()
+    assert sorted(logged) == [("confirm", "import"), ("signup", "import")]

@@ -5,7 +5,7 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, posts
+from newsletter import digests, posts, privacy
 from newsletter.sending import digest_deliveries, email_jobs, hints
 
 
@@ -54,6 +54,12 @@ def send_digest_batch(digest_id):
     elif report.retry_in is not None:
         send_digest_batch.apply_async((digest_id,), countdown=report.retry_in)
     return report.summary()
+
+
+@shared_task(name="newsletter.drop_old_ips")
+def drop_old_ips():
+    """Forget IPs older than IP_RETENTION_DAYS."""
+    return privacy.drop_old_ips()
 
 
 @shared_task(name="newsletter.fold_old_deliveries")

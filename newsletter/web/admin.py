@@ -119,8 +119,9 @@ def erase_subscriber(subscriber_id):
     """Erase a subscriber at their request (by mail, by phone): as "Delete my data"."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     if ActionForm().validate_on_submit():
-        privacy.erase(subscriber)
-        flash(f"Erased {subscriber.email}; the address will not be added again.", "info")
+        email = subscriber.email
+        privacy.erase(subscriber, by="admin")
+        flash(f"Erased {email}; the address will not be added again.", "info")
     return redirect(url_for("admin.subscribers"))
 
 

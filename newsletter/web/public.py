@@ -123,7 +123,7 @@ def unsubscribe_page(token):
 @bp.post("/unsubscribe/<token>")
 def unsubscribe(token):
     """The button's POST and RFC 8058 one-click: no cookies, no CSRF token, no redirect."""
-    subscriber = subscriptions.unsubscribe(token)
+    subscriber = subscriptions.unsubscribe(token, ip=request.remote_addr)
     return render_template("public/unsubscribed.html", subscriber=subscriber)
 
 
@@ -162,7 +162,7 @@ def erase_data(token):
     if request.form.get("confirm") != "yes":
         error = "Tick the box to say you understand that this cannot be undone."
         return render_preferences(subscriber, token, erase_error=error), 400
-    privacy.erase(subscriber)
+    privacy.erase(subscriber, by="reader")
     return render_template(
         "public/message.html",
         title="Your data is deleted",
