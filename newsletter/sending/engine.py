@@ -219,9 +219,6 @@ class Batch:
                     return
                 ready = None
             if not self.booking.take_turn():
-                if ready:
-                    self._deliver(*ready, resources)
-                self._add(claim, Verdict.HANDED_BACK)
                 self._finish_rest(Verdict.HANDED_BACK)
                 return
             if ready and not self._deliver(*ready, resources, then=email):
