@@ -20,6 +20,7 @@ Either way the record goes through a connection of its own with a statement made
 once: the ORM would cost more than the write.
 """
 
+import select
 import sqlite3
 from contextlib import contextmanager
 from typing import Protocol
@@ -104,6 +105,7 @@ class PostgresRecorder:
         self.unsettled = False
         failure = None
         try:
+            self._wait_for_answer()
             while (result := self.pgconn.get_result()) is not None:
                 if result.status != pq.ExecStatus.COMMAND_OK:
                     failure = result.error_message.decode("utf-8", "replace")
@@ -111,6 +113,15 @@ class PostgresRecorder:
             failure = str(error)
         if failure:
             raise RecordFailed(failure)
+
+    def _wait_for_answer(self) -> None:
+        """Wait in select(), which lets other threads of the process run, not in libpq,
+        which would hold the GIL all the while (a worker with a thread pool would stop)."""
+        while True:
+            self.pgconn.consume_input()
+            if not self.pgconn.is_busy():
+                return
+            select.select([self.pgconn.socket], [], [])
 
     def close(self) -> None:
         try:
