@@ -10,7 +10,7 @@ import hmac
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 
 from newsletter.extensions import db
 from newsletter.models import (
@@ -59,8 +59,7 @@ def erase(subscriber: Subscriber, by: str) -> None:
     digest = address_hash(subscriber.email)
     if db.session.get(SuppressedAddress, digest) is None:
         db.session.add(SuppressedAddress(address_hash=digest))
-    for model in (EmailJob, Delivery, ConsentEvent):
-        db.session.execute(delete(model).where(model.subscriber_id == subscriber.id))
+    # The database deletes their emails, digest copies and consent log with them.
     db.session.delete(subscriber)
     db.session.add(ConsentEvent(subscriber_id=None, kind=ConsentKind.ERASURE, source=by))
     db.session.commit()

@@ -292,7 +292,7 @@ def update_preferences(
     button starts their mail again: whoever holds an old link is not the mailbox."""
     subscriber = check_preferences(token)
     subscriber.name = clean_name(name)
-    if not resubscribe or subscriber.status in (SubscriberStatus.CONFIRMED,):
+    if not resubscribe or subscriber.status == SubscriberStatus.CONFIRMED:
         db.session.commit()
         return subscriber
     subscriber.status = SubscriberStatus.PENDING

@@ -201,8 +201,9 @@ class SMTPSender:
         self.sign = sign
         self.pipelining = self.host.has_extn("pipelining")
         self.smtputf8 = self.host.has_extn("smtputf8")
-        # The RCPT command of an envelope sent ahead, whose replies are still unread.
-        self.announced: bytes | None = None
+        # The recipient, MAIL and RCPT commands of an envelope sent ahead, whose
+        # replies are still unread.
+        self.announced: tuple[str, bytes, bytes] | None = None
 
     def send(
         self,
@@ -221,13 +222,15 @@ class SMTPSender:
         message costs one round trip, not two. A caller that then does not send it
         calls ``cancel_next``."""
         try:
-            mail_from, rcpt_to = self._envelope(recipient)
+            if self.announced is not None and self.announced[0] == recipient:
+                mail_from, rcpt_to = self.announced[1:]
+            else:
+                self.cancel_next()
+                mail_from, rcpt_to = self._envelope(recipient)
             body = self._dot_stuffed(self.sign(raw))
         except Exception:
             self.cancel_next()
             raise
-        if self.announced not in (None, rcpt_to):
-            self.cancel_next()
         try:
             self._check_envelope(*self._envelope_replies(mail_from, rcpt_to))
             # The relay cannot take the message before it has it: the caller's previous
@@ -293,7 +296,7 @@ class SMTPSender:
 
     def _envelope_replies(self, mail_from: bytes, rcpt_to: bytes) -> list[tuple[int, bytes]]:
         commands = (mail_from, rcpt_to, b"DATA\r\n")
-        if self.announced == rcpt_to:
+        if self.announced is not None:
             self.announced = None
             return [self.host.getreply() for _ in commands]
         if self.host is None:
@@ -303,15 +306,15 @@ class SMTPSender:
             return [self.host.getreply() for _ in commands]
         return self._one_at_a_time(commands)
 
-    def _ahead(self, next_recipient: str | None) -> tuple[bytes, bytes | None]:
-        """The next message's envelope, to go out now, and its RCPT line; or nothing."""
+    def _ahead(self, next_recipient: str | None) -> tuple[bytes, tuple[str, bytes, bytes] | None]:
+        """The next message's envelope, to go out now, and what it announces; or nothing."""
         if not (self.pipelining and next_recipient):
             return b"", None
         try:
             mail_from, rcpt_to = self._envelope(next_recipient)
         except DeliveryFailure:
             return b"", None
-        return mail_from + rcpt_to + b"DATA\r\n", rcpt_to
+        return mail_from + rcpt_to + b"DATA\r\n", (next_recipient, mail_from, rcpt_to)
 
     def _one_at_a_time(self, commands):
         replies = []

@@ -14,12 +14,6 @@ from newsletter.models import SubscriberStatus
 bp = Blueprint("public", __name__)
 
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
-PREFERENCES_ENDPOINTS = {
-    "public.preferences",
-    "public.save_preferences",
-    "public.download_data",
-    "public.erase_data",
-}
 # A field hidden from people (see public/index.html) that form-filling bots fill in.
 HONEYPOT = "website"
 
@@ -183,7 +177,7 @@ def render_preferences(subscriber, token, **extra):
 
 @bp.errorhandler(tokens.TokenExpired)
 def link_expired(_error):
-    if request.endpoint in PREFERENCES_ENDPOINTS:
+    if request.url_rule.rule.startswith("/preferences/"):
         return render_template(
             "public/message.html",
             title="This link has expired",

@@ -6,18 +6,6 @@ import secrets
 from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-# Pages whose URL holds a reader's token: no Referer may carry it elsewhere.
-TOKEN_ENDPOINTS = {
-    "public.confirm_page",
-    "public.confirm",
-    "public.renew_confirmation",
-    "public.unsubscribe_page",
-    "public.unsubscribe",
-    "public.preferences",
-    "public.save_preferences",
-    "public.download_data",
-    "public.erase_data",
-}
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}
 HSTS_SECONDS = 365 * 24 * 3600
@@ -75,7 +63,9 @@ def add_security_headers(response):
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    referrer = "no-referrer" if request.endpoint in TOKEN_ENDPOINTS else "same-origin"
+    # A page whose URL holds a reader's token: no Referer may carry it elsewhere.
+    holds_token = "token" in (request.view_args or {})
+    referrer = "no-referrer" if holds_token else "same-origin"
     headers.setdefault("Referrer-Policy", referrer)
     if current_app.config["BASE_URL"].startswith("https://"):
         headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
