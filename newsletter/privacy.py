@@ -10,7 +10,7 @@ import hmac
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 
 from newsletter.extensions import db
 from newsletter.models import (
@@ -38,16 +38,24 @@ _SUPPRESSED = select(SuppressedAddress.__table__.c.address_hash).where(
 )
 
 
+# A condition for statements that take an address's ``hashes`` (address_hashes): the
+# address was never erased.
+NOT_SUPPRESSED = ~exists().where(
+    SuppressedAddress.__table__.c.address_hash.in_(bindparam("hashes", expanding=True))
+)
+
+
+def address_hashes(address: str) -> list[str]:
+    """The address's hash under each key that still verifies: it was erased under one."""
+    return [address_hash(address, key) for key in signing_keys(current_app.config)]
+
+
 def suppressed(addresses: list[str]) -> set[str]:
     """Those of ``addresses`` (normalized) that were erased, under any key that still
     verifies."""
     if not addresses:
         return set()
-    by_hash = {
-        address_hash(address, key): address
-        for address in addresses
-        for key in signing_keys(current_app.config)
-    }
+    by_hash = {digest: address for address in addresses for digest in address_hashes(address)}
     found = db.session.connection().execute(_SUPPRESSED, {"hashes": list(by_hash)}).scalars()
     return {by_hash[digest] for digest in found}
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import privacy, settings, tokens
@@ -48,11 +48,11 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
     """
     address = normalize_email(email)
     name = clean_name(name)
-    if privacy.suppressed([address]):
-        # Erased at its owner's request: never added again, and the answer is the same.
-        return
     signup = (address, name, source, ip)
-    if not (_record_new_address(*signup) or _record_known_address(*signup)):
+    owes = _record_new_address(*signup)
+    if owes is None:
+        owes = _record_known_address(*signup)
+    if not owes:
         db.session.commit()
     elif commit_owing_jobs():
         hint_email_jobs()
@@ -60,7 +60,17 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
 
 # Core statements on the tables, built once: the ORM's bulk path costs more than the
 # INSERT itself, and a dialect's INSERT … ON CONFLICT is compiled anew every time.
-_NEW_SUBSCRIBER = insert(Subscriber.__table__).returning(Subscriber.__table__.c.id)
+_SIGNUP_COLUMNS = ("email", "name", "signup_source", "signup_ip")
+# An address erased at its owner's request is never added again (and the answer is
+# the same): one statement both checks that and adds the address.
+_NEW_SUBSCRIBER = (
+    insert(Subscriber.__table__)
+    .from_select(
+        _SIGNUP_COLUMNS,
+        select(*(bindparam(column) for column in _SIGNUP_COLUMNS)).where(privacy.NOT_SUPPRESSED),
+    )
+    .returning(Subscriber.__table__.c.id)
+)
 _NEW_JOB = insert(EmailJob.__table__)
 _NEW_CONSENT = insert(ConsentEvent.__table__)
 
@@ -70,17 +80,26 @@ def log_consent(subscriber_id: int | None, kind: ConsentKind, source: str, ip: s
     db.session.add(ConsentEvent(subscriber_id=subscriber_id, kind=kind, source=source, ip=ip))
 
 
-def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool:
-    """The common case, a new address, in two INSERTs: the subscriber and its
-    confirmation job, left for the caller to commit. False when the address is known."""
+def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool | None:
+    """The common case, a new address, in three INSERTs: the subscriber, its
+    confirmation job and its consent, left for the caller to commit. False when the
+    address was erased, None when it is known."""
     connection = db.session.connection()
     try:
         subscriber_id = connection.execute(
             _NEW_SUBSCRIBER,
-            {"email": address, "name": name, "signup_source": source, "signup_ip": ip},
-        ).scalar_one()
+            {
+                "email": address,
+                "name": name,
+                "signup_source": source,
+                "signup_ip": ip,
+                "hashes": privacy.address_hashes(address),
+            },
+        ).scalar()
     except IntegrityError:
         db.session.rollback()
+        return None
+    if subscriber_id is None:
         return False
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
     connection.execute(
