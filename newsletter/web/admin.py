@@ -180,8 +180,9 @@ def two_factor_settings():
 @bp.post("/two-factor/disable")
 @limit_failures_per_account
 def disable_two_factor():
-    if not identity_proven():
-        return wrong_proof()
+    form = ProveIdentityForm()
+    if not identity_proven(form):
+        return wrong_proof(form)
     admin = current_user._get_current_object()
     two_factor.disable(admin)
     login_user(admin)
@@ -192,19 +193,18 @@ def disable_two_factor():
 @bp.post("/two-factor/recovery-codes")
 @limit_failures_per_account
 def new_recovery_codes():
-    if not identity_proven():
-        return wrong_proof()
+    form = ProveIdentityForm()
+    if not identity_proven(form):
+        return wrong_proof(form)
     codes = two_factor.new_recovery_codes(current_user)
     return no_store(render_template("admin/recovery_codes.html", codes=codes, new=False))
 
 
-def identity_proven():
-    form = ProveIdentityForm()
+def identity_proven(form):
     return form.validate_on_submit() and two_factor.proves_identity(current_user, form.proof.data)
 
 
-def wrong_proof():
-    form = ProveIdentityForm()
+def wrong_proof(form):
     form.proof.errors.append("That is neither the code your app shows now nor your password.")
     # 401, like a wrong password at login: it counts against the account's limit.
     return two_factor_page(proof_form=form, status=401)
