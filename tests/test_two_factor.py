@@ -96,7 +96,7 @@ def test_turning_it_on_takes_a_code_from_the_app_and_shows_recovery_codes_once(
 
     settings = admin_client.get("/admin/two-factor").text
     assert "On." in settings
-    assert "10 of your recovery codes are unused" in settings
+    assert "Unused recovery codes: 10." in settings
     assert not any(code in settings for code in codes)
     # This browser stays logged in; every other session has ended.
     assert admin_client.get("/admin/").status_code == 200
@@ -185,8 +185,8 @@ def test_a_recovery_code_logs_in_once(admin_client, clock):
     assert answer.headers["Location"] == "/admin/"
     dashboard = admin_client.get("/admin/")
     assert dashboard.status_code == 200
-    assert "You used a recovery code; it will not work again. 9 are left." in dashboard.text
-    assert "9 of your recovery codes are unused" in admin_client.get("/admin/two-factor").text
+    assert "You used a recovery code; it will not work again. Codes left: 9." in dashboard.text
+    assert "Unused recovery codes: 9." in admin_client.get("/admin/two-factor").text
 
     log_out(admin_client)
     log_in(admin_client)
@@ -256,22 +256,27 @@ def test_reset_two_factor_lets_an_admin_who_lost_the_phone_in(admin_client, runn
 def test_turning_it_off_takes_a_code_or_the_password(app, admin_client, clock):
     turn_on(admin_client, clock)
     other_browser = copy_of_session(app, admin_client)
-    page = admin_client.get("/admin/two-factor")
+    token = csrf_token(admin_client.get("/admin/two-factor"))
     wrong = admin_client.post(
-        "/admin/two-factor/disable", data={"csrf_token": csrf_token(page), "proof": "guess"}
+        "/admin/two-factor/disable", data={"csrf_token": token, "proof": "guess"}
     )
     assert wrong.status_code == 401
     assert "neither the code your app shows now nor your password" in wrong.text
     assert "On." in admin_client.get("/admin/two-factor").text
 
     answer = admin_client.post(
-        "/admin/two-factor/disable", data={"csrf_token": csrf_token(page), "proof": ADMIN[1]}
+        "/admin/two-factor/disable", data={"csrf_token": token, "proof": ADMIN[1]}
     )
     assert answer.headers["Location"] == "/admin/two-factor"
     page = admin_client.get("/admin/two-factor").text
     assert "Two-factor login is off; every other session has ended." in page
     assert "Off." in page
     assert other_browser.get("/admin/").status_code == 302
+    # A page left open from before makes no recovery codes for a login that has none.
+    stale = admin_client.post(
+        "/admin/two-factor/recovery-codes", data={"csrf_token": token, "proof": ADMIN[1]}
+    )
+    assert stale.headers["Location"] == "/admin/two-factor"
     log_out(admin_client)
     assert log_in(admin_client).headers["Location"] == "/admin/"
 

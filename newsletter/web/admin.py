@@ -127,7 +127,7 @@ def login_two_factor():
         return complete_login(admin)
     if two_factor.use_recovery_code(admin, form.code.data):
         left = two_factor.recovery_codes_left(admin)
-        flash(f"You used a recovery code; it will not work again. {left} are left.", "note")
+        flash(f"You used a recovery code; it will not work again. Codes left: {left}.", "note")
         return complete_login(admin)
     flash("Wrong code.", "error")
     return render_template("admin/login_two_factor.html", form=form), 401
@@ -180,6 +180,8 @@ def two_factor_settings():
 @bp.post("/two-factor/disable")
 @limit_failures_per_account
 def disable_two_factor():
+    if current_user.totp_secret is None:
+        return redirect(url_for("admin.two_factor_settings"))
     form = ProveIdentityForm()
     if not identity_proven(form):
         return wrong_proof(form)
@@ -193,6 +195,8 @@ def disable_two_factor():
 @bp.post("/two-factor/recovery-codes")
 @limit_failures_per_account
 def new_recovery_codes():
+    if current_user.totp_secret is None:
+        return redirect(url_for("admin.two_factor_settings"))
     form = ProveIdentityForm()
     if not identity_proven(form):
         return wrong_proof(form)
