@@ -139,10 +139,11 @@ def admin_awaiting_code(pending: dict | None) -> Admin | None:
 def accepted_step(secret: str, code: str, after: int) -> int | None:
     """The time step, near now and later than ``after``, whose code ``code`` is."""
     totp = pyotp.TOTP(secret)
-    code = "".join(code.split())
+    # As bytes: compare_digest refuses a str with anything but ASCII in it.
+    code = "".join(code.split()).encode()
     now = totp.timecode(time.time())
     for step in range(max(now - VALID_WINDOW, after + 1), now + VALID_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if hmac.compare_digest(totp.generate_otp(step).encode(), code):
             return step
     return None
 

@@ -114,6 +114,8 @@ def test_the_password_alone_no_longer_logs_in(admin_client, clock):
     wrong = enter_code(admin_client, "123456")
     assert wrong.status_code == 401
     assert "Wrong code." in wrong.text
+    # Not ASCII (a phone's keyboard may give full-width digits): wrong, not an error.
+    assert enter_code(admin_client, "\uff11\uff12\uff13 \uff14\uff15\uff16").status_code == 401
     assert admin_client.get("/admin/").status_code == 302
 
     clock.now += STEP
