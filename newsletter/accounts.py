@@ -1,4 +1,6 @@
-"""Admin accounts: creating them, checking their passwords, ending their sessions."""
+"""Admin accounts: creating them, checking their passwords, ending their sessions.
+
+The second factor of a login is in ``newsletter.two_factor``."""
 
 import hmac
 
@@ -51,14 +53,24 @@ def admin_for_session(session_id: str) -> Admin | None:
     return admin
 
 
+def admin_by_email(email: str) -> Admin | None:
+    return db.session.scalar(select(Admin).where(Admin.email == (email or "").strip().lower()))
+
+
 def authenticate(email: str, password: str) -> Admin | None:
     """The admin with this address and password, or None."""
-    admin = db.session.scalar(select(Admin).where(Admin.email == (email or "").strip().lower()))
+    admin = admin_by_email(email)
     if admin is None:
         check_password_hash(UNKNOWN_ADMIN_HASH, password)
         return None
-    if not check_password_hash(admin.password_hash, password):
-        return None
+    return admin if password_matches(admin, password) else None
+
+
+def password_matches(admin: Admin, password: str) -> bool:
+    return check_password_hash(admin.password_hash, password)
+
+
+def record_login(admin: Admin) -> None:
+    """Called once the admin is in: after the password, or after the code that follows it."""
     admin.last_login_at = utcnow()
     db.session.commit()
-    return admin

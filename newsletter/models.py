@@ -172,9 +172,23 @@ class Admin(UserMixin, db.Model):
     # Part of every session's id: a new one (at logout, or a new password) ends every
     # session made before, copied cookies included.
     session_token: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
+    # Two-factor login (TOTP): no secret means it is off. The time step of the last code
+    # accepted, so that a code seen over a shoulder or in a proxy's log is not taken again.
+    totp_secret: Mapped[str | None] = mapped_column(String(32))
+    totp_last_step: Mapped[int | None]
 
     def get_id(self) -> str:
         return f"{self.id}.{self.session_token}"
+
+
+class RecoveryCode(db.Model):
+    """A code that stands in for the authenticator app once; only its SHA-256 is kept."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
 
 
 class Post(db.Model):

@@ -1,4 +1,4 @@
-"""The admin area: login, subscribers."""
+"""The admin area: login (with its second factor), subscribers, posts, digests, settings."""
 
 import io
 
@@ -9,33 +9,44 @@ from flask import (
     current_app,
     flash,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
+    session,
     stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
-from newsletter import accounts, digests, directory, posts, privacy, settings
+from newsletter import accounts, digests, directory, posts, privacy, settings, two_factor
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.mail import digest as digest_mail
 from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
 from newsletter.sending import hints
 from newsletter.web.forms import (
     ActionForm,
+    CodeForm,
     DigestForm,
     ImportForm,
     LoginForm,
     LogoutForm,
     PostForm,
+    ProveIdentityForm,
     ScheduleForm,
     SettingsForm,
     TestSendForm,
 )
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# The session's record of a right password whose second factor is still to come.
+PENDING_LOGIN = "pending_login"
+# A new secret waits here, in the admin's own signed cookie, until a code from the app
+# confirms it: an abandoned setup leaves nothing behind in the database.
+SETUP_SECRET = "two_factor_setup_secret"
+LOGIN_ENDPOINTS = {"admin.login", "admin.login_two_factor"}
 
 
 @login_manager.user_loader
@@ -45,7 +56,7 @@ def load_admin(session_id):
 
 @bp.before_request
 def require_login():
-    if request.endpoint != "admin.login" and not current_user.is_authenticated:
+    if request.endpoint not in LOGIN_ENDPOINTS and not current_user.is_authenticated:
         return login_manager.unauthorized()
 
 
@@ -54,25 +65,81 @@ def logout_form():
     return {"logout_form": LogoutForm()}
 
 
-@bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
-@limiter.limit(
+def login_account_key():
+    """The account a login step, or a proof that it is really its admin, is aimed at."""
+    if request.endpoint == "admin.login":
+        email = request.form.get("email", "")
+    elif request.endpoint == "admin.login_two_factor":
+        email = session.get(PENDING_LOGIN, {}).get("email", "")
+    else:
+        email = getattr(current_user, "email", "")
+    return f"account:{email.strip().lower()}"
+
+
+# Shared scopes: the password and the code that follows it count against the same limits.
+limit_login_per_client = limiter.shared_limit(
+    lambda: current_app.config["LOGIN_RATE_LIMIT"], scope="admin-login", methods=["POST"]
+)
+limit_failures_per_account = limiter.shared_limit(
     lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
-    key_func=lambda: f"account:{request.form.get('email', '').strip().lower()}",
+    scope="admin-login-account",
+    key_func=login_account_key,
     methods=["POST"],
     # Only failures count: an admin who logs in often is not slowed down.
     deduct_when=lambda response: response.status_code == 401,
 )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limit_login_per_client
+@limit_failures_per_account
 def login():
     form = LoginForm()
-    if form.validate_on_submit():
-        admin = accounts.authenticate(form.email.data, form.password.data)
-        if admin is not None:
-            login_user(admin)
-            return redirect(safe_next(request.args.get("next")))
+    if not form.validate_on_submit():
+        return render_template("admin/login.html", form=form)
+    admin = accounts.authenticate(form.email.data, form.password.data)
+    if admin is None:
         flash("Wrong email or password.", "error")
         return render_template("admin/login.html", form=form), 401
-    return render_template("admin/login.html", form=form)
+    if admin.totp_secret is None:
+        return complete_login(admin)
+    session[PENDING_LOGIN] = two_factor.pending_login(admin)
+    return redirect(url_for("admin.login_two_factor", next=request.args.get("next")))
+
+
+@bp.route("/login/two-factor", methods=["GET", "POST"])
+@limit_login_per_client
+@limit_failures_per_account
+def login_two_factor():
+    admin = two_factor.admin_awaiting_code(session.get(PENDING_LOGIN))
+    if admin is None:
+        session.pop(PENDING_LOGIN, None)
+        minutes = two_factor.PENDING_LOGIN_SECONDS // 60
+        flash(
+            f"Please log in again: the code must follow the password within {minutes} minutes.",
+            "error",
+        )
+        return redirect(url_for("admin.login", next=request.args.get("next")))
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return render_template("admin/login_two_factor.html", form=form)
+    if two_factor.take_code(admin, form.code.data):
+        return complete_login(admin)
+    if two_factor.use_recovery_code(admin, form.code.data):
+        left = two_factor.recovery_codes_left(admin)
+        flash(f"You used a recovery code; it will not work again. Codes left: {left}.", "note")
+        return complete_login(admin)
+    flash("Wrong code.", "error")
+    return render_template("admin/login_two_factor.html", form=form), 401
+
+
+def complete_login(admin):
+    session.pop(PENDING_LOGIN, None)
+    # A setup begun by whoever used this browser before must not become this admin's.
+    session.pop(SETUP_SECRET, None)
+    accounts.record_login(admin)
+    login_user(admin)
+    return redirect(safe_next(request.args.get("next")))
 
 
 def safe_next(target):
@@ -89,6 +156,84 @@ def logout():
         accounts.end_sessions(current_user)
         logout_user()
     return redirect(url_for("admin.login"))
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+def two_factor_settings():
+    """Turning it on: scan the secret, then confirm with a code before it counts."""
+    if current_user.totp_secret is not None:
+        return two_factor_page(proof_form=ProveIdentityForm())
+    secret = session.setdefault(SETUP_SECRET, two_factor.new_secret())
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return two_factor_page(secret=secret, code_form=form)
+    codes = two_factor.enable(current_user, secret, form.code.data)
+    if codes is None:
+        form.code.errors.append("That is not the code the app shows now; try the next one.")
+        return two_factor_page(secret=secret, code_form=form, status=400)
+    session.pop(SETUP_SECRET)
+    # Enabling ended every session, this one too: it goes on under the new token.
+    login_user(current_user._get_current_object())
+    return no_store(render_template("admin/recovery_codes.html", codes=codes, new=True))
+
+
+@bp.post("/two-factor/disable")
+@limit_failures_per_account
+def disable_two_factor():
+    if current_user.totp_secret is None:
+        return redirect(url_for("admin.two_factor_settings"))
+    form = ProveIdentityForm()
+    if not identity_proven(form):
+        return wrong_proof(form)
+    admin = current_user._get_current_object()
+    two_factor.disable(admin)
+    login_user(admin)
+    flash("Two-factor login is off; every other session has ended.", "note")
+    return redirect(url_for("admin.two_factor_settings"))
+
+
+@bp.post("/two-factor/recovery-codes")
+@limit_failures_per_account
+def new_recovery_codes():
+    if current_user.totp_secret is None:
+        return redirect(url_for("admin.two_factor_settings"))
+    form = ProveIdentityForm()
+    if not identity_proven(form):
+        return wrong_proof(form)
+    codes = two_factor.new_recovery_codes(current_user)
+    return no_store(render_template("admin/recovery_codes.html", codes=codes, new=False))
+
+
+def identity_proven(form):
+    return form.validate_on_submit() and two_factor.proves_identity(current_user, form.proof.data)
+
+
+def wrong_proof(form):
+    form.proof.errors.append("That is neither the code your app shows now nor your password.")
+    # 401, like a wrong password at login: it counts against the account's limit.
+    return two_factor_page(proof_form=form, status=401)
+
+
+def two_factor_page(secret=None, code_form=None, proof_form=None, status=200):
+    setup = None
+    if secret is not None:
+        uri = two_factor.setup_uri(current_user, secret)
+        setup = {"secret": secret, "qr_code": two_factor.qr_code(uri)}
+    html = render_template(
+        "admin/two_factor.html",
+        setup=setup,
+        code_form=code_form,
+        proof_form=proof_form,
+        recovery_codes_left=two_factor.recovery_codes_left(current_user),
+    )
+    return no_store(html, status)
+
+
+def no_store(html, status=200):
+    """A page with a secret or recovery codes on it stays out of every cache."""
+    response = make_response(html, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/")

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import accounts, digests, directory, posts
+from newsletter import accounts, digests, directory, posts, two_factor
 from newsletter.addresses import InvalidSignup
 from newsletter.sending import hints
 
@@ -22,6 +22,25 @@ def create_admin(email, password):
     except (accounts.AdminError, InvalidSignup) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{admin.email} can log in at {current_app.config['BASE_URL']}/admin/")
+
+
+@click.command("reset-two-factor")
+@click.argument("email")
+@with_appcontext
+def reset_two_factor(email):
+    """Turn off an admin's two-factor login (a lost phone) and end their sessions."""
+    admin = accounts.admin_by_email(email)
+    if admin is None:
+        raise click.ClickException(f"No admin has the address {email}.")
+    if admin.totp_secret is None:
+        click.echo(f"{admin.email} has no two-factor login; nothing changed.")
+        return
+    two_factor.disable(admin)
+    click.echo(
+        f"Two-factor login is off for {admin.email}: their recovery codes are deleted and "
+        "every session of theirs has ended. They log in with their password alone, and can "
+        f"turn it on again at {current_app.config['BASE_URL']}/admin/two-factor"
+    )
 
 
 @click.command("import-subscribers")
@@ -74,5 +93,6 @@ def send_digest(subject):
 
 
 def register(app):
-    for command in (create_admin, import_subscribers, import_feed, send_digest):
+    commands = (create_admin, reset_two_factor, import_subscribers, import_feed, send_digest)
+    for command in commands:
         app.cli.add_command(command)

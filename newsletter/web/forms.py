@@ -24,6 +24,18 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired()])
 
 
+class CodeForm(FlaskForm):
+    """A code from the authenticator app (or, at login, a recovery code)."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=40)])
+
+
+class ProveIdentityForm(FlaskForm):
+    proof = PasswordField(
+        "A code from your authenticator app, or your password", validators=[DataRequired()]
+    )
+
+
 class LogoutForm(FlaskForm):
     """Logging out is a POST with a CSRF token, so no other site can do it for you."""
 
