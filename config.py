@@ -20,6 +20,16 @@ def _env_int(name, default):
     return int(value) if value else default
 
 
+def rate_limit_storage():
+    """Where rate-limit counters live: RATELIMIT_STORAGE_URI, else the Redis broker when
+    there is one (every web process and host reaches it), else this process's memory."""
+    explicit = os.environ.get("RATELIMIT_STORAGE_URI")
+    if explicit:
+        return explicit
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    return broker if broker.startswith(("redis://", "rediss://")) else "memory://"
+
+
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
@@ -90,9 +100,9 @@ class Config:
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 
-    # Rate limits per client address (Flask-Limiter syntax). Counters live in
-    # RATELIMIT_STORAGE_URI: memory:// is per process; use redis://… with many.
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Rate limits per client address (Flask-Limiter syntax). memory:// counts per
+    # process, so gunicorn.conf.py then serves from one process with threads.
+    RATELIMIT_STORAGE_URI = rate_limit_storage()
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
     # Sign-ups for any one address, from all clients together.
     SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10/hour")

@@ -2,7 +2,15 @@
 request comes from behind a proxy."""
 
 import io
+import json
+import os
 import re
+import secrets
+import subprocess
+import sys
+import time
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 from sqlalchemy import select
 
@@ -10,7 +18,9 @@ from newsletter import digests
 from newsletter.extensions import db
 from newsletter.models import Subscriber
 from newsletter.tokens import UNSUBSCRIBE, make_token
+from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
 from tests.helpers import FEED, add_readers, csrf_token, log_in
+from tests.smtp import free_port
 
 
 def test_every_page_forbids_inline_scripts_framing_and_sniffing(client, admin_client):
@@ -99,3 +109,75 @@ def test_under_https_cookies_are_secure_and_browsers_are_told_to_stay_on_https(m
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def test_the_served_app_counts_one_clients_sign_ups_in_one_place(app, tmp_path):
+    """As scripts/run.sh serves it: on the embedded default one process with threads,
+    with a Redis broker several processes sharing their counters there. Either way the
+    limit is the limit, not the limit times the processes."""
+    port = free_port()
+    config = app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "INSTANCE_PATH": app.instance_path,
+        "SECRET_KEY": config["SECRET_KEY"],
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "SIGNUP_RATE_LIMIT": "5/hour",
+        "TRUSTED_PROXIES": "1",
+        "WEB_WORKERS": "2",
+    }
+    env.pop("RATELIMIT_STORAGE_URI", None)
+    shared = bool(SERVER_BROKER_URL)
+    if shared:
+        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [*command, "newsletter:create_app()"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+    try:
+        base = wait_for_http(f"http://127.0.0.1:{port}", log)
+        # A client of its own, so counters left in Redis by another run do not count.
+        client_ip = f"2001:db8::{secrets.token_hex(2)}"
+        answers = [
+            post_json(f"{base}/api/subscribe", {"email": f"r{n}@example.org"}, client_ip)
+            for n in range(12)
+        ]
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert answers.count(202) == 5, log.read_text()
+    assert answers.count(429) == 7
+    assert log.read_text().count("Booting worker") == (2 if shared else 1)
+
+
+def wait_for_http(url, log, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urlopen(url, timeout=5):
+                return url
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gunicorn did not start:\n{log.read_text()}") from None
+            time.sleep(0.2)
+
+
+def post_json(url, data, client_ip):
+    request = Request(
+        url,
+        data=json.dumps(data).encode(),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": client_ip},
+    )
+    try:
+        with urlopen(request, timeout=10) as answer:
+            return answer.status
+    except HTTPError as error:
+        return error.code
