@@ -100,6 +100,20 @@ class Config:
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 
+    # Refuse addresses at the throwaway-mail domains of the disposable-email-domains
+    # package, as if admins had blocked them.
+    BLOCK_DISPOSABLE_DOMAINS = _env_bool("BLOCK_DISPOSABLE_DOMAINS")
+    # altcha, turnstile or hcaptcha guards sign-ups (form and API); unset, none does.
+    CAPTCHA_PROVIDER = (os.environ.get("CAPTCHA_PROVIDER") or "").strip().lower() or None
+    # Turnstile's or hCaptcha's keys, and the siteverify URL (the provider's by default).
+    CAPTCHA_SITE_KEY = os.environ.get("CAPTCHA_SITE_KEY")
+    CAPTCHA_SECRET_KEY = os.environ.get("CAPTCHA_SECRET_KEY")
+    CAPTCHA_VERIFY_URL = os.environ.get("CAPTCHA_VERIFY_URL")
+    # Signs ALTCHA challenges; by default a key derived from SECRET_KEY.
+    ALTCHA_HMAC_KEY = os.environ.get("ALTCHA_HMAC_KEY")
+    # PBKDF2 iterations per try of an ALTCHA proof of work (a browser makes about 256 tries).
+    ALTCHA_COST = _env_int("ALTCHA_COST", 5000)
+
     # Rate limits per client address (Flask-Limiter syntax). memory:// counts per
     # process, so gunicorn.conf.py then serves from one process with threads.
     RATELIMIT_STORAGE_URI = rate_limit_storage()

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
+from newsletter import captcha
 from newsletter.celery_app import celery_init_app
 from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
 from newsletter.web import cli, register_blueprints, security
@@ -26,6 +27,7 @@ def create_app(config=Config, instance_path=None):
         or os.environ.get("INSTANCE_PATH")
         or str(PROJECT_ROOT / "instance"),
         template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
     )
     if isinstance(config, dict):
         app.config.from_object(Config)
@@ -34,6 +36,7 @@ def create_app(config=Config, instance_path=None):
         app.config.from_object(config)
     os.makedirs(app.instance_path, exist_ok=True)
     apply_embedded_defaults(app)
+    captcha.check_config(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

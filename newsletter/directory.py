@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, or_, select
 
-from newsletter import privacy
+from newsletter import blocked_domains, privacy
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus, utcnow
@@ -106,11 +106,11 @@ def import_subscribers(lines: Iterable[str], confirmed: bool = False) -> ImportR
         if "email" not in columns:
             raise ImportFileError("The CSV needs a header row with an 'email' column.")
         batch = {}
-        for email, name in _valid_rows(reader, columns, report):
+        for line, email, name in _valid_rows(reader, columns, report):
             if email in batch:
                 report.skipped += 1
                 continue
-            batch[email] = name
+            batch[email] = (line, name)
             if len(batch) >= IMPORT_BATCH_SIZE:
                 _add_batch(batch, confirmed, report)
                 batch = {}
@@ -122,11 +122,13 @@ def import_subscribers(lines: Iterable[str], confirmed: bool = False) -> ImportR
         ) from None
     except csv.Error as error:
         raise ImportFileError(f"Line {reader.line_num}: {error}") from None
+    # Rows at blocked domains are found a batch at a time, after the batch's other rejections.
+    report.rejections.sort()
     return report
 
 
 def _valid_rows(reader, columns, report):
-    """(address, name) of each usable row; the others are reported with their line."""
+    """(line, address, name) of each usable row; the others are reported with their line."""
     for row in reader:
         try:
             email = normalize_email(row.get(columns["email"]))
@@ -134,7 +136,7 @@ def _valid_rows(reader, columns, report):
         except InvalidSignup as error:
             report.reject(reader.line_num, str(error))
             continue
-        yield email, name
+        yield reader.line_num, email, name
 
 
 def _log_imported(emails, confirmed, now):
@@ -151,7 +153,20 @@ def _log_imported(emails, confirmed, now):
     )
 
 
+def _reject_blocked(batch, report):
+    """Take the rows at a blocked domain out of the batch, rejected with the reason a
+    sign-up from them would get: one lookup for the whole batch."""
+    domains = {email: blocked_domains.domain_of(email) for email in batch}
+    refused = blocked_domains.blocked(domains.values())
+    for email, domain in domains.items():
+        if domain in refused:
+            line, _name = batch.pop(email)
+            report.reject(line, blocked_domains.refusal(email))
+
+
 def _add_batch(batch, confirmed, report):
+    """Add a batch of {address: (line, name)}, in one transaction."""
+    _reject_blocked(batch, report)
     if not batch:
         return
     known = set(db.session.scalars(select(Subscriber.email).where(Subscriber.email.in_(batch))))
@@ -168,7 +183,7 @@ def _add_batch(batch, confirmed, report):
             "signup_source": "import",
             "confirmed_at": now if confirmed else None,
         }
-        for email, name in batch.items()
+        for email, (_line, name) in batch.items()
         if email not in known
     ]
     if rows:

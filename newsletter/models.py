@@ -96,6 +96,23 @@ class SuppressedAddress(db.Model):
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BlockedDomain(db.Model):
+    """A domain whose addresses, and those of every domain under it, may not subscribe
+    (blocked_domains.py), in its IDNA ASCII form. The key is the index every sign-up's
+    lookup uses."""
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpentChallenge(db.Model):
+    """A solved ALTCHA challenge (captcha.py), kept until it expires so that its
+    payload counts once."""
+
+    signature: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """What a message needs of its subscriber, read with the row that owes it."""

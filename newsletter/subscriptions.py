@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import privacy, settings, tokens
+from newsletter import blocked_domains, privacy, settings, tokens
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -47,6 +47,7 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
     link (at most one per CONFIRM_RESEND_INTERVAL); a former subscriber starts over.
     """
     address = normalize_email(email)
+    blocked_domains.refuse_if_blocked(address)
     name = clean_name(name)
     signup = (address, name, source, ip)
     owes = _record_new_address(*signup)

@@ -1,10 +1,12 @@
 """In a real browser (headless Chromium): opening the confirmation link, as a mail scanner
 does, confirms nothing however long the page stays open; a press of its button does, and
-so does the code from the email typed on the "check your email" page."""
+so does the code from the email typed on the "check your email" page. The ALTCHA widget
+works under the page's CSP, and its solution signs the reader up."""
 
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -51,11 +53,17 @@ def site(make_app, start_worker_for):
     with app.app_context():
         # Each step waits for one more email; a welcome email would arrive in between.
         settings.update(welcome_enabled=False)
+    with served(app, port):
+        start_worker_for(app)
+        yield app
+
+
+@contextmanager
+def served(app, port):
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    start_worker_for(app)
-    yield app
+    yield
     server.shutdown()
     server.server_close()
     thread.join()
@@ -110,3 +118,31 @@ def test_the_code_from_the_email_confirms_on_the_check_email_page(browser, site,
     page.get_by_role("button", name="Confirm with the code").click()
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
     assert status_of(site, "coder@example.org") == SubscriberStatus.CONFIRMED
+
+
+def test_the_altcha_widget_solves_its_challenge_under_the_csp_and_signs_up(browser, make_app):
+    port = free_port()
+    app = make_app(BASE_URL=f"http://127.0.0.1:{port}", CAPTCHA_PROVIDER="altcha")
+    page = browser.new_context().new_page()
+    refused = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    with served(app, port):
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_label("Email address").fill("person@example.org")
+        # Without the check, the form is not sent: the widget asks for it.
+        page.get_by_role("button", name="Subscribe", exact=True).click()
+        sync_api.expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Subscribe to The Newsletter"
+        )
+        # The widget ticks its box itself, once the work is done.
+        page.get_by_role("checkbox").click(force=True)
+        sync_api.expect(page.locator("input[name=altcha]")).not_to_have_value("", timeout=30_000)
+        page.get_by_role("button", name="Subscribe", exact=True).click()
+        sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Now check your email")
+    assert status_of(app, "person@example.org") == SubscriberStatus.PENDING
+    assert refused == []

@@ -20,13 +20,23 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
-from newsletter import accounts, digests, directory, posts, privacy, settings, two_factor
+from newsletter import (
+    accounts,
+    blocked_domains,
+    digests,
+    directory,
+    posts,
+    privacy,
+    settings,
+    two_factor,
+)
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.mail import digest as digest_mail
 from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
 from newsletter.sending import hints
 from newsletter.web.forms import (
     ActionForm,
+    BlockedDomainsForm,
     CodeForm,
     DigestForm,
     ImportForm,
@@ -402,3 +412,25 @@ def edit_settings():
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/settings.html", form=form), status
+
+
+@bp.route("/blocked-domains", methods=["GET", "POST"])
+def edit_blocked_domains():
+    form = BlockedDomainsForm()
+    if form.validate_on_submit():
+        try:
+            domains = blocked_domains.parse(form.domains.data or "")
+        except blocked_domains.InvalidBlocklist as error:
+            form.domains.errors.append(str(error))
+        else:
+            blocked_domains.replace(domains)
+            flash(f"Saved: {len(domains)} blocked domains.", "note")
+            return redirect(url_for("admin.edit_blocked_domains"))
+    if request.method == "GET":
+        form.domains.data = "\n".join(blocked_domains.listed())
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "admin/blocked_domains.html",
+        form=form,
+        disposable_blocked=current_app.config["BLOCK_DISPOSABLE_DOMAINS"],
+    ), status

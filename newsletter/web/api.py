@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify, request
 
-from newsletter import subscriptions
+from newsletter import captcha, subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit
@@ -19,17 +19,28 @@ def json_error(message, status):
 @limit_per_address
 def subscribe():
     data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return json_error('Send a JSON object, e.g. {"email": "reader@example.com"}.', 400)
-    email, name = data.get("email"), data.get("name", "")
-    if not isinstance(email, str):
-        return json_error('"email" is required and must be a string.', 400)
-    if not isinstance(name, str):
-        return json_error('"name" must be a string.', 400)
+    problem = malformed(data)
+    if problem:
+        return json_error(problem, 400)
+    email, name = data["email"], data.get("name", "")
     if data.get(HONEYPOT):
         return jsonify(status="pending"), 202
     try:
+        captcha.check(data.get(captcha.API_FIELD), request.remote_addr)
         subscriptions.subscribe(email, name, source="api", ip=request.remote_addr)
+    except captcha.CaptchaFailed as error:
+        return json_error(str(error), error.status)
     except InvalidSignup as error:
         return json_error(str(error), 422)
     return jsonify(status="pending"), 202
+
+
+def malformed(data: object) -> str | None:
+    """What is wrong with the shape of a sign-up's JSON, if anything."""
+    if not isinstance(data, dict):
+        return 'Send a JSON object, e.g. {"email": "reader@example.com"}.'
+    if not isinstance(data.get("email"), str):
+        return '"email" is required and must be a string.'
+    if not isinstance(data.get("name", ""), str):
+        return '"name" must be a string.'
+    return None

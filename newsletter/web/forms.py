@@ -101,3 +101,7 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), NumberRange(0, 100_000)],
         filters=[lambda value: value or 0],
     )
+
+
+class BlockedDomainsForm(FlaskForm):
+    domains = TextAreaField("Blocked domains, one a line (each blocks the domains under it too)")

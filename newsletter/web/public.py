@@ -2,10 +2,10 @@
 
 import re
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from newsletter import privacy, subscriptions, tokens
+from newsletter import captcha, privacy, subscriptions, tokens
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.mail.relay import uses_outbox
@@ -22,6 +22,12 @@ def signup_source(default):
     """Which form a sign-up came from: an embedded form may name itself in ``source``."""
     source = request.form.get("source", "")
     return source if SOURCE_PATTERN.fullmatch(source) else default
+
+
+@bp.context_processor
+def captcha_provider():
+    """The check the sign-up form shows (public/captcha.html), if any."""
+    return {"captcha": captcha.provider()}
 
 
 @bp.get("/")
@@ -60,10 +66,35 @@ def subscribe():
         # Only a bot fills in the field people cannot see: it gets the same answer.
         return render_check_email(email)
     try:
+        captcha.check(captcha_token(), request.remote_addr)
         subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
+    except captcha.CaptchaFailed as error:
+        return render_signup_form(error, email, name), error.status
     except InvalidSignup as error:
-        return render_template("public/index.html", error=str(error), email=email, name=name), 400
+        return render_signup_form(error, email, name), 400
     return render_check_email(email)
+
+
+def render_signup_form(error, email, name):
+    """The form again, filled in as it was sent, with what stopped the sign-up."""
+    return render_template("public/index.html", error=str(error), email=email, name=name)
+
+
+def captcha_token():
+    """The token the form's widget filled in, under the provider's own field name."""
+    chosen = captcha.provider()
+    return request.form.get(chosen.form_field) if chosen else None
+
+
+@bp.get("/altcha/challenge")
+def altcha_challenge():
+    """A fresh proof-of-work challenge for the ALTCHA widget on the sign-up form."""
+    chosen = captcha.provider()
+    if chosen is None or chosen.name != "altcha":
+        abort(404)
+    response = jsonify(captcha.new_altcha_challenge())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def render_check_email(email="", **extra):

@@ -6,6 +6,8 @@ import secrets
 from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from newsletter import captcha
+
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}
 HSTS_SECONDS = 365 * 24 * 3600
@@ -43,24 +45,29 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+def content_security_policy() -> str:
+    directives = {
+        "default-src": ("'self'",),
+        "script-src": (f"'nonce-{csp_nonce()}'",),
+        # Emails and their previews carry inline styles, as every email does.
+        "style-src": ("'self'", "'unsafe-inline'"),
+        "img-src": ("'self'", "https:", "data:"),
+        "object-src": ("'none'",),
+        "base-uri": ("'none'",),
+        "form-action": ("'self'",),
+        "frame-ancestors": ("'none'",),
+    }
+    chosen = captcha.provider()
+    for directive, sources in (chosen.csp if chosen else {}).items():
+        # A directive not set above starts from default-src: this site's own stays allowed.
+        ours = directives.get(directive, directives["default-src"])
+        directives[directive] = tuple(dict.fromkeys(ours + sources))
+    return "; ".join(" ".join((name, *sources)) for name, sources in directives.items())
+
+
 def add_security_headers(response):
     headers = response.headers
-    headers.setdefault(
-        "Content-Security-Policy",
-        "; ".join(
-            [
-                "default-src 'self'",
-                f"script-src 'nonce-{csp_nonce()}'",
-                # Emails and their previews carry inline styles, as every email does.
-                "style-src 'self' 'unsafe-inline'",
-                "img-src 'self' https: data:",
-                "object-src 'none'",
-                "base-uri 'none'",
-                "form-action 'self'",
-                "frame-ancestors 'none'",
-            ]
-        ),
-    )
+    headers.setdefault("Content-Security-Policy", content_security_policy())
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     # A page whose URL holds a reader's token: no Referer may carry it elsewhere.
