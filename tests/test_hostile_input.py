@@ -563,6 +563,12 @@ def import_form(admin_client):
 )
 @example(content=b'email,name\n"ann@example.org,Ann\n', filename="readers.csv", confirmed=False)
 @example(content=b"email\nann@example.org\n\xff\xfe\n", filename="readers.csv", confirmed=True)
+# PostgreSQL refuses NUL in text: it must never get that far.
+@example(
+    content=b"email,name\nann@exam\x00ple.org,Ann\nbob@example.org,B\x00b\n",
+    filename="r.csv",
+    confirmed=False,
+)
 def test_an_import_of_any_file_reports_or_refuses_and_stores_only_what_a_sign_up_takes(
     app, admin_client, import_form, content, filename, confirmed
 ):
