@@ -40,10 +40,15 @@ WEB_ADDRESS = re.compile(
 )
 
 
+# Control and format characters, and lone surrogates (JSON can carry them; no mail
+# header, database or UTF-8 can).
+UNSAFE_IN_NAMES = {"Cc", "Cf", "Cs"}
+
+
 def clean_name(raw: str | None) -> str:
     """A display name that is safe in a mail header: no line breaks or control characters."""
     name = " ".join((raw or "").split())
-    if any(unicodedata.category(char) in {"Cc", "Cf"} for char in name) or any(
+    if any(unicodedata.category(char) in UNSAFE_IN_NAMES for char in name) or any(
         char in (raw or "") for char in "\r\n"
     ):
         raise InvalidSignup("The name must be a single line of ordinary text.")

@@ -130,6 +130,9 @@ def confirmation_code(subscriber_id: int, nonce: str, key: str | None = None) ->
 
 def code_matches(code: str, subscriber_id: int, nonce: str) -> bool:
     """Whether ``code`` is this subscription's code under any key that still verifies."""
+    if not code.isascii():
+        # compare_digest refuses non-ASCII text (a TypeError), and no such code is ours.
+        return False
     return any(
         hmac.compare_digest(code, confirmation_code(subscriber_id, nonce, key))
         for key in signing_keys(current_app.config)

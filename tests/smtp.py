@@ -39,6 +39,8 @@ class RecordingHandler:
         self.smtputf8 = False
         self.mail_options = []
         self.rcpt_tos = []
+        # Each received message's envelope recipient, beside it in ``received``.
+        self.recipients = []
 
     def reset(self):
         with self.changed:
@@ -52,6 +54,7 @@ class RecordingHandler:
             self.smtputf8 = False
             self.mail_options.clear()
             self.rcpt_tos.clear()
+            self.recipients.clear()
             self.delay = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -95,6 +98,7 @@ class RecordingHandler:
         with self.changed:
             self.received.append(message)
             self.raw.append(envelope.content)
+            self.recipients.append(recipient)
             self.arrived.append(time.monotonic())
             self.changed.notify_all()
         return "250 Message accepted for delivery"

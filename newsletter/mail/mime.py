@@ -9,6 +9,7 @@ only adds its own headers and its quoted-printable bodies.
 import re
 import secrets
 from email import policy, quoprimime
+from email.charset import Charset
 from email.message import EmailMessage
 from email.utils import formataddr
 
@@ -38,6 +39,11 @@ def address_header(name: str, address: str) -> str:
     is then a quoted string in UTF-8 too."""
     if not name:
         return address
+    if "=?" in name:
+        # Mail clients decode RFC 2047 encoded words even inside quotes, so a name that
+        # looks like one would show as whatever it encodes, line breaks included. Written
+        # as an encoded word itself, it shows as typed.
+        return f"{Charset('utf-8').header_encode(name)} <{address}>"
     if not address.isascii():
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{address}>'

@@ -6,6 +6,7 @@ from newsletter.web import admin, api, errors, health, outbox_viewer, public
 
 def register_blueprints(app):
     errors.register(app)
+    app.json = api.JSONProvider(app)
     # Readers' forms are posted from the site's own pages and from mail clients
     # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
     csrf.exempt(public.bp)

@@ -1,6 +1,7 @@
 """The JSON API, for sites that sign readers up from their own scripts."""
 
 from flask import Blueprint, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 
 from newsletter import captcha, subscriptions
 from newsletter.addresses import InvalidSignup
@@ -8,6 +9,17 @@ from newsletter.extensions import limiter
 from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested too deeply for the decoder ("[[[[…",
+    a RecursionError) is malformed JSON like any other: a 400, not a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def json_error(message, status):
