@@ -5,7 +5,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import false, func, insert, or_, select
 
 from newsletter import blocked_domains, privacy
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
@@ -54,13 +54,24 @@ def status_counts() -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
 
 
+LAST_PAGE = 10**9
+
+
 def search(query="", status="", page=1, per_page=50):
     """One page of subscribers, newest first, matching part of an address or name."""
+    # A page far past any list's end is empty, and its OFFSET still fits a BIGINT.
+    page = min(max(page, 1), LAST_PAGE)
     statement = select(Subscriber).order_by(Subscriber.id.desc())
-    if query:
-        pattern = f"%{query.strip().lower()}%"
+    query = query.strip().lower()
+    if "\x00" in query:
+        # No stored text holds a NUL (PostgreSQL cannot even compare with one).
+        statement = statement.where(false())
+    elif query:
         statement = statement.where(
-            or_(Subscriber.email.like(pattern), func.lower(Subscriber.name).like(pattern))
+            or_(
+                Subscriber.email.contains(query, autoescape=True),
+                func.lower(Subscriber.name).contains(query, autoescape=True),
+            )
         )
     if status:
         statement = statement.where(Subscriber.status == status)

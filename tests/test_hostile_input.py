@@ -25,7 +25,7 @@ from newsletter.extensions import db
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import csrf_token
+from tests.helpers import add_readers, csrf_token
 
 # Each property reuses the test's app (a fresh database per test, not per example):
 # it compares the tables before and after each request instead of starting empty.
@@ -709,3 +709,30 @@ def test_any_accepted_sign_up_reaches_the_relay_as_one_reader(
 
     for address, name, message in received:
         assert_one_reader_and_no_header_from_input(message, address, name, plain_message)
+
+
+@pytest.fixture
+def two_readers(app):
+    return add_readers(app, 2)
+
+
+@HTTP_PROPERTY
+@given(query=hostile_text(surrogates=False, max_size=40), status=hostile_text(), page=st.text())
+@example(query="\x00", status="", page="1")
+@example(query="%_\\", status="pending", page="99999999999999999999999")
+@example(query="", status="", page="-5")
+def test_the_admin_search_answers_any_query_and_page(
+    admin_client, two_readers, query, status, page
+):
+    answer = admin_client.get(
+        "/admin/subscribers", query_string={"q": query, "status": status, "page": page}
+    )
+    assert answer.status_code == 200
+    assert INJECTED not in answer.headers
+
+
+def test_an_id_too_large_for_the_database_is_a_missing_page(admin_client):
+    too_large = 2**31
+    for path in [f"/admin/posts/{too_large}", f"/admin/digests/{too_large}/progress"]:
+        assert admin_client.get(path).status_code == 404
+    assert admin_client.get(f"/admin/digests/{too_large - 1}").status_code == 404

@@ -1,10 +1,21 @@
 """The web layer: blueprints by audience, the error pages and the shell commands."""
 
+from werkzeug.routing import IntegerConverter
+
 from newsletter.extensions import csrf
 from newsletter.web import admin, api, errors, health, outbox_viewer, public
 
 
+class RowIdConverter(IntegerConverter):
+    """``<id:…>``: a row id, which fits an INTEGER column; a larger number in a URL is a 404,
+    not a query that PostgreSQL refuses."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=2**31 - 1)
+
+
 def register_blueprints(app):
+    app.url_map.converters["id"] = RowIdConverter
     errors.register(app)
     app.json = api.JSONProvider(app)
     # Readers' forms are posted from the site's own pages and from mail clients

@@ -269,7 +269,7 @@ def subscribers():
     )
 
 
-@bp.post("/subscribers/<int:subscriber_id>/erase")
+@bp.post("/subscribers/<id:subscriber_id>/erase")
 def erase_subscriber(subscriber_id):
     """Erase a subscriber at their request (by mail, by phone): as "Delete my data"."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
@@ -310,7 +310,7 @@ def post_list():
 
 
 @bp.route("/posts/new", methods=["GET", "POST"], defaults={"post_id": None})
-@bp.route("/posts/<int:post_id>", methods=["GET", "POST"])
+@bp.route("/posts/<id:post_id>", methods=["GET", "POST"])
 def edit_post(post_id):
     post = db.get_or_404(Post, post_id) if post_id else None
     form = PostForm(obj=post)
@@ -345,7 +345,7 @@ def new_digest():
     return render_template("admin/digest_form.html", form=form), status
 
 
-@bp.get("/digests/<int:digest_id>")
+@bp.get("/digests/<id:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
     html, text = digest_mail.render(
@@ -363,13 +363,13 @@ def show_digest(digest_id):
     )
 
 
-@bp.get("/digests/<int:digest_id>/progress")
+@bp.get("/digests/<id:digest_id>/progress")
 def digest_progress(digest_id):
     digest = db.get_or_404(Digest, digest_id)
     return jsonify(status=digest.status, **digests.progress(digest_id))
 
 
-@bp.post("/digests/<int:digest_id>/test")
+@bp.post("/digests/<id:digest_id>/test")
 def test_digest(digest_id):
     db.get_or_404(Digest, digest_id)
     form = TestSendForm()
@@ -382,7 +382,7 @@ def test_digest(digest_id):
     return redirect(url_for("admin.show_digest", digest_id=digest_id))
 
 
-@bp.post("/digests/<int:digest_id>/<any(send, schedule, pause, resume):action>")
+@bp.post("/digests/<id:digest_id>/<any(send, schedule, pause, resume):action>")
 def digest_action(digest_id, action):
     db.get_or_404(Digest, digest_id)
     form = ScheduleForm() if action == "schedule" else ActionForm()
