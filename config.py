@@ -20,16 +20,6 @@ def _env_int(name, default):
     return int(value) if value else default
 
 
-def rate_limit_storage():
-    """Where rate-limit counters live: RATELIMIT_STORAGE_URI, else the Redis broker when
-    there is one (every web process and host reaches it), else this process's memory."""
-    explicit = os.environ.get("RATELIMIT_STORAGE_URI")
-    if explicit:
-        return explicit
-    broker = os.environ.get("CELERY_BROKER_URL", "")
-    return broker if broker.startswith(("redis://", "rediss://")) else "memory://"
-
-
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
@@ -114,9 +104,10 @@ class Config:
     # PBKDF2 iterations per try of an ALTCHA proof of work (a browser makes about 256 tries).
     ALTCHA_COST = _env_int("ALTCHA_COST", 5000)
 
-    # Rate limits per client address (Flask-Limiter syntax). memory:// counts per
-    # process, so gunicorn.conf.py then serves from one process with threads.
-    RATELIMIT_STORAGE_URI = rate_limit_storage()
+    # Rate limits per client address (Flask-Limiter syntax). Their counters are shared
+    # by every web process: in the Redis broker when there is one, else in a SQLite
+    # file in the instance folder (one host); memory:// would count per process.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
     # Sign-ups for any one address, from all clients together.
     SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10/hour")
@@ -145,3 +136,5 @@ class TestConfig(Config):
     SEND_RETRY_BASE_SECONDS = 1
     EMAIL_CHECK_DELIVERABILITY = False
     RATELIMIT_ENABLED = False
+    # Each app its own counters: a test's limits never meet another test's hits.
+    RATELIMIT_STORAGE_URI = "memory://"

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import captcha
+from newsletter import captcha, limit_counters
 from newsletter.celery_app import celery_init_app
 from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
 from newsletter.web import cli, register_blueprints, security
@@ -63,6 +63,13 @@ def apply_embedded_defaults(app):
     config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"] = keys[0], keys[1:]
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'newsletter.sqlite'}"
+    if not config.get("RATELIMIT_STORAGE_URI"):
+        broker = config.get("CELERY_BROKER_URL") or ""
+        config["RATELIMIT_STORAGE_URI"] = (
+            broker
+            if broker.startswith(("redis://", "rediss://"))
+            else limit_counters.uri(instance / "limits.sqlite")
+        )
     if not config.get("CELERY_BROKER_URL"):
         config["CELERY_BROKER_URL"] = f"sqlite:///{instance / 'broker.sqlite'}"
         config["CELERY_BROKER_TRANSPORT"] = "workers.broker:EmbeddedTransport"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import idna
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from flask import current_app
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, exists, insert, select
 
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
@@ -20,6 +20,13 @@ from newsletter.models import BlockedDomain
 # Built once and run on the session's connection: every sign-up asks it.
 _BLOCKED = select(BlockedDomain.__table__.c.domain).where(
     BlockedDomain.__table__.c.domain.in_(bindparam("names", expanding=True))
+)
+
+
+# A condition for statements that take an address's ``domains`` (domains_of): the
+# admins block none of them.
+NOT_BLOCKED = ~exists().where(
+    BlockedDomain.__table__.c.domain.in_(bindparam("domains", expanding=True))
 )
 
 
@@ -53,16 +60,32 @@ def blocked(domains: Iterable[str]) -> set[str]:
 
 def domain_of(address: str) -> str:
     """The ASCII domain of a normalized address (whose domain is valid, so it encodes)."""
-    return ascii_domain(address.rpartition("@")[2])
+    domain = address.rpartition("@")[2]
+    # Validated and lower-cased already: an ASCII domain is its own IDNA form.
+    return domain if domain.isascii() else ascii_domain(domain)
 
 
 def refusal(address: str) -> str:
     return f"Addresses at {address.rpartition('@')[2]} cannot subscribe. Please use another one."
 
 
+def domains_of(address: str) -> list[str]:
+    """The domains that would refuse a normalized address: its own and those above it."""
+    return with_parents(domain_of(address))
+
+
 def refuse_if_blocked(address: str) -> None:
     """Raise InvalidSignup, saying why, when a normalized address's domain is refused."""
     if blocked([domain_of(address)]):
+        raise InvalidSignup(refusal(address))
+
+
+def refuse_if_disposable(address: str) -> None:
+    """The part of refuse_if_blocked that needs no database: statements that add an
+    address check the admins' list themselves (NOT_BLOCKED)."""
+    if current_app.config["BLOCK_DISPOSABLE_DOMAINS"] and DISPOSABLE_DOMAINS.intersection(
+        domains_of(address)
+    ):
         raise InvalidSignup(refusal(address))
 
 

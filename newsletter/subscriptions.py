@@ -47,11 +47,12 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
     link (at most one per CONFIRM_RESEND_INTERVAL); a former subscriber starts over.
     """
     address = normalize_email(email)
-    blocked_domains.refuse_if_blocked(address)
+    blocked_domains.refuse_if_disposable(address)
     name = clean_name(name)
     signup = (address, name, source, ip)
     owes = _record_new_address(*signup)
     if owes is None:
+        blocked_domains.refuse_if_blocked(address)
         owes = _record_known_address(*signup)
     if not owes:
         db.session.commit()
@@ -63,12 +64,15 @@ def subscribe(email: str, name: str = "", source: str = "form", ip: str | None =
 # INSERT itself, and a dialect's INSERT … ON CONFLICT is compiled anew every time.
 _SIGNUP_COLUMNS = ("email", "name", "signup_source", "signup_ip")
 # An address erased at its owner's request is never added again (and the answer is
-# the same): one statement both checks that and adds the address.
+# the same), nor one at a domain the admins block: one statement checks both and adds
+# the address.
 _NEW_SUBSCRIBER = (
     insert(Subscriber.__table__)
     .from_select(
         _SIGNUP_COLUMNS,
-        select(*(bindparam(column) for column in _SIGNUP_COLUMNS)).where(privacy.NOT_SUPPRESSED),
+        select(*(bindparam(column) for column in _SIGNUP_COLUMNS)).where(
+            privacy.NOT_SUPPRESSED, blocked_domains.NOT_BLOCKED
+        ),
     )
     .returning(Subscriber.__table__.c.id)
 )
@@ -84,7 +88,7 @@ def log_consent(subscriber_id: int | None, kind: ConsentKind, source: str, ip: s
 def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool | None:
     """The common case, a new address, in three INSERTs: the subscriber, its
     confirmation job and its consent, left for the caller to commit. False when the
-    address was erased, None when it is known."""
+    address was erased, None when it is known; InvalidSignup when its domain is blocked."""
     connection = db.session.connection()
     try:
         subscriber_id = connection.execute(
@@ -95,12 +99,14 @@ def _record_new_address(address: str, name: str, source: str, ip: str | None) ->
                 "signup_source": source,
                 "signup_ip": ip,
                 "hashes": privacy.address_hashes(address),
+                "domains": blocked_domains.domains_of(address),
             },
         ).scalar()
     except IntegrityError:
         db.session.rollback()
         return None
     if subscriber_id is None:
+        blocked_domains.refuse_if_blocked(address)
         return False
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
     connection.execute(

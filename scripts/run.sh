@@ -18,5 +18,5 @@ trap 'kill -TERM "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT
 trap 'exit 130' INT TERM
 
 echo "Service on http://127.0.0.1:${PORT:-5000}/ (outbox: /outbox/). Ctrl-C stops web and worker."
-gunicorn --bind "127.0.0.1:${PORT:-5000}" \
+gunicorn --bind "127.0.0.1:${PORT:-5000}" --workers "${WEB_WORKERS:-2}" \
     --access-logfile - 'newsletter:create_app()'

@@ -38,6 +38,7 @@ def test_embedded_default_keeps_everything_in_the_instance_folder(tmp_path):
         SQLALCHEMY_DATABASE_URI = None
         CELERY_BROKER_URL = None
         OUTBOX_DIR = None
+        RATELIMIT_STORAGE_URI = None
 
     first = create_app(Embedded, instance_path=str(tmp_path))
     second = create_app(Embedded, instance_path=str(tmp_path))
@@ -48,6 +49,7 @@ def test_embedded_default_keeps_everything_in_the_instance_folder(tmp_path):
     assert first.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'newsletter.sqlite'}"
     assert first.config["CELERY_BROKER_URL"] == f"sqlite:///{tmp_path / 'broker.sqlite'}"
     assert Path(first.config["OUTBOX_DIR"]) == tmp_path / "outbox"
+    assert first.config["RATELIMIT_STORAGE_URI"] == f"sqlite:///{tmp_path / 'limits.sqlite'}"
 
 
 def test_secret_key_list_signs_with_the_first_and_verifies_with_all(make_app):
