@@ -111,6 +111,10 @@ class Config:
     SIGNUP_RATE_LIMIT = os.environ.get("SIGNUP_RATE_LIMIT", "20/minute;200/hour")
     # Sign-ups for any one address, from all clients together.
     SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10/hour")
+    # Sites that may show the sign-up box of /embed in a frame (space-separated origins,
+    # e.g. "https://news.example https://*.news.example"); every other page, and /embed
+    # for every other site, refuses to be framed.
+    EMBED_ORIGINS = os.environ.get("EMBED_ORIGINS", "")
     # Behind this many reverse proxies (each adding X-Forwarded-For/-Proto/-Host), the
     # client's address is the one the nearest proxy saw; 0: no proxy, the headers are
     # ignored (anyone could send them).

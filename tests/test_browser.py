@@ -146,3 +146,53 @@ def test_the_altcha_widget_solves_its_challenge_under_the_csp_and_signs_up(brows
         sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Now check your email")
     assert status_of(app, "person@example.org") == SubscriberStatus.PENDING
     assert refused == []
+
+
+@contextmanager
+def another_site(port, service):
+    """A page of another origin (localhost, not 127.0.0.1) that frames the service's box."""
+    page = f'<!doctype html><title>News</title><iframe src="{service}/embed" title="Subscribe"'
+    page += ' width="400" height="420"></iframe>'
+
+    def news_site(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [page.encode()]
+
+    server = make_server("localhost", port, news_site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{port}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_site_of_embed_origins_shows_the_box_and_a_sign_up_ends_in_it(browser, make_app):
+    port, site_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{port}"
+    app = make_app(BASE_URL=service, EMBED_ORIGINS=f"http://localhost:{site_port}")
+    page = browser.new_context().new_page()
+    with served(app, port), another_site(site_port, service) as news:
+        page.goto(news)
+        box = page.frame_locator("iframe")
+        box.get_by_label("Email address").fill("framed@example.org")
+        box.get_by_role("button", name="Subscribe").click()
+        sync_api.expect(box.get_by_role("heading", level=1)).to_have_text(
+            "Success! Now check your email"
+        )
+    assert page.url == news
+    assert status_of(app, "framed@example.org") == SubscriberStatus.PENDING
+
+
+def test_a_site_not_in_embed_origins_cannot_show_the_box(browser, make_app):
+    port, site_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{port}"
+    app = make_app(BASE_URL=service, EMBED_ORIGINS="https://news.example")
+    page = browser.new_context().new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text))
+    with served(app, port), another_site(site_port, service) as news:
+        page.goto(news)
+        page.wait_for_load_state("networkidle")
+        sync_api.expect(page.frame_locator("iframe").get_by_label("Email address")).to_have_count(0)
+    assert any("frame-ancestors" in text for text in refused), refused

@@ -10,6 +10,7 @@ from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.mail.relay import uses_outbox
 from newsletter.models import SubscriberStatus
+from newsletter.web.security import embeddable
 
 bp = Blueprint("public", __name__)
 
@@ -18,9 +19,9 @@ SOURCE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 HONEYPOT = "website"
 
 
-def signup_source(default):
+def signup_source(default, values=None):
     """Which form a sign-up came from: an embedded form may name itself in ``source``."""
-    source = request.form.get("source", "")
+    source = (request.form if values is None else values).get("source", "")
     return source if SOURCE_PATTERN.fullmatch(source) else default
 
 
@@ -61,23 +62,58 @@ def limit_per_address(view):
 @limiter.shared_limit(signup_rate_limit, scope="signup")
 @limit_per_address
 def subscribe():
+    refusal = sign_up_from_form(default_source="form")
+    if refusal:
+        return render_signup_form("public/index.html", *refusal)
+    return render_check_email(request.form.get("email", ""))
+
+
+@bp.get("/embed")
+@embeddable
+def embed():
+    """The sign-up box alone, for the sites of EMBED_ORIGINS to show in a frame."""
+    return render_template("public/embed.html", source=signup_source("embed", request.args))
+
+
+@bp.post("/embed")
+@embeddable
+@limiter.shared_limit(signup_rate_limit, scope="signup")
+@limit_per_address
+def embed_subscribe():
+    refusal = sign_up_from_form(default_source="embed")
+    if refusal:
+        return render_signup_form("public/embed.html", *refusal, source=signup_source("embed"))
+    return render_template("public/embed_done.html", outbox=uses_outbox())
+
+
+def sign_up_from_form(default_source):
+    """Sign up the reader of the posted form; what stopped it, with its status, or None."""
     email, name = request.form.get("email", ""), request.form.get("name", "")
     if request.form.get(HONEYPOT):
         # Only a bot fills in the field people cannot see: it gets the same answer.
-        return render_check_email(email)
+        return None
     try:
         captcha.check(captcha_token(), request.remote_addr)
-        subscriptions.subscribe(email, name, source=signup_source("form"), ip=request.remote_addr)
+        subscriptions.subscribe(
+            email, name, source=signup_source(default_source), ip=request.remote_addr
+        )
     except captcha.CaptchaFailed as error:
-        return render_signup_form(error, email, name), error.status
+        return error, error.status
     except InvalidSignup as error:
-        return render_signup_form(error, email, name), 400
-    return render_check_email(email)
+        return error, 400
+    return None
 
 
-def render_signup_form(error, email, name):
+def render_signup_form(template, error, status, **extra):
     """The form again, filled in as it was sent, with what stopped the sign-up."""
-    return render_template("public/index.html", error=str(error), email=email, name=name)
+    form = request.form
+    return render_template(
+        template,
+        error=str(error),
+        email=form.get("email", ""),
+        name=form.get("name", ""),
+        **extra,
+    ), status
 
 
 def captcha_token():

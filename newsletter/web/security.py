@@ -1,6 +1,7 @@
 """What every response carries to keep pages safe in a browser, how large a request may
 be, and where the client's address comes from behind a proxy."""
 
+import re
 import secrets
 
 from flask import Flask, current_app, g, request
@@ -11,11 +12,33 @@ from newsletter import captcha
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}
 HSTS_SECONDS = 365 * 24 * 3600
+# A web origin as CSP's frame-ancestors takes it: scheme and host (a leading "*." for
+# every subdomain), and a port; no path.
+ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def embeddable(view):
+    """Mark a view whose page the sites of EMBED_ORIGINS may show in a frame."""
+    view.embeddable = True
+    return view
+
+
+def embed_origins(value: str) -> list[str]:
+    """The origins of EMBED_ORIGINS (space-separated); refuses to start on anything else,
+    rather than let a typo open the frame to the wrong site or to none."""
+    origins = value.split()
+    wrong = [origin for origin in origins if not ORIGIN.fullmatch(origin)]
+    if wrong:
+        raise ValueError(
+            f"EMBED_ORIGINS: {', '.join(wrong)} is not an origin such as https://news.example"
+        )
+    return origins
 
 
 def init_app(app: Flask) -> None:
     """Before CSRFProtect, whose check reads the form: an upload's larger limit must
     be set before anything reads the body."""
+    app.config["EMBED_ORIGINS"] = embed_origins(app.config["EMBED_ORIGINS"])
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
@@ -45,7 +68,7 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def content_security_policy() -> str:
+def content_security_policy(framed_by: tuple[str, ...]) -> str:
     directives = {
         "default-src": ("'self'",),
         "script-src": (f"'nonce-{csp_nonce()}'",),
@@ -55,7 +78,7 @@ def content_security_policy() -> str:
         "object-src": ("'none'",),
         "base-uri": ("'none'",),
         "form-action": ("'self'",),
-        "frame-ancestors": ("'none'",),
+        "frame-ancestors": framed_by,
     }
     chosen = captcha.provider()
     for directive, sources in (chosen.csp if chosen else {}).items():
@@ -67,9 +90,15 @@ def content_security_policy() -> str:
 
 def add_security_headers(response):
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", content_security_policy())
+    view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "embeddable", False):
+        # X-Frame-Options cannot name several sites; frame-ancestors can.
+        framed_by = ("'self'", *current_app.config["EMBED_ORIGINS"])
+    else:
+        framed_by = ("'none'",)
+        headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", content_security_policy(framed_by))
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
     # A page whose URL holds a reader's token: no Referer may carry it elsewhere.
     holds_token = "token" in (request.view_args or {})
     referrer = "no-referrer" if holds_token else "same-origin"
