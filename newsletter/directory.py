@@ -2,8 +2,8 @@
 
 import csv
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from sqlalchemy import false, func, insert, or_, select
 
@@ -102,40 +102,62 @@ def _defuse(value):
     return f"'{text}" if text[:1] in FORMULA_PREFIXES else text
 
 
-def import_subscribers(lines: Iterable[str], confirmed: bool = False) -> ImportReport:
-    """Add the subscribers in a CSV (an ``email`` column, optionally ``name``).
+def import_subscribers(file: TextIO, confirmed: bool = False) -> ImportReport:
+    """Add the subscribers in a CSV file (an ``email`` column, optionally ``name``).
 
     Rows are read and written in batches, so a file of any size takes little
     memory. Addresses already known are skipped and never changed; bad rows are
     reported with their line numbers. With ``confirmed`` the new subscribers are
-    confirmed at once, their consent recorded as coming from an import.
+    confirmed at once, their consent recorded as coming from an import. A file
+    that cannot be read to its end is refused before any row is added.
     """
-    reader = csv.DictReader(lines)
+    _refuse_unreadable(file)
+    file.seek(0)
+    reader = csv.DictReader(file)
+    columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    if "email" not in columns:
+        raise ImportFileError("The CSV needs a header row with an 'email' column.")
     report = ImportReport()
-    try:
-        columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-        if "email" not in columns:
-            raise ImportFileError("The CSV needs a header row with an 'email' column.")
-        batch = {}
-        for line, email, name in _valid_rows(reader, columns, report):
-            if email in batch:
-                report.skipped += 1
-                continue
-            batch[email] = (line, name)
-            if len(batch) >= IMPORT_BATCH_SIZE:
-                _add_batch(batch, confirmed, report)
-                batch = {}
-        _add_batch(batch, confirmed, report)
-    except UnicodeDecodeError:
-        raise ImportFileError(
-            f"The file is not UTF-8 text (near line {reader.line_num + 1}); "
-            f"{report.added} rows before that were imported."
-        ) from None
-    except csv.Error as error:
-        raise ImportFileError(f"Line {reader.line_num}: {error}") from None
+    batch = {}
+    for line, email, name in _valid_rows(reader, columns, report):
+        if email in batch:
+            report.skipped += 1
+            continue
+        batch[email] = (line, name)
+        if len(batch) >= IMPORT_BATCH_SIZE:
+            _add_batch(batch, confirmed, report)
+            batch = {}
+    _add_batch(batch, confirmed, report)
     # Rows at blocked domains are found a batch at a time, after the batch's other rejections.
     report.rejections.sort()
     return report
+
+
+def _refuse_unreadable(file: TextIO) -> None:
+    """Read the whole file as CSV, storing nothing: an error in its last line must not
+    leave the rows before it imported and the admin unsure which."""
+    reader = csv.reader(file)
+    try:
+        for _row in reader:
+            pass
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"Line {_first_line_not_utf8(file)} is not UTF-8 text (save the file as CSV UTF-8); "
+            "nothing was imported."
+        ) from None
+    except csv.Error as error:
+        raise ImportFileError(f"Line {reader.line_num}: {error}; nothing was imported.") from None
+
+
+def _first_line_not_utf8(file: TextIO) -> int:
+    """The decoder reads ahead in chunks, so its error does not say which line; the bytes do."""
+    file.buffer.seek(0)
+    for number, raw in enumerate(file.buffer, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return 1
 
 
 def _valid_rows(reader, columns, report):

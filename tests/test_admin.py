@@ -4,7 +4,7 @@ import io
 import re
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from newsletter import digests
 from newsletter.extensions import db
@@ -190,6 +190,22 @@ def test_import_by_upload_shows_the_report(app, admin_client):
     assert b"not UTF-8" in broken.data or b"&#39;email&#39; column" in broken.data
     nothing = admin_client.post("/admin/subscribers/import", data={"csrf_token": token})
     assert nothing.status_code == 400
+
+
+def test_a_file_that_breaks_after_its_first_batches_imports_nothing(app, admin_client):
+    token = csrf_token(admin_client.get("/admin/subscribers/import"))
+    rows = "".join(f"reader{n}@example.org\n" for n in range(2500)).encode()
+    upload = (io.BytesIO(b"email\n" + rows + b"broken\xff@example.org\n"), "list.csv")
+    refused = admin_client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token, "file": upload},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400
+    assert b"Line 2502 is not UTF-8 text" in refused.data
+    assert b"nothing was imported" in refused.data
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Subscriber.id))) == 0
 
 
 def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_client):
