@@ -321,6 +321,7 @@ def update_preferences(
     if not resubscribe or subscriber.status == SubscriberStatus.CONFIRMED:
         db.session.commit()
         return subscriber
+    blocked_domains.refuse_if_blocked(subscriber.email)
     subscriber.status = SubscriberStatus.PENDING
     subscriber.signup_at = utcnow()
     subscriber.signup_source = "preferences"

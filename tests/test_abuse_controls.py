@@ -16,7 +16,8 @@ from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from sqlalchemy import func, select
 
 from newsletter.extensions import db
-from newsletter.models import EmailJob, Subscriber
+from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import csrf_token
 
 COMPLETE_THE_CHECK = "Please complete the check that you are not a robot"
@@ -338,3 +339,26 @@ def test_the_provider_decides_and_an_outage_fails_closed(make_app, siteverify, p
         as_text=True
     )
     assert signed_up(app) == ({"ann@example.org", "bo@example.org"}, 2)
+
+
+def test_a_known_reader_at_a_domain_blocked_since_cannot_sign_up_or_come_back(app, admin_client):
+    joined = admin_client.post("/api/subscribe", json={"email": "ann@spam.example"})
+    assert joined.status_code == 202
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        leave = make_token(UNSUBSCRIBE, reader)
+        preferences = make_token(PREFERENCES, reader)
+    assert admin_client.post(f"/unsubscribe/{leave}").status_code == 200
+    save_blocklist(admin_client, "spam.example")
+
+    again = admin_client.post("/subscribe", data={"email": "ann@spam.example"})
+    assert again.status_code == 400
+    assert "Addresses at spam.example cannot subscribe" in again.get_data(as_text=True)
+    back = admin_client.post(
+        f"/preferences/{preferences}", data={"name": "Ann", "action": "resubscribe"}
+    )
+    assert back.status_code == 400
+    assert "Addresses at spam.example cannot subscribe" in back.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber.status)) == SubscriberStatus.UNSUBSCRIBED
+        assert db.session.scalar(select(func.count(EmailJob.id))) == 1
