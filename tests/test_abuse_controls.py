@@ -15,6 +15,7 @@ import pytest
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from sqlalchemy import func, select
 
+from newsletter import captcha
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
@@ -362,3 +363,14 @@ def test_a_known_reader_at_a_domain_blocked_since_cannot_sign_up_or_come_back(ap
     with app.app_context():
         assert db.session.scalar(select(Subscriber.status)) == SubscriberStatus.UNSUBSCRIBED
         assert db.session.scalar(select(func.count(EmailJob.id))) == 1
+
+
+def test_a_solution_to_an_expired_altcha_challenge_is_refused(altcha_app, monkeypatch):
+    client = altcha_app.test_client()
+    monkeypatch.setattr(captcha, "ALTCHA_CHALLENGE_SECONDS", -1)
+    late = client.post(
+        "/api/subscribe", json={"email": "ann@example.org", "captcha": solve(client)}
+    )
+    assert late.status_code == 400
+    assert late.json["error"].startswith(COMPLETE_THE_CHECK)
+    assert signed_up(altcha_app) == (set(), 0)
