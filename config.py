@@ -80,11 +80,18 @@ class Config:
     DELIVERY_RETENTION_DAYS = _env_int("DELIVERY_RETENTION_DAYS", 90)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
+    # Soft bounces reported (mailbox full…) within BOUNCE_SOFT_DAYS after which an
+    # address is marked bounced.
+    BOUNCE_SOFT_LIMIT = _env_int("BOUNCE_SOFT_LIMIT", 3)
+    BOUNCE_SOFT_DAYS = _env_int("BOUNCE_SOFT_DAYS", 30)
     # DKIM signing of every email (off unless both are set); the domain defaults to
     # MAIL_DEFAULT_SENDER's.
     DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR")
     DKIM_PRIVATE_KEY_PATH = os.environ.get("DKIM_PRIVATE_KEY_PATH")
     DKIM_DOMAIN = os.environ.get("DKIM_DOMAIN")
+    # The return path: every email's envelope sender is a VERP form of it
+    # (bounces+<token>@…) that names its reader and message. Unset: the sender's address.
+    BOUNCE_ADDRESS = os.environ.get("BOUNCE_ADDRESS")
     # An address for mailto: unsubscribes, added to List-Unsubscribe when set.
     LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO")
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).

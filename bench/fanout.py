@@ -21,7 +21,7 @@ from config import Config
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
-from newsletter.mail.relay import SMTPSender
+from newsletter.mail.relay import Envelope, SMTPSender
 from newsletter.models import (
     Digest,
     DigestStatus,
@@ -127,7 +127,12 @@ def measure_pipelined_wire(sink, prebuilt, messages):
     for number in range(messages):
         email, raw = prebuilt[number % len(prebuilt)]
         following = prebuilt[(number + 1) % len(prebuilt)][0] if number + 1 < messages else None
-        sender.send(email, raw, before_commit=lambda: None, next_recipient=following)
+        sender.send(
+            Envelope(email),
+            raw,
+            before_commit=lambda: None,
+            next_envelope=following and Envelope(following),
+        )
     sender.close()
     last = sink.wait_for(before + messages, timeout=60)
     return Run(label, messages, last - started)

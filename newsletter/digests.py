@@ -205,7 +205,7 @@ def send_test(digest_id: int, address: str) -> None:
     address = normalize_email(address)
     raw = DigestMessages(digest).build(0, address, "", "test")
     with relay.connection() as sender:
-        sender.send(address, raw, before_commit=lambda: None)
+        sender.send(relay.Envelope(address), raw, before_commit=lambda: None)
 
 
 def fold_old_deliveries(now: datetime | None = None, chunk: int = FOLD_CHUNK) -> int:

@@ -56,6 +56,8 @@ class Subscriber(db.Model):
     hard_bounces: Mapped[int] = mapped_column(default=0)
     # Wrong confirmation codes typed since the last confirmation email was owed.
     code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Soft bounces before this count no more: a delivery was reported after them.
+    soft_bounces_cleared_at: Mapped[datetime | None]
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -89,11 +91,49 @@ class ConsentEvent(db.Model):
 
 
 class SuppressedAddress(db.Model):
-    """An address that was erased, kept only as a keyed hash (privacy.address_hash):
-    enough to never add or mail it again, nothing to read it back from."""
+    """An address never to be added or mailed again, kept only as a keyed hash
+    (privacy.address_hash), nothing to read it back from: it was erased, or it
+    bounced, or its owner reported us as spam; this outlives the subscriber's row."""
 
     address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # erased, bounced or complained
+    reason: Mapped[str] = mapped_column(String(16), default="erased", server_default="erased")
+
+
+class FeedbackKind(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    # A mail to the unsubscribe address (LIST_UNSUBSCRIBE_MAILTO).
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class FeedbackEvent(db.Model):
+    """What came back about a message sent: a bounce, a complaint or an unsubscribe by
+    mail, from the inbound listener or a provider's webhook (feedback.py)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    digest_id: Mapped[int | None] = mapped_column(
+        ForeignKey("digest.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    # Where it came from: dsn, arf, mailto, mailgun, ses, postmark, sendgrid…
+    source: Mapped[str] = mapped_column(String(16))
+    # The enhanced status code of a bounce (5.1.1) and the receiving system's words.
+    status: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    # The report's own id at its source (a provider's event id, a report's Message-ID):
+    # the same report twice counts once.
+    reference: Mapped[str | None] = mapped_column(String(200))
+    # Whether it changed the reader's status (bounced, complained, unsubscribed).
+    changed_status: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (UniqueConstraint("source", "reference"),)
 
 
 class BlockedDomain(db.Model):

@@ -39,8 +39,10 @@ class RecordingHandler:
         self.smtputf8 = False
         self.mail_options = []
         self.rcpt_tos = []
-        # Each received message's envelope recipient, beside it in ``received``.
+        # Each received message's envelope recipient and return path, beside it in
+        # ``received``.
         self.recipients = []
+        self.return_paths = []
 
     def reset(self):
         with self.changed:
@@ -55,6 +57,7 @@ class RecordingHandler:
             self.mail_options.clear()
             self.rcpt_tos.clear()
             self.recipients.clear()
+            self.return_paths.clear()
             self.delay = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -99,6 +102,7 @@ class RecordingHandler:
             self.received.append(message)
             self.raw.append(envelope.content)
             self.recipients.append(recipient)
+            self.return_paths.append(envelope.mail_from)
             self.arrived.append(time.monotonic())
             self.changed.notify_all()
         return "250 Message accepted for delivery"

@@ -247,8 +247,9 @@ def test_postfix_smtp_sink_takes_300_messages_each_envelope_sent_ahead():
         settled = []
         raw = b"Subject: hello\r\n\r\n.a line that starts with a dot\r\n" + b"text\r\n" * 200
         for number in range(300):
-            following = f"r{number + 1}@example.org" if number < 299 else None
-            sender.send(f"r{number}@example.org", raw, lambda: settled.append(1), following)
+            following = relay.Envelope(f"r{number + 1}@example.org") if number < 299 else None
+            envelope = relay.Envelope(f"r{number}@example.org")
+            sender.send(envelope, raw, lambda: settled.append(1), following)
             if number == 149:
                 # The envelope of r150 went out with r149; taking it back ends the
                 # session (its DATA was answered), and r150 goes out on a new one.

@@ -19,6 +19,7 @@ import re
 import smtplib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
@@ -71,13 +72,23 @@ END_OF_DATA = b".\r\n"
 SMTP_TIMEOUT_SECONDS = 30
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Whom the relay delivers a message to, and where it returns it if it cannot."""
+
+    recipient: str
+    # The return path (MAIL FROM): BOUNCE_ADDRESS's form for this message, or None for
+    # the sender's own address.
+    return_path: str | None = None
+
+
 class Sender(Protocol):
     def send(
         self,
-        recipient: str,
+        envelope: Envelope,
         raw: bytes,
         before_commit: Callable[[], None],
-        next_recipient: str | None = None,
+        next_envelope: Envelope | None = None,
     ) -> None: ...
 
     def cancel_next(self) -> None: ...
@@ -169,12 +180,15 @@ class OutboxSender:
 
     def send(
         self,
-        recipient: str,
+        envelope: Envelope,
         raw: bytes,
         before_commit: Callable[[], None],
-        next_recipient: str | None = None,
+        next_envelope: Envelope | None = None,
     ) -> None:
         signed = self.sign(raw)
+        if envelope.return_path:
+            # As the receiving server would write it, so that the outbox shows it.
+            signed = f"Return-Path: <{envelope.return_path}>\r\n".encode() + signed
         before_commit()
         outbox.store(signed)
 
@@ -193,40 +207,40 @@ class SMTPSender:
     ):
         self.open_session = open_session
         self.host: smtplib.SMTP | None = open_session()
-        self.mail_from = f"MAIL FROM:<{envelope_from}>\r\n".encode()
+        self.envelope_from = envelope_from
         # For an address with a non-ASCII local part, which only SMTPUTF8 carries; its
         # headers are UTF-8 too (RFC 6532), hence 8BITMIME where offered.
         eight_bit = " BODY=8BITMIME" if self.host.has_extn("8bitmime") else ""
-        self.mail_from_utf8 = f"MAIL FROM:<{envelope_from}>{eight_bit} SMTPUTF8\r\n".encode()
+        self.utf8_parameters = f"{eight_bit} SMTPUTF8"
         self.sign = sign
         self.pipelining = self.host.has_extn("pipelining")
         self.smtputf8 = self.host.has_extn("smtputf8")
-        # The recipient, MAIL and RCPT commands of an envelope sent ahead, whose
-        # replies are still unread.
-        self.announced: tuple[str, bytes, bytes] | None = None
+        # An envelope sent ahead, with its MAIL and RCPT commands, whose replies are
+        # still unread.
+        self.announced: tuple[Envelope, bytes, bytes] | None = None
 
     def send(
         self,
-        recipient: str,
+        envelope: Envelope,
         raw: bytes,
         before_commit: Callable[[], None],
-        next_recipient: str | None = None,
+        next_envelope: Envelope | None = None,
     ) -> None:
         """Send one message; ``before_commit`` is called just before the relay can take
         it (before its body goes out): the caller makes sure the previous message is
         recorded there, having overlapped that record with this message's envelope.
 
-        ``next_recipient``, when the caller will send to it next on this connection:
+        ``next_envelope``, when the caller will send it next on this connection:
         with PIPELINING its envelope goes out behind this message's body, in the same
         write (RFC 2920 lets message content start a group of commands), so each
         message costs one round trip, not two. A caller that then does not send it
         calls ``cancel_next``."""
         try:
-            if self.announced is not None and self.announced[0] == recipient:
+            if self.announced is not None and self.announced[0] == envelope:
                 mail_from, rcpt_to = self.announced[1:]
             else:
                 self.cancel_next()
-                mail_from, rcpt_to = self._envelope(recipient)
+                mail_from, rcpt_to = self._commands(envelope)
             body = self._dot_stuffed(self.sign(raw))
         except Exception:
             self.cancel_next()
@@ -238,7 +252,7 @@ class SMTPSender:
             # the next envelope go in one write (a small second write waits for a
             # delayed ACK).
             before_commit()
-            ahead, self.announced = self._ahead(next_recipient)
+            ahead, self.announced = self._ahead(next_envelope)
             self.host.send(body + END_OF_DATA + ahead)
             code, detail = self.host.getreply()
         except OSError as error:  # timeouts, resets, disconnects (SMTPException is one too)
@@ -280,19 +294,26 @@ class SMTPSender:
         self.host = None
         self.announced = None
 
-    def _envelope(self, recipient: str) -> tuple[bytes, bytes]:
-        """The MAIL FROM and RCPT TO lines for a recipient."""
+    def _commands(self, envelope: Envelope) -> tuple[bytes, bytes]:
+        """The MAIL FROM and RCPT TO lines for an envelope."""
         try:
-            address = smtp_address(recipient)
+            address = smtp_address(envelope.recipient)
         except UnicodeError as error:
             raise ReaderRefused(f"the address cannot be written for SMTP: {error}") from None
+        return_path = envelope.return_path or self.envelope_from
         if address.isascii():
-            return self.mail_from, f"RCPT TO:<{address}>\r\n".encode("ascii")
+            return (
+                f"MAIL FROM:<{return_path}>\r\n".encode(),
+                f"RCPT TO:<{address}>\r\n".encode("ascii"),
+            )
         if not self.smtputf8:
             raise CannotCarry(
                 "the address needs SMTPUTF8 (RFC 6531), which the relay does not offer"
             )
-        return self.mail_from_utf8, f"RCPT TO:<{address}>\r\n".encode()
+        return (
+            f"MAIL FROM:<{return_path}>{self.utf8_parameters}\r\n".encode(),
+            f"RCPT TO:<{address}>\r\n".encode(),
+        )
 
     def _envelope_replies(self, mail_from: bytes, rcpt_to: bytes) -> list[tuple[int, bytes]]:
         commands = (mail_from, rcpt_to, b"DATA\r\n")
@@ -306,15 +327,17 @@ class SMTPSender:
             return [self.host.getreply() for _ in commands]
         return self._one_at_a_time(commands)
 
-    def _ahead(self, next_recipient: str | None) -> tuple[bytes, tuple[str, bytes, bytes] | None]:
+    def _ahead(
+        self, next_envelope: Envelope | None
+    ) -> tuple[bytes, tuple[Envelope, bytes, bytes] | None]:
         """The next message's envelope, to go out now, and what it announces; or nothing."""
-        if not (self.pipelining and next_recipient):
+        if not (self.pipelining and next_envelope):
             return b"", None
         try:
-            mail_from, rcpt_to = self._envelope(next_recipient)
+            mail_from, rcpt_to = self._commands(next_envelope)
         except DeliveryFailure:
             return b"", None
-        return mail_from + rcpt_to + b"DATA\r\n", (next_recipient, mail_from, rcpt_to)
+        return mail_from + rcpt_to + b"DATA\r\n", (next_envelope, mail_from, rcpt_to)
 
     def _one_at_a_time(self, commands):
         replies = []

@@ -11,7 +11,9 @@ from sqlalchemy import and_, exists, or_, select, update
 
 from newsletter import digests
 from newsletter.extensions import db
+from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
+from newsletter.mail.relay import Envelope
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -67,7 +69,11 @@ class DigestDeliveries:
         raw = self.messages.build(
             reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
         )
-        return Email(reader.email, raw, message_id)
+        envelope = Envelope(
+            reader.email,
+            return_path.for_message(reader.token_nonce, return_path.DIGEST, self.digest_id),
+        )
+        return Email(envelope, raw, message_id)
 
     def refused(self, reason: str) -> None:
         """Pause the digest and say why: every copy would meet the same refusal."""

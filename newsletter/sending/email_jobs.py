@@ -6,8 +6,9 @@ from functools import cached_property
 from sqlalchemy import exists, select
 
 from newsletter.extensions import db
-from newsletter.mail import transactional
+from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
+from newsletter.mail.relay import Envelope
 from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
 from newsletter.sending import engine, hints, leases
 from newsletter.sending.outcomes import Claim, Email, RunReport
@@ -64,7 +65,11 @@ class EmailJobs:
             raw = self.welcome.build(
                 reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
             )
-        return Email(reader.email, raw, message_id)
+        envelope = Envelope(
+            reader.email,
+            return_path.for_message(reader.token_nonce, return_path.EMAIL_JOB, claim.row_id),
+        )
+        return Email(envelope, raw, message_id)
 
     @cached_property
     def domain(self) -> str:

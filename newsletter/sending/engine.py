@@ -250,10 +250,10 @@ class Batch:
         False when the rest of the batch must not go out now."""
         try:
             resources.sender().send(
-                email.to,
+                email.envelope,
                 email.raw,
                 before_commit=self.recorder.settle,
-                next_recipient=then and then.to,
+                next_envelope=then and then.envelope,
             )
         except (relay.ConnectionFailure, RecordFailed):
             raise

@@ -4,6 +4,7 @@ became of it; and what a batch and a run report."""
 from dataclasses import dataclass
 from enum import StrEnum
 
+from newsletter.mail.relay import Envelope
 from newsletter.models import Reader
 
 
@@ -23,7 +24,7 @@ class Claim:
 class Email:
     """A message ready for SMTP."""
 
-    to: str
+    envelope: Envelope
     raw: bytes
     message_id: str
 

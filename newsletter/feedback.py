@@ -1,0 +1,221 @@
+"""What comes back about the mail we send, and what it does to the reader.
+
+Reports arrive from the inbound listener (delivery status notifications, ARF
+complaint reports, mail to the unsubscribe address) and from providers' webhooks;
+each becomes a ``Report`` and goes through ``record``. The policy:
+
+- a hard bounce (5.x.x for the recipient) marks the reader bounced at once;
+- soft bounces (a final 4.x.x: mailbox full…) do once BOUNCE_SOFT_LIMIT of them fall
+  within BOUNCE_SOFT_DAYS; a delivery reported after them clears them;
+- a complaint marks the reader complained, and unsubscribes them in the consent log;
+- mail to the unsubscribe address unsubscribes the reader at once.
+
+A bounced or complained address is also kept as a hash (SuppressedAddress), so that
+no import and no sign-up form adds it again, even after its row is gone.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from newsletter import privacy
+from newsletter.extensions import db
+from newsletter.mail import return_path
+from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
+    Digest,
+    EmailJob,
+    FeedbackEvent,
+    FeedbackKind,
+    Subscriber,
+    SubscriberStatus,
+    SuppressedAddress,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# Our own Message-IDs: a digest's copy (digest.<id>.<time>.<subscriber id>@…) and an
+# email job's (<kind>.<job id>@…).
+DIGEST_MESSAGE_ID = re.compile(r"<?digest\.(\d+)\.\d+\.(\d+)@")
+JOB_MESSAGE_ID = re.compile(r"<?(?:confirmation|welcome)\.(\d+)@")
+STILL_MAILED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
+DETAIL_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class Report:
+    """One thing that came back, as its source told it; any field may be missing."""
+
+    kind: FeedbackKind
+    # dsn, arf, mailto, mailgun, ses, postmark, sendgrid
+    source: str
+    # The report's own id at its source: the same report twice counts once.
+    reference: str | None = None
+    # What names the reader, best first: the VERP return path the report came back
+    # to (or quotes), the Message-ID of our message, the recipient's address.
+    return_path: str | None = None
+    message_id: str | None = None
+    address: str | None = None
+    status: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    subscriber: Subscriber | None
+    digest_id: int | None = None
+
+
+def record(report: Report) -> FeedbackEvent | None:
+    """Keep the report and apply the policy to its reader; None when this report was
+    recorded before (nothing changes twice)."""
+    if report.reference and db.session.scalar(
+        select(FeedbackEvent.id).where(
+            FeedbackEvent.source == report.source, FeedbackEvent.reference == report.reference
+        )
+    ):
+        return None
+    reader = find_reader(report)
+    event = FeedbackEvent(
+        subscriber_id=reader.subscriber and reader.subscriber.id,
+        digest_id=reader.digest_id,
+        kind=report.kind,
+        source=report.source,
+        reference=report.reference and report.reference[:200],
+        status=report.status,
+        detail=report.detail and report.detail[:DETAIL_LENGTH],
+    )
+    db.session.add(event)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same report, recorded by another worker a moment ago.
+        db.session.rollback()
+        return None
+    if reader.subscriber is not None:
+        event.changed_status = POLICY[report.kind](reader.subscriber, report)
+    db.session.commit()
+    log.info(
+        "%s %s from %s for %s%s",
+        report.source,
+        report.kind,
+        report.reference or "-",
+        reader.subscriber.email if reader.subscriber else "no known reader",
+        " (status changed)" if event.changed_status else "",
+    )
+    return event
+
+
+def delivered(report: Report) -> None:
+    """A provider's word that a message reached the mailbox: the reader's soft bounces
+    no longer count. Nothing is kept of it."""
+    subscriber = find_reader(report).subscriber
+    if subscriber is not None:
+        subscriber.soft_bounces_cleared_at = utcnow()
+        db.session.commit()
+
+
+def find_reader(report: Report) -> Reader:
+    """The reader (and digest) a report is about, by what it quotes, best first."""
+    reference = return_path.read(report.return_path or "")
+    if reference is not None:
+        subscriber = db.session.scalar(
+            select(Subscriber).where(Subscriber.token_nonce == reference.nonce)
+        )
+        digest_id = reference.row_id if reference.kind == return_path.DIGEST else None
+        return Reader(subscriber, _existing_digest(digest_id) if subscriber else None)
+    if match := DIGEST_MESSAGE_ID.search(report.message_id or ""):
+        digest_id, subscriber_id = map(int, match.groups())
+        subscriber = db.session.get(Subscriber, subscriber_id)
+        return Reader(subscriber, _existing_digest(digest_id) if subscriber else None)
+    if match := JOB_MESSAGE_ID.search(report.message_id or ""):
+        job = db.session.get(EmailJob, int(match[1]))
+        return Reader(job.subscriber if job else None)
+    address = (report.address or "").strip().strip("<>").lower()
+    return Reader(
+        db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+        if address
+        else None
+    )
+
+
+def _existing_digest(digest_id: int | None) -> int | None:
+    """The digest's id if it is still there (an admin may have deleted it since)."""
+    if digest_id is None or db.session.get(Digest, digest_id) is None:
+        return None
+    return digest_id
+
+
+def _hard_bounce(subscriber: Subscriber, _report: Report) -> bool:
+    _suppress(subscriber, "bounced")
+    return _set_status(subscriber, SubscriberStatus.BOUNCED)
+
+
+def _soft_bounce(subscriber: Subscriber, report: Report) -> bool:
+    """Bounced once BOUNCE_SOFT_LIMIT soft bounces (this one included) fall within the
+    last BOUNCE_SOFT_DAYS, none of them before a reported delivery."""
+    since = utcnow() - timedelta(days=current_app.config["BOUNCE_SOFT_DAYS"])
+    if subscriber.soft_bounces_cleared_at is not None:
+        since = max(since, subscriber.soft_bounces_cleared_at)
+    soft_bounces = db.session.scalar(
+        select(func.count(FeedbackEvent.id)).where(
+            FeedbackEvent.subscriber_id == subscriber.id,
+            FeedbackEvent.kind == FeedbackKind.SOFT_BOUNCE,
+            FeedbackEvent.at > since,
+        )
+    )
+    if soft_bounces < current_app.config["BOUNCE_SOFT_LIMIT"]:
+        return False
+    return _hard_bounce(subscriber, report)
+
+
+def _complaint(subscriber: Subscriber, report: Report) -> bool:
+    _suppress(subscriber, "complained")
+    if subscriber.status == SubscriberStatus.COMPLAINED:
+        return False
+    subscriber.status = SubscriberStatus.COMPLAINED
+    subscriber.unsubscribed_at = utcnow()
+    db.session.add(
+        ConsentEvent(subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source="complaint")
+    )
+    return True
+
+
+def _unsubscribe(subscriber: Subscriber, _report: Report) -> bool:
+    if subscriber.status not in STILL_MAILED:
+        return False
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    subscriber.unsubscribed_at = utcnow()
+    db.session.add(
+        ConsentEvent(subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source="mailto")
+    )
+    return True
+
+
+POLICY = {
+    FeedbackKind.HARD_BOUNCE: _hard_bounce,
+    FeedbackKind.SOFT_BOUNCE: _soft_bounce,
+    FeedbackKind.COMPLAINT: _complaint,
+    FeedbackKind.UNSUBSCRIBE: _unsubscribe,
+}
+
+
+def _set_status(subscriber: Subscriber, status: SubscriberStatus) -> bool:
+    if subscriber.status not in STILL_MAILED:
+        return False
+    subscriber.status = status
+    return True
+
+
+def _suppress(subscriber: Subscriber, reason: str) -> None:
+    """Keep the address's hash, so that it is never added again once its row is gone."""
+    digest = privacy.address_hash(subscriber.email)
+    if db.session.get(SuppressedAddress, digest) is None:
+        db.session.add(SuppressedAddress(address_hash=digest, reason=reason))

@@ -1,0 +1,188 @@
+"""What comes back about sent mail (bounces, complaints, unsubscribes by mail) finds
+its reader by the VERP return path, the Message-ID or the address, and the next
+digest skips exactly the readers it should."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter import digests, feedback, posts, privacy
+from newsletter.extensions import db
+from newsletter.mail import return_path
+from newsletter.models import (
+    ConsentEvent,
+    FeedbackEvent,
+    FeedbackKind,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from tests.helpers import add_readers, wait_until_sent
+from workers.tasks import start_digest
+
+BOUNCES = "bounces@news.example"
+
+
+@pytest.fixture
+def verp_app(make_app):
+    return make_app(BOUNCE_ADDRESS=BOUNCES)
+
+
+def send_digest(app, subject):
+    with app.app_context():
+        # A post of its own, since a digest carries only posts not sent before.
+        posts.save_post(None, subject, f"https://news.example/{subject}", "")
+        digest_id = digests.create_digest(subject).id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+    wait_until_sent(app, digest_id)
+    return digest_id
+
+
+def status_of(app, email):
+    with app.app_context():
+        status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == email))
+        db.session.rollback()
+        return status
+
+
+def test_each_email_returns_to_a_verp_address_naming_its_reader_and_message(
+    verp_app, smtp, start_worker_for
+):
+    start_worker_for(verp_app)
+    readers = add_readers(verp_app, 3)
+    assert verp_app.test_client().post("/subscribe", data={"email": "new@example.org"})
+    smtp.wait_for(1)
+    digest_id = send_digest(verp_app, "Monday")
+    smtp.wait_for(4)
+
+    with verp_app.app_context():
+        nonces = dict(db.session.execute(select(Subscriber.email, Subscriber.token_nonce)).all())
+        for recipient, path in zip(smtp.recipients, smtp.return_paths, strict=True):
+            local, _, domain = path.partition("@")
+            assert domain == "news.example"
+            assert local.startswith("bounces+")
+            assert len(local) <= 64
+            named = return_path.read(path)
+            assert named.nonce == nonces[recipient]
+            if recipient in readers:
+                assert (named.kind, named.row_id) == (return_path.DIGEST, digest_id)
+            else:
+                assert named.kind == return_path.EMAIL_JOB
+            # Any other token, or this one changed, names nobody.
+            changed = path.replace(local[-3:], "aaa" if local[-3:] != "aaa" else "bbb")
+            assert return_path.read(changed) is None
+            assert return_path.read(path.replace("news.example", "evil.example")) is None
+            assert return_path.read("bounces@news.example") is None
+
+
+def test_without_a_bounce_address_mail_returns_to_the_sender(app, client, smtp, worker):
+    client.post("/subscribe", data={"email": "ann@example.org"})
+    smtp.wait_for(1)
+    assert smtp.return_paths == ["newsletter@localhost"]
+
+
+def report_for(app, email, kind, digest_id=None, **fields):
+    """A report that names the reader by the VERP address of a digest's copy."""
+    with app.app_context():
+        nonce = db.session.scalar(select(Subscriber.token_nonce).where(Subscriber.email == email))
+        path = return_path.for_message(nonce, return_path.DIGEST, digest_id or 1)
+    return feedback.Report(kind, "dsn", return_path=path, **fields)
+
+
+def record(app, report):
+    with app.app_context():
+        event = feedback.record(report)
+        return event and (event.subscriber_id, event.digest_id, event.changed_status)
+
+
+def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
+    verp_app, smtp, start_worker_for
+):
+    start_worker_for(verp_app)
+    readers = add_readers(verp_app, 6)
+    first = send_digest(verp_app, "First")
+    smtp.wait_for(6)
+    hard = feedback.Report(
+        FeedbackKind.HARD_BOUNCE,
+        "dsn",
+        reference="<dsn-1@mx.example>",
+        return_path=smtp.return_paths[smtp.recipients.index("reader0@example.org")],
+        status="5.1.1",
+        detail="user unknown",
+    )
+    assert record(verp_app, hard)[1:] == (first, True)
+    assert record(verp_app, hard) is None, "the same report twice counts once"
+    by_message_id = feedback.Report(
+        FeedbackKind.COMPLAINT,
+        "arf",
+        message_id=next(m["Message-ID"] for m in smtp.received if m["To"] == "reader1@example.org"),
+    )
+    assert record(verp_app, by_message_id)[1:] == (first, True)
+    by_address = feedback.Report(FeedbackKind.UNSUBSCRIBE, "mailto", address="Reader2@Example.org")
+    assert record(verp_app, by_address)[2] is True
+    assert record(verp_app, feedback.Report(FeedbackKind.HARD_BOUNCE, "dsn", address="x@y.z")) == (
+        None,
+        None,
+        False,
+    )
+
+    smtp.reset()
+    send_digest(verp_app, "Second")
+    assert set(smtp.recipients) == readers - {
+        "reader0@example.org",
+        "reader1@example.org",
+        "reader2@example.org",
+    }
+    assert status_of(verp_app, "reader0@example.org") == SubscriberStatus.BOUNCED
+    assert status_of(verp_app, "reader1@example.org") == SubscriberStatus.COMPLAINED
+    assert status_of(verp_app, "reader2@example.org") == SubscriberStatus.UNSUBSCRIBED
+    with verp_app.app_context():
+        consent = db.session.scalars(select(ConsentEvent.source).order_by(ConsentEvent.id))
+        assert list(consent) == ["complaint", "mailto"]
+
+
+def test_soft_bounces_bounce_a_reader_only_when_enough_fall_within_the_window(verp_app):
+    add_readers(verp_app, 2)
+    soft = FeedbackKind.SOFT_BOUNCE
+    for number in range(2):
+        record(verp_app, report_for(verp_app, "reader0@example.org", soft, reference=f"a{number}"))
+    assert status_of(verp_app, "reader0@example.org") == SubscriberStatus.CONFIRMED
+    # A delivery reported now wipes the slate: two more are not yet three.
+    with verp_app.app_context():
+        feedback.delivered(report_for(verp_app, "reader0@example.org", soft))
+    for number in range(2):
+        record(verp_app, report_for(verp_app, "reader0@example.org", soft, reference=f"b{number}"))
+    assert status_of(verp_app, "reader0@example.org") == SubscriberStatus.CONFIRMED
+    record(verp_app, report_for(verp_app, "reader0@example.org", soft, reference="b2"))
+    assert status_of(verp_app, "reader0@example.org") == SubscriberStatus.BOUNCED
+
+    # Spread over more than 30 days, three are not enough.
+    for number, days_ago in enumerate([40, 20]):
+        record(verp_app, report_for(verp_app, "reader1@example.org", soft, reference=f"c{number}"))
+        with verp_app.app_context():
+            latest = db.session.scalar(select(func.max(FeedbackEvent.id)))
+            db.session.get(FeedbackEvent, latest).at = utcnow() - timedelta(days=days_ago)
+            db.session.commit()
+    record(verp_app, report_for(verp_app, "reader1@example.org", soft, reference="c2"))
+    assert status_of(verp_app, "reader1@example.org") == SubscriberStatus.CONFIRMED
+
+
+def test_a_bounced_or_complained_address_is_never_added_again_even_once_erased(
+    verp_app, admin_client, tmp_path
+):
+    add_readers(verp_app, 2)
+    record(verp_app, report_for(verp_app, "reader0@example.org", FeedbackKind.HARD_BOUNCE))
+    record(verp_app, report_for(verp_app, "reader1@example.org", FeedbackKind.COMPLAINT))
+    with verp_app.app_context():
+        for reader in db.session.scalars(select(Subscriber)).all():
+            privacy.erase(reader, by="admin")
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email\nreader0@example.org\nreader1@example.org\nfresh@example.org\n")
+    imported = verp_app.test_cli_runner().invoke(args=["import-subscribers", str(csv_file)])
+    assert "added 1, skipped 2" in imported.output
+    for address in ["reader0@example.org", "reader1@example.org"]:
+        assert verp_app.test_client().post("/subscribe", data={"email": address}).status_code == 200
+    with verp_app.app_context():
+        assert set(db.session.scalars(select(Subscriber.email))) == {"fresh@example.org"}
