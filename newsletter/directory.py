@@ -55,6 +55,8 @@ def status_counts() -> dict[str, int]:
 
 
 LAST_PAGE = 10**9
+# The longest address SMTP allows; names are shorter.
+SEARCH_MAX_LENGTH = 320
 
 
 def search(query="", status="", page=1, per_page=50):
@@ -63,8 +65,9 @@ def search(query="", status="", page=1, per_page=50):
     page = min(max(page, 1), LAST_PAGE)
     statement = select(Subscriber).order_by(Subscriber.id.desc())
     query = query.strip().lower()
-    if "\x00" in query:
-        # No stored text holds a NUL (PostgreSQL cannot even compare with one).
+    if "\x00" in query or len(query) > SEARCH_MAX_LENGTH:
+        # No stored text holds a NUL (PostgreSQL cannot even compare with one), nor is
+        # longer than an address (SQLite refuses a LIKE pattern of 50,000 bytes).
         statement = statement.where(false())
     elif query:
         statement = statement.where(

@@ -719,6 +719,7 @@ def two_readers(app):
 @HTTP_PROPERTY
 @given(query=hostile_text(surrogates=False, max_size=40), status=hostile_text(), page=st.text())
 @example(query="\x00", status="", page="1")
+@example(query="😀" * 12500, status="", page="")
 @example(query="%_\\", status="pending", page="99999999999999999999999")
 @example(query="", status="", page="-5")
 def test_the_admin_search_answers_any_query_and_page(
