@@ -102,6 +102,19 @@ def envelope_sender() -> str:
     return parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
 
 
+def sender_domain() -> str:
+    return envelope_sender().rpartition("@")[2]
+
+
+def dkim_enabled() -> bool:
+    config = current_app.config
+    return bool(config.get("DKIM_SELECTOR") and config.get("DKIM_PRIVATE_KEY_PATH"))
+
+
+def dkim_domain() -> str:
+    return current_app.config.get("DKIM_DOMAIN") or sender_domain()
+
+
 def smtp_address(address: str) -> str:
     """The address as SMTP carries it: the domain in its IDNA2008 (UTS #46) ASCII form.
 
@@ -161,12 +174,12 @@ def dkim_signer() -> Callable[[bytes], bytes]:
     Python (about 8 ms for a 2048-bit RSA key), so at high volume signing at the
     relay (e.g. OpenDKIM) is faster.
     """
-    config = current_app.config
-    if not (config.get("DKIM_SELECTOR") and config.get("DKIM_PRIVATE_KEY_PATH")):
+    if not dkim_enabled():
         return lambda raw: raw
+    config = current_app.config
     key = Path(config["DKIM_PRIVATE_KEY_PATH"]).read_bytes()
     selector = config["DKIM_SELECTOR"].encode()
-    domain = (config.get("DKIM_DOMAIN") or envelope_sender().rpartition("@")[2]).encode()
+    domain = dkim_domain().encode()
 
     def sign(raw: bytes) -> bytes:
         return dkim.sign(raw, selector, domain, key, include_headers=DKIM_HEADERS) + raw

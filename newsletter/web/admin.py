@@ -23,6 +23,7 @@ from wtforms.fields.choices import SelectChoice
 from newsletter import (
     accounts,
     blocked_domains,
+    deliverability,
     digests,
     directory,
     posts,
@@ -434,3 +435,8 @@ def edit_blocked_domains():
         form=form,
         disposable_blocked=current_app.config["BLOCK_DISPOSABLE_DOMAINS"],
     ), status
+
+
+@bp.get("/deliverability")
+def deliverability_report():
+    return render_template("admin/deliverability.html", checks=deliverability.run_checks())
