@@ -28,9 +28,9 @@ from newsletter.models import (
     Delivery,
     Digest,
     EmailJob,
+    FeedbackEvent,
+    FeedbackKind,
     JobStatus,
-    Subscriber,
-    SubscriberStatus,
     utcnow,
 )
 
@@ -325,9 +325,8 @@ def check_base_url() -> Check:
     return Check("BASE_URL", Status.WARNING, message)
 
 
-def complaint_rate(days: int = COMPLAINT_DAYS) -> tuple[int, int] | None:
-    """Complaints and messages sent over the last ``days`` days; None while there is
-    no record of complaints to count."""
+def complaint_rate(days: int = COMPLAINT_DAYS) -> tuple[int, int]:
+    """Complaints reported and messages sent over the last ``days`` days."""
     since = utcnow() - timedelta(days=days)
     digest_copies = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.sent_at >= since)
@@ -344,28 +343,22 @@ def complaint_rate(days: int = COMPLAINT_DAYS) -> tuple[int, int] | None:
         .select_from(EmailJob)
         .where(EmailJob.status == JobStatus.SENT, EmailJob.finished_at >= since)
     )
-    # An approximation until complaints are recorded as events with their time: then
-    # this counts the complaint events in the window. For now, every subscriber
-    # marked complained, whenever that was.
     complaints = db.session.scalar(
         select(func.count())
-        .select_from(Subscriber)
-        .where(Subscriber.status == SubscriberStatus.COMPLAINED)
+        .select_from(FeedbackEvent)
+        .where(FeedbackEvent.kind == FeedbackKind.COMPLAINT, FeedbackEvent.at >= since)
     )
     return complaints, digest_copies + folded_copies + emails
 
 
 def check_complaint_rate() -> Check:
-    counts = complaint_rate(COMPLAINT_DAYS)
-    if counts is None:
-        return Check("Complaints", Status.NOT_CHECKED, "Complaints are not recorded yet.")
-    complaints, sent = counts
+    complaints, sent = complaint_rate(COMPLAINT_DAYS)
     if not sent:
         message = f"No mail sent in {COMPLAINT_DAYS} days, so there is no complaint rate yet."
         return Check("Complaints", Status.NOT_CHECKED, message)
     said = (
         f"Complaint rate over {COMPLAINT_DAYS} days: {100 * complaints / sent:.2f}% "
-        f"(readers marked complained: {complaints:,}; messages sent: {sent:,})."
+        f"(complaints: {complaints:,}; messages sent: {sent:,})."
     )
     per_mille = 1000 * complaints
     if per_mille >= COMPLAINTS_PER_MILLE_ERROR * sent:

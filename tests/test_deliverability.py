@@ -23,6 +23,8 @@ from newsletter.models import (
     DigestStatus,
     EmailJob,
     EmailKind,
+    FeedbackEvent,
+    FeedbackKind,
     JobStatus,
     Subscriber,
     SubscriberStatus,
@@ -156,7 +158,7 @@ def test_all_good_is_all_ok(report, configured, admin_client, keys):
         "The key at news._domainkey.example.org matches DKIM_PRIVATE_KEY_PATH."
     )
     assert "Policy p=reject, reports to mailto:dmarc@example.org." in checks["DMARC"][1]
-    assert "0.00% (readers marked complained: 0; messages sent: 3)" in checks["Complaints"][1]
+    assert "0.00% (complaints: 0; messages sent: 3)" in checks["Complaints"][1]
     assert 'href="/admin/deliverability">Deliverability</a>' in admin_client.get("/admin/").text
 
 
@@ -287,8 +289,8 @@ def test_http_links_are_a_warning(report, configured, keys):
     ("complaints", "status", "shown"),
     [
         (0, "ok", "0.00%"),
-        (2, "warning", "0.20% (readers marked complained: 2; messages sent: 1,000)"),
-        (4, "error", "0.40% (readers marked complained: 4; messages sent: 1,000)"),
+        (2, "warning", "0.20% (complaints: 2; messages sent: 1,000)"),
+        (4, "error", "0.40% (complaints: 4; messages sent: 1,000)"),
     ],
 )
 def test_complaint_rate_against_gmails_lines(report, keys, monkeypatch, complaints, status, shown):
@@ -344,6 +346,14 @@ def test_complaint_rate_counts_the_last_30_days_of_mail(app):
                 EmailJob(kind=EmailKind.CONFIRMATION, subscriber_id=readers[2].id),
             ]
         )
+        db.session.add_all(
+            [
+                FeedbackEvent(kind=FeedbackKind.COMPLAINT, source="arf", at=now),
+                FeedbackEvent(kind=FeedbackKind.COMPLAINT, source="arf", at=long_ago),
+                FeedbackEvent(kind=FeedbackKind.HARD_BOUNCE, source="dsn", at=now),
+            ]
+        )
         db.session.commit()
-        # One digest copy and one email in the window, and the folded digest's 5.
+        # One complaint in the window; one digest copy and one email, and the folded
+        # digest's 5.
         assert deliverability.complaint_rate(30) == (1, 7)
