@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import privacy
@@ -29,6 +29,7 @@ from newsletter.mail import return_path
 from newsletter.models import (
     ConsentEvent,
     ConsentKind,
+    Delivery,
     Digest,
     EmailJob,
     FeedbackEvent,
@@ -47,6 +48,11 @@ DIGEST_MESSAGE_ID = re.compile(r"<?digest\.(\d+)\.\d+\.(\d+)@")
 JOB_MESSAGE_ID = re.compile(r"<?(?:confirmation|welcome)\.(\d+)@")
 STILL_MAILED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 DETAIL_LENGTH = 500
+# An unsubscribe this soon after a digest started counts as a reaction to it.
+UNSUBSCRIBE_WINDOW = timedelta(days=7)
+# The consent log's source for a complaint, which unsubscribes the reader.
+COMPLAINT_SOURCE = "complaint"
+REACTIONS = (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.COMPLAINT)
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,9 @@ def _complaint(subscriber: Subscriber, report: Report) -> bool:
     subscriber.status = SubscriberStatus.COMPLAINED
     subscriber.unsubscribed_at = utcnow()
     db.session.add(
-        ConsentEvent(subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source="complaint")
+        ConsentEvent(
+            subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source=COMPLAINT_SOURCE
+        )
     )
     return True
 
@@ -219,3 +227,51 @@ def _suppress(subscriber: Subscriber, reason: str) -> None:
     digest = privacy.address_hash(subscriber.email)
     if db.session.get(SuppressedAddress, digest) is None:
         db.session.add(SuppressedAddress(address_hash=digest, reason=reason))
+
+
+def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
+    """For each digest, its readers who bounced, complained, or unsubscribed within
+    UNSUBSCRIBE_WINDOW after it started (by any means but a complaint), counted once each."""
+    ids = [digest.id for digest in digests]
+    counted = {digest_id: {"bounced": 0, "complained": 0, "unsubscribed": 0} for digest_id in ids}
+    figure = case((FeedbackEvent.kind == FeedbackKind.COMPLAINT, "complained"), else_="bounced")
+    reported = db.session.execute(
+        select(FeedbackEvent.digest_id, figure, func.count(distinct(FeedbackEvent.subscriber_id)))
+        .where(FeedbackEvent.digest_id.in_(ids), FeedbackEvent.kind.in_(REACTIONS))
+        .group_by(FeedbackEvent.digest_id, figure)
+    )
+    for digest_id, name, readers in reported:
+        counted[digest_id][name] = readers
+    for digest in digests:
+        if digest.started_at is not None:
+            counted[digest.id]["unsubscribed"] = _unsubscribed_after(digest)
+    return counted
+
+
+def _unsubscribed_after(digest: Digest) -> int:
+    """Its readers who left within UNSUBSCRIBE_WINDOW of its start; the consent log
+    says when, the digest's copies who (so none once they are folded away)."""
+    return db.session.scalar(
+        select(func.count(distinct(ConsentEvent.subscriber_id)))
+        .join(Delivery, Delivery.subscriber_id == ConsentEvent.subscriber_id)
+        .where(
+            Delivery.digest_id == digest.id,
+            Delivery.sent_at.is_not(None),
+            ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
+            # Complaints are counted apart.
+            ConsentEvent.source != COMPLAINT_SOURCE,
+            ConsentEvent.at >= digest.started_at,
+            ConsentEvent.at < digest.started_at + UNSUBSCRIBE_WINDOW,
+        )
+    )
+
+
+def events_of(subscriber_id: int) -> list[FeedbackEvent]:
+    """What came back about a reader's mail, newest first."""
+    return list(
+        db.session.scalars(
+            select(FeedbackEvent)
+            .where(FeedbackEvent.subscriber_id == subscriber_id)
+            .order_by(FeedbackEvent.id.desc())
+        )
+    )

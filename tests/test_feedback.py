@@ -2,6 +2,7 @@
 its reader by the VERP return path, the Message-ID or the address, and the next
 digest skips exactly the readers it should."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,12 +13,16 @@ from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
     ConsentEvent,
+    Delivery,
+    Digest,
+    DigestStatus,
     FeedbackEvent,
     FeedbackKind,
     Subscriber,
     SubscriberStatus,
     utcnow,
 )
+from newsletter.tokens import UNSUBSCRIBE, make_token
 from tests.helpers import add_readers, wait_until_sent
 from workers.tasks import start_digest
 
@@ -186,3 +191,45 @@ def test_a_bounced_or_complained_address_is_never_added_again_even_once_erased(
         assert verp_app.test_client().post("/subscribe", data={"email": address}).status_code == 200
     with verp_app.app_context():
         assert set(db.session.scalars(select(Subscriber.email))) == {"fresh@example.org"}
+
+
+def test_admins_see_what_came_back_per_digest_and_per_reader(verp_app, admin_client):
+    readers = sorted(add_readers(verp_app, 5))
+    with verp_app.app_context():
+        digest = Digest(subject="Weekly", status=DigestStatus.SENT, started_at=utcnow())
+        db.session.add(digest)
+        db.session.flush()
+        ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
+        db.session.add_all(
+            Delivery(digest_id=digest.id, subscriber_id=ids[email], sent_at=utcnow())
+            for email in readers
+        )
+        db.session.commit()
+        digest_id = digest.id
+        leave = make_token(UNSUBSCRIBE, db.session.get(Subscriber, ids[readers[3]]))
+    hard = report_for(verp_app, readers[0], FeedbackKind.HARD_BOUNCE, digest_id, status="5.1.1")
+    record(verp_app, hard)
+    record(verp_app, report_for(verp_app, readers[1], FeedbackKind.COMPLAINT, digest_id))
+    soft = report_for(verp_app, readers[2], FeedbackKind.SOFT_BOUNCE, digest_id, reference="s")
+    record(verp_app, soft)
+    assert admin_client.post(f"/unsubscribe/{leave}").status_code == 200
+
+    history = admin_client.get("/admin/digests").get_data(as_text=True)
+    assert re.search(
+        r"Weekly</a></td>\s*<td>sent</td>"
+        + r"<td>\d+</td>" * 3
+        + r"\s*<td>2</td><td>1</td><td>1</td>",
+        history,
+    )
+    page = admin_client.get(f"/admin/digests/{digest_id}").get_data(as_text=True)
+    assert "bounced <strong>2</strong>" in page
+    assert "complained <strong>1</strong>" in page
+    assert "unsubscribed within 7 days <strong>1</strong>" in page
+
+    reader = admin_client.get(f"/admin/subscribers/{ids[readers[0]]}").get_data(as_text=True)
+    assert "<td>hard_bounce</td><td>dsn</td>" in reader
+    assert "<td>5.1.1</td>" in reader
+    assert "<td>yes</td>" in reader
+    assert f'href="/admin/subscribers/{ids[readers[0]]}"' in admin_client.get(
+        "/admin/subscribers"
+    ).get_data(as_text=True)

@@ -26,6 +26,7 @@ from newsletter import (
     deliverability,
     digests,
     directory,
+    feedback,
     posts,
     privacy,
     settings,
@@ -270,6 +271,19 @@ def subscribers():
     )
 
 
+@bp.get("/subscribers/<id:subscriber_id>")
+def show_subscriber(subscriber_id):
+    """One reader: their consent, the mail they were sent, and what came back of it."""
+    subscriber = db.get_or_404(Subscriber, subscriber_id)
+    return render_template(
+        "admin/subscriber.html",
+        subscriber=subscriber,
+        record=privacy.data_of(subscriber),
+        feedback_events=feedback.events_of(subscriber.id),
+        action_form=ActionForm(),
+    )
+
+
 @bp.post("/subscribers/<id:subscriber_id>/erase")
 def erase_subscriber(subscriber_id):
     """Erase a subscriber at their request (by mail, by phone): as "Delete my data"."""
@@ -325,7 +339,9 @@ def edit_post(post_id):
 
 @bp.get("/digests")
 def digest_list():
-    return render_template("admin/digests.html", history=digests.history())
+    history = digests.history()
+    reactions = feedback.reactions([digest for digest, _counts in history])
+    return render_template("admin/digests.html", history=history, reactions=reactions)
 
 
 @bp.route("/digests/new", methods=["GET", "POST"])
@@ -358,6 +374,7 @@ def show_digest(digest_id):
         preview_html=html,
         preview_text=text,
         progress=digests.progress(digest_id),
+        reactions=feedback.reactions([digest])[digest.id],
         test_form=TestSendForm(),
         schedule_form=ScheduleForm(),
         action_form=ActionForm(),
