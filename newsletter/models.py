@@ -101,6 +101,16 @@ class SuppressedAddress(db.Model):
     reason: Mapped[str] = mapped_column(String(16), default="erased", server_default="erased")
 
 
+class DomainPace(db.Model):
+    """A recipient domain that asked us to slow down, and the pace every worker keeps
+    for it (sending/domain_pacing.py)."""
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    interval_seconds: Mapped[float]
+    # Unix time of its next turn.
+    next_at: Mapped[float]
+
+
 class FeedbackKind(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"

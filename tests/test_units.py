@@ -27,6 +27,9 @@ from newsletter.sending.outcomes import Tally, Verdict
         (552, b"5.3.4 Message too big", "DATA", relay.MessageRefused),
         (421, b"4.3.2 Shutting down", "RCPT", relay.ConnectionFailure),
         (451, b"4.7.1 Greylisted", "RCPT", relay.TemporaryFailure),
+        (421, b"4.7.0 Messages deferred due to unexpected volume", "RCPT", relay.ConnectionFailure),
+        (451, b"4.7.28 Our system has detected an unusual rate of mail", "RCPT", relay.SlowDown),
+        (452, b"4.7.0 Too many messages, slow down", "DATA", relay.SlowDown),
         (452, b"4.3.1 Insufficient storage", "DATA", relay.TemporaryFailure),
     ],
 )

@@ -43,6 +43,15 @@ class ConnectionFailure(TemporaryFailure):
     """No message can go out on this connection now."""
 
 
+class SlowDown(TemporaryFailure):
+    """The recipient's mail system asks us to send to its domain more slowly: a 4.7.x
+    reply that speaks of rate or volume (Gmail's, Yahoo's and Microsoft's way)."""
+
+
+class SessionSlowDown(ConnectionFailure, SlowDown):
+    """A 421 at a recipient: this session is over, and that domain asks us to slow down."""
+
+
 class ReaderRefused(DeliveryFailure):
     """The relay refused the recipient's address for good."""
 
@@ -65,6 +74,9 @@ DKIM_HEADERS = [
 ]  # fmt: skip
 
 ENHANCED_CODE = re.compile(rb"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+# A 4.7.x is also greylisting ("451 4.7.1 Greylisted, try later"), which wants the
+# message later, not the domain slower: only these words make it a request to slow down.
+SLOW_DOWN_WORDS = re.compile(rb"rate|too many|volume|slow|throttl|frequen|limit", re.IGNORECASE)
 READER_CLASSES = {"1", "2"}
 MESSAGE_CLASSES = {"3", "6", "7"}
 LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
@@ -371,10 +383,15 @@ class SMTPSender:
             # The relay went on to DATA without a recipient: end that message empty.
             self.host.send(b".\r\n")
             self.host.getreply()
-        self._reset()
         code, detail = mail_reply
-        if code == 421 or rcpt_reply[0] == 421 or data_reply[0] == 421:
+        if code == 421:
+            self._drop()
             raise ConnectionFailure(f"421 {_text(detail)}")
+        if 421 in (rcpt_reply[0], data_reply[0]):
+            _code, said = rcpt_reply if rcpt_reply[0] == 421 else data_reply
+            self._drop()
+            raise SessionSlowDown(f"421 {_text(said)}")
+        self._reset()
         if code != 250:
             # Our own sender is refused: no message can go out on this connection.
             raise ConnectionFailure(f"MAIL FROM refused: {code} {_text(detail)}")
@@ -404,10 +421,12 @@ def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:
     text = f"{code} {_text(detail)}"
     if code == 421:
         return ConnectionFailure(text)
-    if code < 500:
-        return TemporaryFailure(text)
     enhanced = ENHANCED_CODE.match(detail or b"")
     subject = enhanced.group(2).decode() if enhanced else None
+    if code < 500:
+        if subject == "7" and SLOW_DOWN_WORDS.search(detail or b""):
+            return SlowDown(text)
+        return TemporaryFailure(text)
     if subject in READER_CLASSES:
         return ReaderRefused(text)
     if subject in MESSAGE_CLASSES or stage == "DATA":

@@ -18,8 +18,9 @@ may go out, and what to do when the relay refuses the message itself.
 
 import logging
 import time
+from collections import Counter
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from typing import Protocol
 
@@ -29,7 +30,7 @@ from sqlalchemy import func, select, update
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.models import Reader, Subscriber, SubscriberStatus, utcnow
-from newsletter.sending import leases, pacing
+from newsletter.sending import domain_pacing, leases, pacing
 from newsletter.sending.outcomes import Claim, Email, Outcome, RunReport, Tally, Verdict
 from newsletter.sending.pacing import Booking
 from newsletter.sending.recorder import Recorder, RecordFailed, recorder_for
@@ -162,6 +163,7 @@ def send_batch(kind: Kind, resources: RunResources, report: RunReport) -> Tally:
     outcomes = sent.send(resources, report)
     resources.recorder().settle()
     record(kind, outcomes, sent.refused_reason)
+    sent.adjust_domain_paces()
     if sent.refused_reason:
         report.stopped = sent.refused_reason
     for outcome in outcomes:
@@ -194,6 +196,10 @@ class Batch:
         self.refused_reason: str | None = None
         self.max_attempts = current_app.config["SEND_MAX_ATTEMPTS"]
         self.date = formatdate(usegmt=True)
+        # Recipient domains that asked to be sent to more slowly: before this batch,
+        # and during it.
+        self.paced = domain_pacing.paced_domains()
+        self.slowed: set[str] = set()
 
     def send(self, resources: RunResources, report: RunReport) -> list[Outcome]:
         try:
@@ -236,6 +242,8 @@ class Batch:
         if not self.kind.wanted(claim):
             self._add(claim, Verdict.SKIPPED)
             return None
+        if not self._domain_turn(claim):
+            return None
         try:
             return self.kind.build(claim, self.date)
         except Exception as error:
@@ -255,9 +263,14 @@ class Batch:
                 before_commit=self.recorder.settle,
                 next_envelope=then and then.envelope,
             )
+        except relay.SessionSlowDown:
+            self.slowed.add(domain_pacing.domain_of(claim.reader.email))
+            raise
         except (relay.ConnectionFailure, RecordFailed):
             raise
         except relay.TemporaryFailure as error:
+            if isinstance(error, relay.SlowDown):
+                self.slowed.add(domain_pacing.domain_of(claim.reader.email))
             return self._add(claim, Verdict.RETRY, str(error))
         except relay.ReaderRefused as error:
             self.refusals_in_a_row = 0
@@ -284,6 +297,50 @@ class Batch:
         self.kind.refused(reason)
         self._finish_rest(Verdict.HANDED_BACK)
         return False
+
+    def _domain_turn(self, claim: Claim) -> bool:
+        """Whether the message may go now as far as its recipient's domain is concerned;
+        if not, it is deferred to the domain's next turn."""
+        domain = domain_pacing.domain_of(claim.reader.email)
+        if domain in self.slowed:
+            # Its pace is written when the batch is recorded: until then, a first step.
+            next_at = time.time() + domain_pacing.START_SECONDS
+        elif domain in self.paced:
+            next_at = domain_pacing.take_turn(domain)
+        else:
+            return True
+        if next_at is None:
+            return True
+        due_at = datetime.fromtimestamp(next_at, UTC).replace(tzinfo=None)
+        self.outcomes.append(Outcome(claim, Verdict.DEFERRED, due_at=due_at))
+        return False
+
+    def adjust_domain_paces(self) -> None:
+        """Slow the domains that asked during this batch; step the paced ones whose
+        messages went through back towards full speed."""
+        sent_to = Counter(
+            domain_pacing.domain_of(outcome.claim.reader.email)
+            for outcome in self.outcomes
+            if outcome.verdict is Verdict.SENT
+        )
+        through = Counter(
+            {
+                domain: count
+                for domain, count in sent_to.items()
+                if domain in self.paced and domain not in self.slowed
+            }
+        )
+        if not (self.slowed or through):
+            return
+        if self.slowed:
+            log.warning(
+                "%s: slowing down for %s, at its mail system's request",
+                self.kind.label,
+                ", ".join(sorted(self.slowed)),
+            )
+        domain_pacing.slow_down(self.slowed)
+        domain_pacing.went_through(through)
+        db.session.commit()
 
     def _add(self, claim: Claim, verdict: Verdict, error=None, blames_reader=False) -> bool:
         self.outcomes.append(Outcome(claim, verdict, error, blames_reader))
@@ -316,6 +373,13 @@ def record(kind: Kind, outcomes: list[Outcome], refused_reason: str | None = Non
     _update_ids(
         model, by_verdict[Verdict.HANDED_BACK], lease_until=None, attempts=model.attempts - 1
     )
+    deferred = [
+        {"id": outcome.claim.row_id, "lease_until": None, "due_at": outcome.due_at,
+         "attempts": outcome.claim.attempts - 1}
+        for outcome in by_verdict[Verdict.DEFERRED]
+    ]  # fmt: skip
+    if deferred:
+        db.session.execute(update(model), deferred)
     _count_bounces(by_verdict[Verdict.FAILED], by_verdict[Verdict.SENT])
     if refused_reason:
         # In the same transaction as the rows handed back, so no batch takes them first.

@@ -2,6 +2,7 @@
 became of it; and what a batch and a run report."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from newsletter.mail.relay import Envelope
@@ -38,6 +39,9 @@ class Verdict(StrEnum):
     RETRY = "retry"
     # Never tried: back to the queue as it was, the attempt uncounted.
     HANDED_BACK = "handed back"
+    # Never tried: its domain's next turn is ahead (domain_pacing); back to the queue
+    # for that moment, the attempt uncounted.
+    DEFERRED = "deferred"
 
 
 @dataclass(slots=True)
@@ -47,12 +51,15 @@ class Outcome:
     error: str | None = None
     # The relay refused the reader's address: it counts towards a bounce.
     blames_reader: bool = False
+    # When a deferred row is due again.
+    due_at: datetime | None = None
 
 
 # The Tally field that counts each verdict.
 TALLIED_AS = {verdict: verdict.value for verdict in Verdict} | {
     Verdict.RETRY: "retried",
     Verdict.HANDED_BACK: "handed_back",
+    Verdict.DEFERRED: "handed_back",
 }
 
 
