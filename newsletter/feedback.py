@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import privacy
+from newsletter import privacy, tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -62,6 +62,9 @@ class Report:
     # to (or quotes), the Message-ID of our message, the recipient's address.
     return_path: str | None = None
     message_id: str | None = None
+    # The https unsubscribe link of our message (its List-Unsubscribe header), which a
+    # complaint report quotes even when it redacts the recipient.
+    unsubscribe_url: str | None = None
     address: str | None = None
     status: str | None = None
     detail: str | None = None
@@ -76,6 +79,20 @@ class Reader:
 def record(report: Report) -> FeedbackEvent | None:
     """Keep the report and apply the policy to its reader; None when this report was
     recorded before (nothing changes twice)."""
+    try:
+        event = add(report)
+    except IntegrityError:
+        # The same report, recorded by another worker a moment ago.
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return event
+
+
+def add(report: Report) -> FeedbackEvent | None:
+    """``record`` within the caller's transaction, which commits it with its own writes
+    (the inbound listener's message is marked processed with its feedback). Raises
+    IntegrityError when another transaction recorded the same report a moment ago."""
     if report.reference and db.session.scalar(
         select(FeedbackEvent.id).where(
             FeedbackEvent.source == report.source, FeedbackEvent.reference == report.reference
@@ -93,15 +110,9 @@ def record(report: Report) -> FeedbackEvent | None:
         detail=report.detail and report.detail[:DETAIL_LENGTH],
     )
     db.session.add(event)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # The same report, recorded by another worker a moment ago.
-        db.session.rollback()
-        return None
+    db.session.flush()
     if reader.subscriber is not None:
         event.changed_status = POLICY[report.kind](reader.subscriber, report)
-    db.session.commit()
     log.info(
         "%s %s from %s for %s%s",
         report.source,
@@ -138,12 +149,27 @@ def find_reader(report: Report) -> Reader:
     if match := JOB_MESSAGE_ID.search(report.message_id or ""):
         job = db.session.get(EmailJob, int(match[1]))
         return Reader(job.subscriber if job else None)
+    if report.unsubscribe_url:
+        return Reader(subscriber_by_unsubscribe_url(report.unsubscribe_url))
     address = (report.address or "").strip().strip("<>").lower()
     return Reader(
         db.session.scalar(select(Subscriber).where(Subscriber.email == address))
         if address
         else None
     )
+
+
+def subscriber_by_unsubscribe_url(url: str) -> Subscriber | None:
+    """The reader an unsubscribe link of ours names, if any (these links never expire)."""
+    prefix = f"{current_app.config['BASE_URL']}/{tokens.UNSUBSCRIBE}/"
+    url = url.strip().strip("<>")
+    if not url.startswith(prefix):
+        return None
+    try:
+        nonce = tokens.read_token(tokens.UNSUBSCRIBE, url.removeprefix(prefix))
+    except tokens.TokenInvalid:
+        return None
+    return db.session.scalar(select(Subscriber).where(Subscriber.token_nonce == nonce))
 
 
 def _existing_digest(digest_id: int | None) -> int | None:
