@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import privacy
+from newsletter import privacy, tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 # Our own Message-IDs: a digest's copy (digest.<id>.<time>.<subscriber id>@…) and an
 # email job's (<kind>.<job id>@…).
-DIGEST_MESSAGE_ID = re.compile(r"<?digest\.(\d+)\.\d+\.(\d+)@")
-JOB_MESSAGE_ID = re.compile(r"<?(?:confirmation|welcome)\.(\d+)@")
+# Ids of at most 9 digits: anything longer is no row of an INTEGER column.
+DIGEST_MESSAGE_ID = re.compile(r"<?digest\.(\d{1,9})\.\d+\.(\d{1,9})@")
+JOB_MESSAGE_ID = re.compile(r"<?(?:confirmation|welcome)\.(\d{1,9})@")
 STILL_MAILED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 DETAIL_LENGTH = 500
 # An unsubscribe this soon after a digest started counts as a reaction to it.
@@ -68,6 +69,9 @@ class Report:
     # to (or quotes), the Message-ID of our message, the recipient's address.
     return_path: str | None = None
     message_id: str | None = None
+    # The https unsubscribe link of our message (its List-Unsubscribe header), which a
+    # complaint report quotes even when it redacts the recipient.
+    unsubscribe_url: str | None = None
     address: str | None = None
     status: str | None = None
     detail: str | None = None
@@ -82,6 +86,20 @@ class Reader:
 def record(report: Report) -> FeedbackEvent | None:
     """Keep the report and apply the policy to its reader; None when this report was
     recorded before (nothing changes twice)."""
+    try:
+        event = add(report)
+    except IntegrityError:
+        # The same report, recorded by another worker a moment ago.
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return event
+
+
+def add(report: Report) -> FeedbackEvent | None:
+    """``record`` within the caller's transaction, which commits it with its own writes
+    (the inbound listener's message is marked processed with its feedback). Raises
+    IntegrityError when another transaction recorded the same report a moment ago."""
     if report.reference and db.session.scalar(
         select(FeedbackEvent.id).where(
             FeedbackEvent.source == report.source, FeedbackEvent.reference == report.reference
@@ -99,15 +117,9 @@ def record(report: Report) -> FeedbackEvent | None:
         detail=report.detail and report.detail[:DETAIL_LENGTH],
     )
     db.session.add(event)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # The same report, recorded by another worker a moment ago.
-        db.session.rollback()
-        return None
+    db.session.flush()
     if reader.subscriber is not None:
         event.changed_status = POLICY[report.kind](reader.subscriber, report)
-    db.session.commit()
     log.info(
         "%s %s from %s for %s%s",
         report.source,
@@ -144,12 +156,27 @@ def find_reader(report: Report) -> Reader:
     if match := JOB_MESSAGE_ID.search(report.message_id or ""):
         job = db.session.get(EmailJob, int(match[1]))
         return Reader(job.subscriber if job else None)
+    if report.unsubscribe_url:
+        return Reader(subscriber_by_unsubscribe_url(report.unsubscribe_url))
     address = (report.address or "").strip().strip("<>").lower()
     return Reader(
         db.session.scalar(select(Subscriber).where(Subscriber.email == address))
         if address
         else None
     )
+
+
+def subscriber_by_unsubscribe_url(url: str) -> Subscriber | None:
+    """The reader an unsubscribe link of ours names, if any (these links never expire)."""
+    prefix = f"{current_app.config['BASE_URL']}/{tokens.UNSUBSCRIBE}/"
+    url = url.strip().strip("<>")
+    if not url.startswith(prefix):
+        return None
+    try:
+        nonce = tokens.read_token(tokens.UNSUBSCRIBE, url.removeprefix(prefix))
+    except tokens.TokenInvalid:
+        return None
+    return db.session.scalar(select(Subscriber).where(Subscriber.token_nonce == nonce))
 
 
 def _existing_digest(digest_id: int | None) -> int | None:
@@ -196,13 +223,15 @@ def _complaint(subscriber: Subscriber, report: Report) -> bool:
     return True
 
 
-def _unsubscribe(subscriber: Subscriber, _report: Report) -> bool:
+def _unsubscribe(subscriber: Subscriber, report: Report) -> bool:
     if subscriber.status not in STILL_MAILED:
         return False
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     subscriber.unsubscribed_at = utcnow()
     db.session.add(
-        ConsentEvent(subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source="mailto")
+        ConsentEvent(
+            subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source=report.source
+        )
     )
     return True
 

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.extensions import db
@@ -144,6 +153,24 @@ class FeedbackEvent(db.Model):
     changed_status: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (UniqueConstraint("source", "reference"),)
+
+
+class InboundMessage(db.Model):
+    """A message the inbound listener accepted for one of its addresses (a bounce, a
+    complaint report, an unsubscribe by mail, or anything else sent there), kept as
+    it came and committed before the sender was told 250: nothing acknowledged is
+    lost. Processing (inbound.py) sets ``processed_at`` with what it made of it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The envelope: "" is the null sender that delivery reports come from.
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[str] = mapped_column(String(320))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # Unset until processed; the sweep looks for such rows.
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # What it became ("hard_bounce 5.1.1 for …"), or "ignored: why", or "failed: error".
+    outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class BlockedDomain(db.Model):

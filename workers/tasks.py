@@ -5,7 +5,7 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, posts, privacy
+from newsletter import digests, inbound, posts, privacy
 from newsletter.sending import digest_deliveries, email_jobs, hints
 
 
@@ -23,7 +23,8 @@ def send_email_jobs():
 
 @shared_task(name="newsletter.sweep")
 def sweep():
-    """The sweep: re-publish work whose hint was lost, and start scheduled digests."""
+    """The sweep: re-publish work whose hint was lost (email jobs, stalled digests,
+    inbound messages), and start scheduled digests."""
     lost = email_jobs.any_lost_jobs()
     if lost:
         send_email_jobs.delay()
@@ -31,6 +32,8 @@ def sweep():
         start_digest.delay(digest_id)
     for digest_id in digest_deliveries.stalled_digest_ids():
         send_digest_batch.delay(digest_id)
+    for inbound_id in inbound.unprocessed_ids():
+        process_inbound.delay(inbound_id)
     return lost
 
 
@@ -54,6 +57,12 @@ def send_digest_batch(digest_id):
     elif report.retry_in is not None:
         send_digest_batch.apply_async((digest_id,), countdown=report.retry_in)
     return report.summary()
+
+
+@shared_task(name=hints.PROCESS_INBOUND)
+def process_inbound(inbound_id):
+    """Turn a message the inbound listener stored into feedback; a repeat does nothing."""
+    return inbound.process(inbound_id)
 
 
 @shared_task(name="newsletter.drop_old_ips")

@@ -23,6 +23,7 @@ EMAIL_HINT = "email"
 SEND_EMAIL_JOBS = "newsletter.send_email_jobs"
 START_DIGEST = "newsletter.start_digest"
 SEND_TEST_DIGEST = "newsletter.send_test_digest"
+PROCESS_INBOUND = "newsletter.process_inbound"
 
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 

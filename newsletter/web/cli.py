@@ -1,5 +1,7 @@
 """Shell commands: ``flask --app newsletter <command>``."""
 
+import signal
+import threading
 from datetime import date
 
 import click
@@ -8,6 +10,7 @@ from flask.cli import with_appcontext
 
 from newsletter import accounts, digests, directory, posts, two_factor
 from newsletter.addresses import InvalidSignup
+from newsletter.mail.listener import InboundController
 from newsletter.sending import hints
 
 
@@ -92,7 +95,38 @@ def send_digest(subject):
     click.echo(digest.id)
 
 
+@click.command("inbound")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2525, show_default=True, type=int)
+@click.option("--lmtp", is_flag=True, help="Speak LMTP, for an MTA's transport, not SMTP.")
+@with_appcontext
+def inbound(host, port, lmtp):
+    """Take bounces, complaint reports and unsubscribes by mail until stopped."""
+    config = current_app.config
+    addresses = [config[name] for name in ("BOUNCE_ADDRESS", "LIST_UNSUBSCRIBE_MAILTO")]
+    if not any(addresses):
+        raise click.ClickException("Set BOUNCE_ADDRESS or LIST_UNSUBSCRIBE_MAILTO first.")
+    listener = InboundController(current_app._get_current_object(), host, port, lmtp)
+    listener.start()
+    click.echo(
+        f"{'LMTP' if lmtp else 'SMTP'} on {host}:{port} for "
+        f"{' and '.join(filter(None, addresses))}; Ctrl-C stops it"
+    )
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    listener.stop()
+
+
 def register(app):
-    commands = (create_admin, reset_two_factor, import_subscribers, import_feed, send_digest)
+    commands = (
+        create_admin,
+        reset_two_factor,
+        import_subscribers,
+        import_feed,
+        send_digest,
+        inbound,
+    )
     for command in commands:
         app.cli.add_command(command)

@@ -1,0 +1,113 @@
+"""Mail that comes back to us: the inbound listener (mail/listener.py) stores each
+message before it answers, and a worker processes it once into feedback.
+
+A message is processed in one transaction that claims its row (sets processed_at),
+records what it reports (feedback.add) and says what came of it (outcome), so a
+second run, or two workers at once, change nothing more. A message whose reading
+fails is kept as failed, with the error, and never stops the others.
+"""
+
+import logging
+from datetime import timedelta
+
+from kombu.exceptions import OperationalError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from newsletter import feedback
+from newsletter.extensions import db
+from newsletter.mail import reports
+from newsletter.models import FeedbackEvent, InboundMessage, Subscriber, utcnow
+from newsletter.sending import hints
+
+log = logging.getLogger(__name__)
+
+# Unprocessed messages older than this are the sweep's: their hint was lost.
+SWEEP_AFTER = timedelta(minutes=1)
+SWEEP_BATCH = 1000
+OUTCOME_LENGTH = 2000
+
+
+def accepts(address: str) -> bool:
+    """Whether the listener takes mail for this address."""
+    return reports.addressed_to(address) is not None
+
+
+def store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> list[int]:
+    """Keep the message, once per recipient, and commit; then ask a worker to process
+    it. The ids of the rows."""
+    rows = [InboundMessage(mail_from=mail_from, rcpt_to=rcpt_to, raw=raw) for rcpt_to in rcpt_tos]
+    db.session.add_all(rows)
+    db.session.commit()
+    ids = [row.id for row in rows]
+    for inbound_id in ids:
+        try:
+            hints.publish(hints.PROCESS_INBOUND, inbound_id)
+        except (OperationalError, OSError) as error:
+            log.warning("broker unreachable, inbound %s waits for the sweep: %s", inbound_id, error)
+    return ids
+
+
+def unprocessed_ids() -> list[int]:
+    """Messages nobody processed in time (a lost hint, a dead worker)."""
+    return list(
+        db.session.scalars(
+            select(InboundMessage.id)
+            .where(
+                InboundMessage.processed_at.is_(None),
+                InboundMessage.received_at < utcnow() - SWEEP_AFTER,
+            )
+            .order_by(InboundMessage.id)
+            .limit(SWEEP_BATCH)
+        )
+    )
+
+
+def process(inbound_id: int) -> str | None:
+    """Turn the message into feedback, once; its outcome, or None if it was processed
+    before."""
+    try:
+        return _process(inbound_id)
+    except IntegrityError:
+        # Another message carried the same report (an MTA that sent it twice) and was
+        # recorded a moment ago; this time it is found recorded.
+        db.session.rollback()
+        return _process(inbound_id)
+
+
+def _process(inbound_id: int) -> str | None:
+    claimed = db.session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
+        .values(processed_at=utcnow())
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        return None
+    message = db.session.get(InboundMessage, inbound_id)
+    try:
+        reading = reports.read(
+            message.raw, message.mail_from, message.rcpt_to, f"<inbound.{inbound_id}>"
+        )
+    # Whatever a message does to the parser, it must not stop the messages after it.
+    except Exception as error:
+        log.warning("inbound %s could not be read: %r", inbound_id, error)
+        message.outcome = f"failed: {error!r}"[:OUTCOME_LENGTH]
+        db.session.commit()
+        return message.outcome
+    if reading.reports:
+        outcome = "; ".join(_describe(report, feedback.add(report)) for report in reading.reports)
+    else:
+        outcome = f"ignored: {reading.ignored}"
+    message.outcome = outcome[:OUTCOME_LENGTH]
+    db.session.commit()
+    log.info("inbound %s: %s", inbound_id, message.outcome)
+    return message.outcome
+
+
+def _describe(report: feedback.Report, event: FeedbackEvent | None) -> str:
+    what = f"{report.kind} {report.status}" if report.status else str(report.kind)
+    if event is None:
+        return f"{what}: recorded before"
+    subscriber = event.subscriber_id and db.session.get(Subscriber, event.subscriber_id)
+    return f"{what} for {subscriber.email if subscriber else 'no known reader'}"

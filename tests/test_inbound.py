@@ -1,0 +1,353 @@
+"""The inbound listener: bounces, complaint reports and unsubscribes by mail, sent to it
+over SMTP, are stored before they are answered, processed once by a real worker into
+feedback, and the next digest skips exactly the readers they were about."""
+
+import logging
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from string import Template
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter import feedback, inbound, tokens
+from newsletter.extensions import db
+from newsletter.mail import reports, return_path
+from newsletter.mail.listener import InboundController
+from newsletter.models import (
+    FeedbackEvent,
+    FeedbackKind,
+    InboundMessage,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
+from tests.helpers import add_readers, wait_until
+from tests.smtp import free_port
+from tests.test_feedback import send_digest, status_of
+from workers.tasks import sweep
+
+CORPUS = Path(__file__).parent / "data" / "bounces"
+BOUNCES = "bounces@news.example"
+UNSUBSCRIBE = "unsubscribe@news.example"
+YAHOO = "feedback@arf.mail.yahoo.example"
+# Who sends a fixture and to which of our addresses.
+NULL, READER = "", "reader"
+VERP = "verp"
+HARD, SOFT = FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE
+COMPLAINT, UNSUBSCRIBED = FeedbackKind.COMPLAINT, FeedbackKind.UNSUBSCRIBE
+
+
+@dataclass(frozen=True)
+class Case:
+    fixture: str
+    sender: str
+    to: str
+    # The report it makes (kind, status), or why it is ignored.
+    kind: FeedbackKind | None = None
+    status: str | None = None
+    ignored: str | None = None
+
+
+CASES = [
+    Case("postfix_hard", NULL, VERP, HARD, "5.1.1"),
+    Case("postfix_soft", NULL, VERP, SOFT, "4.2.2"),
+    Case("exim", NULL, VERP, HARD, "5.1.1"),
+    Case("qmail", NULL, VERP, HARD, "5.1.1"),
+    Case("exchange_ndr", NULL, VERP, HARD, "5.1.10"),
+    Case("gmail", NULL, VERP, HARD, "5.1.1"),
+    Case("postfix_delayed", NULL, VERP, ignored="a delivery report of no failure (delayed)"),
+    Case("yahoo_arf_return_path", YAHOO, BOUNCES, COMPLAINT),
+    Case("yahoo_arf_list_unsubscribe", YAHOO, BOUNCES, COMPLAINT),
+    Case("auto_reply", READER, VERP, ignored="an automatic reply (Auto-Submitted: auto-replied)"),
+    Case("malformed_report", NULL, VERP, ignored="a delivery report of no failure (no action)"),
+    Case("mailto_unsubscribe", READER, UNSUBSCRIBE, UNSUBSCRIBED),
+]
+SKIPPED_BY = {HARD, COMPLAINT, UNSUBSCRIBED}
+
+
+@pytest.fixture
+def inbound_app(make_app):
+    return make_app(BOUNCE_ADDRESS=BOUNCES, LIST_UNSUBSCRIBE_MAILTO=UNSUBSCRIBE)
+
+
+@pytest.fixture
+def start_listener():
+    """The inbound listener in this process, on a free port, as `flask inbound` runs it."""
+    running = []
+
+    def start(app, lmtp=False):
+        listener = InboundController(app, "127.0.0.1", free_port(), lmtp)
+        listener.start()
+        running.append(listener)
+        return listener.port
+
+    yield start
+    for listener in running:
+        listener.stop()
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a reader's digest copy carried, which reports quote back."""
+
+    address: str
+    return_path: str
+    message_id: str
+    unsubscribe_url: str
+
+
+def copy_for(app, address, digest_id=1):
+    """A reader's copy, as the digest would have made it (for the unit tests)."""
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+        unsubscribe = tokens.make_token(tokens.UNSUBSCRIBE, reader)
+        return Copy(
+            address,
+            return_path.for_message(reader.token_nonce, return_path.DIGEST, digest_id),
+            f"<digest.{digest_id}.1764490323.{reader.id}@localhost>",
+            f"{app.config['BASE_URL']}/unsubscribe/{unsubscribe}",
+        )
+
+
+def envelope_of(case, copy):
+    sender = copy.address if case.sender == READER else case.sender
+    return sender, copy.return_path if case.to == VERP else case.to
+
+
+def fixture_bytes(case, copy):
+    text = Template((CORPUS / f"{case.fixture}.eml").read_text()).substitute(
+        address=copy.address,
+        return_path=copy.return_path,
+        message_id=copy.message_id,
+        unsubscribe_url=copy.unsubscribe_url,
+        bounces=BOUNCES,
+        unsubscribe=UNSUBSCRIBE,
+    )
+    return text.replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.fixture)
+def test_each_kind_of_message_reads_as_its_report_about_its_reader(inbound_app, case):
+    add_readers(inbound_app, 2)
+    copy = copy_for(inbound_app, "reader1@example.org")
+    with inbound_app.app_context():
+        reading = reports.read(fixture_bytes(case, copy), *envelope_of(case, copy), "<row.1>")
+        if case.kind is None:
+            assert reading == reports.Reading(ignored=case.ignored)
+            return
+        [report] = reading.reports
+        assert (report.kind, report.status) == (case.kind, case.status)
+        assert feedback.find_reader(report).subscriber.email == "reader1@example.org"
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in CASES if case.to == VERP and case.kind], ids=lambda c: c.fixture
+)
+def test_a_bounce_that_lost_its_verp_address_still_finds_its_reader(inbound_app, case):
+    """Forwarded to the plain address: by the recipient or the returned Message-ID."""
+    add_readers(inbound_app, 2)
+    copy = copy_for(inbound_app, "reader1@example.org")
+    with inbound_app.app_context():
+        [report] = reports.read(fixture_bytes(case, copy), NULL, BOUNCES, "<row.1>").reports
+        assert feedback.find_reader(report).subscriber.email == "reader1@example.org"
+
+
+def test_a_complaint_report_names_its_reader_though_the_recipient_is_redacted(inbound_app):
+    add_readers(inbound_app, 2)
+    copy = copy_for(inbound_app, "reader1@example.org")
+    by = {}
+    with inbound_app.app_context():
+        for fixture in ["yahoo_arf_return_path", "yahoo_arf_list_unsubscribe"]:
+            case = next(case for case in CASES if case.fixture == fixture)
+            [report] = reports.read(fixture_bytes(case, copy), YAHOO, BOUNCES, "<1>").reports
+            assert report.address == "redacted@yahoo.example"
+            by[fixture] = (report.return_path, report.message_id, report.unsubscribe_url)
+    assert by["yahoo_arf_return_path"] == (f"<{copy.return_path}>", None, None)
+    assert by["yahoo_arf_list_unsubscribe"] == ("", None, copy.unsubscribe_url)
+
+
+def test_the_listener_takes_our_addresses_in_any_case_and_with_any_suffix(inbound_app):
+    with inbound_app.app_context():
+        assert reports.addressed_to("Bounces@News.Example") == reports.BOUNCES
+        assert reports.addressed_to("bounces+anything-at-all@news.example") == reports.BOUNCES
+        assert reports.addressed_to("UNSUBSCRIBE+x@news.example") == reports.UNSUBSCRIBE
+        for other in ["bounces@other.example", "bouncesx@news.example", "ann@news.example"]:
+            assert reports.addressed_to(other) is None
+
+
+def send(port, sender, recipient, data):
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail(sender, [recipient], data)
+
+
+def copies_of(smtp):
+    """Each reader's digest copy, as the SMTP server received it."""
+    copies = {}
+    received = zip(smtp.received, smtp.recipients, smtp.return_paths, strict=True)
+    for message, recipient, path in received:
+        link = str(message["List-Unsubscribe"]).split("<", 1)[1].split(">", 1)[0]
+        copies[recipient] = Copy(recipient, path, message["Message-ID"], link)
+    return copies
+
+
+def inbound_rows(app):
+    with app.app_context():
+        rows = db.session.execute(
+            select(InboundMessage.id, InboundMessage.processed_at, InboundMessage.outcome)
+        ).all()
+        db.session.rollback()
+        return rows
+
+
+def test_reports_sent_to_the_listener_make_the_next_digest_skip_exactly_their_readers(
+    inbound_app, smtp, start_worker_for, start_listener
+):
+    start_worker_for(inbound_app)
+    readers = add_readers(inbound_app, len(CASES) + 2)
+    send_digest(inbound_app, "First")
+    copies = copies_of(smtp)
+    port = start_listener(inbound_app)
+
+    for number, case in enumerate(CASES):
+        copy = copies[f"reader{number}@example.org"]
+        send(port, *envelope_of(case, copy), fixture_bytes(case, copy))
+        # Answered 250 only once it was stored.
+        assert len(inbound_rows(inbound_app)) == number + 1
+    wait_until(lambda: all(row.processed_at for row in inbound_rows(inbound_app)))
+
+    outcomes = [row.outcome for row in sorted(inbound_rows(inbound_app))]
+    for number, (case, outcome) in enumerate(zip(CASES, outcomes, strict=True)):
+        if case.kind is None:
+            assert outcome == f"ignored: {case.ignored}"
+        else:
+            status = f" {case.status}" if case.status else ""
+            assert outcome == f"{case.kind}{status} for reader{number}@example.org"
+    assert status_of(inbound_app, "reader1@example.org") == SubscriberStatus.CONFIRMED
+    assert status_of(inbound_app, "reader7@example.org") == SubscriberStatus.COMPLAINED
+    assert status_of(inbound_app, "reader11@example.org") == SubscriberStatus.UNSUBSCRIBED
+
+    skipped = {f"reader{n}@example.org" for n, case in enumerate(CASES) if case.kind in SKIPPED_BY}
+    smtp.reset()
+    send_digest(inbound_app, "Second")
+    assert set(smtp.recipients) == readers - skipped
+
+    # Processing any of them again changes nothing.
+    with inbound_app.app_context():
+        events = db.session.scalar(select(func.count(FeedbackEvent.id)))
+        for row in inbound_rows(inbound_app):
+            assert inbound.process(row.id) is None
+        assert db.session.scalar(select(func.count(FeedbackEvent.id))) == events == 9
+
+
+def test_other_recipients_are_refused_with_550(inbound_app, start_listener):
+    port = start_listener(inbound_app)
+    for stranger in ["ann@news.example", "bounces@other.example"]:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            send(port, "", stranger, b"Subject: hello\r\n\r\nhello\r\n")
+        code, reply = refused.value.recipients[stranger]
+        assert code == 550
+        assert reply.startswith(b"5.1.1")
+    assert inbound_rows(inbound_app) == []
+
+
+def test_the_same_report_delivered_twice_counts_once(inbound_app, start_listener):
+    add_readers(inbound_app, 1)
+    copy = copy_for(inbound_app, "reader0@example.org")
+    port = start_listener(inbound_app, lmtp=True)
+    data = fixture_bytes(CASES[0], copy)
+    for _ in range(2):
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail("", [copy.return_path], data)
+    with inbound_app.app_context():
+        first, second = sorted(row.id for row in inbound_rows(inbound_app))
+        assert inbound.process(first) == "hard_bounce 5.1.1 for reader0@example.org"
+        assert inbound.process(second) == "hard_bounce 5.1.1: recorded before"
+        assert inbound.process(second) is None
+        assert db.session.scalar(select(func.count(FeedbackEvent.id))) == 1
+
+
+def test_a_message_that_breaks_the_parser_is_kept_as_failed(inbound_app, monkeypatch, caplog):
+    def broken(*_):
+        raise ValueError("no sense in it")
+
+    monkeypatch.setattr(reports, "read", broken)
+    with inbound_app.app_context():
+        [inbound_id] = inbound.store("", [BOUNCES], b"Subject: ?\r\n\r\n?\r\n")
+        with caplog.at_level(logging.WARNING, logger="newsletter.inbound"):
+            assert inbound.process(inbound_id) == "failed: ValueError('no sense in it')"
+        assert "inbound %s could not be read" in caplog.records[-1].msg
+        assert db.session.get(InboundMessage, inbound_id).processed_at is not None
+
+
+def test_the_sweep_processes_messages_whose_hint_was_lost(inbound_app, start_worker_for):
+    add_readers(inbound_app, 1)
+    copy = copy_for(inbound_app, "reader0@example.org")
+    with inbound_app.app_context():
+        # Stored while the broker was down: no hint went out.
+        db.session.add(
+            InboundMessage(
+                mail_from="",
+                rcpt_to=copy.return_path,
+                raw=fixture_bytes(CASES[0], copy),
+                received_at=utcnow() - timedelta(minutes=2),
+            )
+        )
+        db.session.commit()
+    start_worker_for(inbound_app)
+    with inbound_app.app_context():
+        sweep()
+    wait_until(lambda: inbound_rows(inbound_app)[0].processed_at is not None)
+    assert status_of(inbound_app, "reader0@example.org") == SubscriberStatus.BOUNCED
+
+
+def test_the_inbound_command_needs_an_address_to_listen_for(runner):
+    result = runner.invoke(args=["inbound"])
+    assert result.exit_code == 1
+    assert "Set BOUNCE_ADDRESS or LIST_UNSUBSCRIBE_MAILTO first." in result.output
+
+
+def test_the_inbound_command_listens_until_stopped(inbound_app):
+    port = free_port()
+    config = inbound_app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "INSTANCE_PATH": inbound_app.instance_path,
+        "SECRET_KEY": config["SECRET_KEY"],
+        "BOUNCE_ADDRESS": BOUNCES,
+    }
+    if SERVER_BROKER_URL:
+        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    command = [sys.executable, "-m", "flask", "--app", "newsletter", "inbound"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: listening(port), timeout=30)
+        send(port, "", BOUNCES, b"Subject: hello\r\n\r\nhello\r\n")
+        assert len(inbound_rows(inbound_app)) == 1
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
+    assert f"SMTP on 127.0.0.1:{port} for {BOUNCES}" in output.decode()
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        time.sleep(0.1)
+        return False
+    return True
