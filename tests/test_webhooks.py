@@ -21,7 +21,13 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.mail import return_path
-from newsletter.models import FeedbackEvent, Subscriber, SubscriberStatus
+from newsletter.models import (
+    FeedbackEvent,
+    Subscriber,
+    SubscriberStatus,
+    WebhookReplay,
+    utcnow,
+)
 from newsletter.provider_events import ses
 from tests.helpers import add_readers
 from tests.test_feedback import send_digest
@@ -193,6 +199,22 @@ def test_mailgun_events_change_their_reader_and_forged_stale_or_replayed_ones_no
     assert client.post("/webhooks/mailgun", json=mailgun_request(delivered)).json["delivered"] == 1
     client.post("/webhooks/mailgun", json=mailgun_request(mailgun_failure(reader3, reason="old")))
     assert status_of(hooks_app, "reader3@example.org") == SubscriberStatus.CONFIRMED
+
+
+def test_tokens_are_forgotten_once_their_requests_could_no_longer_pass(hooks_app, client):
+    with hooks_app.app_context():
+        for provider, age in [("mailgun", 11), ("mailgun", 9), ("ses", 11)]:
+            seen_at = utcnow() - timedelta(minutes=age)
+            db.session.add(WebhookReplay(provider=provider, token=f"{age}", seen_at=seen_at))
+        db.session.commit()
+    event = {"event": "opened", "id": "o1"}
+    assert client.post("/webhooks/mailgun", json=mailgun_request(event)).status_code == 200
+    with hooks_app.app_context():
+        kept = db.session.execute(select(WebhookReplay.provider, WebhookReplay.token)).all()
+        # Mailgun's 11-minute-old token went; SES keeps its tokens for two hours.
+        old_ones = {row for row in kept if len(row.token) < 64}
+        assert old_ones == {("mailgun", "9"), ("ses", "11")}
+        assert len(kept) == 3, "and this request's token"
 
 
 def test_a_request_that_is_no_json_or_of_the_wrong_shape_is_a_400_saying_what(client):

@@ -78,6 +78,7 @@ class Event:
         if reference and len(reference) > REFERENCE_LENGTH:
             reference = hashlib.sha256(reference.encode()).hexdigest()
         return feedback.Report(
+            # A delivery has no FeedbackKind: feedback.delivered reads only the reader's names.
             FeedbackKind(self.kind) if self.kind != DELIVERED else None,
             source,
             reference=reference,
