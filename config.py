@@ -94,6 +94,16 @@ class Config:
     BOUNCE_ADDRESS = os.environ.get("BOUNCE_ADDRESS")
     # An address for mailto: unsubscribes, added to List-Unsubscribe when set.
     LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO")
+    # Providers' webhooks (/webhooks/…, provider_events/): each answers 404 until its
+    # setting is set. Mailgun's webhook signing key; the SNS topics (ARNs, space- or
+    # comma-separated) that SES publishes to, without which a message signed by SNS
+    # could come from anybody's topic; the basic-auth user and password written into
+    # Postmark's webhook URL; SendGrid's Signed Event Webhook public key (base64).
+    MAILGUN_WEBHOOK_SIGNING_KEY = os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY")
+    SES_WEBHOOK_TOPIC_ARN = os.environ.get("SES_WEBHOOK_TOPIC_ARN")
+    POSTMARK_WEBHOOK_USER = os.environ.get("POSTMARK_WEBHOOK_USER")
+    POSTMARK_WEBHOOK_PASSWORD = os.environ.get("POSTMARK_WEBHOOK_PASSWORD")
+    SENDGRID_WEBHOOK_PUBLIC_KEY = os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 

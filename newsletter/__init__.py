@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import captcha, limit_counters
+from newsletter import captcha, limit_counters, provider_events
 from newsletter.celery_app import celery_init_app
 from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
 from newsletter.web import cli, register_blueprints, security
@@ -37,6 +37,7 @@ def create_app(config=Config, instance_path=None):
     os.makedirs(app.instance_path, exist_ok=True)
     apply_embedded_defaults(app)
     captcha.check_config(app.config)
+    provider_events.check_config(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -190,6 +190,18 @@ class SpentChallenge(db.Model):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class WebhookReplay(db.Model):
+    """A signed webhook request already taken (provider_events/), kept while a copy of it
+    could still pass the freshness check, so that a copy is refused."""
+
+    # mailgun, ses, sendgrid
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The SHA-256 (hex) of what makes the request unique (Mailgun's token, SNS's
+    # MessageId, SendGrid's signature): one length, whatever a request sends.
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """What a message needs of its subscriber, read with the row that owes it."""

@@ -3,7 +3,7 @@
 from werkzeug.routing import IntegerConverter
 
 from newsletter.extensions import csrf
-from newsletter.web import admin, api, errors, health, outbox_viewer, public
+from newsletter.web import admin, api, errors, health, outbox_viewer, public, webhooks
 
 
 class RowIdConverter(IntegerConverter):
@@ -22,8 +22,11 @@ def register_blueprints(app):
     # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
     csrf.exempt(public.bp)
     csrf.exempt(api.bp)
+    # Providers post without cookies or tokens; a signature or a password proves them.
+    csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
+    app.register_blueprint(webhooks.bp)

@@ -1,4 +1,5 @@
-"""Every HTTP error answers in the caller's language: JSON under /api, a page elsewhere."""
+"""Every HTTP error answers in the caller's language: JSON under /api and /webhooks, a
+page elsewhere."""
 
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -13,7 +14,7 @@ def register(app):
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/webhooks/")):
             return jsonify(error=error.description), error.code
         return render_template(
             "public/message.html", title=f"{error.code} {error.name}", text=error.description
