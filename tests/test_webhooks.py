@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from newsletter import feedback
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -577,3 +579,24 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
         SubscriberStatus.CONFIRMED,
         SubscriberStatus.CONFIRMED,
     ]
+
+
+def test_a_request_that_fails_midway_is_taken_when_the_provider_sends_it_again(
+    hooks_app, client, monkeypatch
+):
+    add_readers(hooks_app, 1)
+    request = mailgun_request(mailgun_failure(verp(hooks_app, "reader0@example.org")))
+    real_record = feedback.record
+
+    def database_gone(report):
+        raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(feedback, "record", database_gone)
+    hooks_app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert client.post("/webhooks/mailgun", json=request).status_code == 500
+    monkeypatch.setattr(feedback, "record", real_record)
+    retried = client.post("/webhooks/mailgun", json=request)
+    assert retried.status_code == 200
+    assert retried.json["recorded"] == 1
+    assert status_of(hooks_app, "reader0@example.org") == SubscriberStatus.BOUNCED
+    assert client.post("/webhooks/mailgun", json=request).status_code == 409

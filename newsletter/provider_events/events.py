@@ -5,7 +5,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -128,11 +129,16 @@ def check_fresh(signed_at: float, window: timedelta) -> None:
         )
 
 
-def take_once(provider: str, token: str, window: timedelta) -> None:
-    """Record a signed request's token; Replayed if it was taken before. Tokens are kept
-    twice as long as a timestamp stays fresh (a timestamp may run ``window`` ahead),
-    and then dropped, since the freshness check refuses their requests anyway."""
+@contextmanager
+def taken_once(provider: str, token: str, window: timedelta) -> Iterator[None]:
+    """Record a signed request's token for what the block does; Replayed if it was
+    taken before. Should the block fail (the request then answers 5xx), the token is
+    given back, so that the provider's retry is taken; what the block recorded counts
+    once anyway. Tokens are kept twice as long as a timestamp stays fresh (a timestamp
+    may run ``window`` ahead), and then dropped, since the freshness check refuses
+    their requests anyway."""
     now = utcnow()
+    digest = hashlib.sha256(token.encode()).hexdigest()
     db.session.execute(
         delete(WebhookReplay).where(
             WebhookReplay.provider == provider, WebhookReplay.seen_at < now - 2 * window
@@ -140,16 +146,23 @@ def take_once(provider: str, token: str, window: timedelta) -> None:
     )
     try:
         db.session.execute(
-            insert(WebhookReplay).values(
-                provider=provider,
-                token=hashlib.sha256(token.encode()).hexdigest(),
-                seen_at=now,
-            )
+            insert(WebhookReplay).values(provider=provider, token=digest, seen_at=now)
         )
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Replayed("This request was received before.") from None
+    try:
+        yield
+    except Exception:
+        db.session.rollback()
+        db.session.execute(
+            delete(WebhookReplay).where(
+                WebhookReplay.provider == provider, WebhookReplay.token == digest
+            )
+        )
+        db.session.commit()
+        raise
 
 
 def apply(source: str, raw_events: Iterable, read_event: Callable[[object], list[Event]]) -> Tally:

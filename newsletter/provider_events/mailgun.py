@@ -23,7 +23,7 @@ from newsletter.provider_events.events import (
     apply,
     check_fresh,
     parse_json,
-    take_once,
+    taken_once,
 )
 
 SOURCE = "mailgun"
@@ -49,8 +49,8 @@ def receive(body: bytes, signing_key: str) -> Tally:
         raise Malformed(f"Send {SHAPE}.")
     timestamp, token = verify(payload.get("signature"), signing_key)
     check_fresh(timestamp, FRESH_FOR)
-    take_once(SOURCE, token, FRESH_FOR)
-    return apply(SOURCE, [payload["event-data"]], read_event)
+    with taken_once(SOURCE, token, FRESH_FOR):
+        return apply(SOURCE, [payload["event-data"]], read_event)
 
 
 def verify(signature: object, signing_key: str) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from newsletter.provider_events.events import (
     apply,
     check_fresh,
     parse_json,
-    take_once,
+    taken_once,
 )
 
 SOURCE = "sendgrid"
@@ -86,11 +86,11 @@ def receive(body: bytes, signature: str | None, timestamp: str | None, key: str)
         raise Refused(f"{TIMESTAMP_HEADER} is not a number of seconds.")
     check_fresh(int(timestamp), FRESH_FOR)
     # ECDSA signatures are random: a second request with the same one is a copy.
-    take_once(SOURCE, signature, FRESH_FOR)
-    events = parse_json(body, SHAPE)
-    if not isinstance(events, list):
-        raise Malformed(f"Send {SHAPE}.")
-    return apply(SOURCE, events, read_event)
+    with taken_once(SOURCE, signature, FRESH_FOR):
+        events = parse_json(body, SHAPE)
+        if not isinstance(events, list):
+            raise Malformed(f"Send {SHAPE}.")
+        return apply(SOURCE, events, read_event)
 
 
 def read_event(data: dict) -> list[Event]:

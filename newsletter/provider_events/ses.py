@@ -43,7 +43,7 @@ from newsletter.provider_events.events import (
     apply,
     check_fresh,
     parse_json,
-    take_once,
+    taken_once,
 )
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,10 @@ def receive(body: bytes, topic_arns: list[str]) -> Tally:
     if message["Type"] == "SubscriptionConfirmation":
         # Before its MessageId is taken: when SNS cannot be reached, its retry must pass.
         confirm_subscription(message)
-    take_once(SOURCE, message["MessageId"], FRESH_FOR)
-    if message["Type"] != "Notification":
-        return Tally()
-    return apply(SOURCE, [message.get("Message")], read_notification)
+    with taken_once(SOURCE, message["MessageId"], FRESH_FOR):
+        if message["Type"] != "Notification":
+            return Tally()
+        return apply(SOURCE, [message.get("Message")], read_notification)
 
 
 def verify(message: dict) -> None:
