@@ -80,6 +80,8 @@ class Config:
     DELIVERY_RETENTION_DAYS = _env_int("DELIVERY_RETENTION_DAYS", 90)
     # Permanent refusals in a row after which an address is marked bounced.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
+    # Days the inbound listener's messages are kept once processed (0: kept).
+    INBOUND_RETENTION_DAYS = _env_int("INBOUND_RETENTION_DAYS", 30)
     # Soft bounces reported (mailbox full…) within BOUNCE_SOFT_DAYS after which an
     # address is marked bounced.
     BOUNCE_SOFT_LIMIT = _env_int("BOUNCE_SOFT_LIMIT", 3)

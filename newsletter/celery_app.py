@@ -69,6 +69,10 @@ def celery_settings(config):
                 "task": "newsletter.drop_old_ips",
                 "schedule": 3600.0,
             },
+            "drop-old-inbound": {
+                "task": "newsletter.drop_old_inbound",
+                "schedule": 3600.0,
+            },
             "import-feed": {
                 "task": "newsletter.import_feed",
                 "schedule": float(config["FEED_POLL_SECONDS"]),

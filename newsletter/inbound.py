@@ -9,9 +9,12 @@ fails is kept as failed, with the error, and never stops the others.
 
 import logging
 from datetime import timedelta
+from email import policy
+from email.parser import BytesHeaderParser
 
+from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import feedback
@@ -111,3 +114,35 @@ def _describe(report: feedback.Report, event: FeedbackEvent | None) -> str:
         return f"{what}: recorded before"
     subscriber = event.subscriber_id and db.session.get(Subscriber, event.subscriber_id)
     return f"{what} for {subscriber.email if subscriber else 'no known reader'}"
+
+
+def drop_old() -> int:
+    """Delete processed messages older than INBOUND_RETENTION_DAYS (raw mail holds other
+    people's addresses and words); returns how many went."""
+    days = current_app.config["INBOUND_RETENTION_DAYS"]
+    if not days:
+        return 0
+    dropped = db.session.execute(
+        delete(InboundMessage).where(
+            InboundMessage.processed_at.is_not(None),
+            InboundMessage.received_at < utcnow() - timedelta(days=days),
+        )
+    ).rowcount
+    db.session.commit()
+    return dropped
+
+
+def recent(limit: int = 100) -> list[tuple[InboundMessage, str]]:
+    """The latest messages, newest first, each with its Subject, for the admin."""
+    messages = db.session.scalars(
+        select(InboundMessage).order_by(InboundMessage.id.desc()).limit(limit)
+    ).all()
+    return [(message, _subject(message.raw)) for message in messages]
+
+
+def _subject(raw: bytes) -> str:
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    try:
+        return str(headers["Subject"] or "")
+    except (ValueError, IndexError):
+        return ""

@@ -30,7 +30,7 @@ from newsletter.models import (
     utcnow,
 )
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import add_readers, wait_until
+from tests.helpers import add_readers, log_in, wait_until
 from tests.smtp import free_port
 from tests.test_feedback import send_digest, status_of
 from workers.tasks import sweep
@@ -351,3 +351,33 @@ def listening(port):
         time.sleep(0.1)
         return False
     return True
+
+
+def test_admins_read_what_came_back_and_old_mail_is_dropped(inbound_app, admin):
+    client = inbound_app.test_client()
+    log_in(client)
+    with inbound_app.app_context():
+        [old, new, waiting] = [
+            inbound.store(sender, [BOUNCES], f"Subject: {subject}\r\n\r\nHello\r\n".encode())[0]
+            for sender, subject in [
+                ("a@example.net", "Out of office"),
+                ("b@example.net", "Re: Weekly"),
+                ("c@example.net", "Still waiting"),
+            ]
+        ]
+        inbound.process(old)
+        inbound.process(new)
+        for row_id in (old, waiting):
+            db.session.get(InboundMessage, row_id).received_at = utcnow() - timedelta(days=31)
+        db.session.commit()
+    page = client.get("/admin/inbound").get_data(as_text=True)
+    assert "<td>Re: Weekly</td>" in page
+    assert "<td>b@example.net</td>" in page
+    assert "ignored: " in page
+    assert "<td>waiting</td>" in page
+
+    with inbound_app.app_context():
+        assert inbound.drop_old() == 1
+        kept = set(db.session.scalars(select(InboundMessage.id)))
+    # The unprocessed one stays, whatever its age, until a worker has read it.
+    assert kept == {new, waiting}

@@ -71,6 +71,12 @@ def drop_old_ips():
     return privacy.drop_old_ips()
 
 
+@shared_task(name="newsletter.drop_old_inbound")
+def drop_old_inbound():
+    """Forget inbound mail older than INBOUND_RETENTION_DAYS."""
+    return inbound.drop_old()
+
+
 @shared_task(name="newsletter.fold_old_deliveries")
 def fold_old_deliveries():
     """Keep the delivery table bounded: old digests keep their totals, not their rows."""

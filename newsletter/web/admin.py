@@ -27,6 +27,7 @@ from newsletter import (
     digests,
     directory,
     feedback,
+    inbound,
     posts,
     privacy,
     settings,
@@ -269,6 +270,12 @@ def subscribers():
         counts=directory.status_counts(),
         statuses=[s.value for s in SubscriberStatus],
     )
+
+
+@bp.get("/inbound")
+def inbound_messages():
+    """What came back to the bounce and unsubscribe addresses, and what became of it."""
+    return render_template("admin/inbound.html", messages=inbound.recent())
 
 
 @bp.get("/subscribers/<id:subscriber_id>")
