@@ -18,6 +18,7 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     DigestStatus,
+    FeedbackEvent,
     Subscriber,
     SubscriberStatus,
     utcnow,
@@ -129,6 +130,15 @@ def test_a_5xx_fails_that_delivery_only_and_repeated_ones_mark_the_reader_bounce
         assert failed.last_error.startswith("550")
         reader = db.session.get(Subscriber, failed.subscriber_id)
         assert (reader.email, reader.status) == ("reader2@example.org", SubscriberStatus.BOUNCED)
+        # What did it is on the reader's record, and in the digest's figures.
+        event = db.session.scalar(select(FeedbackEvent))
+        assert (event.subscriber_id, event.digest_id, event.source) == (
+            reader.id,
+            digest_id,
+            "relay",
+        )
+        assert event.changed_status
+        assert event.detail.startswith("550 5.1.1")
 
 
 def test_a_4xx_is_retried_later_and_the_digest_completes(app, runner, smtp, worker, feed):

@@ -25,11 +25,18 @@ from email.utils import formatdate
 from typing import Protocol
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from newsletter.extensions import db
 from newsletter.mail import relay
-from newsletter.models import Reader, Subscriber, SubscriberStatus, utcnow
+from newsletter.models import (
+    FeedbackEvent,
+    FeedbackKind,
+    Reader,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from newsletter.sending import domain_pacing, leases, pacing
 from newsletter.sending.outcomes import Claim, Email, Outcome, RunReport, Tally, Verdict
 from newsletter.sending.pacing import Booking
@@ -429,7 +436,7 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
             .where(Subscriber.id.in_(refused))
             .values(hard_bounces=Subscriber.hard_bounces + 1)
         )
-        db.session.execute(
+        bounced = db.session.scalars(
             update(Subscriber)
             .where(
                 Subscriber.id.in_(refused),
@@ -437,7 +444,9 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
                 Subscriber.status == SubscriberStatus.CONFIRMED,
             )
             .values(status=SubscriberStatus.BOUNCED)
-        )
+            .returning(Subscriber.id)
+        ).all()
+        _log_relay_bounces([o for o in failed if o.claim.reader.id in set(bounced)])
     reached = [o.claim.reader.id for o in sent if o.claim.reader.hard_bounces]
     if reached:
         db.session.execute(
@@ -445,6 +454,31 @@ def _count_bounces(failed: list[Outcome], sent: list[Outcome]) -> None:
             .where(leases.among(Subscriber.id, reached), Subscriber.hard_bounces > 0)
             .values(hard_bounces=0)
         )
+
+
+def _log_relay_bounces(outcomes: list[Outcome]) -> None:
+    """Readers the relay's refusals just marked bounced: the event that did it, for
+    their admin page and their digest's figures."""
+    if outcomes:
+        db.session.execute(
+            insert(FeedbackEvent),
+            [
+                {
+                    "subscriber_id": outcome.claim.reader.id,
+                    "digest_id": _digest_of(outcome.claim),
+                    "kind": FeedbackKind.HARD_BOUNCE,
+                    "source": "relay",
+                    "detail": _cut(outcome.error),
+                    "changed_status": True,
+                }
+                for outcome in outcomes
+            ],
+        )
+
+
+def _digest_of(claim: Claim) -> int | None:
+    """A digest copy owes its digest's id; an email job owes its kind."""
+    return claim.owes if isinstance(claim.owes, int) else None
 
 
 def unsent(kind: Kind):
