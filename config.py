@@ -106,6 +106,11 @@ class Config:
     POSTMARK_WEBHOOK_USER = os.environ.get("POSTMARK_WEBHOOK_USER")
     POSTMARK_WEBHOOK_PASSWORD = os.environ.get("POSTMARK_WEBHOOK_PASSWORD")
     SENDGRID_WEBHOOK_PUBLIC_KEY = os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    # Outgoing webhooks (outgoing.py): seconds an endpoint has to answer; attempts at one
+    # event before it fails; the first wait after a failed attempt (it doubles each time).
+    WEBHOOK_TIMEOUT_SECONDS = _env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+    WEBHOOK_MAX_ATTEMPTS = _env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+    WEBHOOK_RETRY_BASE_SECONDS = _env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
     # Check addresses' domains in DNS at sign-up (off: no network in the request path).
     EMAIL_CHECK_DELIVERABILITY = _env_bool("EMAIL_CHECK_DELIVERABILITY")
 

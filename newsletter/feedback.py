@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import privacy, tokens
+from newsletter import outgoing, privacy, tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -120,6 +120,8 @@ def add(report: Report) -> FeedbackEvent | None:
     db.session.flush()
     if reader.subscriber is not None:
         event.changed_status = POLICY[report.kind](reader.subscriber, report)
+        if event.changed_status:
+            outgoing.subscriber_changed(reader.subscriber)
     log.info(
         "%s %s from %s for %s%s",
         report.source,

@@ -202,6 +202,61 @@ class WebhookReplay(db.Model):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class WebhookEndpoint(db.Model):
+    """A URL that admins asked us to post events to (outgoing.py), signed per the
+    Standard Webhooks specification with its own secret."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # The events it takes, comma-separated (outgoing.EVENTS).
+    events: Mapped[str] = mapped_column(String(200))
+    # whsec_ and the base64 of the key's bytes, as the receiver is given it.
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A deactivated endpoint keeps its history but gets no new deliveries.
+    active: Mapped[bool] = mapped_column(default=True, index=True)
+    # How its latest attempt went: the HTTP status (None: no answer) and what failed.
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_delivery_at: Mapped[datetime | None]
+
+    @property
+    def event_list(self) -> list[str]:
+        return self.events.split(",")
+
+
+class WebhookDeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class WebhookDelivery(db.Model):
+    """One event owed to one endpoint: the record that it must be posted, and how it went.
+    Written in the transaction that made the event happen."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(40))
+    # The exact JSON body posted (and signed), the same on every attempt.
+    payload: Mapped[str] = mapped_column(Text)
+    # The webhook-id header: the same on every attempt, so a receiver can drop repeats.
+    webhook_id: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # When the next attempt may start; a worker taking it moves this on by a lease.
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookDeliveryStatus.PENDING)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+
+    __table_args__ = (Index("ix_webhook_delivery_status_due_at", "status", "due_at"),)
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """What a message needs of its subscriber, read with the row that owes it."""

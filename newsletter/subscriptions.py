@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import blocked_domains, privacy, settings, tokens
+from newsletter import blocked_domains, outgoing, privacy, settings, tokens
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -261,6 +261,7 @@ def _confirm(subscriber: Subscriber, ip: str | None, source: str) -> Subscriber:
         subscriber.confirmed_at = utcnow()
         subscriber.confirm_ip = ip
         log_consent(subscriber.id, ConsentKind.CONFIRM, source, ip)
+        outgoing.subscriber_changed(subscriber)
         welcome = settings.current().welcome_enabled
         if welcome:
             db.session.add(EmailJob(kind=EmailKind.WELCOME, subscriber=subscriber))
@@ -300,6 +301,7 @@ def unsubscribe(token: str, ip: str | None = None) -> Subscriber:
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
         log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, "link", ip)
+        outgoing.subscriber_changed(subscriber)
         db.session.commit()
     return subscriber
 

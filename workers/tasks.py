@@ -5,7 +5,8 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, inbound, posts, privacy
+from newsletter import digests, inbound, outgoing, posts, privacy
+from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
 from newsletter.sending import digest_deliveries, email_jobs, hints
 
 
@@ -24,7 +25,7 @@ def send_email_jobs():
 @shared_task(name="newsletter.sweep")
 def sweep():
     """The sweep: re-publish work whose hint was lost (email jobs, stalled digests,
-    inbound messages), and start scheduled digests."""
+    inbound messages, outgoing webhooks and their retries), and start scheduled digests."""
     lost = email_jobs.any_lost_jobs()
     if lost:
         send_email_jobs.delay()
@@ -34,6 +35,8 @@ def sweep():
         send_digest_batch.delay(digest_id)
     for inbound_id in inbound.unprocessed_ids():
         process_inbound.delay(inbound_id)
+    if outgoing.any_due():
+        deliver_webhooks.delay()
     return lost
 
 
@@ -63,6 +66,18 @@ def send_digest_batch(digest_id):
 def process_inbound(inbound_id):
     """Turn a message the inbound listener stored into feedback; a repeat does nothing."""
     return inbound.process(inbound_id)
+
+
+@shared_task(name=hints.DELIVER_WEBHOOKS)
+def deliver_webhooks():
+    """Post the due outgoing webhooks for a few seconds; another task follows while some
+    are due, or when a retry is due before the next sweep would find it."""
+    report = outgoing.deliver_due()
+    if report.more:
+        deliver_webhooks.delay()
+    elif report.retry_in is not None and report.retry_in < SWEEP_INTERVAL_SECONDS:
+        deliver_webhooks.apply_async(countdown=report.retry_in)
+    return report.summary()
 
 
 @shared_task(name="newsletter.drop_old_ips")

@@ -9,7 +9,7 @@ limit (pacing.py). When none is left the digest is marked sent.
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, update
 
-from newsletter import digests
+from newsletter import digests, outgoing
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
@@ -104,6 +104,8 @@ class DigestDeliveries:
             )
             .values(status=DigestStatus.SENT, finished_at=utcnow())
         ).rowcount
+        if finished:
+            outgoing.digest_sent(self.digest_id)
         db.session.commit()
         if finished:
             _message_makers.clear()

@@ -24,6 +24,7 @@ SEND_EMAIL_JOBS = "newsletter.send_email_jobs"
 START_DIGEST = "newsletter.start_digest"
 SEND_TEST_DIGEST = "newsletter.send_test_digest"
 PROCESS_INBOUND = "newsletter.process_inbound"
+DELIVER_WEBHOOKS = "newsletter.deliver_webhooks"
 
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
@@ -79,6 +80,14 @@ def forget_hint() -> None:
     that owes jobs raises it again."""
     db.session.execute(update(Hint).where(Hint.name == EMAIL_HINT).values(pending=False))
     db.session.commit()
+
+
+def hint_webhooks() -> None:
+    """Ask a worker to post the due outgoing webhooks; the sweep does if the broker is down."""
+    try:
+        publish(DELIVER_WEBHOOKS)
+    except (OperationalError, OSError) as error:
+        log.warning("broker unreachable, outgoing webhooks wait for the sweep: %s", error)
 
 
 def start_digest_send(digest_id: int) -> None:

@@ -3,7 +3,7 @@
 from werkzeug.routing import IntegerConverter
 
 from newsletter.extensions import csrf
-from newsletter.web import admin, api, errors, health, outbox_viewer, public, webhooks
+from newsletter.web import admin, admin_api, api, errors, health, outbox_viewer, public, webhooks
 
 
 class RowIdConverter(IntegerConverter):
@@ -22,11 +22,14 @@ def register_blueprints(app):
     # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
     csrf.exempt(public.bp)
     csrf.exempt(api.bp)
+    # Takes JSON bodies only, which no other site can post with an admin's cookie.
+    csrf.exempt(admin_api.bp)
     # Providers post without cookies or tokens; a signature or a password proves them.
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
     app.register_blueprint(webhooks.bp)

@@ -28,6 +28,7 @@ from newsletter import (
     directory,
     feedback,
     inbound,
+    outgoing,
     posts,
     privacy,
     settings,
@@ -50,6 +51,7 @@ from newsletter.web.forms import (
     ScheduleForm,
     SettingsForm,
     TestSendForm,
+    WebhookEndpointForm,
 )
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -459,6 +461,36 @@ def edit_blocked_domains():
         form=form,
         disposable_blocked=current_app.config["BLOCK_DISPOSABLE_DOMAINS"],
     ), status
+
+
+@bp.route("/webhooks", methods=["GET", "POST"])
+def webhooks():
+    """Outgoing webhooks: the endpoints and how their latest delivery went; a new one's
+    secret is shown on the page that adds it, and never again."""
+    form = WebhookEndpointForm()
+    added = None
+    if form.validate_on_submit():
+        try:
+            added = outgoing.add_endpoint(form.url.data.strip(), form.events.data)
+        except outgoing.InvalidEndpoint as error:
+            form.url.errors.append(str(error))
+    status = 400 if form.errors else 200
+    html = render_template(
+        "admin/webhooks.html",
+        form=form,
+        added=added,
+        endpoints=outgoing.endpoints(),
+        action_form=ActionForm(),
+    )
+    return no_store(html, status)
+
+
+@bp.post("/webhooks/<id:endpoint_id>/deactivate")
+def deactivate_webhook(endpoint_id):
+    if ActionForm().validate_on_submit():
+        outgoing.deactivate(endpoint_id)
+        flash("The endpoint gets no more events.", "note")
+    return redirect(url_for("admin.webhooks"))
 
 
 @bp.get("/deliverability")

@@ -18,6 +18,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp
 
+from newsletter import outgoing
+
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired()])
@@ -105,3 +107,14 @@ class SettingsForm(FlaskForm):
 
 class BlockedDomainsForm(FlaskForm):
     domains = TextAreaField("Blocked domains, one a line (each blocks the domains under it too)")
+
+
+class WebhookEndpointForm(FlaskForm):
+    url = StringField("URL", validators=[DataRequired(), Length(max=2000)])
+    events = SelectMultipleField(
+        "Events",
+        choices=[SelectChoice(name, name) for name in outgoing.EVENTS],
+        option_widget=widgets.CheckboxInput(),
+        widget=widgets.ListWidget(prefix_label=False),
+        validators=[DataRequired(message="Choose at least one event.")],
+    )
