@@ -3,7 +3,7 @@
 from werkzeug.routing import IntegerConverter
 
 from newsletter.extensions import csrf
-from newsletter.web import admin, api, errors, health, outbox_viewer, public, webhooks
+from newsletter.web import admin, api, archive, errors, health, outbox_viewer, public, webhooks
 
 
 class RowIdConverter(IntegerConverter):
@@ -26,6 +26,7 @@ def register_blueprints(app):
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
