@@ -43,13 +43,10 @@ def slug(subject: str) -> str:
     return words[:SLUG_LENGTH].rstrip("-") or "digest"
 
 
-def page_path(digest) -> str:
-    """The digest's archive page, below BASE_URL (see web/archive.py for the route)."""
-    return f"/archive/{digest.id}-{slug(digest.subject)}"
-
-
 def page_url(digest) -> str:
-    return current_app.config["BASE_URL"] + page_path(digest)
+    """The digest's archive page (the route is in web/archive.py), from BASE_URL, as
+    emails and the feed link to it: they are read away from any request."""
+    return f"{current_app.config['BASE_URL']}/archive/{digest.id}-{slug(digest.subject)}"
 
 
 def sent_digests():
