@@ -412,6 +412,11 @@ class Digest(db.Model):
         secondary=digest_post, order_by=Post.published_at.desc()
     )
 
+    @property
+    def sent_at(self) -> datetime | None:
+        """When it went out, as the archive shows it: when sending finished, or began."""
+        return self.finished_at or self.started_at
+
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"

@@ -17,9 +17,10 @@ from email.utils import formatdate, parseaddr
 import css_inline
 from flask import current_app, render_template
 
-from newsletter import tokens
+from newsletter import archive, tokens
 from newsletter.mail import mime
 from newsletter.mail.relay import smtp_address
+from newsletter.models import Digest
 
 # Where each subscriber's own links go in the rendered digest.
 PLACEHOLDERS = {
@@ -44,13 +45,19 @@ def _pieces(rendered):
 
 
 def render(digest, links=None):
-    """The digest's HTML (CSS inlined) and text, as every subscriber sees them."""
+    """The digest's HTML (CSS inlined) and text, as every subscriber sees them.
+
+    ``links`` overrides the links in it: the reader's own (``unsubscribe_url``,
+    ``preferences_url``) and ``archive_url``, its "View in browser" link (None: none).
+    """
     config = current_app.config
     context = {
         "digest": digest,
         "posts": digest.posts,
         "site_name": config["SITE_NAME"],
         "base_url": config["BASE_URL"],
+        # The welcome email is made like a digest but is no digest: it has no page.
+        "archive_url": archive.page_url(digest) if isinstance(digest, Digest) else None,
         "unsubscribe_url": "__NEWSLETTER_UNSUBSCRIBE_URL__",
         "preferences_url": "__NEWSLETTER_PREFERENCES_URL__",
         **(links or {}),

@@ -3,7 +3,17 @@
 from werkzeug.routing import IntegerConverter
 
 from newsletter.extensions import csrf
-from newsletter.web import admin, admin_api, api, errors, health, outbox_viewer, public, webhooks
+from newsletter.web import (
+    admin,
+    admin_api,
+    api,
+    archive,
+    errors,
+    health,
+    outbox_viewer,
+    public,
+    webhooks,
+)
 
 
 class RowIdConverter(IntegerConverter):
@@ -28,6 +38,7 @@ def register_blueprints(app):
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(health.bp)

@@ -1,0 +1,59 @@
+"""The public archive of sent digests: the list, each digest's page and the Atom feed."""
+
+import re
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from newsletter import archive
+from newsletter.mail import digest as digest_mail
+
+bp = Blueprint("archive", __name__)
+# Nine digits at most: int() refuses thousands, and no archive has a billion pages.
+PAGE_NUMBER = re.compile("[1-9][0-9]{0,8}")
+
+
+@bp.errorhandler(archive.NotInArchive)
+def not_in_archive(_error):
+    return render_template(
+        "public/message.html",
+        title="Not in the archive",
+        text="There is no such digest or page in the archive.",
+    ), 404
+
+
+@bp.context_processor
+def links():
+    return {"digest_url": digest_url}
+
+
+def digest_url(digest):
+    return url_for("archive.show", digest_id=digest.id, slug=archive.slug(digest.subject))
+
+
+@bp.get("/archive")
+def index():
+    number = request.args.get("page", "1")
+    if not PAGE_NUMBER.fullmatch(number):
+        abort(404)
+    return render_template("archive/index.html", page=archive.page(int(number)))
+
+
+@bp.get("/archive/<id:digest_id>", defaults={"slug": ""})
+@bp.get("/archive/<id:digest_id>-<slug>")
+def show(digest_id, slug):
+    digest = archive.sent_digest(digest_id)
+    if slug != archive.slug(digest.subject):
+        return redirect(digest_url(digest), 301)
+    # The email as readers got it, less their own links: whoever follows them here
+    # is sent to the sign-up page, and the page does not link to itself.
+    signup_url = url_for("public.index")
+    html, _text = digest_mail.render(
+        digest,
+        links={"unsubscribe_url": signup_url, "preferences_url": signup_url, "archive_url": None},
+    )
+    return html
+
+
+@bp.get("/archive.atom")
+def feed():
+    return archive.atom_feed(), {"Content-Type": "application/atom+xml; charset=utf-8"}
