@@ -2,6 +2,7 @@
 
 import sqlite3
 
+from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -24,6 +25,8 @@ mail_extension = Mail()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(get_remote_address)
+# Lets the sites of EMBED_ORIGINS post sign-ups from their own pages (/embed.js).
+cors = CORS()
 
 
 @event.listens_for(Engine, "connect")

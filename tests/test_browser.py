@@ -148,11 +148,24 @@ def test_the_altcha_widget_solves_its_challenge_under_the_csp_and_signs_up(brows
     assert refused == []
 
 
+def framing(service):
+    return (
+        f'<!doctype html><title>News</title><iframe src="{service}/embed" title="Subscribe"'
+        ' width="400" height="420"></iframe>'
+    )
+
+
+def with_script(service):
+    return (
+        '<!doctype html><html lang="en"><title>News</title><h1>An article</h1>'
+        '<div data-newsletter-signup data-source="article"></div>'
+        f'<script src="{service}/embed.js"></script></html>'
+    )
+
+
 @contextmanager
-def another_site(port, service):
-    """A page of another origin (localhost, not 127.0.0.1) that frames the service's box."""
-    page = f'<!doctype html><title>News</title><iframe src="{service}/embed" title="Subscribe"'
-    page += ' width="400" height="420"></iframe>'
+def another_site(port, page):
+    """A page of another origin (localhost, not 127.0.0.1) that shows the service's box."""
 
     def news_site(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/html")])
@@ -172,7 +185,7 @@ def test_a_site_of_embed_origins_shows_the_box_and_a_sign_up_ends_in_it(browser,
     service = f"http://127.0.0.1:{port}"
     app = make_app(BASE_URL=service, EMBED_ORIGINS=f"http://localhost:{site_port}")
     page = browser.new_context().new_page()
-    with served(app, port), another_site(site_port, service) as news:
+    with served(app, port), another_site(site_port, framing(service)) as news:
         page.goto(news)
         box = page.frame_locator("iframe")
         box.get_by_label("Email address").fill("framed@example.org")
@@ -191,8 +204,41 @@ def test_a_site_not_in_embed_origins_cannot_show_the_box(browser, make_app):
     page = browser.new_context().new_page()
     refused = []
     page.on("console", lambda message: refused.append(message.text))
-    with served(app, port), another_site(site_port, service) as news:
+    with served(app, port), another_site(site_port, framing(service)) as news:
         page.goto(news)
         page.wait_for_load_state("networkidle")
         sync_api.expect(page.frame_locator("iframe").get_by_label("Email address")).to_have_count(0)
     assert any("frame-ancestors" in text for text in refused), refused
+
+
+def test_the_script_draws_the_box_on_a_site_of_embed_origins_and_answers_in_place(
+    browser, make_app
+):
+    port, site_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{port}"
+    app = make_app(BASE_URL=service, EMBED_ORIGINS=f"http://localhost:{site_port}")
+    page = browser.new_context().new_page()
+    with served(app, port), another_site(site_port, with_script(service)) as news:
+        page.goto(news)
+        page.get_by_label("Email address").fill("scripted@example.org")
+        page.get_by_role("button", name="Subscribe").click()
+        sync_api.expect(page.get_by_text("Success! Now check your email")).to_be_visible()
+        sync_api.expect(page.get_by_text("spam folder")).to_be_visible()
+    assert page.url == news
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        assert (reader.email, reader.signup_source) == ("scripted@example.org", "article")
+
+
+def test_the_script_on_a_site_not_in_embed_origins_cannot_sign_anyone_up(browser, make_app):
+    port, site_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{port}"
+    app = make_app(BASE_URL=service, EMBED_ORIGINS="https://news.example")
+    page = browser.new_context().new_page()
+    with served(app, port), another_site(site_port, with_script(service)) as news:
+        page.goto(news)
+        page.get_by_label("Email address").fill("stranger@example.org")
+        page.get_by_role("button", name="Subscribe").click()
+        sync_api.expect(page.get_by_text("could not be reached")).to_be_visible()
+    # A JSON post needs the preflight's leave, which the service gave no stranger.
+    assert status_of(app, "stranger@example.org") is None

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber
+from tests.helpers import log_in
 
 SITES = "https://news.example https://*.blog.example:8443"
 
@@ -67,3 +68,45 @@ def test_a_refused_sign_up_in_the_box_shows_why_in_the_box(app, client):
     assert b'value="Ann"' in refused.data
     with app.app_context():
         assert db.session.scalar(select(Subscriber)) is None
+
+
+def test_the_api_answers_the_embed_origins_across_sites_and_no_other(make_app):
+    client = make_app(EMBED_ORIGINS=SITES).test_client()
+    for origin in ["https://news.example", "https://www.blog.example:8443"]:
+        preflight = client.options(
+            "/api/subscribe",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "Content-Type",
+            },
+        )
+        assert preflight.headers["Access-Control-Allow-Origin"] == origin
+        posted = client.post(
+            "/api/subscribe",
+            json={"email": f"r@{origin.split('//')[1].split(':')[0]}", "source": "sidebar"},
+            headers={"Origin": origin},
+        )
+        assert posted.status_code == 202
+        assert posted.headers["Access-Control-Allow-Origin"] == origin
+    for stranger in ["https://evil.example", "https://blog.example:8443", "http://news.example"]:
+        answer = client.options("/api/subscribe", headers={"Origin": stranger})
+        assert "Access-Control-Allow-Origin" not in answer.headers
+    assert (
+        "Access-Control-Allow-Origin"
+        not in client.get("/", headers={"Origin": SITES.split(maxsplit=1)[0]}).headers
+    )
+
+
+def test_the_script_is_served_and_the_admin_shows_the_snippets(make_app, admin):
+    app = make_app(EMBED_ORIGINS=SITES, BASE_URL="https://letters.example")
+    client = app.test_client()
+    script = client.get("/embed.js")
+    assert script.status_code == 200
+    assert script.mimetype == "text/javascript"
+    assert b"/api/subscribe" in script.data
+    script.close()
+    log_in(client)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert '&lt;script src="https://letters.example/embed.js" async&gt;' in dashboard
+    assert "https://news.example, https://*.blog.example:8443" in dashboard

@@ -6,7 +6,7 @@ from flask.json.provider import DefaultJSONProvider
 from newsletter import captcha, subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
-from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit
+from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit, signup_source
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -39,7 +39,9 @@ def subscribe():
         return jsonify(status="pending"), 202
     try:
         captcha.check(data.get(captcha.API_FIELD), request.remote_addr)
-        subscriptions.subscribe(email, name, source="api", ip=request.remote_addr)
+        subscriptions.subscribe(
+            email, name, source=signup_source("api", data), ip=request.remote_addr
+        )
     except captcha.CaptchaFailed as error:
         return json_error(str(error), error.status)
     except InvalidSignup as error:

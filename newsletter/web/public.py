@@ -22,7 +22,7 @@ HONEYPOT = "website"
 def signup_source(default, values=None):
     """Which form a sign-up came from: an embedded form may name itself in ``source``."""
     source = (request.form if values is None else values).get("source", "")
-    return source if SOURCE_PATTERN.fullmatch(source) else default
+    return source if isinstance(source, str) and SOURCE_PATTERN.fullmatch(source) else default
 
 
 @bp.context_processor
@@ -73,6 +73,15 @@ def subscribe():
 def embed():
     """The sign-up box alone, for the sites of EMBED_ORIGINS to show in a frame."""
     return render_template("public/embed.html", source=signup_source("embed", request.args))
+
+
+@bp.get("/embed.js")
+def embed_script():
+    """The script that draws the sign-up box on another site's page (see static/js/embed.js)."""
+    response = current_app.send_static_file("js/embed.js")
+    response.cache_control.max_age = 3600
+    response.cache_control.public = True
+    return response
 
 
 @bp.post("/embed")

@@ -8,6 +8,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletter import captcha
+from newsletter.extensions import cors
 
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}
@@ -35,10 +36,28 @@ def embed_origins(value: str) -> list[str]:
     return origins
 
 
+def origin_pattern(origin: str) -> str | re.Pattern:
+    """An EMBED_ORIGINS entry as Flask-Cors matches it: as it is, or, with a leading
+    ``*.``, as a pattern for every subdomain (CSP's meaning)."""
+    scheme, _, host = origin.partition("://")
+    if not host.startswith("*."):
+        return origin
+    return re.compile(rf"{re.escape(scheme)}://([a-z0-9-]+\.)+{re.escape(host[2:])}", re.IGNORECASE)
+
+
 def init_app(app: Flask) -> None:
     """Before CSRFProtect, whose check reads the form: an upload's larger limit must
     be set before anything reads the body."""
     app.config["EMBED_ORIGINS"] = embed_origins(app.config["EMBED_ORIGINS"])
+    cors.init_app(
+        app,
+        resources={
+            "/api/subscribe": {"origins": [origin_pattern(o) for o in app.config["EMBED_ORIGINS"]]}
+        },
+        methods=["POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
