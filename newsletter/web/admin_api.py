@@ -7,9 +7,9 @@ served at /api/v1/openapi.json without a key."""
 
 import json
 
-from flask import Blueprint, request
+from flask import Blueprint, jsonify, request
 from flask_login import current_user
-from spectree import Response, SecurityScheme, SpecTree
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
 from newsletter import api_keys, digests, directory, outgoing, posts, privacy
 from newsletter.addresses import InvalidSignup
@@ -53,9 +53,6 @@ def answer_validation_error_as_json(_request, response, error, _instance, _adapt
 spec = SpecTree(
     "flask",
     mode="strict",
-    path="api/v1",
-    # Only the document: no documentation pages with scripts from a CDN.
-    page_templates={},
     title="Newsletter admin API",
     version="1",
     validation_error_status=400,
@@ -64,12 +61,12 @@ spec = SpecTree(
     security_schemes=[
         SecurityScheme(
             name="bearer",
-            data={
-                "type": "http",
-                "scheme": "bearer",
-                "description": "A key from `flask create-api-key`. A logged-in admin's "
+            data=SecuritySchemeData(
+                type="http",
+                scheme="bearer",
+                description="A key from `flask create-api-key`. A logged-in admin's "
                 "session cookie is accepted as well.",
-            },
+            ),
         )
     ],
     security={"bearer": []},
@@ -86,6 +83,8 @@ def require_api_key():
     The blueprint is exempt from CSRF tokens. A session is still safe here because
     every route takes only a JSON body: another site's page cannot post
     application/json without a CORS preflight, which this app never grants."""
+    if request.endpoint == "admin_api.openapi_document":
+        return None
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         if api_keys.authenticate(key.strip()) is None:
@@ -100,6 +99,14 @@ def unauthorized(message):
     response, status = json_error(message, 401)
     response.headers["WWW-Authenticate"] = "Bearer"
     return response, status
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI document of this API, made by spectree from the routes below; public,
+    like any API's documentation. (spectree's own route would leave out every route
+    under its path, and it brings documentation pages that load scripts from a CDN.)"""
+    return jsonify(spec.spec)
 
 
 def page_fields(pagination):
