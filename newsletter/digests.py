@@ -259,6 +259,12 @@ def history(limit: int = 50) -> list[tuple[Digest, dict[str, int]]]:
     return [(digest, progress(digest.id)) for digest in found]
 
 
+def newest_page(page: int, per_page: int):
+    """One page of digests, newest first."""
+    statement = select(Digest).order_by(Digest.id.desc())
+    return db.paginate(statement, page=page, per_page=per_page, error_out=False)
+
+
 def run_periodic(now: datetime | None = None) -> int | None:
     """Send this week's digest if admins turned it on and its hour has come.
 

@@ -1,4 +1,5 @@
-"""Subscribers in bulk, for admins: search, counts, CSV import and export."""
+"""Subscribers for admins: search, counts, CSV import and export, and one at a time
+from the admins' API."""
 
 import csv
 import io
@@ -7,7 +8,7 @@ from typing import TextIO
 
 from sqlalchemy import false, func, insert, or_, select
 
-from newsletter import blocked_domains, privacy
+from newsletter import blocked_domains, outgoing, privacy, subscriptions
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus, utcnow
@@ -32,6 +33,10 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 class ImportFileError(ValueError):
     """The file cannot be read as a subscriber CSV at all."""
+
+
+class AlreadyKnown(ValueError):
+    """The address is a subscriber already; the message names it."""
 
 
 @dataclass
@@ -175,14 +180,14 @@ def _valid_rows(reader, columns, report):
         yield reader.line_num, email, name
 
 
-def _log_imported(emails, confirmed, now):
+def _log_imported(emails, confirmed, now, source):
     """The consent log of imported subscribers: their consent came with the file."""
     kinds = [ConsentKind.SIGNUP, ConsentKind.CONFIRM] if confirmed else [ConsentKind.SIGNUP]
     ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails)))
     db.session.execute(
         insert(ConsentEvent),
         [
-            {"subscriber_id": subscriber_id, "kind": kind, "source": "import", "at": now}
+            {"subscriber_id": subscriber_id, "kind": kind, "source": source, "at": now}
             for subscriber_id in ids
             for kind in kinds
         ],
@@ -200,8 +205,9 @@ def _reject_blocked(batch, report):
             report.reject(line, blocked_domains.refusal(email))
 
 
-def _add_batch(batch, confirmed, report):
-    """Add a batch of {address: (line, name)}, in one transaction."""
+def _add_batch(batch, confirmed, report, source="import"):
+    """Add a batch of {address: (line, name)}, in one transaction, their consent
+    recorded as coming from ``source``."""
     _reject_blocked(batch, report)
     if not batch:
         return
@@ -216,7 +222,7 @@ def _add_batch(batch, confirmed, report):
             "name": name,
             "status": status,
             "signup_at": now,
-            "signup_source": "import",
+            "signup_source": source,
             "confirmed_at": now if confirmed else None,
         }
         for email, (_line, name) in batch.items()
@@ -224,7 +230,48 @@ def _add_batch(batch, confirmed, report):
     ]
     if rows:
         db.session.execute(insert(Subscriber), rows)
-        _log_imported([row["email"] for row in rows], confirmed, now)
+        _log_imported([row["email"] for row in rows], confirmed, now, source)
     db.session.commit()
     report.added += len(rows)
     report.skipped += len(known)
+
+
+def add_subscriber(email: str, name: str, consent_source: str, confirmed: bool) -> Subscriber:
+    """Add one subscriber whose consent an admin's system recorded at ``consent_source``.
+
+    Confirmed, they are added as a CSV import adds them, consent logged; otherwise they
+    sign up as from a form and are owed a confirmation email. Unlike a public sign-up
+    this tells the admin why an address was not added: AlreadyKnown, or InvalidSignup
+    (an erased address, a blocked domain, a bad address or name)."""
+    address = normalize_email(email)
+    name = clean_name(name)
+    known = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+    if known is not None:
+        raise AlreadyKnown(f"{address} is subscriber {known} already.")
+    if privacy.suppressed([address]):
+        raise InvalidSignup("This address was erased at its owner's request: never added again.")
+    if confirmed:
+        report = ImportReport()
+        _add_batch({address: (1, name)}, confirmed=True, report=report, source=consent_source)
+        if report.rejections:
+            raise InvalidSignup(report.rejections[0][1])
+    else:
+        subscriptions.subscribe(address, name, source=consent_source)
+    added = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if added is None:
+        # Erased or blocked between the checks above and the insert.
+        raise InvalidSignup("This address cannot be added.")
+    return added
+
+
+def edit_subscriber(subscriber: Subscriber, name: str | None, unsubscribe: bool) -> None:
+    """Rename a subscriber, and stop their mail if asked. Only unsubscribing is offered:
+    confirming is the reader's own act, and a bounced or complaining address stays so."""
+    if name is not None:
+        subscriber.name = clean_name(name)
+    if unsubscribe and subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.unsubscribed_at = utcnow()
+        subscriptions.log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, "api", None)
+        outgoing.subscriber_changed(subscriber)
+    db.session.commit()

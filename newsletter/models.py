@@ -342,6 +342,20 @@ class Admin(UserMixin, db.Model):
         return f"{self.id}.{self.session_token}"
 
 
+class ApiKey(db.Model):
+    """A key that a script sends as ``Authorization: Bearer …`` to use /api/v1
+    (api_keys.py). Only its SHA-256 is kept: the key itself is shown once, when made."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The key's first characters, so that admins can tell which key a script holds.
+    prefix: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class RecoveryCode(db.Model):
     """A code that stands in for the authenticator app once; only its SHA-256 is kept."""
 

@@ -140,3 +140,9 @@ def save_post(post: Post | None, title: str, link: str, summary_html: str) -> Po
     post.edited_at = utcnow()
     db.session.commit()
     return post
+
+
+def newest_page(page: int, per_page: int):
+    """One page of posts, newest first."""
+    statement = select(Post).order_by(Post.published_at.desc(), Post.id.desc())
+    return db.paginate(statement, page=page, per_page=per_page, error_out=False)

@@ -22,6 +22,7 @@ from wtforms.fields.choices import SelectChoice
 
 from newsletter import (
     accounts,
+    api_keys,
     blocked_domains,
     deliverability,
     digests,
@@ -491,6 +492,20 @@ def deactivate_webhook(endpoint_id):
         outgoing.deactivate(endpoint_id)
         flash("The endpoint gets no more events.", "note")
     return redirect(url_for("admin.webhooks"))
+
+
+@bp.get("/api-keys")
+def api_key_list():
+    """The keys scripts use for /api/v1; each is made with `flask create-api-key`."""
+    return render_template("admin/api_keys.html", keys=api_keys.all_keys(), form=ActionForm())
+
+
+@bp.post("/api-keys/<id:key_id>/revoke")
+def revoke_api_key(key_id):
+    if ActionForm().validate_on_submit():
+        api_keys.revoke(key_id)
+        flash("The key no longer works.", "note")
+    return redirect(url_for("admin.api_key_list"))
 
 
 @bp.get("/deliverability")

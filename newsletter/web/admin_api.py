@@ -1,58 +1,267 @@
-"""The admins' JSON API, /api/v1: outgoing webhooks for now."""
+"""The admins' JSON API, /api/v1: subscribers, posts, digests and outgoing webhooks, for
+scripts holding an API key (api_keys.py).
+
+spectree checks every request body and query against the models of api_models.py (a
+400 with the reason when they do not fit) and writes the OpenAPI document from them,
+served at /api/v1/openapi.json without a key."""
+
+import json
 
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
-from newsletter import outgoing
+from newsletter import api_keys, digests, directory, outgoing, posts, privacy
+from newsletter.addresses import InvalidSignup
+from newsletter.extensions import db
+from newsletter.models import Digest, Subscriber
+from newsletter.sending import hints
 from newsletter.web.api import json_error
+from newsletter.web.api_models import (
+    DigestDetail,
+    DigestOut,
+    DigestPage,
+    Error,
+    NewDigest,
+    NewSubscriber,
+    NewWebhook,
+    PageQuery,
+    PostOut,
+    PostPage,
+    Schedule,
+    SubscriberChange,
+    SubscriberOut,
+    SubscriberPage,
+    SubscriberQuery,
+    WebhookOut,
+)
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 
 
+def answer_validation_error_as_json(_request, response, error, _instance, _adapter):
+    """spectree answers a request that does not fit with pydantic's list of errors;
+    every error of this API is {"error": "…"} instead."""
+    if error is not None:
+        reasons = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
+            for problem in error.errors(include_context=False)
+        )
+        response.set_data(json.dumps({"error": f"The request does not fit: {reasons}."}))
+
+
+spec = SpecTree(
+    "flask",
+    mode="strict",
+    title="Newsletter admin API",
+    version="1",
+    validation_error_status=400,
+    validation_error_model=Error,
+    before=answer_validation_error_as_json,
+    security_schemes=[
+        SecurityScheme(
+            name="bearer",
+            data=SecuritySchemeData(
+                type="http",
+                scheme="bearer",
+                description="A key from `flask create-api-key`. A logged-in admin's "
+                "session cookie is accepted as well.",
+            ),
+        )
+    ],
+    security={"bearer": []},
+)
+
+UNAUTHORIZED = {"HTTP_401": Error}
+NOT_FOUND = {"HTTP_401": Error, "HTTP_404": Error}
+
+
 @bp.before_request
 def require_api_key():
-    """Who may call /api/v1. For now: a logged-in admin's session; the API-key work
-    replaces this function with a check of an ``Authorization: Bearer`` key.
+    """Who may call /api/v1: a script with an unrevoked API key, or a logged-in admin.
 
     The blueprint is exempt from CSRF tokens. A session is still safe here because
     every route takes only a JSON body: another site's page cannot post
     application/json without a CORS preflight, which this app never grants."""
+    if request.endpoint == "admin_api.openapi_document":
+        return None
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        if api_keys.authenticate(key.strip()) is None:
+            return unauthorized("This API key is unknown or revoked.")
+        return None
     if not current_user.is_authenticated:
-        response = json_error("Log in as an admin (or send an API key) to use this API.", 401)
-        response[0].headers["WWW-Authenticate"] = "Bearer"
-        return response
+        return unauthorized("Send an API key as 'Authorization: Bearer KEY' to use this API.")
     return None
+
+
+def unauthorized(message):
+    response, status = json_error(message, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response, status
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI document of this API, made by spectree from the routes below; public,
+    like any API's documentation. (spectree's own route would leave out every route
+    under its path, and it brings documentation pages that load scripts from a CDN.)"""
+    return jsonify(spec.spec)
+
+
+def page_fields(pagination):
+    return {"page": pagination.page, "pages": pagination.pages, "total": pagination.total}
+
+
+@bp.get("/subscribers")
+@spec.validate(query=SubscriberQuery, resp=Response(HTTP_200=SubscriberPage, **UNAUTHORIZED))
+def list_subscribers():
+    """Subscribers, newest first: by status, and matching part of an address or name."""
+    asked = request.context.query
+    found = directory.search(asked.q, asked.status or "", asked.page, asked.per_page)
+    items = [SubscriberOut.of(subscriber) for subscriber in found.items]
+    return SubscriberPage(items=items, **page_fields(found))
+
+
+@bp.get("/subscribers/<id:subscriber_id>")
+@spec.validate(resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
+def get_subscriber(subscriber_id):
+    return SubscriberOut.of(db.get_or_404(Subscriber, subscriber_id))
+
+
+@bp.post("/subscribers")
+@spec.validate(
+    json=NewSubscriber,
+    resp=Response(HTTP_201=SubscriberOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
+)
+def add_subscriber():
+    """Add a reader with the consent they gave elsewhere: pending and sent a confirmation
+    email, or with "confirmed": true added confirmed, as a CSV import adds them."""
+    new = request.context.json
+    try:
+        subscriber = directory.add_subscriber(
+            new.email, new.name, new.consent.source, confirmed=new.confirmed
+        )
+    except directory.AlreadyKnown as error:
+        return json_error(str(error), 409)
+    except InvalidSignup as error:
+        return json_error(str(error), 422)
+    return SubscriberOut.of(subscriber), 201
+
+
+@bp.patch("/subscribers/<id:subscriber_id>")
+@spec.validate(
+    json=SubscriberChange, resp=Response(HTTP_200=SubscriberOut, HTTP_422=Error, **NOT_FOUND)
+)
+def change_subscriber(subscriber_id):
+    """Rename a subscriber, or unsubscribe them ("status": "unsubscribed")."""
+    subscriber = db.get_or_404(Subscriber, subscriber_id)
+    change = request.context.json
+    try:
+        directory.edit_subscriber(subscriber, change.name, unsubscribe=change.status is not None)
+    except InvalidSignup as error:
+        return json_error(str(error), 422)
+    return SubscriberOut.of(subscriber)
+
+
+@bp.delete("/subscribers/<id:subscriber_id>")
+@spec.validate(resp=Response("HTTP_204", **NOT_FOUND))
+def erase_subscriber(subscriber_id):
+    """Erase a subscriber and all kept about them; the address is never added again."""
+    privacy.erase(db.get_or_404(Subscriber, subscriber_id), by="api")
+    return "", 204
+
+
+@bp.get("/posts")
+@spec.validate(query=PageQuery, resp=Response(HTTP_200=PostPage, **UNAUTHORIZED))
+def list_posts():
+    asked = request.context.query
+    found = posts.newest_page(asked.page, asked.per_page)
+    return PostPage(items=[PostOut.of(post) for post in found.items], **page_fields(found))
+
+
+@bp.get("/digests")
+@spec.validate(query=PageQuery, resp=Response(HTTP_200=DigestPage, **UNAUTHORIZED))
+def list_digests():
+    asked = request.context.query
+    found = digests.newest_page(asked.page, asked.per_page)
+    items = [DigestOut.of(digest) for digest in found.items]
+    return DigestPage(items=items, **page_fields(found))
+
+
+@bp.get("/digests/<id:digest_id>")
+@spec.validate(resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
+def get_digest(digest_id):
+    """A digest with its copies per status: pending, sent, failed, skipped."""
+    return digest_detail(db.get_or_404(Digest, digest_id))
+
+
+def digest_detail(digest):
+    return DigestDetail(**DigestOut.of(digest).model_dump(), progress=digests.progress(digest.id))
+
+
+@bp.post("/digests")
+@spec.validate(json=NewDigest, resp=Response(HTTP_201=DigestDetail, HTTP_422=Error, **UNAUTHORIZED))
+def create_digest():
+    """A draft digest of the given posts (default: every post not yet sent)."""
+    new = request.context.json
+    try:
+        digest = digests.create_digest(new.subject, new.intro, new.post_ids)
+    except digests.DigestError as error:
+        return json_error(str(error), 422)
+    return digest_detail(digest), 201
+
+
+@bp.post("/digests/<id:digest_id>/send")
+@spec.validate(resp=Response(HTTP_202=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+def send_digest(digest_id):
+    """Start sending a draft (or scheduled) digest now."""
+    digest = db.get_or_404(Digest, digest_id)
+    try:
+        digests.schedule(digest_id)
+    except digests.DigestError as error:
+        return json_error(str(error), 409)
+    hints.start_digest_send(digest_id)
+    return digest_detail(digest), 202
+
+
+@bp.post("/digests/<id:digest_id>/schedule")
+@spec.validate(json=Schedule, resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+def schedule_digest(digest_id):
+    """Send a draft digest at a set time (a time past sends it at once)."""
+    digest = db.get_or_404(Digest, digest_id)
+    try:
+        digests.schedule(digest_id, request.context.json.at)
+    except digests.DigestError as error:
+        return json_error(str(error), 409)
+    return digest_detail(digest)
+
+
+@bp.post("/digests/<id:digest_id>/<any(pause, resume):action>")
+@spec.validate(resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+def pause_or_resume_digest(digest_id, action):
+    """Pause a digest that is sending, or resume a paused one."""
+    digest = db.get_or_404(Digest, digest_id)
+    if not digests.set_paused(digest_id, paused=action == "pause"):
+        return json_error(
+            f"Only a digest that is {'sending' if action == 'pause' else 'paused'} can {action}.",
+            409,
+        )
+    if action == "resume":
+        hints.start_digest_send(digest_id)
+    return digest_detail(digest)
 
 
 @bp.post("/webhooks")
+@spec.validate(json=NewWebhook, resp=Response(HTTP_201=WebhookOut, HTTP_422=Error, **UNAUTHORIZED))
 def add_webhook():
     """Add an endpoint; the answer carries its secret, which is never shown again."""
-    data = request.get_json(silent=True)
-    problem = malformed(data)
-    if problem:
-        return json_error(problem, 400)
+    new = request.context.json
     try:
-        endpoint = outgoing.add_endpoint(data["url"], data["events"])
+        endpoint = outgoing.add_endpoint(new.url, new.events)
     except outgoing.InvalidEndpoint as error:
         return json_error(str(error), 422)
-    answer = {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "events": endpoint.event_list,
-        "secret": endpoint.secret,
-    }
-    response = jsonify(answer)
-    response.headers["Cache-Control"] = "no-store"
-    return response, 201
-
-
-def malformed(data: object) -> str | None:
-    """What is wrong with the shape of a new endpoint's JSON, if anything."""
-    if not isinstance(data, dict):
-        return 'Send a JSON object, e.g. {"url": "https://…", "events": ["digest.sent"]}.'
-    if not isinstance(data.get("url"), str):
-        return '"url" is required and must be a string.'
-    events = data.get("events")
-    if not isinstance(events, list) or not all(isinstance(name, str) for name in events):
-        return '"events" is required and must be a list of event names.'
-    return None
+    answer = WebhookOut(
+        id=endpoint.id, url=endpoint.url, events=endpoint.event_list, secret=endpoint.secret
+    )
+    return answer, 201, {"Cache-Control": "no-store"}

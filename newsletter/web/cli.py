@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import accounts, digests, directory, posts, two_factor
+from newsletter import accounts, api_keys, digests, directory, posts, two_factor
 from newsletter.addresses import InvalidSignup
 from newsletter.mail.listener import InboundController
 from newsletter.sending import hints
@@ -44,6 +44,22 @@ def reset_two_factor(email):
         "every session of theirs has ended. They log in with their password alone, and can "
         f"turn it on again at {current_app.config['BASE_URL']}/admin/two-factor"
     )
+
+
+@click.command("create-api-key")
+@click.argument("name")
+@with_appcontext
+def create_api_key(name):
+    """Make a key for /api/v1; it is printed once, as the last line, and never again."""
+    try:
+        api_key, key = api_keys.create(name)
+    except api_keys.InvalidKeyName as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"API key {api_key.name!r} ({api_key.prefix}…) made. Send it as "
+        "'Authorization: Bearer KEY'; it is shown only now:"
+    )
+    click.echo(key)
 
 
 @click.command("import-subscribers")
@@ -123,6 +139,7 @@ def register(app):
     commands = (
         create_admin,
         reset_two_factor,
+        create_api_key,
         import_subscribers,
         import_feed,
         send_digest,

@@ -1,0 +1,248 @@
+"""The admins' API, /api/v1, as a script with an API key uses it: keys made on the
+command line and revoked on the admin page, subscribers, posts and digests, and the
+OpenAPI document."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from newsletter import digests, posts
+from newsletter.extensions import db
+from newsletter.models import ApiKey, ConsentEvent, EmailJob
+from tests.helpers import FEED, add_readers, csrf_token
+
+
+def create_key(runner, name="crm sync"):
+    result = runner.invoke(args=["create-api-key", name])
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def key(runner):
+    return create_key(runner)
+
+
+@pytest.fixture
+def api(client, key):
+    """The test client, sending the key with every request."""
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
+
+
+def test_a_key_is_printed_once_as_the_last_line_and_only_its_hash_is_kept(app, runner):
+    key = create_key(runner)
+    assert key.startswith("nl_")
+    assert len(key) >= 40
+    with app.app_context():
+        stored = db.session.scalar(select(ApiKey))
+        assert stored.prefix == key[:8]
+        assert key not in stored.key_hash
+    assert runner.invoke(args=["create-api-key", " "]).exit_code != 0
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer nl_wrong", "Bearer ", "Basic eDp5"])
+def test_no_key_or_a_wrong_one_is_a_401(client, key, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    answer = client.get("/api/v1/subscribers", headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert answer.get_json()["error"]
+
+
+def test_last_use_is_noted_at_most_once_a_minute(app, api):
+    assert api.get("/api/v1/posts").status_code == 200
+    with app.app_context():
+        first = db.session.scalar(select(ApiKey.last_used_at))
+        assert first is not None
+    assert api.get("/api/v1/posts").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey.last_used_at)) == first
+        db.session.get(ApiKey, 1).last_used_at = first - timedelta(minutes=2)
+        db.session.commit()
+    api.get("/api/v1/posts")
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey.last_used_at)) > first - timedelta(minutes=2)
+
+
+def test_a_key_revoked_on_the_admin_page_stops_working(admin_client, key):
+    page = admin_client.get("/admin/api-keys")
+    assert "crm sync" in page.get_data(as_text=True)
+    assert key[:8] in page.get_data(as_text=True)
+    revoked = admin_client.post("/admin/api-keys/1/revoke", data={"csrf_token": csrf_token(page)})
+    assert revoked.status_code == 302
+    answer = admin_client.get("/api/v1/posts", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 401
+    # Without a key the admin's own session still works.
+    assert admin_client.get("/api/v1/posts").status_code == 200
+
+
+def test_a_revoke_without_the_csrf_token_does_nothing(admin_client, key):
+    admin_client.post("/admin/api-keys/1/revoke")
+    answer = admin_client.get("/api/v1/posts", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200
+
+
+def test_subscribers_are_added_listed_searched_changed_and_erased(app, api):
+    pending = api.post(
+        "/api/v1/subscribers",
+        json={"email": "Ann@Example.org", "name": "Ann", "consent": {"source": "crm"}},
+    )
+    assert pending.status_code == 201
+    ann = pending.get_json()
+    assert ann["email"] == "ann@example.org"
+    assert ann["status"] == "pending"
+    assert ann["signup_source"] == "crm"
+    confirmed = api.post(
+        "/api/v1/subscribers",
+        json={"email": "bob@example.org", "consent": {"source": "event"}, "confirmed": True},
+    )
+    assert confirmed.status_code == 201
+    bob = confirmed.get_json()
+    assert bob["status"] == "confirmed"
+    assert bob["confirmed_at"].endswith("Z")
+    with app.app_context():
+        # Ann is owed a confirmation; Bob's consent is logged as the import's would be.
+        assert db.session.scalar(select(EmailJob.subscriber_id)) == ann["id"]
+        kinds = db.session.scalars(
+            select(ConsentEvent.kind).where(ConsentEvent.subscriber_id == bob["id"])
+        ).all()
+        assert sorted(kinds) == ["confirm", "signup"]
+
+    listed = api.get("/api/v1/subscribers?status=confirmed").get_json()
+    assert [item["email"] for item in listed["items"]] == ["bob@example.org"]
+    assert (listed["page"], listed["pages"], listed["total"]) == (1, 1, 1)
+    found = api.get("/api/v1/subscribers?q=ANN&per_page=1").get_json()
+    assert found["items"][0]["id"] == ann["id"]
+    assert api.get(f"/api/v1/subscribers/{ann['id']}").get_json() == ann
+
+    renamed = api.patch(f"/api/v1/subscribers/{ann['id']}", json={"name": "Ann B."})
+    assert renamed.get_json()["name"] == "Ann B."
+    left = api.patch(f"/api/v1/subscribers/{bob['id']}", json={"status": "unsubscribed"})
+    assert left.get_json()["status"] == "unsubscribed"
+    assert left.get_json()["unsubscribed_at"]
+
+    assert api.delete(f"/api/v1/subscribers/{ann['id']}").status_code == 204
+    assert api.get(f"/api/v1/subscribers/{ann['id']}").status_code == 404
+    again = api.post(
+        "/api/v1/subscribers", json={"email": "ann@example.org", "consent": {"source": "crm"}}
+    )
+    assert again.status_code == 422
+    assert "erased" in again.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"email": "new@example.org"}, 400),
+        ({"email": "new@example.org", "consent": {}}, 400),
+        ({"email": "new@example.org", "consent": {"source": ""}}, 400),
+        ({"email": 5, "consent": {"source": "crm"}}, 400),
+        ({"email": "new@example.org", "consent": {"source": "crm"}, "confirmed": "yes"}, 400),
+        ({"email": "not an address", "consent": {"source": "crm"}}, 422),
+        ({"email": "new@example.org", "name": "x\ny", "consent": {"source": "crm"}}, 422),
+        ({"email": "reader0@example.org", "consent": {"source": "crm"}}, 409),
+    ],
+)
+def test_a_bad_new_subscriber_is_refused_with_a_reason(app, api, body, status):
+    add_readers(app, 1)
+    answer = api.post("/api/v1/subscribers", json=body)
+    assert answer.status_code == status
+    assert answer.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("get", "/api/v1/subscribers?per_page=201", None, 400),
+        ("get", "/api/v1/subscribers?page=0", None, 400),
+        ("get", "/api/v1/subscribers?status=gone", None, 400),
+        ("get", "/api/v1/subscribers/999", None, 404),
+        ("patch", "/api/v1/subscribers/1", {"status": "confirmed"}, 400),
+        ("patch", "/api/v1/subscribers/1", {"name": "see https://spam.example"}, 422),
+        ("patch", "/api/v1/subscribers/999", {"name": "x"}, 404),
+        ("delete", "/api/v1/subscribers/999", None, 404),
+        ("post", "/api/v1/subscribers", "[[[", 400),
+    ],
+)
+def test_subscriber_errors_are_json_with_a_reason(app, api, method, path, body, status):
+    add_readers(app, 1)
+    if isinstance(body, str):
+        answer = api.open(path, method=method, data=body, content_type="application/json")
+    else:
+        answer = api.open(path, method=method, json=body)
+    assert answer.status_code == status
+    assert answer.get_json()["error"]
+
+
+def test_a_digest_is_drafted_sent_paused_resumed_and_its_progress_read(app, api):
+    assert api.post("/api/v1/digests", json={"subject": "Nothing"}).status_code == 422
+    with app.app_context():
+        posts.import_feed(FEED)
+    listed = api.get("/api/v1/posts?per_page=1").get_json()
+    assert (len(listed["items"]), listed["pages"], listed["total"]) == (1, 2, 2)
+    chosen = [item["id"] for item in listed["items"]]
+    add_readers(app, 3)
+
+    draft = api.post("/api/v1/digests", json={"subject": "Weekly", "post_ids": chosen})
+    assert draft.status_code == 201
+    digest = draft.get_json()
+    assert digest["status"] == "draft"
+    assert sorted(digest["post_ids"]) == sorted(chosen)
+    assert api.get("/api/v1/digests").get_json()["items"][0]["id"] == digest["id"]
+
+    assert api.post(f"/api/v1/digests/{digest['id']}/pause").status_code == 409
+    sent = api.post(f"/api/v1/digests/{digest['id']}/send")
+    assert sent.status_code == 202
+    assert sent.get_json()["status"] == "scheduled"
+    with app.app_context():
+        digests.start_sending(digest["id"])
+    assert api.post(f"/api/v1/digests/{digest['id']}/send").status_code == 409
+    shown = api.get(f"/api/v1/digests/{digest['id']}").get_json()
+    assert shown["status"] == "sending"
+    assert shown["progress"]["pending"] == 3
+    assert api.post(f"/api/v1/digests/{digest['id']}/pause").get_json()["status"] == "paused"
+    assert api.post(f"/api/v1/digests/{digest['id']}/resume").get_json()["status"] == "sending"
+
+
+def test_a_digest_is_scheduled_for_a_time_in_utc(app, api):
+    with app.app_context():
+        posts.import_feed(FEED)
+    digest = api.post("/api/v1/digests", json={"subject": "Later"}).get_json()
+    path = f"/api/v1/digests/{digest['id']}/schedule"
+    assert api.post(path, json={"at": "2030-01-01T09:00:00"}).status_code == 400
+    assert api.post(path, json={"at": "tomorrow"}).status_code == 400
+    assert api.post(path, json={"at": "0001-01-01T00:00:00+01:00"}).status_code == 400
+    scheduled = api.post(path, json={"at": "2030-01-01T10:00:00+01:00"})
+    assert scheduled.status_code == 200
+    assert scheduled.get_json()["scheduled_at"] == "2030-01-01T09:00:00Z"
+    assert (
+        api.post("/api/v1/digests/999/schedule", json={"at": "2030-01-01T09:00:00Z"}).status_code
+        == 404
+    )
+
+
+def test_the_openapi_document_describes_every_route_and_the_bearer_key(app, client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}]
+    documented = {
+        (path, method) for path, operations in document["paths"].items() for method in operations
+    }
+    assert documented == {
+        ("/api/v1/subscribers", "get"),
+        ("/api/v1/subscribers", "post"),
+        ("/api/v1/subscribers/{subscriber_id}", "get"),
+        ("/api/v1/subscribers/{subscriber_id}", "patch"),
+        ("/api/v1/subscribers/{subscriber_id}", "delete"),
+        ("/api/v1/posts", "get"),
+        ("/api/v1/digests", "get"),
+        ("/api/v1/digests", "post"),
+        ("/api/v1/digests/{digest_id}", "get"),
+        ("/api/v1/digests/{digest_id}/send", "post"),
+        ("/api/v1/digests/{digest_id}/schedule", "post"),
+        ("/api/v1/digests/{digest_id}/{action}", "post"),
+        ("/api/v1/webhooks", "post"),
+    }
