@@ -43,7 +43,7 @@ def day_of(column):
     return func.date(column, type_=Date)
 
 
-def daily_history(days: int = HISTORY_DAYS, today: date | None = None) -> list[Day]:
+def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
     """The last ``days`` UTC days, oldest first, today included.
 
     The number confirmed each day is walked back from today's count by each day's net
@@ -53,8 +53,8 @@ def daily_history(days: int = HISTORY_DAYS, today: date | None = None) -> list[D
     lost, and an erasure deletes the reader's own consent log, so an erased reader seems
     confirmed from the window's start until the erasure.
     """
-    today = today or utcnow().date()
-    first = today - timedelta(days=days - 1)
+    # Today's count is the start of the walk back, so the window always ends today.
+    first = utcnow().date() - timedelta(days=days - 1)
     moves = _consent_moves(first) + _feedback_moves(first)
     confirmed = db.session.scalar(
         select(func.count()).where(Subscriber.status == SubscriberStatus.CONFIRMED)

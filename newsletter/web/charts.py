@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from newsletter.stats import Day
 
 WIDTH = 720
-HEIGHT = 330
+HEIGHT = 340
 # Room on the left for the scale's numbers.
 PLOT_LEFT = 56
 PLOT_RIGHT = WIDTH - 8
@@ -54,6 +54,8 @@ class ListChart:
     total_points: str
     total_colour: str
     bars: list[Bar]
+    # The zero lines of both panels: (x1, x2, y).
+    axes: list[tuple[int, int, float]]
     labels: list[Label]
     # Where each series' key goes under the chart: (x, name, colour).
     legend: list[tuple[int, str, str]]
@@ -84,6 +86,7 @@ def list_chart(history: list[Day]) -> ListChart:
         total_points=points,
         total_colour=TOTAL_COLOUR,
         bars=bars,
+        axes=[(PLOT_LEFT, PLOT_RIGHT, TOTAL_BOTTOM), (PLOT_LEFT, PLOT_RIGHT, DAILY_AXIS)],
         labels=_labels(history, highest_total, daily_scale),
         legend=_legend(),
     )
