@@ -33,12 +33,14 @@ from newsletter import (
     posts,
     privacy,
     settings,
+    stats,
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.mail import digest as digest_mail
 from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
 from newsletter.sending import hints
+from newsletter.web import charts
 from newsletter.web.forms import (
     ActionForm,
     BlockedDomainsForm,
@@ -254,7 +256,15 @@ def no_store(html, status=200):
 
 @bp.get("/")
 def dashboard():
-    return render_template("admin/dashboard.html", counts=directory.status_counts())
+    history = stats.daily_history()
+    return render_template(
+        "admin/dashboard.html",
+        counts=directory.status_counts(),
+        history=history,
+        chart=charts.list_chart(history),
+        recent_digests=stats.recent_digests(),
+        active_sends=stats.active_sends(),
+    )
 
 
 @bp.get("/subscribers")
