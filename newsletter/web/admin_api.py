@@ -123,7 +123,7 @@ def list_subscribers():
     return SubscriberPage(items=items, **page_fields(found))
 
 
-@bp.get("/subscribers/<id:subscriber_id>")
+@bp.get("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
 @spec.validate(resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
 def get_subscriber(subscriber_id):
     return SubscriberOut.of(db.get_or_404(Subscriber, subscriber_id))
@@ -149,7 +149,7 @@ def add_subscriber():
     return SubscriberOut.of(subscriber), 201
 
 
-@bp.patch("/subscribers/<id:subscriber_id>")
+@bp.patch("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
 @spec.validate(
     json=SubscriberChange, resp=Response(HTTP_200=SubscriberOut, HTTP_422=Error, **NOT_FOUND)
 )
@@ -164,7 +164,7 @@ def change_subscriber(subscriber_id):
     return SubscriberOut.of(subscriber)
 
 
-@bp.delete("/subscribers/<id:subscriber_id>")
+@bp.delete("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
 @spec.validate(resp=Response("HTTP_204", **NOT_FOUND))
 def erase_subscriber(subscriber_id):
     """Erase a subscriber and all kept about them; the address is never added again."""
@@ -189,7 +189,7 @@ def list_digests():
     return DigestPage(items=items, **page_fields(found))
 
 
-@bp.get("/digests/<id:digest_id>")
+@bp.get("/digests/<int(min=1, max=2147483647):digest_id>")
 @spec.validate(resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
 def get_digest(digest_id):
     """A digest with its copies per status: pending, sent, failed, skipped."""
@@ -212,7 +212,7 @@ def create_digest():
     return digest_detail(digest), 201
 
 
-@bp.post("/digests/<id:digest_id>/send")
+@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/send")
 @spec.validate(resp=Response(HTTP_202=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def send_digest(digest_id):
     """Start sending a draft (or scheduled) digest now."""
@@ -225,7 +225,7 @@ def send_digest(digest_id):
     return digest_detail(digest), 202
 
 
-@bp.post("/digests/<id:digest_id>/schedule")
+@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/schedule")
 @spec.validate(json=Schedule, resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def schedule_digest(digest_id):
     """Send a draft digest at a set time (a time past sends it at once)."""
@@ -237,7 +237,7 @@ def schedule_digest(digest_id):
     return digest_detail(digest)
 
 
-@bp.post("/digests/<id:digest_id>/<any(pause, resume):action>")
+@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/<any(pause, resume):action>")
 @spec.validate(resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def pause_or_resume_digest(digest_id, action):
     """Pause a digest that is sending, or resume a paused one."""
