@@ -297,13 +297,51 @@ def check_unsubscribe(token: str) -> Subscriber:
 def unsubscribe(token: str, ip: str | None = None) -> Subscriber:
     """Stop all mail to the subscription a link was made for. Idempotent."""
     subscriber = check_unsubscribe(token)
-    if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
-        subscriber.status = SubscriberStatus.UNSUBSCRIBED
-        subscriber.unsubscribed_at = utcnow()
-        log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, "link", ip)
-        outgoing.subscriber_changed(subscriber)
-        db.session.commit()
+    _stop_mail(subscriber, "link", ip)
+    db.session.commit()
     return subscriber
+
+
+def _stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
+    """Unsubscribe a reader who still gets mail, in the caller's transaction; whether
+    anything changed."""
+    if subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        return False
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    subscriber.unsubscribed_at = utcnow()
+    log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, source, ip)
+    outgoing.subscriber_changed(subscriber)
+    return True
+
+
+def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
+    """Unsubscribe readers at an admin's hand (a request by phone, by mail); how many
+    were still getting mail."""
+    readers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
+    changed = sum(_stop_mail(reader, "admin") for reader in readers)
+    db.session.commit()
+    return changed
+
+
+def resend_confirmation(subscriber_ids: list[int]) -> int:
+    """Owe pending readers a fresh confirmation email, within the same limits as the
+    form (CONFIRM_RESEND_INTERVAL, CONFIRM_MAX_PER_DAY); how many are owed one."""
+    readers = db.session.scalars(
+        select(Subscriber).where(
+            Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.PENDING
+        )
+    ).all()
+    owed = 0
+    for reader in readers:
+        if owe_confirmation(reader) is not None:
+            # A new email, a new allowance of codes, as at sign-up.
+            reader.code_attempts = 0
+            owed += 1
+    if not owed:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
+    return owed
 
 
 def check_preferences(token: str) -> Subscriber:

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from newsletter import digests
 from newsletter.extensions import db
-from newsletter.models import Post, Subscriber, SubscriberStatus
-from tests.helpers import ADMIN, csrf_token, log_in
+from newsletter.models import ConsentEvent, Post, Subscriber, SubscriberStatus
+from tests.helpers import ADMIN, add_readers, csrf_token, log_in
 from workers.tasks import sweep
 
 
@@ -407,3 +407,68 @@ def test_failed_logins_to_one_account_are_limited_whatever_the_clients(make_app)
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "192.0.2.99"
     assert log_in(client, password="guess 5").status_code == 429
+
+
+def test_admins_act_on_one_subscriber_or_on_those_ticked_in_the_list(
+    app, admin_client, smtp, worker
+):
+    add_readers(app, 3)
+    add_readers(app, 2, SubscriberStatus.PENDING, prefix="waiting")
+    with app.app_context():
+        ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
+    page = admin_client.get(f"/admin/subscribers/{ids['waiting0@example.org']}")
+    token = csrf_token(page)
+    assert "Resend the confirmation email" in page.text
+
+    resent = admin_client.post(
+        f"/admin/subscribers/{ids['waiting0@example.org']}/resend",
+        data={"csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "A new confirmation email is on its way to 1 of 1" in resent.text
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "waiting0@example.org"
+
+    listed = admin_client.get("/admin/subscribers")
+    assert f'name="ids" value="{ids["reader0@example.org"]}" form="bulk"' in listed.text
+    ticked = [ids["reader0@example.org"], ids["reader1@example.org"], ids["waiting1@example.org"]]
+    done = admin_client.post(
+        "/admin/subscribers/bulk",
+        data={"csrf_token": csrf_token(listed), "action": "unsubscribe", "ids": ticked},
+        follow_redirects=True,
+    )
+    assert "Unsubscribed 3 of 3" in done.text
+    erased = admin_client.post(
+        "/admin/subscribers/bulk",
+        data={
+            "csrf_token": csrf_token(listed),
+            "action": "erase",
+            "ids": [ids["reader2@example.org"]],
+        },
+        follow_redirects=True,
+    )
+    assert "Erased 1" in erased.text
+    nothing = admin_client.post(
+        "/admin/subscribers/bulk",
+        data={"csrf_token": csrf_token(listed), "action": "erase", "ids": ["x", "99999999999"]},
+        follow_redirects=True,
+    )
+    assert "Tick some subscribers" in nothing.text
+    forged = admin_client.post(
+        "/admin/subscribers/bulk", data={"action": "erase", "ids": [ids["waiting0@example.org"]]}
+    )
+    assert forged.status_code in (302, 400)
+    with app.app_context():
+        statuses = dict(db.session.execute(select(Subscriber.email, Subscriber.status)).all())
+        sources = list(
+            db.session.scalars(
+                select(ConsentEvent.source).where(ConsentEvent.kind == "unsubscribe")
+            )
+        )
+    assert statuses == {
+        "reader0@example.org": "unsubscribed",
+        "reader1@example.org": "unsubscribed",
+        "waiting0@example.org": "pending",
+        "waiting1@example.org": "unsubscribed",
+    }
+    assert sources == ["admin", "admin", "admin"]

@@ -34,6 +34,7 @@ from newsletter import (
     privacy,
     settings,
     stats,
+    subscriptions,
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
@@ -313,6 +314,47 @@ def erase_subscriber(subscriber_id):
         privacy.erase(subscriber, by="admin")
         flash(f"Erased {email}; the address will not be added again.", "info")
     return redirect(url_for("admin.subscribers"))
+
+
+@bp.post("/subscribers/<id:subscriber_id>/<any(resend, unsubscribe):action>")
+def subscriber_action(subscriber_id, action):
+    subscriber = db.get_or_404(Subscriber, subscriber_id)
+    if ActionForm().validate_on_submit():
+        flash(BULK_ACTIONS[action]([subscriber.id]), "info")
+    return redirect(url_for("admin.show_subscriber", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/bulk")
+def bulk_action():
+    """One action on the readers ticked in the list."""
+    action = BULK_ACTIONS.get(request.form.get("action", ""))
+    ids = [int(n) for n in request.form.getlist("ids") if n.isdigit() and int(n) < 2**31]
+    if not ActionForm().validate_on_submit() or action is None or not ids:
+        flash("Tick some subscribers and choose what to do with them.", "error")
+    else:
+        flash(action(ids), "info")
+    return redirect(url_for("admin.subscribers", **request.args))
+
+
+def resend_to(ids):
+    owed = subscriptions.resend_confirmation(ids)
+    return (
+        f"A new confirmation email is on its way to {owed} of {len(ids)} "
+        "(only pending readers get one, within the limits of the sign-up form)."
+    )
+
+
+def unsubscribe_all(ids):
+    changed = subscriptions.unsubscribe_by_admin(ids)
+    return f"Unsubscribed {changed} of {len(ids)} (the others were not getting mail)."
+
+
+def erase_all(ids):
+    erased = privacy.erase_many(ids, by="admin")
+    return f"Erased {erased}; their addresses will not be added again."
+
+
+BULK_ACTIONS = {"resend": resend_to, "unsubscribe": unsubscribe_all, "erase": erase_all}
 
 
 @bp.get("/subscribers.csv")
