@@ -1,4 +1,4 @@
-"""The benchmark: ``python -m bench fanout`` and ``python -m bench signup``.
+"""The benchmark: ``python -m bench fanout``, ``signup`` and ``admin``.
 
 Prints tables, and each result as a ratio against baselines measured in the
 same run on the same machine. Not part of the test suite's timing.
@@ -42,11 +42,20 @@ def main(argv=None):
     signup.add_argument("--latency-samples", type=int, default=100)
     signup.add_argument("--stack", choices=["embedded", "postgres"], default="embedded")
 
+    admin = commands.add_parser("admin", help="the admin's subscriber pages on a large list")
+    admin.add_argument("--subscribers", type=int, default=200_000)
+    admin.add_argument("--repeats", type=int, default=9, help="fetches of each page")
+    admin.add_argument("--stack", choices=["embedded", "postgres"], default="postgres")
+
     args = parser.parse_args(argv)
     if args.command == "fanout":
         from bench import fanout
 
         return fanout.main(args)
+    if args.command == "admin":
+        from bench import admin
+
+        return admin.main(args)
     from bench import signup
 
     return signup.main(args)

@@ -274,14 +274,17 @@ def subscribers():
     status = request.args.get("status", "")
     if status not in {s.value for s in SubscriberStatus}:
         status = ""
-    page = directory.search(query, status, page=request.args.get("page", 1, type=int))
+    counts = directory.status_counts()
+    page = directory.search(
+        query, status, page=request.args.get("page", 1, type=int), counts=counts
+    )
     return render_template(
         "admin/subscribers.html",
         action_form=ActionForm(),
         page=page,
         query=query,
         status=status,
-        counts=directory.status_counts(),
+        counts=counts,
         statuses=[s.value for s in SubscriberStatus],
     )
 
