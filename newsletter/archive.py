@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from newsletter import markup
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus, utcnow
 
@@ -106,7 +107,7 @@ def _entry(feed, digest, base_url):
     _text(entry, "title", digest.subject)
     _text(entry, "updated", _atom_date(digest.sent_at))
     ElementTree.SubElement(entry, "link", rel="alternate", type="text/html", href=page_url(digest))
-    summary = [digest.intro] if digest.intro else []
+    summary = [markup.to_text(markup.to_html(digest.intro))] if digest.intro else []
     summary += [post.title for post in digest.posts]
     _text(entry, "summary", "\n".join(summary) or digest.subject)
 

@@ -370,7 +370,9 @@ class Post(db.Model):
     """An article of the site, pulled from its feed or written by hand.
 
     ``summary_html`` is always sanitized before it is stored, so it is safe to
-    put into an email as it is.
+    put into an email as it is. A post written by hand keeps its Markdown in
+    ``summary_markdown``, which ``summary_html`` is rendered from; a feed's post has
+    none, its HTML came from the feed.
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -378,6 +380,7 @@ class Post(db.Model):
     link: Mapped[str] = mapped_column(String(2000), index=True)
     title: Mapped[str] = mapped_column(String(500))
     summary_html: Mapped[str] = mapped_column(Text, default="")
+    summary_markdown: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A post an admin edited is no longer overwritten by the feed.
@@ -405,6 +408,7 @@ class Digest(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
+    # Markdown, rendered whenever the email is (markup.to_html).
     intro: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default=DigestStatus.DRAFT, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

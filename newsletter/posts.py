@@ -11,17 +11,11 @@ import nh3
 from sqlalchemy import or_, select
 
 from newsletter.extensions import db
+from newsletter.markup import sanitize, to_html
 from newsletter.models import Post, utcnow
 
 FETCH_TIMEOUT_SECONDS = 20
 MAX_FEED_BYTES = 10 * 1024 * 1024
-# What an article summary may keep: text formatting, links and images. No
-# scripts, styles, event handlers, forms or frames ever reach an email.
-ALLOWED_TAGS = {
-    "a", "b", "blockquote", "br", "code", "em", "figcaption", "figure", "h2", "h3", "h4",
-    "i", "img", "li", "ol", "p", "pre", "strong", "sub", "sup", "ul",
-}  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}}
 
 
 class FeedError(Exception):
@@ -35,17 +29,6 @@ class FeedReport:
     unchanged: int = 0
     # Entries whose link is not a web address (javascript:, data:, …): never stored.
     refused: int = 0
-
-
-def sanitize(html: str) -> str:
-    """HTML safe to put into an email: only ALLOWED_TAGS, only http(s) and mailto links."""
-    return nh3.clean(
-        html or "",
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer",
-    ).strip()
 
 
 def plain(text: str, limit: int = 500) -> str:
@@ -129,17 +112,27 @@ def recent_posts(limit: int = 100) -> list[Post]:
     return db.session.scalars(select(Post).order_by(Post.published_at.desc()).limit(limit)).all()
 
 
-def save_post(post: Post | None, title: str, link: str, summary_html: str) -> Post:
+def save_post(post: Post | None, title: str, link: str, summary_markdown: str) -> Post:
     """Save an admin's post (new when ``post`` is None); the feed will not overwrite it."""
     if post is None:
         post = Post(guid=link[:500])
         db.session.add(post)
     post.title = plain(title)
     post.link = link
-    post.summary_html = sanitize(summary_html)
+    if writes_summary(post, summary_markdown):
+        post.summary_markdown = summary_markdown
+        post.summary_html = to_html(summary_markdown)
     post.edited_at = utcnow()
     db.session.commit()
     return post
+
+
+def writes_summary(post: Post | None, summary_markdown: str) -> bool:
+    """Whether the Markdown typed is the post's summary: it is, but for an empty one
+    on a post whose summary came from the feed as HTML, which has no Markdown to
+    show in the form and stays as it is."""
+    feed_html = post is not None and post.summary_markdown is None and post.summary_html
+    return bool(summary_markdown.strip() or not feed_html)
 
 
 def newest_page(page: int, per_page: int):

@@ -214,7 +214,7 @@ def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_c
         "csrf_token": token,
         "title": "Market day",
         "link": "https://news.example.org/market",
-        "summary_html": '<p>Fresh <b>bread</b></p><script>alert(1)</script><a href="data:x">x</a>',
+        "summary_markdown": "Fresh **bread** <script>alert(1)</script> [x](data:x)",
     }
     assert admin_client.post("/admin/posts/new", data=post).status_code == 302
     listing = admin_client.get("/admin/posts").get_data(as_text=True)
@@ -222,7 +222,11 @@ def test_an_admin_writes_and_edits_a_post_and_its_html_is_made_safe(app, admin_c
     assert "(edited)" in listing
     with app.app_context():
         saved = db.session.scalar(select(Post))
-        assert saved.summary_html == '<p>Fresh <b>bread</b></p><a rel="noopener noreferrer">x</a>'
+        assert saved.summary_markdown == post["summary_markdown"]
+        assert saved.summary_html == (
+            "<p>Fresh <strong>bread</strong> &lt;script&gt;alert(1)&lt;/script&gt; "
+            '<a rel="noopener noreferrer">x</a></p>'
+        )
         post_id = saved.id
 
     bad = admin_client.post(f"/admin/posts/{post_id}", data={**post, "link": "not a url"})

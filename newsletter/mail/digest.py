@@ -16,8 +16,9 @@ from email.utils import formatdate, parseaddr
 
 import css_inline
 from flask import current_app, render_template
+from markupsafe import Markup
 
-from newsletter import archive, tokens
+from newsletter import archive, markup, tokens
 from newsletter.mail import mime
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest
@@ -45,15 +46,22 @@ def _pieces(rendered):
 
 
 def render(digest, links=None):
-    """The digest's HTML (CSS inlined) and text, as every subscriber sees them.
+    """The digest's HTML (CSS inlined) and text, as every subscriber sees them: its
+    intro is Markdown, rendered to HTML; the text part has the text of that HTML and
+    of each post's summary.
 
     ``links`` overrides the links in it: the reader's own (``unsubscribe_url``,
     ``preferences_url``) and ``archive_url``, its "View in browser" link (None: none).
     """
     config = current_app.config
+    intro_html = markup.to_html(digest.intro)
     context = {
         "digest": digest,
         "posts": digest.posts,
+        # Sanitized by to_html, so safe to put in as it is.
+        "intro_html": Markup(intro_html),
+        "intro_text": markup.to_text(intro_html),
+        "summary_texts": [markup.to_text(post.summary_html) for post in digest.posts],
         "site_name": config["SITE_NAME"],
         "base_url": config["BASE_URL"],
         # The welcome email is made like a digest but is no digest: it has no page.

@@ -24,6 +24,7 @@ from newsletter import (
     accounts,
     api_keys,
     blocked_domains,
+    composer,
     deliverability,
     digests,
     directory,
@@ -38,7 +39,6 @@ from newsletter import (
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.mail import digest as digest_mail
 from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
 from newsletter.sending import hints
 from newsletter.web import charts
@@ -394,12 +394,48 @@ def post_list():
 def edit_post(post_id):
     post = db.get_or_404(Post, post_id) if post_id else None
     form = PostForm(obj=post)
+    if previewing():
+        return render_template(
+            "admin/post_form.html", form=form, post=post, preview=post_preview(post)
+        )
     if form.validate_on_submit():
-        posts.save_post(post, form.title.data, form.link.data, form.summary_html.data)
+        posts.save_post(post, form.title.data, form.link.data, form.summary_markdown.data)
         flash("Post saved.", "note")
         return redirect(url_for("admin.post_list"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/post_form.html", form=form, post=post), status
+
+
+@bp.post("/preview")
+def preview():
+    """The composer's live preview: the email of what its form holds, unsaved.
+    ``composing`` says which form: a post (``post_id``: the one it edits) or a digest."""
+    if request.args.get("composing") == "post":
+        post_id = request.args.get("post_id", type=int)
+        shown = post_preview(db.get_or_404(Post, post_id) if post_id else None)
+    else:
+        shown = digest_preview()
+    return jsonify(html=shown.html, text=shown.text)
+
+
+def previewing() -> bool:
+    """Whether the composer's Preview button was pressed: how the preview comes
+    without JavaScript (CSRFProtect has checked the form's token already)."""
+    return request.method == "POST" and "preview" in request.form
+
+
+def post_preview(post):
+    fields = request.form
+    return composer.post_preview(
+        post, fields.get("title", ""), fields.get("link", ""), fields.get("summary_markdown", "")
+    )
+
+
+def digest_preview():
+    fields = request.form
+    return composer.digest_preview(
+        fields.get("subject", ""), fields.get("intro", ""), fields.getlist("posts", type=int)
+    )
 
 
 @bp.get("/digests")
@@ -416,6 +452,8 @@ def new_digest():
     form.posts.choices = [SelectChoice(post.id, post.title) for post in unsent]
     if request.method == "GET":
         form.posts.data = [post.id for post in unsent]
+    if previewing():
+        return render_template("admin/digest_form.html", form=form, preview=digest_preview())
     if form.validate_on_submit():
         try:
             digest = digests.create_digest(form.subject.data, form.intro.data, form.posts.data)
@@ -430,14 +468,10 @@ def new_digest():
 @bp.get("/digests/<id:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
-    html, text = digest_mail.render(
-        digest, links={"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferences"}
-    )
     return render_template(
         "admin/digest.html",
         digest=digest,
-        preview_html=html,
-        preview_text=text,
+        preview=composer.preview(digest),
         progress=digests.progress(digest_id),
         reactions=feedback.reactions([digest])[digest.id],
         test_form=TestSendForm(),

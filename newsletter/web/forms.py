@@ -60,12 +60,12 @@ class PostForm(FlaskForm):
             Length(max=2000),
         ],
     )
-    summary_html = TextAreaField("Summary (HTML; scripts, styles and forms are removed)")
+    summary_markdown = TextAreaField("Summary (Markdown)")
 
 
 class DigestForm(FlaskForm):
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
-    intro = TextAreaField("Intro (optional, plain text)")
+    intro = TextAreaField("Intro (optional, Markdown)")
     posts = SelectMultipleField(
         "Posts",
         coerce=int,
@@ -92,7 +92,7 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 class SettingsForm(FlaskForm):
     welcome_enabled = BooleanField("Send a welcome email with the latest posts after confirming")
     welcome_subject = StringField("Welcome subject", validators=[DataRequired(), Length(max=200)])
-    welcome_intro = TextAreaField("Welcome text")
+    welcome_intro = TextAreaField("Welcome text (Markdown)")
     periodic_enabled = BooleanField("Send a digest of new posts every week")
     periodic_weekday = SelectField(
         "On", coerce=int, choices=[SelectChoice(n, day) for n, day in enumerate(WEEKDAYS)]
