@@ -2,7 +2,6 @@
 or critical on any public or admin page, and a reader who only uses the keyboard can
 sign up and confirm without ever landing in the field that is there to catch bots."""
 
-import os
 
 import dns.resolver
 import pytest
@@ -22,7 +21,7 @@ from newsletter.models import (
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import ADMIN
 from tests.smtp import free_port
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, served
+from tests.test_browser import served
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(
@@ -33,20 +32,9 @@ axe_playwright = pytest.importorskip(
 BLOCKING = {"serious", "critical"}
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """One browser for the whole file: starting Chromium costs more than a page does."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(chromium):
-    context = chromium.new_context()
+def page(browser):
+    context = browser.new_context()
     yield context.new_page()
     context.close()
 

@@ -34,8 +34,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One browser for a file's tests: starting Chromium costs more than a page does;
+    each test opens contexts of its own."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
     with sync_api.sync_playwright() as playwright:
