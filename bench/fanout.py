@@ -10,7 +10,7 @@ import tempfile
 import time
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, literal, select
 
 from bench import procs
 from bench.report import Targets, mib, ratio, table
@@ -18,7 +18,7 @@ from bench.sink import Sink
 from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
-from newsletter import digests
+from newsletter import digests, newsletters
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope, SMTPSender
@@ -28,6 +28,7 @@ from newsletter.models import (
     Post,
     Subscriber,
     SubscriberStatus,
+    Subscription,
     new_token_nonce,
     utcnow,
 )
@@ -62,6 +63,13 @@ def seed(subscribers, chunk=5000):
                 for number in range(start, min(start + chunk, subscribers))
             ],
         )
+    # Every one of them a reader of the first newsletter, which the digest goes to.
+    db.session.execute(
+        insert(Subscription).from_select(
+            ["subscriber_id", "newsletter_id", "active", "changed_at"],
+            select(Subscriber.id, literal(newsletters.first().id), literal(True), literal(now)),
+        )
+    )
     for number in range(6):
         db.session.add(
             Post(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from newsletter import markup
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus, utcnow
+from newsletter.models import Digest, DigestStatus, Newsletter, utcnow
 
 PAGE_SIZE = 20
 FEED_SIZE = 20
@@ -54,7 +54,8 @@ def sent_digests():
     """The digests readers may see again, newest first."""
     return (
         select(Digest)
-        .where(Digest.status == DigestStatus.SENT)
+        .join(Newsletter, Newsletter.id == Digest.newsletter_id)
+        .where(Digest.status == DigestStatus.SENT, Newsletter.public.is_(True))
         .order_by(func.coalesce(Digest.finished_at, Digest.started_at).desc(), Digest.id.desc())
     )
 

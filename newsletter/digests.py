@@ -24,6 +24,7 @@ from newsletter.models import (
     Post,
     Subscriber,
     SubscriberStatus,
+    Subscription,
     digest_post,
     utcnow,
 )
@@ -52,8 +53,14 @@ def unsent_posts() -> list[Post]:
     ).all()
 
 
-def create_digest(subject: str, intro: str = "", post_ids: list[int] | None = None) -> Digest:
-    """A draft digest of the given posts (default: every post not yet sent)."""
+def create_digest(
+    subject: str,
+    intro: str = "",
+    post_ids: list[int] | None = None,
+    newsletter_id: int | None = None,
+) -> Digest:
+    """A draft digest of the given posts (default: every post not yet sent) for a
+    newsletter's readers (default: the first newsletter's)."""
     subject = " ".join((subject or "").split())
     if not subject:
         raise DigestError("A digest needs a subject.")
@@ -64,6 +71,8 @@ def create_digest(subject: str, intro: str = "", post_ids: list[int] | None = No
     if not posts:
         raise DigestError("There are no posts to send: import the feed or write a post first.")
     digest = Digest(subject=subject[:200], intro=intro or "", posts=posts)
+    if newsletter_id is not None:
+        digest.newsletter_id = newsletter_id
     db.session.add(digest)
     db.session.commit()
     return digest
@@ -92,16 +101,28 @@ def start_sending(digest_id: int) -> None:
 
 
 def owe_more(digest_id: int) -> bool:
-    """Write the copies owed to the next OWE_CHUNK confirmed subscribers (by id).
+    """Write the copies owed to the next OWE_CHUNK confirmed readers of the digest's
+    newsletter (by id).
     False when there was nothing left to write: every copy is written already.
 
     Whoever moves the digest's ``owed_through`` on writes that chunk, in the same
     transaction: two workers never write the same chunk, and a worker that dies
     mid-chunk leaves it for the next."""
-    through = db.session.scalar(select(Digest.owed_through).where(Digest.id == digest_id))
-    if through is None:
+    owing = db.session.execute(
+        select(Digest.owed_through, Digest.newsletter_id).where(Digest.id == digest_id)
+    ).first()
+    if owing is None or owing.owed_through is None:
         return False
-    confirmed = and_(Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.id > through)
+    through, newsletter_id = owing
+    confirmed = and_(
+        Subscriber.status == SubscriberStatus.CONFIRMED,
+        Subscriber.id > through,
+        Subscriber.id.in_(
+            select(Subscription.subscriber_id).where(
+                Subscription.newsletter_id == newsletter_id, Subscription.active.is_(True)
+            )
+        ),
+    )
     chunk_end = db.session.scalar(
         select(Subscriber.id)
         .where(confirmed)

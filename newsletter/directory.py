@@ -11,7 +11,15 @@ from sqlalchemy import false, func, insert, or_, select
 from newsletter import blocked_domains, outgoing, privacy, subscriptions
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
-from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus, utcnow
+from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
+    Newsletter,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    utcnow,
+)
 
 IMPORT_BATCH_SIZE = 1000
 # Rejected rows are all counted; only this many are kept with their reasons.
@@ -198,9 +206,22 @@ def _valid_rows(reader, columns, report):
 
 
 def _log_imported(emails, confirmed, now, source):
-    """The consent log of imported subscribers: their consent came with the file."""
+    """The consent log of imported subscribers (their consent came with the file), and
+    their choice: the newsletters on by default."""
     kinds = [ConsentKind.SIGNUP, ConsentKind.CONFIRM] if confirmed else [ConsentKind.SIGNUP]
-    ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails)))
+    ids = list(db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails))))
+    defaults = list(
+        db.session.scalars(select(Newsletter.id).where(Newsletter.default_on.is_(True)))
+    )
+    if defaults:
+        db.session.execute(
+            insert(Subscription),
+            [
+                {"subscriber_id": subscriber_id, "newsletter_id": newsletter_id, "changed_at": now}
+                for subscriber_id in ids
+                for newsletter_id in defaults
+            ],
+        )
     db.session.execute(
         insert(ConsentEvent),
         [

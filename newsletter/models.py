@@ -15,6 +15,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -366,6 +368,42 @@ class RecoveryCode(db.Model):
     used_at: Mapped[datetime | None]
 
 
+class Newsletter(db.Model):
+    """One list readers may choose (the weekly digest, breaking news…): its digests go
+    to its own readers only."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # In URLs, the API and the List-Id header: letters, digits and hyphens.
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # A sign-up that names no newsletter gets those that are on by default.
+    default_on: Mapped[bool] = mapped_column(default=True)
+    # Its sent digests are in the public archive.
+    public: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(db.Model):
+    """A reader's choice of one newsletter. Mail goes to a reader for a newsletter
+    while the choice is active and the reader confirmed (Subscriber.status), so
+    leaving everything and leaving one list are two different things."""
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+    )
+    newsletter_id: Mapped[int] = mapped_column(
+        ForeignKey("newsletter.id", ondelete="CASCADE"), primary_key=True
+    )
+    active: Mapped[bool] = mapped_column(default=True)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Owing a digest walks one newsletter's readers in subscriber order.
+    __table_args__ = (
+        Index("ix_subscription_newsletter_active", "newsletter_id", "active", "subscriber_id"),
+    )
+
+
 class Post(db.Model):
     """An article of the site, pulled from its feed or written by hand.
 
@@ -403,10 +441,18 @@ class DigestStatus(StrEnum):
     SENT = "sent"
 
 
+def _first_newsletter_id(context) -> int | None:
+    return context.connection.scalar(select(func.min(Newsletter.__table__.c.id)))
+
+
 class Digest(db.Model):
-    """One issue of the newsletter: a subject, an intro and the posts it carries."""
+    """One issue of a newsletter: a subject, an intro and the posts it carries."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Whose readers get it; unnamed, the first newsletter's.
+    newsletter_id: Mapped[int] = mapped_column(
+        ForeignKey("newsletter.id"), index=True, default=_first_newsletter_id
+    )
     subject: Mapped[str] = mapped_column(String(200))
     # Markdown, rendered whenever the email is (markup.to_html).
     intro: Mapped[str] = mapped_column(Text, default="")
@@ -426,6 +472,7 @@ class Digest(db.Model):
     skipped_count: Mapped[int | None]
     folded_at: Mapped[datetime | None]
 
+    newsletter: Mapped[Newsletter] = relationship()
     posts: Mapped[list[Post]] = relationship(
         secondary=digest_post, order_by=Post.published_at.desc()
     )

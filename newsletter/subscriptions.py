@@ -1,5 +1,6 @@
 """What happens to a subscription: sign-up, confirmation, unsubscribe."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -7,6 +8,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import blocked_domains, outgoing, privacy, settings, tokens
+from newsletter import newsletters as newsletter_list
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -39,21 +41,38 @@ class CodeNotValid(Exception):
     subscription."""
 
 
-def subscribe(email: str, name: str = "", source: str = "form", ip: str | None = None) -> None:
-    """Record a sign-up and owe the reader a confirmation email.
+@dataclass(frozen=True)
+class Signup:
+    address: str
+    name: str
+    source: str
+    ip: str | None
+    # The newsletters chosen; None: those on by default.
+    newsletter_ids: list[int] | None
+
+
+def subscribe(
+    email: str,
+    name: str = "",
+    source: str = "form",
+    ip: str | None = None,
+    newsletters: list[str] | None = None,
+) -> None:
+    """Record a sign-up and owe the reader a confirmation email, which covers the
+    ``newsletters`` chosen (slugs; None: those on by default).
 
     The caller answers the same whatever happens here, so nobody can learn who
-    subscribes. A confirmed address gets no new link; a pending one gets a fresh
-    link (at most one per CONFIRM_RESEND_INTERVAL); a former subscriber starts over.
+    subscribes. A confirmed address gets no new link and keeps its choice (the
+    preferences page changes it); a pending one gets a fresh link (at most one per
+    CONFIRM_RESEND_INTERVAL); a former subscriber starts over.
     """
     address = normalize_email(email)
     blocked_domains.refuse_if_disposable(address)
-    name = clean_name(name)
-    signup = (address, name, source, ip)
-    owes = _record_new_address(*signup)
+    signup = Signup(address, clean_name(name), source, ip, newsletter_list.chosen_ids(newsletters))
+    owes = _record_new_address(signup)
     if owes is None:
         blocked_domains.refuse_if_blocked(address)
-        owes = _record_known_address(*signup)
+        owes = _record_known_address(signup)
     if not owes:
         db.session.commit()
     elif commit_owing_jobs():
@@ -85,17 +104,19 @@ def log_consent(subscriber_id: int | None, kind: ConsentKind, source: str, ip: s
     db.session.add(ConsentEvent(subscriber_id=subscriber_id, kind=kind, source=source, ip=ip))
 
 
-def _record_new_address(address: str, name: str, source: str, ip: str | None) -> bool | None:
-    """The common case, a new address, in three INSERTs: the subscriber, its
-    confirmation job and its consent, left for the caller to commit. False when the
-    address was erased, None when it is known; InvalidSignup when its domain is blocked."""
+def _record_new_address(signup: Signup) -> bool | None:
+    """The common case, a new address, in four INSERTs: the subscriber, its choice of
+    newsletters, its confirmation job and its consent, left for the caller to commit.
+    False when the address was erased, None when it is known; InvalidSignup when its
+    domain is blocked."""
+    address, source, ip = signup.address, signup.source, signup.ip
     connection = db.session.connection()
     try:
         subscriber_id = connection.execute(
             _NEW_SUBSCRIBER,
             {
                 "email": address,
-                "name": name,
+                "name": signup.name,
                 "signup_source": source,
                 "signup_ip": ip,
                 "hashes": privacy.address_hashes(address),
@@ -108,6 +129,7 @@ def _record_new_address(address: str, name: str, source: str, ip: str | None) ->
     if subscriber_id is None:
         blocked_domains.refuse_if_blocked(address)
         return False
+    newsletter_list.join_new_reader(connection, subscriber_id, signup.newsletter_ids)
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
     connection.execute(
         _NEW_CONSENT,
@@ -116,18 +138,19 @@ def _record_new_address(address: str, name: str, source: str, ip: str | None) ->
     return True
 
 
-def _record_known_address(address: str, name: str, source: str, ip: str | None) -> bool:
+def _record_known_address(signup: Signup) -> bool:
     """A sign-up from an address we know, left for the caller to commit; True if it
     owes a confirmation email."""
     try:
-        return _record_signup(address, name, source, ip)
+        return _record_signup(signup)
     except IntegrityError:
         # The same address signed up at the same moment in another request.
         db.session.rollback()
-        return _record_signup(address, name, source, ip)
+        return _record_signup(signup)
 
 
-def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool | None:
+def _record_signup(signup: Signup) -> bool | None:
+    address, name, source, ip = signup.address, signup.name, signup.source, signup.ip
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         subscriber = Subscriber(email=address, name=name, signup_source=source, signup_ip=ip)
@@ -144,6 +167,9 @@ def _record_signup(address: str, name: str, source: str, ip: str | None) -> bool
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
+    newsletter_list.choose(
+        subscriber.id, signup.newsletter_ids, only=signup.newsletter_ids is not None
+    )
     log_consent(subscriber.id, ConsentKind.SIGNUP, source, ip)
     if owe_confirmation(subscriber) is None:
         return False

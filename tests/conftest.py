@@ -17,18 +17,34 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, make_url, select, text, update
+from sqlalchemy import create_engine, delete, func, make_url, select, text, update
 
 from config import TestConfig
 from newsletter import create_app
 from newsletter.extensions import db
-from newsletter.models import Delivery, DeliveryStatus, EmailJob, Hint, JobStatus, utcnow
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    EmailJob,
+    Hint,
+    JobStatus,
+    Newsletter,
+    utcnow,
+)
 from tests.helpers import ADMIN, log_in
 from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
+FIRST_NEWSLETTER = 1
+FIRST_NEWSLETTER_AS_MADE = {
+    "slug": "newsletter",
+    "name": "The Newsletter",
+    "description": "",
+    "default_on": True,
+    "public": True,
+}
 
 
 def build_app(instance_path, **settings):
@@ -94,11 +110,14 @@ def database_url(migrated_database, tmp_path):
     yield migrated_database
     engine = create_engine(migrated_database)
     # The rows the migrations made stay, as they were made.
-    seeded = {Hint.__table__}
+    seeded = {Hint.__table__, Newsletter.__table__}
     tables = ", ".join(table.name for table in db.metadata.sorted_tables if table not in seeded)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         connection.execute(update(Hint).values(pending=False, set_at=None))
+        # The first newsletter, as the migration made it; any a test added goes.
+        connection.execute(delete(Newsletter).where(Newsletter.id != FIRST_NEWSLETTER))
+        connection.execute(update(Newsletter).values(FIRST_NEWSLETTER_AS_MADE))
     engine.dispose()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from newsletter import digests
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus
+from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus, Subscription
 
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
@@ -47,11 +47,17 @@ def log_in(client, email=ADMIN[0], password=ADMIN[1]):
     )
 
 
-def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader"):
+def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader", newsletter_id=1):
+    """Readers of one newsletter (the first, which the migrations made, by default)."""
     with app.app_context():
-        db.session.add_all(
+        readers = [
             Subscriber(email=f"{prefix}{n}@example.org", status=status, signup_source="test")
             for n in range(count)
+        ]
+        db.session.add_all(readers)
+        db.session.flush()
+        db.session.add_all(
+            Subscription(subscriber_id=reader.id, newsletter_id=newsletter_id) for reader in readers
         )
         db.session.commit()
     return {f"{prefix}{n}@example.org" for n in range(count)}

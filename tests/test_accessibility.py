@@ -2,7 +2,6 @@
 or critical on any public or admin page, and a reader who only uses the keyboard can
 sign up and confirm without ever landing in the field that is there to catch bots."""
 
-
 import dns.resolver
 import pytest
 from sqlalchemy import select

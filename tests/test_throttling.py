@@ -9,7 +9,7 @@ from sqlalchemy import select
 from newsletter import digests, posts
 from newsletter.extensions import db
 from newsletter.mail import relay
-from newsletter.models import DomainPace, Subscriber, SubscriberStatus
+from newsletter.models import DomainPace, Subscriber, SubscriberStatus, Subscription
 from newsletter.sending import domain_pacing
 from tests.helpers import wait_until_sent
 from workers.tasks import start_digest
@@ -17,12 +17,15 @@ from workers.tasks import start_digest
 
 def add_readers_at(app, domain, count):
     with app.app_context():
-        db.session.add_all(
+        readers = [
             Subscriber(
                 email=f"reader{n}@{domain}", status=SubscriberStatus.CONFIRMED, signup_source="test"
             )
             for n in range(count)
-        )
+        ]
+        db.session.add_all(readers)
+        db.session.flush()
+        db.session.add_all(Subscription(subscriber_id=r.id, newsletter_id=1) for r in readers)
         db.session.commit()
 
 

@@ -86,10 +86,17 @@ class DigestMessages:
         self.base_url = config["BASE_URL"]
         self.mailto = config.get("LIST_UNSUBSCRIBE_MAILTO")
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        # Each newsletter its own list (RFC 2919), so mail clients can tell and filter them.
+        newsletter = getattr(digest, "newsletter", None)
+        name, slug = (
+            (newsletter.name, newsletter.slug)
+            if newsletter
+            else (config["SITE_NAME"], "newsletter")
+        )
         self.head = mime.fixed_headers(
             From=config["MAIL_DEFAULT_SENDER"],
             Subject=digest.subject,
-            List_Id=f"{config['SITE_NAME']} <newsletter.{list_host}>",
+            List_Id=f"{name} <{slug}.{list_host}>",
             List_Unsubscribe_Post="List-Unsubscribe=One-Click",
         )
         self.alternative = mime.Alternative()

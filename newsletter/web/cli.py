@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import accounts, api_keys, digests, directory, posts, two_factor
+from newsletter import accounts, api_keys, digests, directory, newsletters, posts, two_factor
 from newsletter.addresses import InvalidSignup
 from newsletter.mail.listener import InboundController
 from newsletter.sending import hints
@@ -98,17 +98,38 @@ def import_feed(url_or_path):
 
 @click.command("send-digest")
 @click.option("--subject", help="Subject line (default: the site name and today's date).")
+@click.option("--newsletter", help="The newsletter's slug (default: the first newsletter).")
 @with_appcontext
-def send_digest(subject):
-    """Build a digest of the posts not yet sent and queue it to every confirmed subscriber."""
+def send_digest(subject, newsletter):
+    """Build a digest of the posts not yet sent and queue it to every confirmed reader
+    (of one newsletter: the first one by default)."""
     subject = subject or f"{current_app.config['SITE_NAME']}: {date.today():%d %B %Y}"
     try:
-        digest = digests.create_digest(subject)
-    except digests.DigestError as error:
+        newsletter_id = newsletters.by_slug(newsletter).id if newsletter else None
+        digest = digests.create_digest(subject, newsletter_id=newsletter_id)
+    except (digests.DigestError, newsletters.NewsletterError) as error:
         raise click.ClickException(str(error)) from None
     digests.schedule(digest.id)
     hints.start_digest_send(digest.id)
     click.echo(digest.id)
+
+
+@click.command("create-newsletter")
+@click.argument("slug")
+@click.option("--name", required=True, help="The name readers see.")
+@click.option("--description", default="", help="A sentence for the sign-up form.")
+@click.option("--not-default", is_flag=True, help="A sign-up that names none does not get it.")
+@click.option("--private", is_flag=True, help="Keep its digests out of the public archive.")
+@with_appcontext
+def create_newsletter(slug, name, description, not_default, private):
+    """Create a newsletter readers can choose."""
+    try:
+        newsletter = newsletters.create(
+            slug, name, description, default_on=not not_default, public=not private
+        )
+    except newsletters.NewsletterError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created newsletter {newsletter.slug!r} ({newsletter.name}), id {newsletter.id}")
 
 
 @click.command("inbound")
@@ -143,6 +164,7 @@ def register(app):
         import_subscribers,
         import_feed,
         send_digest,
+        create_newsletter,
         inbound,
     )
     for command in commands:

@@ -1,0 +1,186 @@
+"""The newsletters readers choose from, and each reader's choice of them."""
+
+import re
+
+from sqlalchemy import bindparam, insert, literal, select, update
+
+from newsletter.addresses import InvalidSignup
+from newsletter.extensions import db
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    Newsletter,
+    Subscription,
+    utcnow,
+)
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+class NewsletterError(ValueError):
+    """The newsletter cannot be made as asked; the message says why."""
+
+
+def create(slug: str, name: str, description: str = "", default_on=True, public=True):
+    slug = (slug or "").strip().lower()
+    if not SLUG.fullmatch(slug):
+        raise NewsletterError("A slug is 1 to 64 lower-case letters, digits and hyphens.")
+    if db.session.scalar(select(Newsletter.id).where(Newsletter.slug == slug)):
+        raise NewsletterError(f"There is a newsletter {slug!r} already.")
+    name = " ".join((name or "").split())
+    if not name:
+        raise NewsletterError("A newsletter needs a name.")
+    newsletter = Newsletter(
+        slug=slug,
+        name=name[:200],
+        description=description or "",
+        default_on=default_on,
+        public=public,
+    )
+    db.session.add(newsletter)
+    db.session.commit()
+    return newsletter
+
+
+def all_newsletters() -> list[Newsletter]:
+    return list(db.session.scalars(select(Newsletter).order_by(Newsletter.id)))
+
+
+def first() -> Newsletter:
+    """The newsletter a digest goes to when none is named: the oldest."""
+    return db.session.scalar(select(Newsletter).order_by(Newsletter.id).limit(1))
+
+
+def by_slug(slug: str) -> Newsletter:
+    newsletter = db.session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+    if newsletter is None:
+        raise NewsletterError(f"There is no newsletter {slug!r}.")
+    return newsletter
+
+
+def chosen_ids(slugs: list[str] | None) -> list[int] | None:
+    """The ids of the newsletters a sign-up names (None: it names none, so the ones on
+    by default). InvalidSignup for a name that is no newsletter's, or for none at all."""
+    if slugs is None:
+        return None
+    wanted = {str(slug).strip().lower() for slug in slugs}
+    found = dict(
+        db.session.execute(
+            select(Newsletter.slug, Newsletter.id).where(Newsletter.slug.in_(wanted))
+        ).all()
+    )
+    unknown = sorted(wanted - set(found))
+    if unknown:
+        raise InvalidSignup(f"There is no newsletter {', '.join(unknown)}.")
+    if not found:
+        raise InvalidSignup("Please choose at least one newsletter.")
+    return sorted(found.values())
+
+
+# A new reader's choice, in one statement: the newsletters named, or those on by default.
+_JOIN_DEFAULTS = insert(Subscription.__table__).from_select(
+    ["subscriber_id", "newsletter_id", "active", "changed_at"],
+    select(bindparam("subscriber_id"), Newsletter.id, literal(True), bindparam("now")).where(
+        Newsletter.default_on.is_(True)
+    ),
+)
+
+
+def join_new_reader(connection, subscriber_id: int, newsletter_ids: list[int] | None) -> None:
+    """Record a new reader's choice, in the caller's transaction."""
+    if newsletter_ids is None:
+        connection.execute(_JOIN_DEFAULTS, {"subscriber_id": subscriber_id, "now": utcnow()})
+        return
+    connection.execute(
+        insert(Subscription.__table__),
+        [
+            {
+                "subscriber_id": subscriber_id,
+                "newsletter_id": newsletter_id,
+                "active": True,
+                "changed_at": utcnow(),
+            }
+            for newsletter_id in newsletter_ids
+        ],
+    )
+
+
+def choose(subscriber_id: int, newsletter_ids: list[int] | None, only: bool = False) -> None:
+    """Turn the named newsletters on for a reader (None: those on by default, unless the
+    reader chose some already); with ``only``, turn every other one off. In the caller's
+    transaction."""
+    current = {
+        row.newsletter_id: row
+        for row in db.session.scalars(
+            select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+        )
+    }
+    if newsletter_ids is None:
+        if any(row.active for row in current.values()):
+            return
+        newsletter_ids = list(
+            db.session.scalars(select(Newsletter.id).where(Newsletter.default_on.is_(True)))
+        )
+    now = utcnow()
+    for newsletter_id in newsletter_ids:
+        row = current.get(newsletter_id)
+        if row is None:
+            db.session.add(
+                Subscription(
+                    subscriber_id=subscriber_id, newsletter_id=newsletter_id, changed_at=now
+                )
+            )
+        elif not row.active:
+            row.active, row.changed_at = True, now
+    if only:
+        for newsletter_id, row in current.items():
+            if newsletter_id not in newsletter_ids and row.active:
+                row.active, row.changed_at = False, now
+                _skip_unsent(subscriber_id, newsletter_id)
+
+
+def leave(subscriber_id: int, newsletter_id: int) -> bool:
+    """Turn one newsletter off for a reader; whether it was on. In the caller's transaction."""
+    left = db.session.execute(
+        update(Subscription)
+        .where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.newsletter_id == newsletter_id,
+            Subscription.active.is_(True),
+        )
+        .values(active=False, changed_at=utcnow())
+    ).rowcount
+    _skip_unsent(subscriber_id, newsletter_id)
+    return bool(left)
+
+
+def chosen_by(subscriber_id: int) -> set[int]:
+    """The newsletters a reader gets."""
+    return set(
+        db.session.scalars(
+            select(Subscription.newsletter_id).where(
+                Subscription.subscriber_id == subscriber_id, Subscription.active.is_(True)
+            )
+        )
+    )
+
+
+def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
+    """A reader who left a newsletter gets no copy still owed of its digests."""
+    sending = select(Digest.id).where(
+        Digest.newsletter_id == newsletter_id,
+        Digest.status.in_([DigestStatus.SENDING, DigestStatus.PAUSED]),
+    )
+    db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.digest_id.in_(sending),
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.sent_at.is_(None),
+            Delivery.lease_until.is_(None),
+        )
+        .values(status=DeliveryStatus.SKIPPED)
+    )
