@@ -2,7 +2,6 @@
 or critical on any public or admin page, and a reader who only uses the keyboard can
 sign up and confirm without ever landing in the field that is there to catch bots."""
 
-
 import dns.resolver
 import pytest
 from sqlalchemy import select
@@ -19,9 +18,8 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, served
 from tests.smtp import free_port
-from tests.test_browser import served
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(

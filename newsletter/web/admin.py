@@ -39,7 +39,7 @@ from newsletter import (
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
+from newsletter.models import Digest, DigestStatus, Post, Subscriber, SubscriberStatus, utcnow
 from newsletter.sending import hints
 from newsletter.web import charts
 from newsletter.web.forms import (
@@ -468,9 +468,13 @@ def new_digest():
 @bp.get("/digests/<id:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
+    # Just after "Send now" the digest is still scheduled, due, until a worker starts it:
+    # the page follows it from then, not only once it is sending.
+    due = digest.status == DigestStatus.SCHEDULED and digest.scheduled_at <= utcnow()
     return render_template(
         "admin/digest.html",
         digest=digest,
+        live=due or digest.status == DigestStatus.SENDING,
         preview=composer.preview(digest),
         progress=digests.progress(digest_id),
         reactions=feedback.reactions([digest])[digest.id],
