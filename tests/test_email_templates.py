@@ -241,3 +241,18 @@ def test_a_digest_reads_each_template_once_and_compiles_it_once_per_version(
     assert again.html_pieces == first.html_pieces
     encoded = b"".join(piece for piece in again.html_pieces if isinstance(piece, bytes))
     assert EDITORS_LINE.encode() in quopri.decodestring(encoded)
+
+
+@pytest.mark.parametrize("name", ["confirmation", "welcome", "digest"])
+def test_the_default_emails_read_well_in_dark_mode_and_to_screen_readers(admin_client, name):
+    defaults = textareas(admin_client.get(f"/admin/email-templates/{name}"))
+    page = edit(admin_client, name, *defaults, preview="1").get_data(as_text=True)
+    # As sent: the digest's CSS inlined, which must keep the dark scheme's @media block.
+    email = html.unescape(re.search(r'srcdoc="([^"]*)"', page)[1])
+    assert '<html lang="en">' in email
+    assert '<meta name="color-scheme" content="light dark">' in email
+    assert "@media (prefers-color-scheme: dark)" in email
+    tables = re.findall(r"<table[^>]*>", email)
+    assert tables
+    assert all('role="presentation"' in table for table in tables)
+    assert all("alt=" in image for image in re.findall(r"<img[^>]*>", email))
