@@ -92,6 +92,7 @@ def preview(name: str, edited: dict[str, str]) -> composer.Preview:
                 f"The {part.upper()} part must keep the link {{{{ {kind.required_link} }}}}: "
                 f"{kind.why}.",
             )
+    # As sent: digests' CSS is inlined; the confirmation's styles are inline already.
     html = (
         rendered["html"] if name == "confirmation" else digest_mail.INLINER.inline(rendered["html"])
     )
