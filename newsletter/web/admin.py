@@ -28,6 +28,7 @@ from newsletter import (
     deliverability,
     digests,
     directory,
+    email_templates,
     feedback,
     inbound,
     outgoing,
@@ -47,6 +48,7 @@ from newsletter.web.forms import (
     BlockedDomainsForm,
     CodeForm,
     DigestForm,
+    EmailTemplateForm,
     ImportForm,
     LoginForm,
     LogoutForm,
@@ -533,6 +535,50 @@ def edit_settings():
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/settings.html", form=form), status
+
+
+@bp.get("/email-templates")
+def email_template_list():
+    return render_template("admin/email_templates.html", listed=email_templates.listing())
+
+
+TEMPLATE_NAME = f"<any({', '.join(email_templates.KINDS)}):name>"
+
+
+@bp.route(f"/email-templates/{TEMPLATE_NAME}", methods=["GET", "POST"])
+def edit_email_template(name):
+    """Save or preview (with sample data) both parts; either refuses a template that
+    could not be sent, saying why."""
+    form = EmailTemplateForm(data=email_templates.sources(name))
+    shown = None
+    if form.validate_on_submit():
+        edited = {"html": form.html.data, "text": form.text.data}
+        try:
+            if previewing():
+                shown = email_templates.preview(name, edited)
+            else:
+                email_templates.save(name, edited)
+                flash(f"The {name} template is saved: the next emails use it.", "note")
+                return redirect(url_for("admin.edit_email_template", name=name))
+        except email_templates.TemplateRefused as error:
+            form[error.part].errors.append(str(error))
+    return render_template(
+        "admin/email_template.html",
+        form=form,
+        name=name,
+        kind=email_templates.KINDS[name],
+        variables=email_templates.variables(name),
+        reset_form=ActionForm(),
+        preview=shown,
+    ), 400 if form.errors else 200
+
+
+@bp.post(f"/email-templates/{TEMPLATE_NAME}/reset")
+def reset_email_template(name):
+    if ActionForm().validate_on_submit():
+        email_templates.reset(name)
+        flash(f"The {name} template is the default again.", "note")
+    return redirect(url_for("admin.edit_email_template", name=name))
 
 
 @bp.route("/blocked-domains", methods=["GET", "POST"])
