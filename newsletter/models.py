@@ -533,3 +533,15 @@ class Settings(db.Model):
     send_rate_limit: Mapped[int] = mapped_column(default=0, server_default="0")
     # Unix time up to which sending is booked under that limit (see sending/pacing.py).
     send_clock: Mapped[float] = mapped_column(default=0.0, server_default="0")
+
+
+class EmailTemplate(db.Model):
+    """An admin's own source for one part (``html`` or ``text``) of an email template;
+    without a row the email uses the file in templates/email/."""
+
+    __tablename__ = "email_template"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    part: Mapped[str] = mapped_column(String(8), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,8 +31,9 @@ from newsletter.models import (
     Newsletter,
     utcnow,
 )
-from tests.helpers import ADMIN, log_in
-from tests.smtp import SMTPServer
+from newsletter.settings import update as update_settings
+from tests.helpers import ADMIN, CHROMIUM, CHROMIUM_ARGS, log_in, served
+from tests.smtp import SMTPServer, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -50,6 +51,19 @@ FIRST_NEWSLETTER_AS_MADE = {
 def build_app(instance_path, **settings):
     config = type("PerTestConfig", (TestConfig,), settings)
     return create_app(config, instance_path=str(instance_path))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one for a file's tests: starting it costs more than a page does;
+    each test opens contexts of its own."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")
@@ -237,6 +251,20 @@ def start_worker_for():
 @pytest.fixture
 def worker(app, start_worker_for):
     start_worker_for(app)
+
+
+@pytest.fixture
+def site(make_app, start_worker_for):
+    """The app served over real HTTP with a worker; the links it emails point back at it."""
+    # The port goes into BASE_URL, which the app needs before it is built.
+    port = free_port()
+    app = make_app(BASE_URL=f"http://127.0.0.1:{port}")
+    with app.app_context():
+        # Each step waits for one more email; a welcome email would arrive in between.
+        update_settings(welcome_enabled=False)
+    with served(app, port):
+        start_worker_for(app)
+        yield app
 
 
 @pytest.fixture

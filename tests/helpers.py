@@ -1,9 +1,14 @@
 """Small helpers the stories share."""
 
 import re
+import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+
+from werkzeug.serving import make_server
 
 from newsletter import digests
 from newsletter.extensions import db
@@ -12,6 +17,20 @@ from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Playwright cannot download its own browser here, so it drives Debian's Chromium, as root
+# (hence no sandbox), with nothing that would reach out beyond loopback.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def wait_until(predicate, timeout=20):
     """Poll until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
@@ -19,6 +38,18 @@ def wait_until(predicate, timeout=20):
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+@contextmanager
+def served(app, port):
+    """The app on a real HTTP server at 127.0.0.1:``port``, in a thread."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield
+    server.shutdown()
+    server.server_close()
+    thread.join()
 
 
 def sign_up_concurrently(app, addresses, clients):

@@ -18,9 +18,8 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, served
 from tests.smtp import free_port
-from tests.test_browser import served
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(

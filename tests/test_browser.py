@@ -3,8 +3,6 @@ does, confirms nothing however long the page stays open; a press of its button d
 so does the code from the email typed on the "check your email" page. The ALTCHA widget
 works under the page's CSP, and its solution signs the reader up."""
 
-import os
-import shutil
 import threading
 from contextlib import contextmanager
 
@@ -12,63 +10,12 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from newsletter import settings
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
+from tests.helpers import served
 from tests.smtp import code_in, free_port, link_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Playwright cannot download its own browser here, so it drives Debian's Chromium, as root
-# (hence no sandbox), with nothing that would reach out beyond loopback.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One browser for a file's tests: starting Chromium costs more than a page does;
-    each test opens contexts of its own."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def site(make_app, start_worker_for):
-    """The app served over real HTTP with a worker; the links it emails point back at it."""
-    # The port goes into BASE_URL, which the app needs before it is built.
-    port = free_port()
-    app = make_app(BASE_URL=f"http://127.0.0.1:{port}")
-    with app.app_context():
-        # Each step waits for one more email; a welcome email would arrive in between.
-        settings.update(welcome_enabled=False)
-    with served(app, port):
-        start_worker_for(app)
-        yield app
-
-
-@contextmanager
-def served(app, port):
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def status_of(app, email):

@@ -33,7 +33,7 @@ from newsletter.models import (
 
 SPF = "v=spf1 include:_spf.relay.example -all"
 DMARC = "v=DMARC1; p=reject; rua=mailto:dmarc@example.org"
-ROW = re.compile(r"<tr><th>([^<]*)</th><td><strong>([^<]*)</strong></td><td>([^<]*)</td></tr>")
+ROW = re.compile(r"<tr><th>([^<]*)</th><td><strong>([^<]*)</strong></td><td[^>]*>([^<]*)</td></tr>")
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import re
 from email.utils import formatdate, parseaddr
 
 import css_inline
-from flask import current_app, render_template
+from flask import current_app
 from markupsafe import Markup
 
 from newsletter import archive, markup, tokens
-from newsletter.mail import mime
+from newsletter.mail import mime, templates
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest
 
@@ -31,6 +31,9 @@ PLACEHOLDERS = {
 PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
 LINK_PURPOSES = list(PLACEHOLDERS.values())
 SOFT_BREAK = b"=\r\n"
+# @media rules (the dark scheme's) cannot be inlined, so they are kept; stylesheets an
+# admin's template links to are never fetched: the server would fetch any URL given.
+INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
 def _pieces(rendered):
@@ -45,17 +48,23 @@ def _pieces(rendered):
     return pieces
 
 
-def render(digest, links=None):
-    """The digest's HTML (CSS inlined) and text, as every subscriber sees them: its
-    intro is Markdown, rendered to HTML; the text part has the text of that HTML and
-    of each post's summary.
+def render(digest, links=None, template="digest"):
+    """The digest's HTML (CSS inlined) and text, as every subscriber sees them, from
+    ``template`` (``digest`` or ``welcome``)."""
+    html, text = templates.render(template, context(digest, links))
+    return INLINER.inline(html), text
+
+
+def context(digest, links=None) -> dict:
+    """What a digest template is rendered with: its intro is Markdown, rendered to
+    HTML; the text part has the text of that HTML and of each post's summary.
 
     ``links`` overrides the links in it: the reader's own (``unsubscribe_url``,
     ``preferences_url``) and ``archive_url``, its "View in browser" link (None: none).
     """
     config = current_app.config
     intro_html = markup.to_html(digest.intro)
-    context = {
+    return {
         "digest": digest,
         "posts": digest.posts,
         # Sanitized by to_html, so safe to put in as it is.
@@ -70,16 +79,14 @@ def render(digest, links=None):
         "preferences_url": "__NEWSLETTER_PREFERENCES_URL__",
         **(links or {}),
     }
-    html = css_inline.inline(render_template("email/digest.html", **context))
-    return html, render_template("email/digest.txt", **context)
 
 
 class DigestMessages:
     """Makes the raw bytes of one digest for any subscriber."""
 
-    def __init__(self, digest):
+    def __init__(self, digest, template="digest"):
         config = current_app.config
-        html, text = render(digest)
+        html, text = render(digest, template=template)
         # Stable per copy, so a copy sent twice after a crash looks like one to mail clients.
         self.message_id_prefix = f"digest.{digest.id}.{int(digest.created_at.timestamp())}"
         self.domain = sender_domain()

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import formatdate
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import select
 
 from newsletter import settings, tokens
 from newsletter.extensions import db
-from newsletter.mail import mime
+from newsletter.mail import mime, templates
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Post, Reader, utcnow
@@ -26,16 +26,21 @@ def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def build_confirmation(reader: Reader, message_id: str) -> bytes:
-    """The email whose link confirms a pending subscription."""
+def confirmation_context(reader: Reader) -> dict:
+    """What the confirmation template is rendered with."""
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
-    context = {
+    return {
         "subscriber": reader,
         "site_name": current_app.config["SITE_NAME"],
         "confirm_url": link(f"/confirm/{token}"),
         "code": tokens.confirmation_code(reader.id, reader.token_nonce),
         "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
     }
+
+
+def build_confirmation(reader: Reader, message_id: str) -> bytes:
+    """The email whose link confirms a pending subscription."""
+    html, text = templates.render("confirmation", confirmation_context(reader))
     frame = _confirmation_frame()
     headers = (
         frame.headers
@@ -47,8 +52,8 @@ def build_confirmation(reader: Reader, message_id: str) -> bytes:
     )
     return frame.alternative.message(
         headers,
-        mime.qp(render_template("email/confirmation.txt", **context)),
-        mime.qp(render_template("email/confirmation.html", **context)),
+        mime.qp(text),
+        mime.qp(html),
     )
 
 
@@ -89,4 +94,5 @@ def welcome_messages() -> DigestMessages:
     latest = db.session.scalars(
         select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
     ).all()
-    return DigestMessages(WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest))
+    issue = WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest)
+    return DigestMessages(issue, template="welcome")

@@ -28,6 +28,7 @@ from newsletter import (
     deliverability,
     digests,
     directory,
+    email_templates,
     feedback,
     inbound,
     outgoing,
@@ -39,7 +40,7 @@ from newsletter import (
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
+from newsletter.models import Digest, DigestStatus, Post, Subscriber, SubscriberStatus, utcnow
 from newsletter.sending import hints
 from newsletter.web import charts
 from newsletter.web.forms import (
@@ -47,6 +48,7 @@ from newsletter.web.forms import (
     BlockedDomainsForm,
     CodeForm,
     DigestForm,
+    EmailTemplateForm,
     ImportForm,
     LoginForm,
     LogoutForm,
@@ -468,9 +470,13 @@ def new_digest():
 @bp.get("/digests/<id:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
+    # Just after "Send now" the digest is still scheduled, due, until a worker starts it:
+    # the page follows it from then, not only once it is sending.
+    due = digest.status == DigestStatus.SCHEDULED and digest.scheduled_at <= utcnow()
     return render_template(
         "admin/digest.html",
         digest=digest,
+        live=due or digest.status == DigestStatus.SENDING,
         preview=composer.preview(digest),
         progress=digests.progress(digest_id),
         reactions=feedback.reactions([digest])[digest.id],
@@ -529,6 +535,50 @@ def edit_settings():
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/settings.html", form=form), status
+
+
+@bp.get("/email-templates")
+def email_template_list():
+    return render_template("admin/email_templates.html", listed=email_templates.listing())
+
+
+TEMPLATE_NAME = f"<any({', '.join(email_templates.KINDS)}):name>"
+
+
+@bp.route(f"/email-templates/{TEMPLATE_NAME}", methods=["GET", "POST"])
+def edit_email_template(name):
+    """Save or preview (with sample data) both parts; either refuses a template that
+    could not be sent, saying why."""
+    form = EmailTemplateForm(data=email_templates.sources(name))
+    shown = None
+    if form.validate_on_submit():
+        edited = {"html": form.html.data, "text": form.text.data}
+        try:
+            if previewing():
+                shown = email_templates.preview(name, edited)
+            else:
+                email_templates.save(name, edited)
+                flash(f"The {name} template is saved: the next emails use it.", "note")
+                return redirect(url_for("admin.edit_email_template", name=name))
+        except email_templates.TemplateRefused as error:
+            form[error.part].errors.append(str(error))
+    return render_template(
+        "admin/email_template.html",
+        form=form,
+        name=name,
+        kind=email_templates.KINDS[name],
+        variables=email_templates.variables(name),
+        reset_form=ActionForm(),
+        preview=shown,
+    ), 400 if form.errors else 200
+
+
+@bp.post(f"/email-templates/{TEMPLATE_NAME}/reset")
+def reset_email_template(name):
+    if ActionForm().validate_on_submit():
+        email_templates.reset(name)
+        flash(f"The {name} template is the default again.", "note")
+    return redirect(url_for("admin.edit_email_template", name=name))
 
 
 @bp.route("/blocked-domains", methods=["GET", "POST"])

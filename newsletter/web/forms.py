@@ -105,6 +105,11 @@ class SettingsForm(FlaskForm):
     )
 
 
+class EmailTemplateForm(FlaskForm):
+    html = TextAreaField("HTML part")
+    text = TextAreaField("Text part")
+
+
 class BlockedDomainsForm(FlaskForm):
     domains = TextAreaField("Blocked domains, one a line (each blocks the domains under it too)")
 
