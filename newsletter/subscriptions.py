@@ -378,12 +378,20 @@ def check_preferences(token: str) -> Subscriber:
 
 
 def update_preferences(
-    token: str, name: str, resubscribe: bool = False, ip: str | None = None
+    token: str,
+    name: str,
+    resubscribe: bool = False,
+    ip: str | None = None,
+    newsletters: list[str] | None = None,
 ) -> Subscriber:
-    """Change the reader's name; with ``resubscribe``, owe a confirmation email, whose
-    button starts their mail again: whoever holds an old link is not the mailbox."""
+    """Change the reader's name and, when ``newsletters`` (slugs) is given, exactly which
+    newsletters they get; with ``resubscribe``, owe a confirmation email, whose button
+    starts their mail again: whoever holds an old link is not the mailbox."""
     subscriber = check_preferences(token)
     subscriber.name = clean_name(name)
+    if newsletters is not None:
+        chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
+        newsletter_list.choose(subscriber.id, chosen, only=True)
     if not resubscribe or subscriber.status == SubscriberStatus.CONFIRMED:
         db.session.commit()
         return subscriber

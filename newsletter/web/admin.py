@@ -31,6 +31,7 @@ from newsletter import (
     email_templates,
     feedback,
     inbound,
+    newsletters,
     outgoing,
     posts,
     privacy,
@@ -452,13 +453,18 @@ def new_digest():
     form = DigestForm()
     unsent = digests.unsent_posts()
     form.posts.choices = [SelectChoice(post.id, post.title) for post in unsent]
+    form.newsletter.choices = [
+        SelectChoice(newsletter.id, newsletter.name) for newsletter in newsletters.all_newsletters()
+    ]
     if request.method == "GET":
         form.posts.data = [post.id for post in unsent]
     if previewing():
         return render_template("admin/digest_form.html", form=form, preview=digest_preview())
     if form.validate_on_submit():
         try:
-            digest = digests.create_digest(form.subject.data, form.intro.data, form.posts.data)
+            digest = digests.create_digest(
+                form.subject.data, form.intro.data, form.posts.data, form.newsletter.data
+            )
         except digests.DigestError as error:
             form.posts.errors.append(str(error))
         else:

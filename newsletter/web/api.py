@@ -40,7 +40,11 @@ def subscribe():
     try:
         captcha.check(data.get(captcha.API_FIELD), request.remote_addr)
         subscriptions.subscribe(
-            email, name, source=signup_source("api", data), ip=request.remote_addr
+            email,
+            name,
+            source=signup_source("api", data),
+            ip=request.remote_addr,
+            newsletters=data.get("newsletters"),
         )
     except captcha.CaptchaFailed as error:
         return json_error(str(error), error.status)
@@ -57,4 +61,9 @@ def malformed(data: object) -> str | None:
         return '"email" is required and must be a string.'
     if not isinstance(data.get("name", ""), str):
         return '"name" must be a string.'
+    chosen = data.get("newsletters")
+    if chosen is not None and not (
+        isinstance(chosen, list) and all(isinstance(slug, str) for slug in chosen)
+    ):
+        return '"newsletters" must be a list of newsletter slugs, e.g. ["weekly"].'
     return None

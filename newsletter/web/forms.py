@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp
 
-from newsletter import outgoing
+from newsletter import newsletters, outgoing
 
 
 class LoginForm(FlaskForm):
@@ -64,6 +64,10 @@ class PostForm(FlaskForm):
 
 
 class DigestForm(FlaskForm):
+    # Shown when there is more than one newsletter; unsent, the first one.
+    newsletter = SelectField(
+        "For the readers of", coerce=int, default=lambda: newsletters.first().id
+    )
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     intro = TextAreaField("Intro (optional, Markdown)")
     posts = SelectMultipleField(

@@ -5,7 +5,7 @@ import re
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from newsletter import captcha, privacy, subscriptions, tokens
+from newsletter import captcha, newsletters, privacy, subscriptions, tokens
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.mail.relay import uses_outbox
@@ -27,8 +27,20 @@ def signup_source(default, values=None):
 
 @bp.context_processor
 def captcha_provider():
-    """The check the sign-up form shows (public/captcha.html), if any."""
-    return {"captcha": captcha.provider()}
+    """The check the sign-up form shows (public/captcha.html), if any; and, for the
+    pages that show them, the newsletters to choose from (read only when shown)."""
+    return {"captcha": captcha.provider(), "newsletter_choices": newsletters.all_newsletters}
+
+
+# Sent by a form that shows the newsletters, so that none ticked is told from none shown.
+NEWSLETTERS_SHOWN = "newsletters_shown"
+
+
+def chosen_newsletters():
+    """The slugs a form ticked, or None when it showed no choice."""
+    if not request.form.get(NEWSLETTERS_SHOWN):
+        return None
+    return request.form.getlist("newsletters")
 
 
 @bp.get("/")
@@ -104,7 +116,11 @@ def sign_up_from_form(default_source):
     try:
         captcha.check(captcha_token(), request.remote_addr)
         subscriptions.subscribe(
-            email, name, source=signup_source(default_source), ip=request.remote_addr
+            email,
+            name,
+            source=signup_source(default_source),
+            ip=request.remote_addr,
+            newsletters=chosen_newsletters(),
         )
     except captcha.CaptchaFailed as error:
         return error, error.status
@@ -121,6 +137,8 @@ def render_signup_form(template, error, status, **extra):
         error=str(error),
         email=form.get("email", ""),
         name=form.get("name", ""),
+        # The choice as it was sent, when the form showed one.
+        **({"ticked": form.getlist("newsletters")} if form.get(NEWSLETTERS_SHOWN) else {}),
         **extra,
     ), status
 
@@ -208,7 +226,11 @@ def save_preferences(token):
     resubscribe = request.form.get("action") == "resubscribe"
     try:
         subscriber = subscriptions.update_preferences(
-            token, request.form.get("name", ""), resubscribe=resubscribe, ip=request.remote_addr
+            token,
+            request.form.get("name", ""),
+            resubscribe=resubscribe,
+            ip=request.remote_addr,
+            newsletters=chosen_newsletters(),
         )
     except InvalidSignup as error:
         subscriber = subscriptions.check_preferences(token)
@@ -247,6 +269,7 @@ def render_preferences(subscriber, token, **extra):
         subscriber=subscriber,
         token=token,
         unsubscribe_token=tokens.make_token(tokens.UNSUBSCRIBE, subscriber),
+        chosen=newsletters.chosen_by(subscriber.id),
         **extra,
     )
 
