@@ -73,6 +73,9 @@ class Subscriber(db.Model):
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
+    subscriptions: Mapped[list["Subscription"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
 
     def __repr__(self):
         return f"<Subscriber {self.id} {self.email} {self.status}>"

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from newsletter import digests
 from newsletter.extensions import db
-from newsletter.models import ConsentEvent, Post, Subscriber, SubscriberStatus
+from newsletter.models import ConsentEvent, Post, Subscriber, SubscriberStatus, Subscription
 from tests.helpers import ADMIN, add_readers, csrf_token, log_in
 from workers.tasks import sweep
 
@@ -16,7 +16,15 @@ from workers.tasks import sweep
 def add(app, *subscribers):
     with app.app_context():
         for email, status, name in subscribers:
-            db.session.add(Subscriber(email=email, status=status, name=name, signup_source="test"))
+            db.session.add(
+                Subscriber(
+                    email=email,
+                    status=status,
+                    name=name,
+                    signup_source="test",
+                    subscriptions=[Subscription(newsletter_id=1)],
+                )
+            )
         db.session.commit()
 
 

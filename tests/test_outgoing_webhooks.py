@@ -19,6 +19,7 @@ from newsletter.models import (
     FeedbackKind,
     Subscriber,
     SubscriberStatus,
+    Subscription,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -92,7 +93,9 @@ def add_endpoint(admin_client, receiver, events):
 
 def a_pending_reader(app, email="reader@example.org"):
     with app.app_context():
-        subscriber = Subscriber(email=email, signup_source="test")
+        subscriber = Subscriber(
+            email=email, signup_source="test", subscriptions=[Subscription(newsletter_id=1)]
+        )
         db.session.add(subscriber)
         db.session.commit()
         return subscriber.id, tokens.make_token(tokens.CONFIRM, subscriber)

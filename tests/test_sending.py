@@ -25,6 +25,7 @@ from newsletter.models import (
     JobStatus,
     Subscriber,
     SubscriberStatus,
+    Subscription,
 )
 from tests.helpers import FEED, add_readers, digest_state, wait_until, wait_until_sent
 from tests.smtp import SMTPServer, free_port, text_of
@@ -38,7 +39,12 @@ POISON = "poison@a\u200db.example.org"
 
 def add_poison(app, status):
     with app.app_context():
-        poison = Subscriber(email=POISON, status=status, signup_source="test")
+        poison = Subscriber(
+            email=POISON,
+            status=status,
+            signup_source="test",
+            subscriptions=[Subscription(newsletter_id=1)],
+        )
         db.session.add(poison)
         if status == SubscriberStatus.PENDING:
             db.session.add(EmailJob(kind=EmailKind.CONFIRMATION, subscriber=poison))

@@ -1,0 +1,138 @@
+"""Several newsletters: readers choose at sign-up and in their preferences, and each
+digest reaches its own newsletter's readers only."""
+
+import re
+
+from sqlalchemy import select
+
+from newsletter import digests, posts
+from newsletter.extensions import db
+from newsletter.models import Newsletter, Subscriber, Subscription
+from newsletter.tokens import PREFERENCES, make_token
+from tests.helpers import add_readers, wait_until_sent
+from workers.tasks import start_digest
+
+
+def create(runner, slug, name, *options):
+    return runner.invoke(args=["create-newsletter", slug, "--name", name, *options])
+
+
+def chosen(app, email):
+    with app.app_context():
+        return set(
+            db.session.scalars(
+                select(Newsletter.slug)
+                .join(Subscription, Subscription.newsletter_id == Newsletter.id)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                .where(Subscriber.email == email, Subscription.active.is_(True))
+            )
+        )
+
+
+def test_an_admin_creates_newsletters_and_readers_choose_among_them(app, client, runner):
+    assert 'name="newsletters"' not in client.get("/").text
+    made = create(runner, "breaking", "Breaking news", "--not-default", "--description", "At once")
+    assert made.exit_code == 0, made.output
+    assert "Created newsletter 'breaking'" in made.output
+    assert create(runner, "breaking", "Again").exit_code != 0
+    assert "lower-case" in create(runner, "Not A Slug!", "Bad").output
+
+    form = client.get("/").text
+    assert re.search(r'value="newsletter"\s+checked', form)
+    assert re.search(r'value="breaking"\s+>', form)
+    assert "At once" in form
+
+    client.post(
+        "/subscribe",
+        data={
+            "email": "both@example.org",
+            "newsletters_shown": "1",
+            "newsletters": ["newsletter", "breaking"],
+        },
+    )
+    client.post("/subscribe", data={"email": "default@example.org"})
+    none = client.post("/subscribe", data={"email": "none@example.org", "newsletters_shown": "1"})
+    assert none.status_code == 400
+    assert "choose at least one newsletter" in none.text
+    assert chosen(app, "both@example.org") == {"newsletter", "breaking"}
+    assert chosen(app, "default@example.org") == {"newsletter"}
+
+    api = client.post(
+        "/api/subscribe", json={"email": "api@example.org", "newsletters": ["breaking"]}
+    )
+    assert api.status_code == 202
+    assert chosen(app, "api@example.org") == {"breaking"}
+    unknown = client.post(
+        "/api/subscribe", json={"email": "x@example.org", "newsletters": ["nope"]}
+    )
+    assert (unknown.status_code, unknown.json["error"]) == (422, "There is no newsletter nope.")
+    shaped = client.post(
+        "/api/subscribe", json={"email": "x@example.org", "newsletters": "breaking"}
+    )
+    assert shaped.status_code == 400
+    with app.app_context():
+        assert (
+            db.session.scalar(select(Subscriber).where(Subscriber.email == "x@example.org")) is None
+        )
+
+
+def test_a_digest_reaches_its_own_newsletters_readers_with_its_own_list_id(
+    app, runner, smtp, worker
+):
+    create(runner, "breaking", "Breaking news", "--not-default", "--private")
+    with app.app_context():
+        breaking = db.session.scalar(select(Newsletter).where(Newsletter.slug == "breaking")).id
+    weekly_readers = add_readers(app, 3, prefix="weekly")
+    breaking_readers = add_readers(app, 2, prefix="urgent", newsletter_id=breaking)
+    with app.app_context():
+        posts.save_post(None, "Flood", "https://news.example/flood", "")
+    sent = runner.invoke(args=["send-digest", "--subject", "Alert", "--newsletter", "breaking"])
+    digest_id = int(sent.output)
+    wait_until_sent(app, digest_id)
+    assert set(smtp.recipients) == breaking_readers
+    assert {m["List-Id"] for m in smtp.received} == {"Breaking news <breaking.127.0.0.1>"}
+
+    smtp.reset()
+    with app.app_context():
+        posts.save_post(None, "Weather", "https://news.example/weather", "")
+        weekly = digests.create_digest("Weekly").id
+        digests.schedule(weekly)
+    start_digest.delay(weekly)
+    wait_until_sent(app, weekly)
+    assert set(smtp.recipients) == weekly_readers
+    # A private newsletter's digests stay out of the archive.
+    archive = app.test_client().get("/archive").text
+    assert "Weekly" in archive
+    assert "Alert" not in archive
+    assert "--newsletter" not in runner.invoke(args=["send-digest", "--newsletter", "nope"]).output
+    assert (
+        "There is no newsletter 'nope'"
+        in runner.invoke(args=["send-digest", "--newsletter", "nope"]).output
+    )
+
+
+def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, client, runner):
+    create(runner, "breaking", "Breaking news", "--not-default")
+    add_readers(app, 1)
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber))
+        token = make_token(PREFERENCES, reader)
+    page = client.get(f"/preferences/{token}").text
+    assert re.search(r'value="newsletter"\s+checked', page)
+    assert re.search(r'value="breaking"\s+>', page)
+
+    saved = client.post(
+        f"/preferences/{token}",
+        data={
+            "name": "Ann",
+            "action": "save",
+            "newsletters_shown": "1",
+            "newsletters": ["breaking"],
+        },
+    )
+    assert saved.status_code == 200
+    assert chosen(app, "reader0@example.org") == {"breaking"}
+    client.post(
+        f"/preferences/{token}", data={"name": "Ann", "action": "save", "newsletters_shown": "1"}
+    )
+    assert chosen(app, "reader0@example.org") == set()
