@@ -8,6 +8,7 @@ from flask_mail import Message
 
 from newsletter import tokens
 from newsletter.extensions import db, mail_extension
+from newsletter.mail import digest as digest_mail
 from newsletter.models import Digest, Subscriber
 
 
@@ -21,13 +22,8 @@ def send_one(digest_id, subscriber_id):
         + tokens.make_token_for(purpose, subscriber.token_nonce)
         for purpose in (tokens.UNSUBSCRIBE, tokens.PREFERENCES)
     }
-    context = {
-        "digest": digest,
-        "posts": digest.posts,
-        "site_name": current_app.config["SITE_NAME"],
-        "base_url": base_url,
-        **links,
-    }
+    # What the service's templates are rendered with, built again for every email.
+    context = digest_mail.context(digest, links)
     message = Message(
         digest.subject,
         recipients=[subscriber.email],
