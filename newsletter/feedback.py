@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import outgoing, privacy, tokens
@@ -280,15 +280,23 @@ def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
 
 
 def _unsubscribed_after(digest: Digest) -> int:
-    """Its readers who left within UNSUBSCRIBE_WINDOW of its start; the consent log
-    says when, the digest's copies who (so none once they are folded away)."""
+    """Its readers who left (everything, or its newsletter) within UNSUBSCRIBE_WINDOW of
+    its start; the consent log says when, the digest's copies who (so none once they
+    are folded away)."""
     return db.session.scalar(
         select(func.count(distinct(ConsentEvent.subscriber_id)))
         .join(Delivery, Delivery.subscriber_id == ConsentEvent.subscriber_id)
         .where(
             Delivery.digest_id == digest.id,
             Delivery.sent_at.is_not(None),
-            ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
+            or_(
+                ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
+                # Leaving this digest's newsletter and no other counts too.
+                and_(
+                    ConsentEvent.kind == ConsentKind.LEAVE,
+                    ConsentEvent.newsletter_id == digest.newsletter_id,
+                ),
+            ),
             # Complaints are counted apart.
             ConsentEvent.source != COMPLAINT_SOURCE,
             ConsentEvent.at >= digest.started_at,

@@ -85,6 +85,8 @@ class ConsentKind(StrEnum):
     SIGNUP = "signup"
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
+    # Off one newsletter, still on others (off the last one is an unsubscribe).
+    LEAVE = "leave"
     ERASURE = "erasure"
 
 
@@ -102,6 +104,10 @@ class ConsentEvent(db.Model):
     # Where it came from: form, api, import, preferences, link, code, one-click, admin…
     source: Mapped[str] = mapped_column(String(32))
     ip: Mapped[str | None] = mapped_column(String(45))
+    # The newsletter a reader left from its own email's link; None: everything.
+    newsletter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("newsletter.id", ondelete="SET NULL")
+    )
 
 
 class SuppressedAddress(db.Model):

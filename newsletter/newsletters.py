@@ -167,6 +167,18 @@ def chosen_by(subscriber_id: int) -> set[int]:
     )
 
 
+def joined_by(subscriber_id: int) -> list[Newsletter]:
+    """The newsletters a reader gets, oldest first, to name them on a page."""
+    return list(
+        db.session.scalars(
+            select(Newsletter)
+            .join(Subscription, Subscription.newsletter_id == Newsletter.id)
+            .where(Subscription.subscriber_id == subscriber_id, Subscription.active.is_(True))
+            .order_by(Newsletter.id)
+        )
+    )
+
+
 def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
     """A reader who left a newsletter gets no copy still owed of its digests."""
     sending = select(Digest.id).where(

@@ -181,6 +181,21 @@ def subscriber_changed(subscriber: Subscriber) -> None:
     )
 
 
+def newsletter_left(subscriber: Subscriber, newsletter_slug: str) -> None:
+    """Owe subscriber.unsubscribed for a reader who left one newsletter from its email's
+    link: ``newsletter`` names it, and ``status`` says whether they still get others
+    (confirmed) or it was their last (unsubscribed)."""
+    queue(
+        SUBSCRIBER_UNSUBSCRIBED,
+        {
+            "subscriber_id": subscriber.id,
+            "email": subscriber.email,
+            "newsletter": newsletter_slug,
+            "status": subscriber.status,
+        },
+    )
+
+
 def digest_sent(digest_id: int) -> None:
     """Owe digest.sent, in the transaction that marks the digest sent."""
     digest = db.session.get(Digest, digest_id)

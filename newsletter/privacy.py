@@ -19,6 +19,7 @@ from newsletter.models import (
     Delivery,
     Digest,
     EmailJob,
+    Newsletter,
     Subscriber,
     SuppressedAddress,
     utcnow,
@@ -125,9 +126,17 @@ def data_of(subscriber: Subscriber) -> dict:
             "unsubscribed_at": _time(subscriber.unsubscribed_at),
         },
         "consent_log": [
-            {"kind": event.kind, "at": _time(event.at), "source": event.source, "ip": event.ip}
-            for event in db.session.scalars(
-                select(ConsentEvent)
+            {
+                "kind": event.kind,
+                "at": _time(event.at),
+                "source": event.source,
+                "ip": event.ip,
+                # The newsletter left, for an unsubscribe from one newsletter's email.
+                "newsletter": newsletter,
+            }
+            for event, newsletter in db.session.execute(
+                select(ConsentEvent, Newsletter.slug)
+                .outerjoin(Newsletter, Newsletter.id == ConsentEvent.newsletter_id)
                 .where(ConsentEvent.subscriber_id == subscriber.id)
                 .order_by(ConsentEvent.id)
             )

@@ -1,7 +1,7 @@
 """What happens to a subscription: sign-up, confirmation, unsubscribe."""
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
@@ -17,6 +17,7 @@ from newsletter.models import (
     EmailJob,
     EmailKind,
     JobStatus,
+    Newsletter,
     Subscriber,
     SubscriberStatus,
     utcnow,
@@ -99,9 +100,23 @@ _NEW_JOB = insert(EmailJob.__table__)
 _NEW_CONSENT = insert(ConsentEvent.__table__)
 
 
-def log_consent(subscriber_id: int | None, kind: ConsentKind, source: str, ip: str | None):
+def log_consent(
+    subscriber_id: int | None,
+    kind: ConsentKind,
+    source: str,
+    ip: str | None,
+    newsletter_id: int | None = None,
+):
     """Append to the consent log, in the caller's transaction."""
-    db.session.add(ConsentEvent(subscriber_id=subscriber_id, kind=kind, source=source, ip=ip))
+    db.session.add(
+        ConsentEvent(
+            subscriber_id=subscriber_id,
+            kind=kind,
+            source=source,
+            ip=ip,
+            newsletter_id=newsletter_id,
+        )
+    )
 
 
 def _record_new_address(signup: Signup) -> bool | None:
@@ -315,17 +330,40 @@ def renew_confirmation(token: str) -> None:
         hint_email_jobs()
 
 
-def check_unsubscribe(token: str) -> Subscriber:
-    """The subscriber an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
-    return _subscriber_for(tokens.read_token(tokens.UNSUBSCRIBE, token))
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    """What an unsubscribe link is for: a reader and the newsletter whose email carried
+    it. None for a link from an email of no newsletter (confirmation, welcome, the
+    preferences page) or made before links named one: it leaves everything."""
+
+    subscriber: Subscriber
+    newsletter: Newsletter | None
+    issued_at: datetime
 
 
-def unsubscribe(token: str, ip: str | None = None) -> Subscriber:
-    """Stop all mail to the subscription a link was made for. Idempotent."""
-    subscriber = check_unsubscribe(token)
-    _stop_mail(subscriber, "link", ip)
+def check_unsubscribe(token: str) -> UnsubscribeLink:
+    """What an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
+    link = tokens.read_link(tokens.UNSUBSCRIBE, token)
+    subscriber = _subscriber_for(link.nonce)
+    # A newsletter deleted since: the link leaves everything, the safe side for the reader.
+    newsletter = db.session.get(Newsletter, link.newsletter_id) if link.newsletter_id else None
+    return UnsubscribeLink(subscriber, newsletter, link.issued_at)
+
+
+def unsubscribe(
+    token: str, ip: str | None = None, everything: bool = False, source: str = "link"
+) -> UnsubscribeLink:
+    """Stop the mail a link was made for: its newsletter's, or all of it with
+    ``everything`` or when it names none. Idempotent. Returns what was left (its
+    ``newsletter`` None: everything)."""
+    link = check_unsubscribe(token)
+    if everything or link.newsletter is None:
+        _stop_mail(link.subscriber, source, ip)
+        link = replace(link, newsletter=None)
+    else:
+        _leave(link.subscriber, link.newsletter, source, ip)
     db.session.commit()
-    return subscriber
+    return link
 
 
 def _stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
@@ -338,6 +376,37 @@ def _stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bo
     log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, source, ip)
     outgoing.subscriber_changed(subscriber)
     return True
+
+
+def _leave(subscriber: Subscriber, newsletter: Newsletter, source: str, ip: str | None) -> bool:
+    """Take a reader who still gets mail off one newsletter, in the caller's
+    transaction; whether anything changed.
+
+    Off their last one, they are unsubscribed: they get no more mail, not even a
+    newsletter added later, and their preferences page offers "Subscribe again", which
+    turns the newsletters on by default on again."""
+    if subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        return False
+    if not newsletter_list.leave(subscriber.id, newsletter.id):
+        return False
+    if newsletter_list.chosen_by(subscriber.id):
+        log_consent(subscriber.id, ConsentKind.LEAVE, source, ip, newsletter.id)
+    else:
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.unsubscribed_at = utcnow()
+        log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, source, ip, newsletter.id)
+    outgoing.newsletter_left(subscriber, newsletter.slug)
+    return True
+
+
+def preferences_token_for(link: UnsubscribeLink) -> str | None:
+    """A preferences link for the page an unsubscribe link leads to, or None when the
+    unsubscribe link is older than a preferences link may be: unsubscribe links never
+    expire, and must not hand out what expires, such as the reader's data."""
+    max_age = timedelta(seconds=current_app.config["PREFERENCES_MAX_AGE"])
+    if datetime.now(UTC) - link.issued_at > max_age:
+        return None
+    return tokens.make_token(tokens.PREFERENCES, link.subscriber)
 
 
 def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
@@ -392,6 +461,9 @@ def update_preferences(
     if newsletters is not None:
         chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
         newsletter_list.choose(subscriber.id, chosen, only=True)
+    if resubscribe:
+        # A reader who left their last newsletter comes back to those on by default.
+        newsletter_list.choose(subscriber.id, None)
     if not resubscribe or subscriber.status == SubscriberStatus.CONFIRMED:
         db.session.commit()
         return subscriber

@@ -1,7 +1,10 @@
 """Signed links. Each purpose has its own salt, so a token made for one purpose
-never works for another; each token names the subscription and its nonce."""
+never works for another; each token names the subscription by its nonce and, when
+it comes from one newsletter's email, that newsletter."""
 
 import hmac
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -17,6 +20,16 @@ PREFERENCES = "preferences"
 
 class TokenInvalid(Exception):
     """The token was tampered with or was made for another purpose."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a genuine token names."""
+
+    nonce: str
+    # The newsletter whose email carried the link; None: the whole subscription.
+    newsletter_id: int | None
+    issued_at: datetime
 
 
 class TokenExpired(Exception):
@@ -76,42 +89,59 @@ def make_token(purpose: str, subscriber: "Subscriber") -> str:
     return make_token_for(purpose, subscriber.token_nonce)
 
 
-def make_token_for(purpose: str, nonce: str) -> str:
+def make_token_for(purpose: str, nonce: str, newsletter_id: int | None = None) -> str:
     """A link's token: it names the subscription by its random nonce, never by its
-    row id, so that links tell nobody how many readers the list has."""
-    return _serializer(purpose).dumps(nonce)
+    row id, so that links tell nobody how many readers the list has; and the
+    newsletter, when the link is for one newsletter's email."""
+    return _serializer(purpose).dumps(_payload(nonce, newsletter_id))
 
 
-def make_tokens_for(purposes: list[str], nonce: str) -> dict[str, str]:
+def make_tokens_for(
+    purposes: list[str], nonce: str, newsletter_id: int | None = None
+) -> dict[str, str]:
     """Tokens for several purposes at once, the same as ``make_token_for`` makes each:
     the payload is encoded once and only signed once per purpose."""
     serializers = {purpose: _serializer(purpose) for purpose in purposes}
-    payload = serializers[purposes[0]].dump_payload(nonce)
+    payload = serializers[purposes[0]].dump_payload(_payload(nonce, newsletter_id))
     return {
         purpose: serializer.make_signer().sign(payload).decode("ascii")
         for purpose, serializer in serializers.items()
     }
 
 
+def _payload(nonce: str, newsletter_id: int | None):
+    # The newsletter goes second, so that the payload is never taken for the legacy
+    # [subscriber id, nonce] form, whose string comes second.
+    return nonce if newsletter_id is None else [nonce, newsletter_id]
+
+
 def read_token(purpose: str, token: str, max_age: int | None = None) -> str:
     """The nonce of the subscription the token names; raise TokenExpired or TokenInvalid."""
+    return read_link(purpose, token, max_age).nonce
+
+
+def read_link(purpose: str, token: str, max_age: int | None = None) -> Link:
+    """What the token names; raise TokenExpired or TokenInvalid."""
     serializer = _serializer(purpose)
     try:
-        payload = serializer.loads(token, max_age=max_age)
+        payload, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as expired:
-        raise TokenExpired(_nonce(serializer.load_payload(expired.payload))) from None
+        raise TokenExpired(_link(serializer.load_payload(expired.payload)).nonce) from None
     except BadSignature:
         raise TokenInvalid() from None
-    return _nonce(payload)
+    return _link(payload, issued_at)
 
 
-def _nonce(payload) -> str:
-    # Links sent before tokens were made opaque carry [subscriber id, nonce].
-    if isinstance(payload, list) and len(payload) == 2:
-        payload = payload[1]
-    if not isinstance(payload, str) or not payload:
-        raise TokenInvalid()
-    return payload
+def _link(payload, issued_at: datetime | None = None) -> Link:
+    match payload:
+        case str() if payload:
+            return Link(payload, None, issued_at)
+        # Links sent before tokens were made opaque carry [subscriber id, nonce].
+        case [int(), str() as nonce] if nonce:
+            return Link(nonce, None, issued_at)
+        case [str() as nonce, int() as newsletter_id] if nonce and type(newsletter_id) is int:
+            return Link(nonce, newsletter_id, issued_at)
+    raise TokenInvalid()
 
 
 CODE_DIGITS = 6

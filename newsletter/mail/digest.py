@@ -100,6 +100,9 @@ class DigestMessages:
             if newsletter
             else (config["SITE_NAME"], "newsletter")
         )
+        # Its readers' links leave this newsletter only; the welcome email, which is no
+        # newsletter's, carries links that leave everything.
+        self.newsletter_id = newsletter.id if newsletter else None
         self.head = mime.fixed_headers(
             From=config["MAIL_DEFAULT_SENDER"],
             Subject=digest.subject,
@@ -122,7 +125,7 @@ class DigestMessages:
         message_id: str | None = None,
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP."""
-        made = tokens.make_tokens_for(LINK_PURPOSES, nonce)
+        made = tokens.make_tokens_for(LINK_PURPOSES, nonce, self.newsletter_id)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
         if self.mailto:

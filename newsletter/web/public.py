@@ -204,15 +204,36 @@ def renew_confirmation(token):
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token):
-    subscriber = subscriptions.check_unsubscribe(token)
-    return render_template("public/unsubscribe.html", subscriber=subscriber, token=token)
+    link = subscriptions.check_unsubscribe(token)
+    return render_template(
+        "public/unsubscribe.html",
+        subscriber=link.subscriber,
+        newsletter=link.newsletter,
+        joined=newsletters.joined_by(link.subscriber.id),
+        token=token,
+    )
 
 
 @bp.post("/unsubscribe/<token>")
 def unsubscribe(token):
-    """The button's POST and RFC 8058 one-click: no cookies, no CSRF token, no redirect."""
-    subscriber = subscriptions.unsubscribe(token, ip=request.remote_addr)
-    return render_template("public/unsubscribed.html", subscriber=subscriber)
+    """The buttons' POST and RFC 8058 one-click: no cookies, no CSRF token, no redirect.
+    A link from one newsletter's email leaves that newsletter, unless the page's second
+    button asks for everything (``everything=yes``)."""
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    left = subscriptions.unsubscribe(
+        token,
+        ip=request.remote_addr,
+        everything=request.form.get("everything") == "yes",
+        source="one-click" if one_click else "link",
+    )
+    return render_template(
+        "public/unsubscribed.html",
+        subscriber=left.subscriber,
+        newsletter=left.newsletter,
+        joined=newsletters.joined_by(left.subscriber.id),
+        token=token,
+        preferences_token=subscriptions.preferences_token_for(left),
+    )
 
 
 @bp.get("/preferences/<token>")
