@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from newsletter import digests, feedback, posts, subscriptions, tokens
+from newsletter import digests, feedback, newsletters, posts, subscriptions, tokens
 from newsletter.extensions import db
 from newsletter.models import (
     FeedbackKind,
@@ -135,6 +135,37 @@ def test_confirm_and_unsubscribe_reach_an_endpoint_signed_and_no_other(
     assert {row.status for row in deliveries(app)} == {"sent"}
     digests_only.server.shutdown()
     digests_only.server.server_close()
+
+
+def test_leaving_one_newsletter_is_posted_with_its_slug_and_the_last_one_says_so(
+    app, admin_client, receiver, worker
+):
+    add_endpoint(admin_client, receiver, ["subscriber.unsubscribed"])
+    with app.app_context():
+        breaking = newsletters.create("breaking", "Breaking news").id
+        subscriber = Subscriber(
+            email="reader@example.org",
+            status=SubscriberStatus.CONFIRMED,
+            signup_source="test",
+            subscriptions=[Subscription(newsletter_id=1), Subscription(newsletter_id=breaking)],
+        )
+        db.session.add(subscriber)
+        db.session.commit()
+        subscriber_id, nonce = subscriber.id, subscriber.token_nonce
+        for newsletter_id in (breaking, 1):
+            subscriptions.unsubscribe(
+                tokens.make_token_for(tokens.UNSUBSCRIBE, nonce, newsletter_id)
+            )
+
+    (one, _), (last, _) = receiver.wait_for(2)
+    assert receiver.types() == ["subscriber.unsubscribed"] * 2
+    assert one["data"] == {
+        "subscriber_id": subscriber_id,
+        "email": "reader@example.org",
+        "newsletter": "breaking",
+        "status": "confirmed",
+    }
+    assert (last["data"]["newsletter"], last["data"]["status"]) == ("newsletter", "unsubscribed")
 
 
 @pytest.mark.parametrize(

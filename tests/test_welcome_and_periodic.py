@@ -29,6 +29,10 @@ def test_a_reader_who_confirms_gets_a_welcome_with_the_latest_posts(
     assert "Thank you for subscribing" in html_of(welcome)
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.match(r"<http://127\.0\.0\.1:5000/unsubscribe/\S+>$", welcome["List-Unsubscribe"])
+    # The welcome is no newsletter's: its link leaves everything.
+    unsubscribe = client.get(welcome["List-Unsubscribe"][len("<http://127.0.0.1:5000") : -1])
+    assert '<button type="submit">Unsubscribe</button>' in unsubscribe.text
+    assert "everything" not in unsubscribe.text
 
     client.post(link_in(confirmation))
     assert len(smtp.received) == 2
