@@ -6,7 +6,7 @@ import dns.resolver
 import pytest
 from sqlalchemy import select
 
-from newsletter import api_keys
+from newsletter import api_keys, newsletters
 from newsletter.extensions import db
 from newsletter.models import (
     Digest,
@@ -14,10 +14,11 @@ from newsletter.models import (
     Post,
     Subscriber,
     SubscriberStatus,
+    Subscription,
     WebhookEndpoint,
     utcnow,
 )
-from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
+from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token, make_token_for
 from tests.helpers import ADMIN, served
 from tests.smtp import free_port
 
@@ -139,6 +140,24 @@ def test_no_public_page_has_serious_or_critical_violations(site, page):
     ]:
         page.goto(url + path)
         findings.check(name)
+
+    # A digest's link: the page names its newsletter and offers everything as well.
+    with app.app_context():
+        breaking = newsletters.create("breaking", "Breaking news").id
+        reader = Subscriber(
+            email="both@example.org",
+            status=SubscriberStatus.CONFIRMED,
+            signup_source="test",
+            subscriptions=[Subscription(newsletter_id=1), Subscription(newsletter_id=breaking)],
+        )
+        db.session.add(reader)
+        db.session.commit()
+        leave = make_token_for(UNSUBSCRIBE, reader.token_nonce, breaking)
+    page.goto(f"{url}/unsubscribe/{leave}")
+    findings.check("unsubscribe from one newsletter")
+    page.get_by_role("button", name="Unsubscribe from Breaking news").click()
+    sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You left Breaking news")
+    findings.check("left one newsletter")
 
     assert not findings.by_page, findings.report()
 
