@@ -91,7 +91,8 @@ class ConsentKind(StrEnum):
 
 
 class ConsentEvent(db.Model):
-    """The consent log: every sign-up, confirmation, unsubscribe and erasure, appended
+    """The consent log: every sign-up, confirmation, unsubscribe (from everything or from
+    one newsletter) and erasure, appended
     and never rewritten, but for its IP, which is dropped after IP_RETENTION_DAYS. An
     erasure deletes the subscriber's events and leaves one without a subscriber."""
 

@@ -151,9 +151,11 @@ def test_a_digests_one_click_and_its_page_leave_its_newsletter_only(app, runner,
     assert send(app, runner, smtp, "breaking", "Storm")[1] == {CY}
 
 
-def test_leaving_the_last_newsletter_unsubscribes_and_subscribing_again_restores_one(app, runner):
+def test_leaving_the_last_newsletter_unsubscribes_and_subscribing_again_restores_one(
+    app, runner, admin_client
+):
     breaking = create_breaking(app, runner)
-    add_reader(app, CY, [breaking])
+    cy = add_reader(app, CY, [breaking])
     left = app.test_client(use_cookies=False).post(link_token(app, CY, breaking), **ONE_CLICK)
     assert left.status_code == 200
     assert "You're unsubscribed" in left.text
@@ -161,10 +163,13 @@ def test_leaving_the_last_newsletter_unsubscribes_and_subscribing_again_restores
     assert status_of(app, CY) == SubscriberStatus.UNSUBSCRIBED
     assert chosen(app, CY) == set()
     assert consent_of(app, CY) == [("unsubscribe", "one-click", "breaking")]
+    assert "unsubscribe (breaking)" in admin_client.get(f"/admin/subscribers/{cy}").text
 
     preferences = re.search(r'href="(/preferences/[^"]+)"', left.text)[1]
     client = app.test_client()
     assert "Subscribe again" in client.get(preferences).text
+    logged = client.get(f"{preferences}/data").json["consent_log"]
+    assert (logged[-1]["kind"], logged[-1]["newsletter"]) == ("unsubscribe", "breaking")
     back = client.post(
         preferences,
         data={
