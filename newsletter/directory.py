@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import exists, false, func, insert, or_, select
+from sqlalchemy import delete, exists, false, func, insert, or_, select
 
 from newsletter import blocked_domains, outgoing, privacy, subscriptions
 from newsletter import newsletters as newsletter_list
@@ -321,8 +321,10 @@ def add_subscriber(
         # Erased or blocked between the checks above and the insert.
         raise InvalidSignup("This address cannot be added.")
     if confirmed and chosen is not None:
-        # Added as an import adds them, with the defaults: now their own choice instead.
-        newsletter_list.choose(added.id, chosen, only=True)
+        # Added as an import adds them, to the newsletters on by default: their own
+        # choice replaces those, which they never had.
+        db.session.execute(delete(Subscription).where(Subscription.subscriber_id == added.id))
+        newsletter_list.choose(added.id, chosen)
         db.session.commit()
     return added
 

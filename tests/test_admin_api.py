@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter import digests, posts
+from newsletter import digests, posts, privacy
 from newsletter.extensions import db
-from newsletter.models import ApiKey, ConsentEvent, EmailJob, SubscriberStatus
+from newsletter.models import ApiKey, ConsentEvent, EmailJob, Subscriber, SubscriberStatus
 from tests.helpers import FEED, add_readers, csrf_token
 
 
@@ -444,6 +444,23 @@ def test_subscribers_show_choose_and_are_filtered_by_their_newsletters(app, api)
         ("newsletter", 2),
         ("breaking", 1),
     ]
+
+    dan = api.post(
+        "/api/v1/subscribers",
+        json={
+            "email": "dan@example.org",
+            "consent": {"source": "crm"},
+            "confirmed": True,
+            "newsletters": ["breaking"],
+        },
+    ).get_json()
+    assert dan["newsletters"] == ["breaking"]
+    with app.app_context():
+        # The defaults an import would give never were his: his data shows only his choice.
+        record = privacy.data_of(db.session.get(Subscriber, dan["id"]))
+        assert [(item["slug"], item["active"]) for item in record["newsletters"]] == [
+            ("breaking", True)
+        ]
 
 
 @pytest.mark.parametrize(
