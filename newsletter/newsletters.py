@@ -1,8 +1,9 @@
 """The newsletters readers choose from, and each reader's choice of them."""
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
@@ -10,8 +11,11 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Digest,
+    DigestSchedule,
     DigestStatus,
     Newsletter,
+    Subscriber,
+    SubscriberStatus,
     Subscription,
     utcnow,
 )
@@ -184,3 +188,100 @@ def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
         )
         .values(status=DeliveryStatus.SKIPPED)
     )
+
+
+# What edit() may change; the slug stays, as readers' mail filters (List-Id) and
+# scripts know the newsletter by it.
+SCHEDULE_FIELDS = ("schedule", "schedule_weekday", "schedule_hour", "schedule_category")
+EDITABLE = ("name", "description", "default_on", "public", *SCHEDULE_FIELDS)
+CATEGORY_LENGTH = 100
+
+
+def edit(newsletter: Newsletter, **fields) -> Newsletter:
+    """Change a newsletter's name, description, choices or digest schedule (any of
+    EDITABLE); NewsletterError, with nothing changed, for a value it cannot take."""
+    for key, value in checked(fields).items():
+        setattr(newsletter, key, value)
+    db.session.commit()
+    return newsletter
+
+
+def checked(fields: dict) -> dict:
+    """The fields as edit() stores them; NewsletterError for one it cannot take."""
+    unknown = sorted(set(fields) - set(EDITABLE))
+    if unknown:
+        raise NewsletterError(f"A newsletter has no {', '.join(unknown)} to change.")
+    return {key: _CHECKS[key](value) for key, value in fields.items()}
+
+
+def _name(value) -> str:
+    name = " ".join(str(value or "").split())
+    if not name:
+        raise NewsletterError("A newsletter needs a name.")
+    return name[:200]
+
+
+def _schedule(value) -> str:
+    if value not in set(DigestSchedule):
+        raise NewsletterError(f"A schedule is one of {', '.join(DigestSchedule)}.")
+    return str(value)
+
+
+def _in_range(low: int, high: int, what: str):
+    def check(value) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise NewsletterError(f"The {what} is a whole number from {low} to {high}.")
+        return value
+
+    return check
+
+
+def _category(value) -> str | None:
+    """A feed category, or None for every post."""
+    category = " ".join(str(value or "").split())
+    if len(category) > CATEGORY_LENGTH:
+        raise NewsletterError(f"A category is at most {CATEGORY_LENGTH} characters.")
+    return category or None
+
+
+_CHECKS = {
+    "name": _name,
+    "description": lambda value: str(value or ""),
+    "default_on": bool,
+    "public": bool,
+    "schedule": _schedule,
+    "schedule_weekday": _in_range(0, 6, "weekday (Monday is 0)"),
+    "schedule_hour": _in_range(0, 23, "hour (UTC)"),
+    "schedule_category": _category,
+}
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One newsletter as the admins' list shows it."""
+
+    newsletter: Newsletter
+    # Confirmed readers who have it on: whom its next digest goes to.
+    readers: int
+    last_digest: Digest | None
+
+
+def overview() -> list[Overview]:
+    """Every newsletter, oldest first, with its readers and its latest digest."""
+    readers = dict(
+        db.session.execute(
+            select(Subscription.newsletter_id, func.count())
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.active.is_(True), Subscriber.status == SubscriberStatus.CONFIRMED)
+            .group_by(Subscription.newsletter_id)
+        ).all()
+    )
+    latest_ids = select(func.max(Digest.id)).group_by(Digest.newsletter_id)
+    latest = {
+        digest.newsletter_id: digest
+        for digest in db.session.scalars(select(Digest).where(Digest.id.in_(latest_ids)))
+    }
+    return [
+        Overview(newsletter, readers.get(newsletter.id, 0), latest.get(newsletter.id))
+        for newsletter in all_newsletters()
+    ]

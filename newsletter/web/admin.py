@@ -41,7 +41,15 @@ from newsletter import (
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.models import Digest, DigestStatus, Post, Subscriber, SubscriberStatus, utcnow
+from newsletter.models import (
+    Digest,
+    DigestStatus,
+    Newsletter,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from newsletter.sending import hints
 from newsletter.web import charts
 from newsletter.web.forms import (
@@ -53,6 +61,7 @@ from newsletter.web.forms import (
     ImportForm,
     LoginForm,
     LogoutForm,
+    NewsletterForm,
     PostForm,
     ProveIdentityForm,
     ScheduleForm,
@@ -541,6 +550,51 @@ def edit_settings():
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/settings.html", form=form), status
+
+
+@bp.get("/newsletters")
+def newsletter_list():
+    return render_template("admin/newsletters.html", listed=newsletters.overview())
+
+
+@bp.route("/newsletters/new", methods=["GET", "POST"])
+def new_newsletter():
+    form = NewsletterForm()
+    if form.validate_on_submit():
+        try:
+            newsletter = newsletters.create(
+                form.slug.data,
+                form.name.data,
+                form.description.data,
+                default_on=form.default_on.data,
+                public=form.public.data,
+            )
+        except newsletters.NewsletterError as error:
+            form.slug.errors.append(str(error))
+        else:
+            newsletters.edit(newsletter, **newsletter_fields(form, newsletters.SCHEDULE_FIELDS))
+            flash(f"Newsletter {newsletter.name!r} created.", "note")
+            return redirect(url_for("admin.newsletter_list"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/newsletter_form.html", form=form, newsletter=None), status
+
+
+@bp.route("/newsletters/<id:newsletter_id>", methods=["GET", "POST"])
+def edit_newsletter(newsletter_id):
+    newsletter = db.get_or_404(Newsletter, newsletter_id)
+    form = NewsletterForm(obj=newsletter)
+    # The slug stays what it was made: readers' mail filters and scripts know it.
+    del form.slug
+    if form.validate_on_submit():
+        newsletters.edit(newsletter, **newsletter_fields(form, newsletters.EDITABLE))
+        flash(f"Newsletter {newsletter.name!r} saved.", "note")
+        return redirect(url_for("admin.newsletter_list"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/newsletter_form.html", form=form, newsletter=newsletter), status
+
+
+def newsletter_fields(form, names):
+    return {name: form[name].data for name in names}
 
 
 @bp.get("/email-templates")
