@@ -45,6 +45,11 @@ FIRST_NEWSLETTER_AS_MADE = {
     "description": "",
     "default_on": True,
     "public": True,
+    "schedule": "off",
+    "schedule_weekday": 0,
+    "schedule_hour": 8,
+    "schedule_category": None,
+    "schedule_last_run_at": None,
 }
 
 
