@@ -63,7 +63,7 @@ def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_cl
         follow_redirects=True,
     )
     assert added.status_code == 200
-    assert "Newsletter &#39;Breaking news&#39; created." in added.text
+    assert "Newsletter “Breaking news” created." in added.text
     assert cells(added.text, "Breaking news") == [
         "Breaking news",
         "breaking",
@@ -99,7 +99,7 @@ def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_cl
         ),
         follow_redirects=True,
     )
-    assert "Newsletter &#39;Breaking&#39; saved." in edited.text
+    assert "Newsletter “Breaking” saved." in edited.text
     assert cells(edited.text, "Breaking") == [
         "Breaking",
         "breaking",

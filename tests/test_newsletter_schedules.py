@@ -7,7 +7,7 @@ from datetime import datetime, time
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import create_engine, event, func, make_url, select, text
 
 from newsletter import digests, posts
 from newsletter.extensions import db
@@ -124,6 +124,44 @@ def test_a_newsletter_with_a_category_takes_only_the_feed_posts_in_it(app, runne
         ),
         ("politics", ["Debate tonight"]),
     ]
+
+
+def test_a_beat_that_read_the_schedules_before_another_beat_took_the_turn_makes_nothing(
+    app, runner
+):
+    """Two beats at once: B takes the turn between A's reading the schedules and A's
+    taking it, and a post arrives after B's digest. A must make no second digest."""
+    create(runner, "morning", "--schedule", "daily", "--hour", "6")
+    runner.invoke(args=["import-feed", FEED])
+    six = WEDNESDAY.replace(hour=6)
+    other_beat = []
+
+    def beat_then_a_new_post():
+        with app.app_context():
+            made = digests.run_periodic(six)
+            posts.save_post(None, "Snow", "https://news.example.org/snow", "")
+            return made
+
+    def before_taking_the_turn(_connection, _cursor, statement, *_args):
+        if statement.startswith("UPDATE newsletter") and not other_beat:
+            other_beat.append("running")
+            with ThreadPoolExecutor(1) as pool:
+                other_beat.append(pool.submit(beat_then_a_new_post).result())
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", before_taking_the_turn)
+        try:
+            assert digests.run_periodic(six) == []
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before_taking_the_turn)
+    assert len(other_beat[1]) == 1
+    assert made_digests(app) == [
+        ("morning", ["Council approves new bridge", "Weather: a sunny week"])
+    ]
+    with app.app_context():
+        assert digests.run_periodic(six) == []
+        assert len(digests.run_periodic(six.replace(day=3))) == 1
+    assert made_digests(app)[1] == ("morning", ["Snow"])
 
 
 def test_beats_calling_at_once_make_each_due_digest_once(app, runner):

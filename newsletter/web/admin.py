@@ -1,4 +1,5 @@
-"""The admin area: login (with its second factor), subscribers, posts, digests, settings."""
+"""The admin area: login (with its second factor), subscribers, posts, digests, newsletters,
+settings."""
 
 import io
 
@@ -573,7 +574,7 @@ def new_newsletter():
             form.slug.errors.append(str(error))
         else:
             newsletters.edit(newsletter, **newsletter_fields(form, newsletters.SCHEDULE_FIELDS))
-            flash(f"Newsletter {newsletter.name!r} created.", "note")
+            flash(f"Newsletter “{newsletter.name}” created.", "note")
             return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/newsletter_form.html", form=form, newsletter=None), status
@@ -587,7 +588,7 @@ def edit_newsletter(newsletter_id):
     del form.slug
     if form.validate_on_submit():
         newsletters.edit(newsletter, **newsletter_fields(form, newsletters.EDITABLE))
-        flash(f"Newsletter {newsletter.name!r} saved.", "note")
+        flash(f"Newsletter “{newsletter.name}” saved.", "note")
         return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/newsletter_form.html", form=form, newsletter=newsletter), status
