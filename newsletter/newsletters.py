@@ -258,70 +258,37 @@ def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
     )
 
 
-# What edit() may change; the slug stays, as readers' mail filters (List-Id) and
-# scripts know the newsletter by it.
-SCHEDULE_FIELDS = ("schedule", "schedule_weekday", "schedule_hour", "schedule_category")
-EDITABLE = ("name", "description", "default_on", "public", *SCHEDULE_FIELDS)
 CATEGORY_LENGTH = 100
 
 
-def edit(newsletter: Newsletter, **fields) -> Newsletter:
-    """Change a newsletter's name, description, choices or digest schedule (any of
-    EDITABLE); NewsletterError, with nothing changed, for a value it cannot take."""
-    for key, value in checked(fields).items():
+def set_schedule(
+    newsletter: Newsletter, schedule: str, weekday: int = 0, hour: int = 8, category: str = ""
+) -> Newsletter:
+    """Set the newsletter's digest schedule (see digests.run_periodic)."""
+    for key, value in checked_schedule(schedule, weekday, hour, category).items():
         setattr(newsletter, key, value)
     db.session.commit()
     return newsletter
 
 
-def checked(fields: dict) -> dict:
-    """The fields as edit() stores them; NewsletterError for one it cannot take."""
-    unknown = sorted(set(fields) - set(EDITABLE))
-    if unknown:
-        raise NewsletterError(f"A newsletter has no {', '.join(unknown)} to change.")
-    return {key: _CHECKS[key](value) for key, value in fields.items()}
-
-
-def _name(value) -> str:
-    name = " ".join(str(value or "").split())
-    if not name:
-        raise NewsletterError("A newsletter needs a name.")
-    return name[:200]
-
-
-def _schedule(value) -> str:
-    if value not in set(DigestSchedule):
+def checked_schedule(schedule: str, weekday: int, hour: int, category: str | None) -> dict:
+    """A schedule's columns as stored: off, daily or weekly; a weekday (Monday is 0) and
+    an hour in UTC; a feed category or None for every post. NewsletterError for one it
+    cannot keep."""
+    if schedule not in set(DigestSchedule):
         raise NewsletterError(f"A schedule is one of {', '.join(DigestSchedule)}.")
-    return str(value)
-
-
-def _in_range(low: int, high: int, what: str):
-    def check(value) -> int:
+    for value, low, high, what in [(weekday, 0, 6, "weekday"), (hour, 0, 23, "hour")]:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise NewsletterError(f"The {what} is a whole number from {low} to {high}.")
-        return value
-
-    return check
-
-
-def _category(value) -> str | None:
-    """A feed category, or None for every post."""
-    category = " ".join(str(value or "").split())
+    category = " ".join((category or "").split())
     if len(category) > CATEGORY_LENGTH:
         raise NewsletterError(f"A category is at most {CATEGORY_LENGTH} characters.")
-    return category or None
-
-
-_CHECKS = {
-    "name": _name,
-    "description": lambda value: str(value or ""),
-    "default_on": bool,
-    "public": bool,
-    "schedule": _schedule,
-    "schedule_weekday": _in_range(0, 6, "weekday (Monday is 0)"),
-    "schedule_hour": _in_range(0, 23, "hour (UTC)"),
-    "schedule_category": _category,
-}
+    return {
+        "schedule": str(schedule),
+        "schedule_weekday": weekday,
+        "schedule_hour": hour,
+        "schedule_category": category or None,
+    }
 
 
 @dataclass(frozen=True)
@@ -336,14 +303,7 @@ class Overview:
 
 def overview() -> list[Overview]:
     """Every newsletter, oldest first, with its readers and its latest digest."""
-    readers = dict(
-        db.session.execute(
-            select(Subscription.newsletter_id, func.count())
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .where(Subscription.active.is_(True), Subscriber.status == SubscriberStatus.CONFIRMED)
-            .group_by(Subscription.newsletter_id)
-        ).all()
-    )
+    readers = reader_counts()
     latest_ids = select(func.max(Digest.id)).group_by(Digest.newsletter_id)
     latest = {
         digest.newsletter_id: digest

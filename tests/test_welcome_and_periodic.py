@@ -63,9 +63,7 @@ def test_the_weekly_digest_goes_out_once_on_its_day_and_hour(app, runner):
     wednesday_early, wednesday_nine = datetime(2026, 12, 2, 7), datetime(2026, 12, 2, 9, 5)
     with app.app_context():
         assert digests.run_periodic(wednesday_nine) == []
-        newsletters.edit(
-            newsletters.first(), schedule="weekly", schedule_weekday=2, schedule_hour=9
-        )
+        newsletters.set_schedule(newsletters.first(), "weekly", weekday=2, hour=9)
         assert digests.run_periodic(wednesday_early) == []
         assert digests.run_periodic(datetime(2026, 12, 3, 10)) == []
         [digest_id] = digests.run_periodic(wednesday_nine)

@@ -583,7 +583,7 @@ def new_newsletter():
         except newsletters.NewsletterError as error:
             form.slug.errors.append(str(error))
         else:
-            newsletters.edit(newsletter, **newsletter_fields(form, newsletters.SCHEDULE_FIELDS))
+            set_schedule(newsletter, form)
             flash(f"Newsletter “{newsletter.name}” created.", "note")
             return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
@@ -597,15 +597,28 @@ def edit_newsletter(newsletter_id):
     # The slug stays what it was made: readers' mail filters and scripts know it.
     del form.slug
     if form.validate_on_submit():
-        newsletters.edit(newsletter, **newsletter_fields(form, newsletters.EDITABLE))
+        newsletters.update_newsletter(
+            newsletter,
+            name=form.name.data,
+            description=form.description.data,
+            default_on=form.default_on.data,
+            public=form.public.data,
+        )
+        set_schedule(newsletter, form)
         flash(f"Newsletter “{newsletter.name}” saved.", "note")
         return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/newsletter_form.html", form=form, newsletter=newsletter), status
 
 
-def newsletter_fields(form, names):
-    return {name: form[name].data for name in names}
+def set_schedule(newsletter, form):
+    newsletters.set_schedule(
+        newsletter,
+        form.schedule.data,
+        form.schedule_weekday.data,
+        form.schedule_hour.data,
+        form.schedule_category.data,
+    )
 
 
 @bp.get("/email-templates")

@@ -137,19 +137,12 @@ def send_digest(subject, newsletter):
 def create_newsletter(slug, name, description, not_default, private, **schedule):
     """Create a newsletter readers can choose, with its digest schedule."""
     try:
-        # Checked first: a schedule it cannot take leaves no newsletter behind.
-        schedule = newsletters.checked(
-            {
-                "schedule": schedule["schedule"],
-                "schedule_weekday": schedule["weekday"],
-                "schedule_hour": schedule["hour"],
-                "schedule_category": schedule["category"],
-            }
-        )
+        # Checked first: a schedule it cannot keep leaves no newsletter behind.
+        newsletters.checked_schedule(**schedule)
         newsletter = newsletters.create(
             slug, name, description, default_on=not not_default, public=not private
         )
-        newsletters.edit(newsletter, **schedule)
+        newsletters.set_schedule(newsletter, **schedule)
     except newsletters.NewsletterError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created newsletter {newsletter.slug!r} ({newsletter.name}), id {newsletter.id}")
