@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
@@ -48,7 +49,12 @@ def create(slug: str, name: str, description: str = "", default_on=True, public=
         public=public,
     )
     db.session.add(newsletter)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request made the same slug between the check above and this commit.
+        db.session.rollback()
+        raise SlugTaken(f"There is a newsletter {slug!r} already.") from None
     return newsletter
 
 
