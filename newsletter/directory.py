@@ -6,9 +6,10 @@ import io
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import false, func, insert, or_, select
+from sqlalchemy import delete, exists, false, func, insert, or_, select
 
 from newsletter import blocked_domains, outgoing, privacy, subscriptions
+from newsletter import newsletters as newsletter_list
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -73,8 +74,9 @@ SEARCH_MAX_LENGTH = 320
 SEARCH_COUNT_LIMIT = 10_000
 
 
-def search(query="", status="", page=1, per_page=50, counts=None):
-    """One page of subscribers, newest first, matching part of an address or name.
+def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=None):
+    """One page of subscribers, newest first, matching part of an address or name
+    (and, given ``newsletter_id``, with that newsletter on).
 
     ``counts`` (status_counts, which the caller shows anyway) give the total of an
     unsearched list, so that it is not counted twice: at 200,000 subscribers each
@@ -96,6 +98,8 @@ def search(query="", status="", page=1, per_page=50, counts=None):
         )
     if status:
         statement = statement.where(Subscriber.status == status)
+    if newsletter_id is not None:
+        statement = statement.where(_reads(newsletter_id))
     listed = db.paginate(statement, page=page, per_page=per_page, error_out=False, count=False)
     listed.more_than = False
     if query:
@@ -104,11 +108,20 @@ def search(query="", status="", page=1, per_page=50, counts=None):
         counted = statement.limit(SEARCH_COUNT_LIMIT + 1)
         listed.total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
         listed.more_than = listed.total > SEARCH_COUNT_LIMIT
-    elif counts is None:
+    elif counts is None or newsletter_id is not None:
         listed.total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
     else:
         listed.total = counts[status] if status else sum(counts.values())
     return listed
+
+
+def _reads(newsletter_id):
+    """The subscriber has the newsletter on."""
+    return exists().where(
+        Subscription.subscriber_id == Subscriber.id,
+        Subscription.newsletter_id == newsletter_id,
+        Subscription.active.is_(True),
+    )
 
 
 def export_rows():
@@ -274,15 +287,23 @@ def _add_batch(batch, confirmed, report, source="import"):
     report.skipped += len(known)
 
 
-def add_subscriber(email: str, name: str, consent_source: str, confirmed: bool) -> Subscriber:
-    """Add one subscriber whose consent an admin's system recorded at ``consent_source``.
+def add_subscriber(
+    email: str,
+    name: str,
+    consent_source: str,
+    confirmed: bool,
+    newsletters: list[str] | None = None,
+) -> Subscriber:
+    """Add one subscriber whose consent an admin's system recorded at ``consent_source``,
+    to the ``newsletters`` named (slugs; None: those on by default).
 
     Confirmed, they are added as a CSV import adds them, consent logged; otherwise they
     sign up as from a form and are owed a confirmation email. Unlike a public sign-up
     this tells the admin why an address was not added: AlreadyKnown, or InvalidSignup
-    (an erased address, a blocked domain, a bad address or name)."""
+    (an erased address, a blocked domain, a bad address or name, no such newsletter)."""
     address = normalize_email(email)
     name = clean_name(name)
+    chosen = newsletter_list.chosen_ids(newsletters)
     known = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
     if known is not None:
         raise AlreadyKnown(f"{address} is subscriber {known} already.")
@@ -294,19 +315,34 @@ def add_subscriber(email: str, name: str, consent_source: str, confirmed: bool) 
         if report.rejections:
             raise InvalidSignup(report.rejections[0][1])
     else:
-        subscriptions.subscribe(address, name, source=consent_source)
+        subscriptions.subscribe(address, name, source=consent_source, newsletters=newsletters)
     added = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if added is None:
         # Erased or blocked between the checks above and the insert.
         raise InvalidSignup("This address cannot be added.")
+    if confirmed and chosen is not None:
+        # Added as an import adds them, to the newsletters on by default: their own
+        # choice replaces those, which they never had.
+        db.session.execute(delete(Subscription).where(Subscription.subscriber_id == added.id))
+        newsletter_list.choose(added.id, chosen)
+        db.session.commit()
     return added
 
 
-def edit_subscriber(subscriber: Subscriber, name: str | None, unsubscribe: bool) -> None:
-    """Rename a subscriber, and stop their mail if asked. Only unsubscribing is offered:
-    confirming is the reader's own act, and a bounced or complaining address stays so."""
+def edit_subscriber(
+    subscriber: Subscriber,
+    name: str | None,
+    unsubscribe: bool,
+    newsletters: list[str] | None = None,
+) -> None:
+    """Rename a subscriber, set exactly which ``newsletters`` (slugs) they get, and stop
+    their mail if asked. Only unsubscribing is offered: confirming is the reader's own
+    act, and a bounced or complaining address stays so. InvalidSignup changes nothing."""
+    chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
     if name is not None:
         subscriber.name = clean_name(name)
+    if newsletters is not None:
+        newsletter_list.choose(subscriber.id, chosen, only=True)
     if unsubscribe and subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()

@@ -277,9 +277,17 @@ def subscribers():
     status = request.args.get("status", "")
     if status not in {s.value for s in SubscriberStatus}:
         status = ""
+    choices = newsletters.all_newsletters()
+    newsletter = next(
+        (choice for choice in choices if choice.slug == request.args.get("newsletter")), None
+    )
     counts = directory.status_counts()
     page = directory.search(
-        query, status, page=request.args.get("page", 1, type=int), counts=counts
+        query,
+        status,
+        page=request.args.get("page", 1, type=int),
+        counts=counts,
+        newsletter_id=newsletter and newsletter.id,
     )
     return render_template(
         "admin/subscribers.html",
@@ -287,6 +295,8 @@ def subscribers():
         page=page,
         query=query,
         status=status,
+        newsletter=newsletter.slug if newsletter else "",
+        newsletter_options=choices,
         counts=counts,
         statuses=[s.value for s in SubscriberStatus],
     )
