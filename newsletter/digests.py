@@ -25,6 +25,7 @@ from newsletter.models import (
     Newsletter,
     Post,
     PostCategory,
+    Reader,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -237,7 +238,7 @@ def send_test(digest_id: int, address: str) -> None:
     if digest is None:
         raise DigestError(f"There is no digest {digest_id}.")
     address = normalize_email(address)
-    raw = DigestMessages(digest).build(0, address, "", "test")
+    raw = DigestMessages(digest).build(Reader(0, address, "", "test", SubscriberStatus.CONFIRMED))
     with relay.connection() as sender:
         sender.send(relay.Envelope(address), raw, before_commit=lambda: None)
 

@@ -69,6 +69,9 @@ class Subscriber(db.Model):
     code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     # Soft bounces before this count no more: a delivery was reported after them.
     soft_bounces_cleared_at: Mapped[datetime | None]
+    # The language of the reader's emails and pages (i18n.LANGUAGES): their browser's at
+    # sign-up, or their choice on the preferences page; None: DEFAULT_LOCALE.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -273,6 +276,8 @@ class Reader:
     status: str
     # Refusals of the address in a row so far: a message that gets through clears them.
     hard_bounces: int = 0
+    # The language of their emails; None: DEFAULT_LOCALE.
+    locale: str | None = None
 
 
 class EmailKind(StrEnum):

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -151,9 +152,9 @@ def chosen_ids(slugs: list[str] | None) -> list[int] | None:
     )
     unknown = sorted(wanted - set(found))
     if unknown:
-        raise InvalidSignup(f"There is no newsletter {', '.join(unknown)}.")
+        raise InvalidSignup(_l("There is no newsletter %(names)s.", names=", ".join(unknown)))
     if not found:
-        raise InvalidSignup("Please choose at least one newsletter.")
+        raise InvalidSignup(_l("Please choose at least one newsletter."))
     return sorted(found.values())
 
 
