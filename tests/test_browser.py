@@ -5,18 +5,14 @@ works under the page's CSP, and its solution signs the reader up. A reader choos
 among newsletters at sign-up and, by keyboard alone, in their preferences. The embedded
 box speaks the browser's language."""
 
-import threading
-from contextlib import contextmanager
-
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
+from harness import another_site, free_port, served
 from newsletter import posts
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
-from tests.helpers import served
-from tests.smtp import code_in, free_port, link_in
+from tests.smtp import code_in, link_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 
@@ -169,23 +165,6 @@ def with_script(service):
         '<div data-newsletter-signup data-source="article"></div>'
         f'<script src="{service}/embed.js"></script></html>'
     )
-
-
-@contextmanager
-def another_site(port, page):
-    """A page of another origin (localhost, not 127.0.0.1) that shows the service's box."""
-
-    def news_site(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html")])
-        return [page.encode()]
-
-    server = make_server("localhost", port, news_site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://localhost:{port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def test_a_site_of_embed_origins_shows_the_box_and_a_sign_up_ends_in_it(browser, make_app):

@@ -9,11 +9,12 @@ import re
 import pytest
 from sqlalchemy import event, func, select
 
+from harness import csrf_token
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.models import EmailTemplate
-from tests.helpers import FEED, add_readers, csrf_token, log_in, wait_until_sent
+from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 EDITORS_LINE = "Thanks for reading, from the editors."

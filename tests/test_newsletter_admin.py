@@ -5,10 +5,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from harness import csrf_token
 from newsletter import digests, posts
 from newsletter.extensions import db
 from newsletter.models import Newsletter, SubscriberStatus
-from tests.helpers import add_readers, csrf_token
+from tests.helpers import add_readers
 
 
 def cells(page, name):

@@ -4,10 +4,10 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from harness import csrf_token
 from newsletter import digests, newsletters, settings
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus
-from tests.helpers import csrf_token
 from tests.smtp import html_of, link_in, text_of
 
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
