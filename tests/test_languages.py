@@ -276,3 +276,27 @@ def test_a_reader_who_never_chose_keeps_following_the_default(app, client):
     assert stored_language(app, "reader0@example.org") is None
     # No language of their own: their pages follow the browser.
     assert page_language(client.get(unsubscribe, headers=GERMAN)) == "de"
+
+
+def test_the_admin_sees_each_readers_language_on_their_page_and_in_the_api(
+    app, client, admin, runner
+):
+    client.post("/subscribe", data={"email": "greta@example.org"}, headers=GERMAN)
+    client.post(
+        "/subscribe", data={"email": "kenji@example.org"}, headers={"Accept-Language": "ja"}
+    )
+    with app.app_context():
+        ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
+    log_in(client)
+    assert "emails in Deutsch" in client.get(f"/admin/subscribers/{ids['greta@example.org']}").text
+    assert (
+        "emails in English (the default)"
+        in client.get(f"/admin/subscribers/{ids['kenji@example.org']}").text
+    )
+
+    key = runner.invoke(args=["create-api-key", "crm"]).output.strip().splitlines()[-1]
+    listed = client.get("/api/v1/subscribers", headers={"Authorization": f"Bearer {key}"}).json
+    assert {item["email"]: item["language"] for item in listed["items"]} == {
+        "greta@example.org": "de",
+        "kenji@example.org": None,
+    }

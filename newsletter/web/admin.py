@@ -31,6 +31,7 @@ from newsletter import (
     directory,
     email_templates,
     feedback,
+    i18n,
     inbound,
     newsletters,
     outgoing,
@@ -327,6 +328,8 @@ def show_subscriber(subscriber_id):
         subscriber=subscriber,
         record=privacy.data_of(subscriber),
         feedback_events=feedback.events_of(subscriber.id),
+        language=i18n.LANGUAGES[i18n.reader_locale(subscriber.locale)],
+        language_is_default=subscriber.locale is None,
         action_form=ActionForm(),
     )
 
