@@ -122,7 +122,9 @@ def test_a_digest_gives_each_reader_the_chrome_of_their_language(app, runner, sm
     unsubscribe = re.search(r"/unsubscribe/\S+", text_of(german))[0]
     page = app.test_client().get(unsubscribe)
     assert page_language(page) == "de"
-    assert "<h1>Abbestellen</h1>" in page.get_data(as_text=True)
+    # A digest's link leaves its newsletter, or everything with the second button.
+    assert "<h1>The Newsletter abbestellen</h1>" in page.get_data(as_text=True)
+    assert ">Alles abbestellen</button>" in page.get_data(as_text=True)
 
 
 def test_a_browser_language_we_do_not_have_gets_the_default(app, client, smtp, worker):
