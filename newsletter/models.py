@@ -81,6 +81,16 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
 
 
+class SubscriberTally(db.Model):
+    """Changes to the number of subscribers in a status, appended by triggers on
+    subscriber (migration 0029) whatever code changed it: summed per status they are
+    the counts the admin sees, without reading every subscriber."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int]
+
+
 class ConsentKind(StrEnum):
     SIGNUP = "signup"
     CONFIRM = "confirm"

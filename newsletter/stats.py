@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Date, case, func, or_, select
 
-from newsletter import digests, feedback
+from newsletter import digests, directory, feedback
 from newsletter.extensions import db
 from newsletter.feedback import COMPLAINT_SOURCE
 from newsletter.models import (
@@ -16,7 +16,6 @@ from newsletter.models import (
     DigestStatus,
     FeedbackEvent,
     FeedbackKind,
-    Subscriber,
     SubscriberStatus,
     utcnow,
 )
@@ -56,9 +55,7 @@ def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
     # Today's count is the start of the walk back, so the window always ends today.
     first = utcnow().date() - timedelta(days=days - 1)
     moves = _consent_moves(first) + _feedback_moves(first)
-    confirmed = db.session.scalar(
-        select(func.count()).where(Subscriber.status == SubscriberStatus.CONFIRMED)
-    )
+    confirmed = directory.status_counts()[SubscriberStatus.CONFIRMED]
     history = []
     for offset in range(days - 1, -1, -1):
         day = first + timedelta(days=offset)

@@ -69,6 +69,8 @@ PENDING_LOGIN = "pending_login"
 # confirms it: an abandoned setup leaves nothing behind in the database.
 SETUP_SECRET = "two_factor_setup_secret"
 LOGIN_ENDPOINTS = {"admin.login", "admin.login_two_factor"}
+# The largest id an INTEGER column holds: a larger one is no place in any list.
+MAX_ROW_ID = 2**31 - 1
 
 
 @login_manager.user_loader
@@ -277,19 +279,25 @@ def subscribers():
     status = request.args.get("status", "")
     if status not in {s.value for s in SubscriberStatus}:
         status = ""
+    after, before = row_id_arg("after"), row_id_arg("before")
     counts = directory.status_counts()
-    page = directory.search(
-        query, status, page=request.args.get("page", 1, type=int), counts=counts
-    )
+    listing = directory.browse(query, status, after=after, before=before, counts=counts)
     return render_template(
         "admin/subscribers.html",
         action_form=ActionForm(),
-        page=page,
+        listing=listing,
         query=query,
         status=status,
+        here={"after": after, "before": before},
         counts=counts,
         statuses=[s.value for s in SubscriberStatus],
     )
+
+
+def row_id_arg(name):
+    """A row id from the query string, or None when it is missing or no id could be."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value <= MAX_ROW_ID else None
 
 
 @bp.get("/inbound")

@@ -1,0 +1,130 @@
+"""The number of subscribers per status, kept up to date by the database: every
+subscriber list page shows these counts, and counting them meant reading the whole
+table (40 ms at 200,000 subscribers on PostgreSQL, more on SQLite).
+
+Triggers on subscriber append the change to subscriber_tally (+1 for a new reader's
+status, -1 and +1 for a status left and taken, -1 for a deleted reader), in the same
+transaction as the change, whichever code made it. Appending, unlike updating one
+counter per status, makes concurrent sign-ups wait on nothing. The sum of the rows is
+the count; reading folds them into one row per status now and then. PostgreSQL fires
+once per statement (a batch of 1,000 imported readers adds one row), SQLite once per
+row. The statuses counted as the migration runs are its first rows.
+
+Revision ID: 0029
+Revises: 0026
+Create Date: 2026-11-29 17:40:00
+
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0029'
+down_revision = '0026'
+branch_labels = None
+depends_on = None
+
+POSTGRESQL_TRIGGERS = [
+    """
+    CREATE FUNCTION subscriber_tally_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta)
+        SELECT status, count(*) FROM added GROUP BY status;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER subscriber_tally_added AFTER INSERT ON subscriber
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
+    EXECUTE FUNCTION subscriber_tally_added()
+    """,
+    """
+    CREATE FUNCTION subscriber_tally_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta)
+        SELECT status, -count(*) FROM removed GROUP BY status;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER subscriber_tally_removed AFTER DELETE ON subscriber
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
+    EXECUTE FUNCTION subscriber_tally_removed()
+    """,
+    # Transition tables cannot go with a column list (UPDATE OF status): the join
+    # keeps only the rows whose status changed.
+    """
+    CREATE FUNCTION subscriber_tally_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta)
+        SELECT status, sum(delta) FROM (
+            SELECT was.status, -1 AS delta, became.status AS other
+            FROM was JOIN became ON became.id = was.id
+            UNION ALL
+            SELECT became.status, 1, was.status
+            FROM was JOIN became ON became.id = was.id
+        ) AS moves
+        WHERE status <> other
+        GROUP BY status;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER subscriber_tally_changed AFTER UPDATE ON subscriber
+    REFERENCING OLD TABLE AS was NEW TABLE AS became FOR EACH STATEMENT
+    EXECUTE FUNCTION subscriber_tally_changed()
+    """,
+]
+SQLITE_TRIGGERS = [
+    """
+    CREATE TRIGGER subscriber_tally_added AFTER INSERT ON subscriber
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta) VALUES (NEW.status, 1);
+    END
+    """,
+    """
+    CREATE TRIGGER subscriber_tally_removed AFTER DELETE ON subscriber
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta) VALUES (OLD.status, -1);
+    END
+    """,
+    """
+    CREATE TRIGGER subscriber_tally_changed AFTER UPDATE OF status ON subscriber
+    WHEN NEW.status <> OLD.status
+    BEGIN
+        INSERT INTO subscriber_tally (status, delta) VALUES (OLD.status, -1), (NEW.status, 1);
+    END
+    """,
+]
+
+
+def upgrade():
+    op.create_table(
+        'subscriber_tally',
+        sa.Column('id', sa.Integer(), primary_key=True),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('delta', sa.Integer(), nullable=False),
+    )
+    bind = op.get_bind()
+    if bind.dialect.name == 'postgresql':
+        # No sign-up may land between the first count and the trigger that counts it.
+        op.execute('LOCK TABLE subscriber IN SHARE ROW EXCLUSIVE MODE')
+    for statement in POSTGRESQL_TRIGGERS if bind.dialect.name == 'postgresql' else SQLITE_TRIGGERS:
+        op.execute(statement)
+    op.execute(
+        'INSERT INTO subscriber_tally (status, delta) '
+        'SELECT status, count(*) FROM subscriber GROUP BY status'
+    )
+
+
+def downgrade():
+    postgresql = op.get_bind().dialect.name == 'postgresql'
+    for name in ('subscriber_tally_changed', 'subscriber_tally_removed', 'subscriber_tally_added'):
+        if postgresql:
+            op.execute(f'DROP TRIGGER IF EXISTS {name} ON subscriber')
+            op.execute(f'DROP FUNCTION IF EXISTS {name}()')
+        else:
+            op.execute(f'DROP TRIGGER IF EXISTS {name}')
+    op.drop_table('subscriber_tally')
