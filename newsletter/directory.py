@@ -197,8 +197,8 @@ def browse(query="", status="", after=None, before=None, per_page=50, counts=Non
         # The whole result is on this page: no need to count it.
         return Listing(items, len(items), False, newer=None, older=None)
     total, more_than = _total(matching, query, status, counts)
-    # A page older than ``after`` has a newer one; an empty one starts from ``after``.
-    newer = None if after is None else (items[0].id if items else after)
+    # A page older than ``after`` has a newer one; past the end, it starts at ``after``.
+    newer = None if after is None else (items[0].id if items else after - 1)
     return Listing(items, total, more_than, newer=newer, older=older)
 
 

@@ -479,7 +479,8 @@ class Digest(db.Model):
     owed_through: Mapped[int | None]
     # Why sending stopped by itself: the relay refused the message for everyone.
     paused_reason: Mapped[str | None] = mapped_column(String(500))
-    # Totals kept once old delivery rows are folded away (digests.fold_old_deliveries).
+    # Totals kept once it is sent (digests.keep_totals): its delivery rows are counted
+    # no more, and are folded away later (digests.fold_old_deliveries).
     sent_count: Mapped[int | None]
     failed_count: Mapped[int | None]
     skipped_count: Mapped[int | None]

@@ -12,6 +12,7 @@ from newsletter.feedback import COMPLAINT_SOURCE
 from newsletter.models import (
     ConsentEvent,
     ConsentKind,
+    DeliveryStatus,
     Digest,
     DigestStatus,
     FeedbackEvent,
@@ -135,9 +136,19 @@ def recent_digests(limit: int = 5) -> list[tuple[Digest, dict[str, int]]]:
     return [(digest, counts | reactions[digest.id]) for digest, counts in history]
 
 
-def active_sends() -> list[tuple[Digest, dict[str, int]]]:
-    """Digests sending, paused or scheduled, oldest first, each with its progress."""
+def active_sends(counted=()) -> list[tuple[Digest, dict[str, int]]]:
+    """Digests sending, paused or scheduled, oldest first, each with its progress.
+
+    ``counted`` are digests with figures already counted (recent_digests): a sending
+    digest's copies are counted once for the dashboard, not twice."""
+    known = {
+        digest.id: {status.value: figures[status.value] for status in DeliveryStatus}
+        for digest, figures in counted
+    }
     found = db.session.scalars(
         select(Digest).where(Digest.status.in_(ACTIVE_SEND_STATUSES)).order_by(Digest.id)
     ).all()
-    return [(digest, digests.progress(digest.id)) for digest in found]
+    return [
+        (digest, known[digest.id] if digest.id in known else digests.progress(digest.id))
+        for digest in found
+    ]

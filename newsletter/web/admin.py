@@ -263,13 +263,14 @@ def no_store(html, status=200):
 @bp.get("/")
 def dashboard():
     history = stats.daily_history()
+    recent_digests = stats.recent_digests()
     return render_template(
         "admin/dashboard.html",
         counts=directory.status_counts(),
         history=history,
         chart=charts.list_chart(history),
-        recent_digests=stats.recent_digests(),
-        active_sends=stats.active_sends(),
+        recent_digests=recent_digests,
+        active_sends=stats.active_sends(counted=recent_digests),
     )
 
 
@@ -295,9 +296,10 @@ def subscribers():
 
 
 def row_id_arg(name):
-    """A row id from the query string, or None when it is missing or no id could be."""
+    """A row id from the query string (0: before the first), or None when it is missing
+    or no id could be."""
     value = request.args.get(name, type=int)
-    return value if value is not None and 0 < value <= MAX_ROW_ID else None
+    return value if value is not None and 0 <= value <= MAX_ROW_ID else None
 
 
 @bp.get("/inbound")
