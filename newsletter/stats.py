@@ -10,6 +10,7 @@ from newsletter import digests, directory, feedback
 from newsletter.extensions import db
 from newsletter.feedback import COMPLAINT_SOURCE
 from newsletter.models import (
+    CONSENT_MOVES,
     ConsentEvent,
     ConsentKind,
     DeliveryStatus,
@@ -87,9 +88,8 @@ def _consent_moves(first: date) -> Counter:
         select(day_of(ConsentEvent.at), move, func.count())
         .where(
             ConsentEvent.at >= first,
-            ConsentEvent.kind.in_(
-                [ConsentKind.CONFIRM, ConsentKind.UNSUBSCRIBE, ConsentKind.ERASURE]
-            ),
+            # The very kinds of ix_consent_event_moves, which this reads alone.
+            ConsentEvent.kind.in_(CONSENT_MOVES),
             or_(
                 ConsentEvent.kind != ConsentKind.UNSUBSCRIBE,
                 ConsentEvent.source != COMPLAINT_SOURCE,
