@@ -7,9 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import delete, false, func, insert, or_, select
+from sqlalchemy import delete, exists, false, func, insert, or_, select
 
 from newsletter import blocked_domains, outgoing, privacy, subscriptions
+from newsletter import newsletters as newsletter_list
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -106,6 +107,8 @@ LAST_PAGE = 10**9
 # The longest address SMTP allows; names are shorter.
 SEARCH_MAX_LENGTH = 320
 SEARCH_COUNT_LIMIT = 10_000
+# Subscribers on a page of the admin's list.
+LIST_PAGE_SIZE = 50
 
 
 @dataclass
@@ -121,9 +124,9 @@ class Listing:
     older: int | None
 
 
-def _matching(statement, query, status):
+def _matching(statement, query, status, newsletter_id=None):
     """``statement`` kept to the subscribers with ``status`` (any if empty) whose address
-    or name contains ``query``."""
+    or name contains ``query`` (and, given ``newsletter_id``, with that newsletter on)."""
     query = query.strip().lower()
     if "\x00" in query or len(query) > SEARCH_MAX_LENGTH:
         # No stored text holds a NUL (PostgreSQL cannot even compare with one), nor is
@@ -138,10 +141,21 @@ def _matching(statement, query, status):
         )
     if status:
         statement = statement.where(Subscriber.status == status)
+    if newsletter_id is not None:
+        statement = statement.where(_reads(newsletter_id))
     return statement
 
 
-def _search_total(statement):
+def _reads(newsletter_id):
+    """The subscriber has the newsletter on."""
+    return exists().where(
+        Subscription.subscriber_id == Subscriber.id,
+        Subscription.newsletter_id == newsletter_id,
+        Subscription.active.is_(True),
+    )
+
+
+def _counted_up_to_limit(statement):
     """How many ``statement`` matches, counted up to SEARCH_COUNT_LIMIT: counting every
     match of a broad search would read most of the table. Returns (total, more_than)."""
     counted = statement.limit(SEARCH_COUNT_LIMIT + 1)
@@ -149,41 +163,49 @@ def _search_total(statement):
     return total, total > SEARCH_COUNT_LIMIT
 
 
-def search(query="", status="", page=1, per_page=50, counts=None):
-    """One page of subscribers, newest first, matching part of an address or name.
+def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=None):
+    """One page of subscribers, newest first, matching part of an address or name
+    (and, given ``newsletter_id``, with that newsletter on).
 
     ``counts`` (status_counts, which the caller shows anyway) give the total of an
     unsearched list, so that it is not counted twice: at 200,000 subscribers each
     count reads the whole table."""
     # A page far past any list's end is empty, and its OFFSET still fits a BIGINT.
     page = min(max(page, 1), LAST_PAGE)
-    statement = _matching(select(Subscriber), query, status).order_by(Subscriber.id.desc())
+    statement = _matching(select(Subscriber), query, status, newsletter_id)
+    statement = statement.order_by(Subscriber.id.desc())
     listed = db.paginate(statement, page=page, per_page=per_page, error_out=False, count=False)
     listed.more_than = False
     if query.strip():
-        listed.total, listed.more_than = _search_total(statement)
-    elif counts is None:
+        listed.total, listed.more_than = _counted_up_to_limit(statement)
+    elif counts is None or newsletter_id is not None:
         listed.total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
     else:
         listed.total = counts[status] if status else sum(counts.values())
     return listed
 
 
-def browse(query="", status="", after=None, before=None, per_page=50, counts=None) -> Listing:
+def browse(
+    query="", status="", after=None, before=None, counts=None, newsletter_id=None
+) -> Listing:
     """The admin's list: the page of subscribers just older than id ``after``, or just
-    newer than id ``before``, or the newest, matching part of an address or name.
+    newer than id ``before``, or the newest, matching part of an address or name (and,
+    given ``newsletter_id``, with that newsletter on).
 
     A place in the list, unlike a page number, is found in the primary key's index:
     a page 100,000 rows down costs what the first does, where an OFFSET reads every
-    row before it. ``counts`` (status_counts) give the total of an unsearched list."""
-    matching = _matching(select(Subscriber), query, status)
+    row before it. ``counts`` (status_counts) give the total of a list kept to a status
+    at most; any other is counted up to SEARCH_COUNT_LIMIT, unless it fits on a page."""
+    per_page = LIST_PAGE_SIZE
+    matching = _matching(select(Subscriber), query, status, newsletter_id)
+    tallied = not query.strip() and newsletter_id is None
     if before is not None:
         rows = db.session.scalars(
             matching.where(Subscriber.id > before).order_by(Subscriber.id).limit(per_page + 1)
         ).all()
         if len(rows) > per_page:
             items = rows[per_page - 1 :: -1]
-            total, more_than = _total(matching, query, status, counts)
+            total, more_than = _total(matching, status, counts, tallied)
             return Listing(items, total, more_than, newer=items[0].id, older=items[-1].id)
         # Nothing newer than this page: it is the newest, as full as the first page is.
         after = None
@@ -193,19 +215,19 @@ def browse(query="", status="", after=None, before=None, per_page=50, counts=Non
     rows = db.session.scalars(newest_first.limit(per_page + 1)).all()
     items = rows[:per_page]
     older = items[-1].id if len(rows) > per_page else None
-    if after is None and older is None and query.strip():
+    if after is None and older is None and not tallied:
         # The whole result is on this page: no need to count it.
         return Listing(items, len(items), False, newer=None, older=None)
-    total, more_than = _total(matching, query, status, counts)
+    total, more_than = _total(matching, status, counts, tallied)
     # A page older than ``after`` has a newer one; past the end, it starts at ``after``.
     newer = None if after is None else (items[0].id if items else after - 1)
     return Listing(items, total, more_than, newer=newer, older=older)
 
 
-def _total(matching, query, status, counts):
-    """(total, more_than) of a listing: an unsearched one's from the status counts."""
-    if query.strip():
-        return _search_total(matching)
+def _total(matching, status, counts, tallied):
+    """(total, more_than) of a listing: from the status counts if they can tell."""
+    if not tallied:
+        return _counted_up_to_limit(matching)
     counts = counts if counts is not None else status_counts()
     return (counts[status] if status else sum(counts.values())), False
 
@@ -373,15 +395,23 @@ def _add_batch(batch, confirmed, report, source="import"):
     report.skipped += len(known)
 
 
-def add_subscriber(email: str, name: str, consent_source: str, confirmed: bool) -> Subscriber:
-    """Add one subscriber whose consent an admin's system recorded at ``consent_source``.
+def add_subscriber(
+    email: str,
+    name: str,
+    consent_source: str,
+    confirmed: bool,
+    newsletters: list[str] | None = None,
+) -> Subscriber:
+    """Add one subscriber whose consent an admin's system recorded at ``consent_source``,
+    to the ``newsletters`` named (slugs; None: those on by default).
 
     Confirmed, they are added as a CSV import adds them, consent logged; otherwise they
     sign up as from a form and are owed a confirmation email. Unlike a public sign-up
     this tells the admin why an address was not added: AlreadyKnown, or InvalidSignup
-    (an erased address, a blocked domain, a bad address or name)."""
+    (an erased address, a blocked domain, a bad address or name, no such newsletter)."""
     address = normalize_email(email)
     name = clean_name(name)
+    chosen = newsletter_list.chosen_ids(newsletters)
     known = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
     if known is not None:
         raise AlreadyKnown(f"{address} is subscriber {known} already.")
@@ -393,19 +423,34 @@ def add_subscriber(email: str, name: str, consent_source: str, confirmed: bool) 
         if report.rejections:
             raise InvalidSignup(report.rejections[0][1])
     else:
-        subscriptions.subscribe(address, name, source=consent_source)
+        subscriptions.subscribe(address, name, source=consent_source, newsletters=newsletters)
     added = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if added is None:
         # Erased or blocked between the checks above and the insert.
         raise InvalidSignup("This address cannot be added.")
+    if confirmed and chosen is not None:
+        # Added as an import adds them, to the newsletters on by default: their own
+        # choice replaces those, which they never had.
+        db.session.execute(delete(Subscription).where(Subscription.subscriber_id == added.id))
+        newsletter_list.choose(added.id, chosen)
+        db.session.commit()
     return added
 
 
-def edit_subscriber(subscriber: Subscriber, name: str | None, unsubscribe: bool) -> None:
-    """Rename a subscriber, and stop their mail if asked. Only unsubscribing is offered:
-    confirming is the reader's own act, and a bounced or complaining address stays so."""
+def edit_subscriber(
+    subscriber: Subscriber,
+    name: str | None,
+    unsubscribe: bool,
+    newsletters: list[str] | None = None,
+) -> None:
+    """Rename a subscriber, set exactly which ``newsletters`` (slugs) they get, and stop
+    their mail if asked. Only unsubscribing is offered: confirming is the reader's own
+    act, and a bounced or complaining address stays so. InvalidSignup changes nothing."""
+    chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
     if name is not None:
         subscriber.name = clean_name(name)
+    if newsletters is not None:
+        newsletter_list.choose(subscriber.id, chosen, only=True)
     if unsubscribe and subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()

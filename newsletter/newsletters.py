@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
@@ -12,6 +12,8 @@ from newsletter.models import (
     Digest,
     DigestStatus,
     Newsletter,
+    Subscriber,
+    SubscriberStatus,
     Subscription,
     utcnow,
 )
@@ -23,12 +25,16 @@ class NewsletterError(ValueError):
     """The newsletter cannot be made as asked; the message says why."""
 
 
+class SlugTaken(NewsletterError):
+    """Another newsletter has this slug."""
+
+
 def create(slug: str, name: str, description: str = "", default_on=True, public=True):
     slug = (slug or "").strip().lower()
     if not SLUG.fullmatch(slug):
         raise NewsletterError("A slug is 1 to 64 lower-case letters, digits and hyphens.")
     if db.session.scalar(select(Newsletter.id).where(Newsletter.slug == slug)):
-        raise NewsletterError(f"There is a newsletter {slug!r} already.")
+        raise SlugTaken(f"There is a newsletter {slug!r} already.")
     name = " ".join((name or "").split())
     if not name:
         raise NewsletterError("A newsletter needs a name.")
@@ -58,6 +64,70 @@ def by_slug(slug: str) -> Newsletter:
     if newsletter is None:
         raise NewsletterError(f"There is no newsletter {slug!r}.")
     return newsletter
+
+
+def by_slug_or_id(key: str) -> Newsletter | None:
+    """The newsletter a URL names by its slug or, failing that, by its id (a slug may
+    be all digits, and then it wins)."""
+    key = key.strip().lower()
+    if not SLUG.fullmatch(key):
+        return None
+    found = db.session.scalar(select(Newsletter).where(Newsletter.slug == key))
+    if found is None and key.isdigit() and int(key) < 2**31:
+        found = db.session.get(Newsletter, int(key))
+    return found
+
+
+def update_newsletter(
+    newsletter: Newsletter,
+    name: str | None = None,
+    description: str | None = None,
+    default_on: bool | None = None,
+    public: bool | None = None,
+) -> Newsletter:
+    """Change what is given of a newsletter's name, description, default and archive
+    visibility; its slug stays, since List-Id headers and readers' filters carry it."""
+    if name is not None:
+        name = " ".join(name.split())
+        if not name:
+            raise NewsletterError("A newsletter needs a name.")
+        newsletter.name = name[:200]
+    if description is not None:
+        newsletter.description = description
+    if default_on is not None:
+        newsletter.default_on = default_on
+    if public is not None:
+        newsletter.public = public
+    db.session.commit()
+    return newsletter
+
+
+def reader_counts() -> dict[int, int]:
+    """Per newsletter id, its readers: confirmed, with the newsletter on."""
+    return dict(
+        db.session.execute(
+            select(Subscription.newsletter_id, func.count())
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.active.is_(True), Subscriber.status == SubscriberStatus.CONFIRMED)
+            .group_by(Subscription.newsletter_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def slugs_by_reader(subscriber_ids: list[int]) -> dict[int, list[str]]:
+    """Per subscriber, the slugs of the newsletters they have on, in one query."""
+    chosen = {subscriber_id: [] for subscriber_id in subscriber_ids}
+    rows = db.session.execute(
+        select(Subscription.subscriber_id, Newsletter.slug)
+        .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+        .where(Subscription.subscriber_id.in_(subscriber_ids), Subscription.active.is_(True))
+        .order_by(Newsletter.id)
+    )
+    for subscriber_id, slug in rows:
+        chosen[subscriber_id].append(slug)
+    return chosen
 
 
 def chosen_ids(slugs: list[str] | None) -> list[int] | None:

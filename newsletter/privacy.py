@@ -19,7 +19,9 @@ from newsletter.models import (
     Delivery,
     Digest,
     EmailJob,
+    Newsletter,
     Subscriber,
+    Subscription,
     SuppressedAddress,
     utcnow,
 )
@@ -124,6 +126,22 @@ def data_of(subscriber: Subscriber) -> dict:
             "confirm_ip": subscriber.confirm_ip,
             "unsubscribed_at": _time(subscriber.unsubscribed_at),
         },
+        "newsletters": [
+            {
+                "slug": slug,
+                "name": name,
+                "active": active,
+                "changed_at": _time(changed_at),
+            }
+            for slug, name, active, changed_at in db.session.execute(
+                select(
+                    Newsletter.slug, Newsletter.name, Subscription.active, Subscription.changed_at
+                )
+                .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+                .where(Subscription.subscriber_id == subscriber.id)
+                .order_by(Newsletter.id)
+            )
+        ],
         "consent_log": [
             {"kind": event.kind, "at": _time(event.at), "source": event.source, "ip": event.ip}
             for event in db.session.scalars(

@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from newsletter import digests
 from newsletter.extensions import db
-from newsletter.models import ConsentEvent, Post, Subscriber, SubscriberStatus, Subscription
+from newsletter.models import (
+    ConsentEvent,
+    Newsletter,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+)
 from tests.helpers import ADMIN, add_readers, csrf_token, log_in
 from workers.tasks import sweep
 
@@ -117,6 +124,38 @@ def test_subscribers_are_searched_filtered_and_paged(app, admin_client):
     assert "bob@other.org" in by_status
     assert "confirmed (60)" in by_status
     assert admin_client.get("/admin/subscribers?status=bogus&after=x").status_code == 200
+
+
+def test_admins_see_each_readers_newsletters_and_list_one_newsletters_readers(
+    app, admin_client, runner
+):
+    assert 'name="newsletter"' not in admin_client.get("/admin/subscribers").text
+    runner.invoke(args=["create-newsletter", "breaking", "--name", "Breaking news"])
+    with app.app_context():
+        breaking = db.session.scalar(select(Newsletter.id).where(Newsletter.slug == "breaking"))
+    add_readers(app, 2, prefix="weekly")
+    add_readers(app, 1, prefix="urgent", newsletter_id=breaking)
+    with app.app_context():
+        urgent = db.session.scalar(
+            select(Subscriber).where(Subscriber.email == "urgent0@example.org")
+        )
+        urgent.subscriptions.append(Subscription(newsletter_id=1, active=False))
+        db.session.commit()
+        urgent_id = urgent.id
+
+    page = admin_client.get(f"/admin/subscribers/{urgent_id}").text
+    rows = re.findall(r"<tr><td>([^<]+) <span[^>]*>\((\w+)\)</span></td><td>(on|off)</td>", page)
+    assert rows == [("The Newsletter", "newsletter", "off"), ("Breaking news", "breaking", "on")]
+
+    listed = admin_client.get("/admin/subscribers?newsletter=breaking").text
+    assert '<option value="breaking" selected>Breaking news</option>' in listed
+    assert "1 found" in listed
+    assert "urgent0@example.org" in listed
+    assert "weekly0@example.org" not in listed
+    weekly = admin_client.get("/admin/subscribers?newsletter=newsletter&status=confirmed").text
+    assert "2 found" in weekly
+    assert "urgent0@example.org" not in weekly
+    assert "3 found" in admin_client.get("/admin/subscribers?newsletter=nope").text
 
 
 def test_subscribers_export_as_csv(app, admin_client):

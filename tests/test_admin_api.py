@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter import digests, posts
+from newsletter import digests, posts, privacy
 from newsletter.extensions import db
-from newsletter.models import ApiKey, ConsentEvent, EmailJob
+from newsletter.models import ApiKey, ConsentEvent, EmailJob, Subscriber, SubscriberStatus
 from tests.helpers import FEED, add_readers, csrf_token
 
 
@@ -245,4 +245,308 @@ def test_the_openapi_document_describes_every_route_and_the_bearer_key(app, clie
         ("/api/v1/digests/{digest_id}/schedule", "post"),
         ("/api/v1/digests/{digest_id}/{action}", "post"),
         ("/api/v1/webhooks", "post"),
+        ("/api/v1/newsletters", "get"),
+        ("/api/v1/newsletters", "post"),
+        ("/api/v1/newsletters/{slug_or_id}", "get"),
+        ("/api/v1/newsletters/{slug_or_id}", "patch"),
     }
+
+
+FIRST = {
+    "id": 1,
+    "slug": "newsletter",
+    "name": "The Newsletter",
+    "description": "",
+    "default_on": True,
+    "public": True,
+}
+
+
+def test_newsletters_are_created_listed_read_and_changed(app, api):
+    add_readers(app, 2)
+    add_readers(app, 1, SubscriberStatus.PENDING, prefix="waiting")
+    assert api.get("/api/v1/newsletters").get_json() == {"items": [{**FIRST, "readers": 2}]}
+
+    made = api.post(
+        "/api/v1/newsletters",
+        json={
+            "slug": "breaking",
+            "name": "Breaking  news",
+            "description": "As it happens",
+            "default_on": False,
+        },
+    )
+    assert made.status_code == 201
+    breaking = {
+        "id": made.get_json()["id"],
+        "slug": "breaking",
+        "name": "Breaking news",
+        "description": "As it happens",
+        "default_on": False,
+        "public": True,
+        "readers": 0,
+    }
+    assert made.get_json() == breaking
+    listed = api.get("/api/v1/newsletters").get_json()["items"]
+    assert [item["slug"] for item in listed] == ["newsletter", "breaking"]
+    assert api.get("/api/v1/newsletters/breaking").get_json() == breaking
+    assert api.get(f"/api/v1/newsletters/{breaking['id']}").get_json() == breaking
+    assert api.get("/api/v1/newsletters/BREAKING").get_json() == breaking
+
+    changed = api.patch(
+        "/api/v1/newsletters/breaking",
+        json={"name": "Alerts", "public": False, "default_on": True},
+    )
+    assert changed.status_code == 200
+    assert changed.get_json() == {
+        **breaking,
+        "name": "Alerts",
+        "public": False,
+        "default_on": True,
+    }
+    unchanged = api.patch("/api/v1/newsletters/1", json={}).get_json()
+    assert unchanged == {**FIRST, "readers": 2}
+
+
+def test_an_all_digit_slug_wins_over_the_id_it_looks_like(api):
+    plain = api.post("/api/v1/newsletters", json={"slug": "plain", "name": "Plain"}).get_json()
+    assert api.get(f"/api/v1/newsletters/{plain['id']}").get_json()["slug"] == "plain"
+    api.post("/api/v1/newsletters", json={"slug": str(plain["id"]), "name": "Digits"})
+    assert api.get(f"/api/v1/newsletters/{plain['id']}").get_json()["name"] == "Digits"
+    assert api.get("/api/v1/newsletters/plain").get_json()["name"] == "Plain"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    [
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "newsletter", "name": "Again"},
+            409,
+            "There is a newsletter 'newsletter' already.",
+        ),
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "Not A Slug!", "name": "Bad"},
+            422,
+            "A slug is 1 to 64 lower-case letters, digits and hyphens.",
+        ),
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "x" * 65, "name": "Long"},
+            422,
+            "A slug is 1 to 64 lower-case letters, digits and hyphens.",
+        ),
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "nouvelles-été", "name": "Été"},
+            422,
+            "A slug is 1 to 64 lower-case letters, digits and hyphens.",
+        ),
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "blank", "name": "   "},
+            422,
+            "A newsletter needs a name.",
+        ),
+        ("post", "/api/v1/newsletters", {"slug": "x", "name": "Two\nlines"}, 400, None),
+        ("post", "/api/v1/newsletters", {"slug": "x"}, 400, None),
+        ("post", "/api/v1/newsletters", {"slug": "x", "name": "X", "public": "yes"}, 400, None),
+        (
+            "patch",
+            "/api/v1/newsletters/newsletter",
+            {"name": " "},
+            422,
+            "A newsletter needs a name.",
+        ),
+        ("patch", "/api/v1/newsletters/newsletter", {"slug": "renamed"}, 400, None),
+        ("patch", "/api/v1/newsletters/nope", {"name": "X"}, 404, "There is no newsletter 'nope'."),
+        ("get", "/api/v1/newsletters/nope", None, 404, "There is no newsletter 'nope'."),
+        (
+            "get",
+            "/api/v1/newsletters/99999999999",
+            None,
+            404,
+            "There is no newsletter '99999999999'.",
+        ),
+        ("get", "/api/v1/newsletters/%00", None, 404, "There is no newsletter '\\x00'."),
+    ],
+)
+def test_a_bad_newsletter_is_refused_with_a_reason(api, method, path, body, status, error):
+    answer = api.open(path, method=method, json=body)
+    assert answer.status_code == status
+    if error:
+        assert answer.get_json() == {"error": error}
+    else:
+        assert answer.get_json()["error"].startswith("The request does not fit")
+    assert [item["slug"] for item in api.get("/api/v1/newsletters").get_json()["items"]] == [
+        "newsletter"
+    ]
+
+
+def test_subscribers_show_choose_and_are_filtered_by_their_newsletters(app, api):
+    api.post("/api/v1/newsletters", json={"slug": "breaking", "name": "Breaking news"})
+    ann = api.post(
+        "/api/v1/subscribers",
+        json={
+            "email": "ann@example.org",
+            "consent": {"source": "crm"},
+            "newsletters": ["breaking"],
+        },
+    ).get_json()
+    assert (ann["status"], ann["newsletters"]) == ("pending", ["breaking"])
+    bob = api.post(
+        "/api/v1/subscribers",
+        json={
+            "email": "bob@example.org",
+            "consent": {"source": "crm"},
+            "confirmed": True,
+            "newsletters": ["Newsletter", "breaking"],
+        },
+    ).get_json()
+    assert (bob["status"], bob["newsletters"]) == ("confirmed", ["newsletter", "breaking"])
+    cat = api.post(
+        "/api/v1/subscribers",
+        json={"email": "cat@example.org", "consent": {"source": "crm"}, "confirmed": True},
+    ).get_json()
+    assert cat["newsletters"] == ["newsletter", "breaking"]
+
+    def emails(query):
+        return [item["email"] for item in api.get(f"/api/v1/subscribers?{query}").json["items"]]
+
+    assert emails("newsletter=breaking") == [
+        "cat@example.org",
+        "bob@example.org",
+        "ann@example.org",
+    ]
+    assert emails("newsletter=breaking&status=pending") == ["ann@example.org"]
+    assert emails("newsletter=newsletter") == ["cat@example.org", "bob@example.org"]
+
+    only_first = api.patch(f"/api/v1/subscribers/{cat['id']}", json={"newsletters": ["newsletter"]})
+    assert only_first.get_json()["newsletters"] == ["newsletter"]
+    assert api.get(f"/api/v1/subscribers/{cat['id']}").get_json()["newsletters"] == ["newsletter"]
+    filtered = api.get("/api/v1/subscribers?newsletter=breaking&per_page=1").get_json()
+    assert (filtered["items"][0]["email"], filtered["total"], filtered["pages"]) == (
+        "bob@example.org",
+        2,
+        2,
+    )
+    none = api.patch(f"/api/v1/subscribers/{ann['id']}", json={"newsletters": []})
+    assert none.get_json()["newsletters"] == []
+    assert emails("newsletter=breaking") == ["bob@example.org"]
+    counted = api.get("/api/v1/newsletters").get_json()["items"]
+    assert [(item["slug"], item["readers"]) for item in counted] == [
+        ("newsletter", 2),
+        ("breaking", 1),
+    ]
+
+    dan = api.post(
+        "/api/v1/subscribers",
+        json={
+            "email": "dan@example.org",
+            "consent": {"source": "crm"},
+            "confirmed": True,
+            "newsletters": ["breaking"],
+        },
+    ).get_json()
+    assert dan["newsletters"] == ["breaking"]
+    with app.app_context():
+        # The defaults an import would give never were his: his data shows only his choice.
+        record = privacy.data_of(db.session.get(Subscriber, dan["id"]))
+        assert [(item["slug"], item["active"]) for item in record["newsletters"]] == [
+            ("breaking", True)
+        ]
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        ("get", "/api/v1/subscribers?newsletter=nope", None, 422, "There is no newsletter 'nope'."),
+        ("get", "/api/v1/subscribers?newsletter=", None, 422, "There is no newsletter ''."),
+        (
+            "post",
+            "/api/v1/subscribers",
+            {"email": "new@example.org", "consent": {"source": "crm"}, "newsletters": ["nope"]},
+            422,
+            "There is no newsletter nope.",
+        ),
+        (
+            "post",
+            "/api/v1/subscribers",
+            {
+                "email": "new@example.org",
+                "consent": {"source": "crm"},
+                "confirmed": True,
+                "newsletters": ["newsletter", "nope", "ünï"],
+            },
+            422,
+            "There is no newsletter nope, ünï.",
+        ),
+        (
+            "post",
+            "/api/v1/subscribers",
+            {"email": "new@example.org", "consent": {"source": "crm"}, "newsletters": []},
+            422,
+            "Please choose at least one newsletter.",
+        ),
+        (
+            "post",
+            "/api/v1/subscribers",
+            {"email": "new@example.org", "consent": {"source": "crm"}, "newsletters": "newsletter"},
+            400,
+            None,
+        ),
+        (
+            "patch",
+            "/api/v1/subscribers/1",
+            {"name": "Renamed", "newsletters": ["nope"]},
+            422,
+            "There is no newsletter nope.",
+        ),
+        ("patch", "/api/v1/subscribers/1", {"newsletters": [5]}, 400, None),
+    ],
+)
+def test_an_unknown_newsletter_of_a_subscriber_is_a_422_and_changes_nothing(app, api, asked):
+    method, path, body, status, error = asked
+    add_readers(app, 1)
+    answer = api.open(path, method=method, json=body)
+    assert answer.status_code == status
+    if error:
+        assert answer.get_json() == {"error": error}
+    else:
+        assert answer.get_json()["error"].startswith("The request does not fit")
+    [reader] = api.get("/api/v1/subscribers").get_json()["items"]
+    assert (reader["email"], reader["name"], reader["newsletters"]) == (
+        "reader0@example.org",
+        "",
+        ["newsletter"],
+    )
+
+
+def test_a_digest_goes_to_the_newsletter_it_names(app, api):
+    with app.app_context():
+        posts.import_feed(FEED)
+    api.post("/api/v1/newsletters", json={"slug": "breaking", "name": "Breaking news"})
+    unknown = api.post("/api/v1/digests", json={"subject": "Lost", "newsletter": "nope"})
+    assert (unknown.status_code, unknown.get_json()) == (
+        422,
+        {"error": "There is no newsletter 'nope'."},
+    )
+    weekly = api.post("/api/v1/digests", json={"subject": "Weekly"}).get_json()
+    assert weekly["newsletter"] == "newsletter"
+    alert = api.post("/api/v1/digests", json={"subject": "Alert", "newsletter": "breaking"})
+    assert alert.status_code == 201
+    assert alert.get_json()["newsletter"] == "breaking"
+    assert api.get(f"/api/v1/digests/{alert.get_json()['id']}").get_json()["newsletter"] == (
+        "breaking"
+    )
+    listed = api.get("/api/v1/digests").get_json()["items"]
+    assert [(item["subject"], item["newsletter"]) for item in listed] == [
+        ("Alert", "breaking"),
+        ("Weekly", "newsletter"),
+    ]

@@ -1,7 +1,8 @@
 """In a real browser (headless Chromium): opening the confirmation link, as a mail scanner
 does, confirms nothing however long the page stays open; a press of its button does, and
 so does the code from the email typed on the "check your email" page. The ALTCHA widget
-works under the page's CSP, and its solution signs the reader up."""
+works under the page's CSP, and its solution signs the reader up. A reader chooses
+among newsletters at sign-up and, by keyboard alone, in their preferences."""
 
 import threading
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from newsletter import posts
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
 from tests.helpers import served
@@ -67,6 +69,62 @@ def test_the_code_from_the_email_confirms_on_the_check_email_page(browser, site,
     page.get_by_role("button", name="Confirm with the code").click()
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
     assert status_of(site, "coder@example.org") == SubscriberStatus.CONFIRMED
+
+
+def tab_to(page, target, presses=40):
+    """Press Tab until ``target`` has the focus, as a keyboard user moves through a page."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{presses} presses of Tab never reached {target}")
+
+
+def test_a_reader_chooses_one_newsletter_and_turns_another_on_by_keyboard(browser, site, smtp):
+    base = site.config["BASE_URL"]
+    made = site.test_cli_runner().invoke(
+        args=["create-newsletter", "breaking", "--name", "Breaking news", "--not-default"]
+    )
+    assert made.exit_code == 0, made.output
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/")
+    weekly = page.get_by_role("checkbox", name="The Newsletter")
+    breaking = page.get_by_role("checkbox", name="Breaking news")
+    sync_api.expect(weekly).to_be_checked()
+    sync_api.expect(breaking).not_to_be_checked()
+    page.get_by_label("Email address").fill("chooser@example.org")
+    weekly.uncheck()
+    breaking.check()
+    page.get_by_role("button", name="Subscribe", exact=True).click()
+    sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Now check your email")
+    page.goto(base + link_in(smtp.wait_for(1)[0], base_url=base))
+    page.get_by_role("button", name="Confirm subscription").click()
+    sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
+
+    # The first digest of the newsletter chosen brings the link to the preferences.
+    with site.app_context():
+        posts.save_post(None, "Flood", "https://news.example/flood", "")
+    sent = site.test_cli_runner().invoke(
+        args=["send-digest", "--subject", "Alert", "--newsletter", "breaking"]
+    )
+    assert sent.exit_code == 0, sent.output
+    digest = smtp.wait_for(2)[1]
+    assert (digest["To"], digest["Subject"]) == ("chooser@example.org", "Alert")
+    preferences = f"{base}/preferences/"
+    page.goto(preferences + link_in(digest, base_url=preferences))
+    weekly = page.get_by_role("checkbox", name="The Newsletter")
+    breaking = page.get_by_role("checkbox", name="Breaking news")
+    sync_api.expect(page.get_by_role("checkbox")).to_have_count(3)
+    sync_api.expect(weekly).not_to_be_checked()
+    sync_api.expect(breaking).to_be_checked()
+
+    tab_to(page, weekly)
+    page.keyboard.press("Space")
+    tab_to(page, page.get_by_role("button", name="Save"))
+    page.keyboard.press("Enter")
+    sync_api.expect(page.get_by_role("status")).to_have_text("Saved.")
+    sync_api.expect(page.get_by_role("checkbox", name="The Newsletter")).to_be_checked()
+    sync_api.expect(page.get_by_role("checkbox", name="Breaking news")).to_be_checked()
 
 
 def test_the_altcha_widget_solves_its_challenge_under_the_csp_and_signs_up(browser, make_app):

@@ -18,7 +18,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import csrf_token, wait_until_sent
+from tests.helpers import add_readers, csrf_token, wait_until_sent
 from tests.smtp import code_in, link_in
 
 
@@ -55,6 +55,30 @@ def test_a_reader_downloads_everything_kept_about_them(app, client, runner, smtp
     assert data["consent"]["confirmed_at"].endswith("Z")
     assert [(e["kind"], e["status"]) for e in data["emails"]] == [("confirmation", "sent")]
     assert [(d["subject"], d["status"]) for d in data["digests"]] == [("Week 48", "sent")]
+    [newsletter] = data["newsletters"]
+    assert (newsletter["slug"], newsletter["name"], newsletter["active"]) == (
+        "newsletter",
+        "The Newsletter",
+        True,
+    )
+    assert newsletter["changed_at"].endswith("Z")
+
+
+def test_the_download_lists_each_newsletter_the_reader_chose_on_or_off(app, client, runner):
+    runner.invoke(args=["create-newsletter", "breaking", "--name", "Breaking news"])
+    runner.invoke(args=["create-newsletter", "sport", "--name", "Sport", "--not-default"])
+    add_readers(app, 1)
+    path = preferences_path(app, "reader0@example.org")
+    client.post(
+        path,
+        data={"name": "", "action": "save", "newsletters_shown": "1", "newsletters": ["breaking"]},
+    )
+    chosen = client.get(f"{path}/data").json["newsletters"]
+    assert [(item["slug"], item["name"], item["active"]) for item in chosen] == [
+        ("newsletter", "The Newsletter", False),
+        ("breaking", "Breaking news", True),
+    ]
+    assert all(item["changed_at"].endswith("Z") for item in chosen)
 
 
 def test_delete_my_data_erases_the_reader_and_nothing_adds_the_address_again(

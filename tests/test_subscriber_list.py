@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from newsletter import directory
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus, SubscriberTally
+from newsletter.models import Subscriber, SubscriberStatus, SubscriberTally, Subscription
 from tests.helpers import add_readers, csrf_token
 from tests.smtp import link_in
 
@@ -28,7 +28,8 @@ def link(pattern, page):
 
 
 def add_mixed_list(app):
-    """130 readers, newest last: every other one pending, one in three at match.org."""
+    """130 readers, newest last: every other one pending, one in three at match.org,
+    three in four reading the first newsletter."""
     with app.app_context():
         db.session.add_all(
             Subscriber(
@@ -36,6 +37,7 @@ def add_mixed_list(app):
                 name=f"Reader {n}",
                 status=SubscriberStatus.PENDING if n % 2 else SubscriberStatus.CONFIRMED,
                 signup_source="test",
+                subscriptions=[Subscription(newsletter_id=1)] if n % 4 != 3 else [],
             )
             for n in range(130)
         )
@@ -43,13 +45,15 @@ def add_mixed_list(app):
     return [f"r{n:03}@{'match' if n % 3 == 0 else 'other'}.org" for n in range(130)]
 
 
-def walk(admin_client, start, pattern):
-    """The addresses on each page from ``start``, following ``pattern``'s link to the end."""
+def walk(admin_client, start, pattern, total):
+    """The addresses on each page from ``start``, following ``pattern``'s link to the end;
+    each page says how many there are in all."""
     pages = []
     path = start
     while path:
         page = admin_client.get(path)
         assert page.status_code == 200
+        assert f'class="note">{total} found' in page.text
         pages.append(listed(page))
         path = link(pattern, page)
         assert len(pages) < 20, "the links go round in circles"
@@ -63,13 +67,15 @@ def walk(admin_client, start, pattern):
         ("status=pending", lambda n: n % 2),
         ("q=R0", lambda n: n < 100),
         ("q=match.org&status=confirmed", lambda n: n % 3 == 0 and n % 2 == 0),
+        ("newsletter=newsletter", lambda n: n % 4 != 3),
+        ("newsletter=newsletter&q=r1&status=pending", lambda n: n % 4 == 1 and n >= 100),
     ],
 )
 def test_older_and_newer_show_every_subscriber_exactly_once(app, admin_client, query, kept):
     emails = add_mixed_list(app)
     expected = [email for n, email in reversed(list(enumerate(emails))) if kept(n)]
 
-    older = walk(admin_client, f"/admin/subscribers?{query}", OLDER)
+    older = walk(admin_client, f"/admin/subscribers?{query}", OLDER, len(expected))
     assert [email for page in older for email in page] == expected
     assert all(len(page) == 50 for page in older[:-1])
 
@@ -81,7 +87,7 @@ def test_older_and_newer_show_every_subscriber_exactly_once(app, admin_client, q
     if len(older) == 1:
         assert newer_path is None
         return
-    newer = walk(admin_client, newer_path, NEWER)
+    newer = walk(admin_client, newer_path, NEWER, len(expected))
     assert list(reversed(newer)) == older[:-1]
 
 

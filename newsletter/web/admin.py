@@ -280,9 +280,20 @@ def subscribers():
     status = request.args.get("status", "")
     if status not in {s.value for s in SubscriberStatus}:
         status = ""
+    choices = newsletters.all_newsletters()
+    newsletter = next(
+        (choice for choice in choices if choice.slug == request.args.get("newsletter")), None
+    )
     after, before = row_id_arg("after"), row_id_arg("before")
     counts = directory.status_counts()
-    listing = directory.browse(query, status, after=after, before=before, counts=counts)
+    listing = directory.browse(
+        query,
+        status,
+        after=after,
+        before=before,
+        counts=counts,
+        newsletter_id=newsletter and newsletter.id,
+    )
     return render_template(
         "admin/subscribers.html",
         action_form=ActionForm(),
@@ -290,6 +301,8 @@ def subscribers():
         query=query,
         status=status,
         here={"after": after, "before": before},
+        newsletter=newsletter.slug if newsletter else "",
+        newsletter_options=choices,
         counts=counts,
         statuses=[s.value for s in SubscriberStatus],
     )

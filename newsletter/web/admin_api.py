@@ -1,5 +1,5 @@
-"""The admins' JSON API, /api/v1: subscribers, posts, digests and outgoing webhooks, for
-scripts holding an API key (api_keys.py).
+"""The admins' JSON API, /api/v1: subscribers, newsletters, posts, digests and outgoing
+webhooks, for scripts holding an API key (api_keys.py).
 
 spectree checks every request body and query against the models of api_models.py (a
 400 with the reason when they do not fit) and writes the OpenAPI document from them,
@@ -7,11 +7,11 @@ served at /api/v1/openapi.json without a key."""
 
 import json
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
-from newsletter import api_keys, digests, directory, outgoing, posts, privacy
+from newsletter import api_keys, digests, directory, newsletters, outgoing, posts, privacy
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
 from newsletter.models import Digest, Subscriber
@@ -23,6 +23,10 @@ from newsletter.web.api_models import (
     DigestPage,
     Error,
     NewDigest,
+    NewNewsletter,
+    NewsletterChange,
+    NewsletterList,
+    NewsletterOut,
     NewSubscriber,
     NewWebhook,
     PageQuery,
@@ -113,20 +117,41 @@ def page_fields(pagination):
     return {"page": pagination.page, "pages": pagination.pages, "total": pagination.total}
 
 
+def subscriber_out(subscriber):
+    return SubscriberOut.of(subscriber, newsletters.slugs_by_reader([subscriber.id])[subscriber.id])
+
+
+def newsletter_named(slug):
+    """The newsletter of a slug in a query or body; NewsletterError when there is none."""
+    return newsletters.by_slug(slug.strip().lower())
+
+
 @bp.get("/subscribers")
-@spec.validate(query=SubscriberQuery, resp=Response(HTTP_200=SubscriberPage, **UNAUTHORIZED))
+@spec.validate(
+    query=SubscriberQuery, resp=Response(HTTP_200=SubscriberPage, HTTP_422=Error, **UNAUTHORIZED)
+)
 def list_subscribers():
-    """Subscribers, newest first: by status, and matching part of an address or name."""
+    """Subscribers, newest first: by status, by a newsletter they have on, and matching
+    part of an address or name."""
     asked = request.context.query
-    found = directory.search(asked.q, asked.status or "", asked.page, asked.per_page)
-    items = [SubscriberOut.of(subscriber) for subscriber in found.items]
+    newsletter_id = None
+    if asked.newsletter is not None:
+        try:
+            newsletter_id = newsletter_named(asked.newsletter).id
+        except newsletters.NewsletterError as error:
+            return json_error(str(error), 422)
+    found = directory.search(
+        asked.q, asked.status or "", asked.page, asked.per_page, newsletter_id=newsletter_id
+    )
+    chosen = newsletters.slugs_by_reader([subscriber.id for subscriber in found.items])
+    items = [SubscriberOut.of(subscriber, chosen[subscriber.id]) for subscriber in found.items]
     return SubscriberPage(items=items, **page_fields(found))
 
 
 @bp.get("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
 @spec.validate(resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
 def get_subscriber(subscriber_id):
-    return SubscriberOut.of(db.get_or_404(Subscriber, subscriber_id))
+    return subscriber_out(db.get_or_404(Subscriber, subscriber_id))
 
 
 @bp.post("/subscribers")
@@ -136,17 +161,22 @@ def get_subscriber(subscriber_id):
 )
 def add_subscriber():
     """Add a reader with the consent they gave elsewhere: pending and sent a confirmation
-    email, or with "confirmed": true added confirmed, as a CSV import adds them."""
+    email, or with "confirmed": true added confirmed, as a CSV import adds them; to the
+    newsletters named, or to those on by default."""
     new = request.context.json
     try:
         subscriber = directory.add_subscriber(
-            new.email, new.name, new.consent.source, confirmed=new.confirmed
+            new.email,
+            new.name,
+            new.consent.source,
+            confirmed=new.confirmed,
+            newsletters=new.newsletters,
         )
     except directory.AlreadyKnown as error:
         return json_error(str(error), 409)
     except InvalidSignup as error:
         return json_error(str(error), 422)
-    return SubscriberOut.of(subscriber), 201
+    return subscriber_out(subscriber), 201
 
 
 @bp.patch("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
@@ -154,14 +184,20 @@ def add_subscriber():
     json=SubscriberChange, resp=Response(HTTP_200=SubscriberOut, HTTP_422=Error, **NOT_FOUND)
 )
 def change_subscriber(subscriber_id):
-    """Rename a subscriber, or unsubscribe them ("status": "unsubscribed")."""
+    """Rename a subscriber, set the newsletters they get, or unsubscribe them
+    ("status": "unsubscribed")."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     change = request.context.json
     try:
-        directory.edit_subscriber(subscriber, change.name, unsubscribe=change.status is not None)
+        directory.edit_subscriber(
+            subscriber,
+            change.name,
+            unsubscribe=change.status is not None,
+            newsletters=change.newsletters,
+        )
     except InvalidSignup as error:
         return json_error(str(error), 422)
-    return SubscriberOut.of(subscriber)
+    return subscriber_out(subscriber)
 
 
 @bp.delete("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
@@ -170,6 +206,76 @@ def erase_subscriber(subscriber_id):
     """Erase a subscriber and all kept about them; the address is never added again."""
     privacy.erase(db.get_or_404(Subscriber, subscriber_id), by="api")
     return "", 204
+
+
+def newsletter_or_404(slug_or_id):
+    newsletter = newsletters.by_slug_or_id(slug_or_id)
+    if newsletter is None:
+        abort(404, f"There is no newsletter {slug_or_id!r}.")
+    return newsletter
+
+
+def newsletter_out(newsletter):
+    return NewsletterOut.of(newsletter, newsletters.reader_counts().get(newsletter.id, 0))
+
+
+@bp.get("/newsletters")
+@spec.validate(resp=Response(HTTP_200=NewsletterList, **UNAUTHORIZED))
+def list_newsletters():
+    """Every newsletter, oldest first, with its number of readers."""
+    readers = newsletters.reader_counts()
+    items = [
+        NewsletterOut.of(newsletter, readers.get(newsletter.id, 0))
+        for newsletter in newsletters.all_newsletters()
+    ]
+    return NewsletterList(items=items)
+
+
+@bp.get("/newsletters/<slug_or_id>")
+@spec.validate(resp=Response(HTTP_200=NewsletterOut, **NOT_FOUND))
+def get_newsletter(slug_or_id):
+    """One newsletter, by its slug or its id."""
+    return newsletter_out(newsletter_or_404(slug_or_id))
+
+
+@bp.post("/newsletters")
+@spec.validate(
+    json=NewNewsletter,
+    resp=Response(HTTP_201=NewsletterOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
+)
+def add_newsletter():
+    """A newsletter readers may choose; its slug is never changed."""
+    new = request.context.json
+    try:
+        newsletter = newsletters.create(
+            new.slug, new.name, new.description, default_on=new.default_on, public=new.public
+        )
+    except newsletters.SlugTaken as error:
+        return json_error(str(error), 409)
+    except newsletters.NewsletterError as error:
+        return json_error(str(error), 422)
+    return newsletter_out(newsletter), 201
+
+
+@bp.patch("/newsletters/<slug_or_id>")
+@spec.validate(
+    json=NewsletterChange, resp=Response(HTTP_200=NewsletterOut, HTTP_422=Error, **NOT_FOUND)
+)
+def change_newsletter(slug_or_id):
+    """Change a newsletter's name, description, default or place in the archive."""
+    newsletter = newsletter_or_404(slug_or_id)
+    change = request.context.json
+    try:
+        newsletters.update_newsletter(
+            newsletter,
+            name=change.name,
+            description=change.description,
+            default_on=change.default_on,
+            public=change.public,
+        )
+    except newsletters.NewsletterError as error:
+        return json_error(str(error), 422)
+    return newsletter_out(newsletter)
 
 
 @bp.get("/posts")
@@ -203,11 +309,13 @@ def digest_detail(digest):
 @bp.post("/digests")
 @spec.validate(json=NewDigest, resp=Response(HTTP_201=DigestDetail, HTTP_422=Error, **UNAUTHORIZED))
 def create_digest():
-    """A draft digest of the given posts (default: every post not yet sent)."""
+    """A draft digest of the given posts (default: every post not yet sent) for a
+    newsletter's readers (default: the first newsletter's)."""
     new = request.context.json
     try:
-        digest = digests.create_digest(new.subject, new.intro, new.post_ids)
-    except digests.DigestError as error:
+        newsletter_id = None if new.newsletter is None else newsletter_named(new.newsletter).id
+        digest = digests.create_digest(new.subject, new.intro, new.post_ids, newsletter_id)
+    except (digests.DigestError, newsletters.NewsletterError) as error:
         return json_error(str(error), 422)
     return digest_detail(digest), 201
 

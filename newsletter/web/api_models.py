@@ -4,10 +4,18 @@ against them and writes the OpenAPI document (GET /api/v1/openapi.json) from the
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+)
 
 from newsletter.directory import LAST_PAGE, SEARCH_MAX_LENGTH
-from newsletter.models import Digest, Post, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Newsletter, Post, Subscriber, SubscriberStatus
 
 
 def _no_nul(text: str) -> str:
@@ -18,6 +26,24 @@ def _no_nul(text: str) -> str:
 
 
 Text = Annotated[StrictStr, AfterValidator(_no_nul)]
+
+
+def _one_line(text: str) -> str:
+    # A name goes into List-Id headers and page titles: no control characters.
+    if any(ord(character) < 32 or 127 <= ord(character) < 160 for character in text):
+        raise ValueError("must be one line without control characters")
+    return text
+
+
+Line = Annotated[Text, AfterValidator(_one_line)]
+SlugText = Annotated[
+    Text,
+    Field(
+        max_length=64,
+        description="A newsletter's slug: lower-case letters, digits and hyphens.",
+        examples=["weekly"],
+    ),
+]
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
@@ -44,6 +70,9 @@ class PageQuery(BaseModel):
 class SubscriberQuery(PageQuery):
     status: SubscriberStatus | None = None
     q: str = Field("", max_length=SEARCH_MAX_LENGTH, description="Part of an address or name.")
+    newsletter: Annotated[str, AfterValidator(_no_nul)] | None = Field(
+        None, max_length=64, description="A newsletter's slug: only the readers who have it on."
+    )
 
 
 class Page(BaseModel):
@@ -61,9 +90,10 @@ class SubscriberOut(BaseModel):
     signup_source: str
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    newsletters: list[str] = Field(description="The slugs of the newsletters they have on.")
 
     @classmethod
-    def of(cls, subscriber: Subscriber) -> "SubscriberOut":
+    def of(cls, subscriber: Subscriber, newsletters: list[str]) -> "SubscriberOut":
         return cls(
             id=subscriber.id,
             email=subscriber.email,
@@ -73,6 +103,7 @@ class SubscriberOut(BaseModel):
             signup_source=subscriber.signup_source,
             confirmed_at=_as_utc(subscriber.confirmed_at),
             unsubscribed_at=_as_utc(subscriber.unsubscribed_at),
+            newsletters=newsletters,
         )
 
 
@@ -97,11 +128,18 @@ class NewSubscriber(BaseModel):
         description="True: the reader confirmed elsewhere, added confirmed like a CSV import. "
         "False: pending, and sent a confirmation email.",
     )
+    newsletters: list[SlugText] | None = Field(
+        None,
+        description="The newsletters they get (at least one; default: those on by default).",
+    )
 
 
 class SubscriberChange(BaseModel):
     name: Text | None = None
     status: Literal["unsubscribed"] | None = Field(None, description="Only unsubscribing.")
+    newsletters: list[SlugText] | None = Field(
+        None, description="Exactly the newsletters they get from now on ([]: none)."
+    )
 
 
 class PostOut(BaseModel):
@@ -132,6 +170,7 @@ class DigestOut(BaseModel):
     finished_at: datetime | None
     paused_reason: str | None
     post_ids: list[int]
+    newsletter: str = Field(description="The slug of the newsletter whose readers get it.")
 
     @classmethod
     def of(cls, digest: Digest) -> "DigestOut":
@@ -146,6 +185,7 @@ class DigestOut(BaseModel):
             finished_at=_as_utc(digest.finished_at),
             paused_reason=digest.paused_reason,
             post_ids=[post.id for post in digest.posts],
+            newsletter=digest.newsletter.slug,
         )
 
 
@@ -170,6 +210,9 @@ class NewDigest(BaseModel):
     post_ids: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="The posts to carry (default: every post not yet sent)."
     )
+    newsletter: SlugText | None = Field(
+        None, description="Whose readers get it (default: the first newsletter's)."
+    )
 
 
 class Schedule(BaseModel):
@@ -188,3 +231,51 @@ class WebhookOut(BaseModel):
     url: str
     events: list[str]
     secret: str = Field(description="The signing secret, shown only in this answer.")
+
+
+class NewsletterOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    description: str
+    default_on: bool = Field(description="A sign-up that names no newsletter gets it.")
+    public: bool = Field(description="Its sent digests are in the public archive.")
+    readers: int = Field(description="Confirmed subscribers who have it on.")
+
+    @classmethod
+    def of(cls, newsletter: Newsletter, readers: int) -> "NewsletterOut":
+        return cls(
+            id=newsletter.id,
+            slug=newsletter.slug,
+            name=newsletter.name,
+            description=newsletter.description,
+            default_on=newsletter.default_on,
+            public=newsletter.public,
+            readers=readers,
+        )
+
+
+class NewsletterList(BaseModel):
+    items: list[NewsletterOut]
+
+
+class NewNewsletter(BaseModel):
+    slug: Text = Field(
+        description="1 to 64 lower-case letters, digits and hyphens; in List-Id headers and "
+        "in this API's URLs, and never changed.",
+        examples=["weekly"],
+    )
+    name: Line = Field(min_length=1, max_length=200)
+    description: Text = Field("", max_length=2000)
+    default_on: StrictBool = True
+    public: StrictBool = True
+
+
+class NewsletterChange(BaseModel):
+    # A slug sent here would otherwise be dropped in silence, as if it had changed.
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line | None = Field(None, min_length=1, max_length=200)
+    description: Text | None = Field(None, max_length=2000)
+    default_on: StrictBool | None = None
+    public: StrictBool | None = None
