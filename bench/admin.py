@@ -4,7 +4,8 @@ the same run.
 
 The data is written straight into the database (the sign-up path is ``bench signup``'s
 business), shaped as two years of a real list leave it: sign-ups spread over the two
-years with their consent log, some readers pending, unsubscribed or bounced, four weekly
+years with their consent log, everyone reading the first newsletter, some readers
+pending, unsubscribed or bounced, four weekly
 digests sent to every confirmed reader and a fifth half way through. The database's
 statistics are then brought up to date, as autovacuum does after a bulk load. Each page
 is fetched through the app's test client, logged in, several times, and the median and
@@ -20,7 +21,7 @@ from sqlalchemy import case, insert, literal, select
 
 from bench.report import Targets, ratio, table
 from bench.stack import STACKS, Stack, available
-from newsletter import accounts, digests, directory
+from newsletter import accounts, digests, directory, newsletters
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
@@ -33,6 +34,7 @@ from newsletter.models import (
     FeedbackKind,
     Subscriber,
     SubscriberStatus,
+    Subscription,
     new_token_nonce,
     utcnow,
 )
@@ -45,6 +47,7 @@ PAGES = [
     ("subscribers, first page", "/admin/subscribers"),
     ("subscribers, 2,000 pages down", "/admin/subscribers?after={deep_id}"),
     ("subscribers, status filter", "/admin/subscribers?status=pending"),
+    ("subscribers, one newsletter's", "/admin/subscribers?newsletter=newsletter"),
     ("search, one match", "/admin/subscribers?q=reader123456@"),
     ("search, no match", "/admin/subscribers?q=nobody.here"),
     ("search, many matches", "/admin/subscribers?q=reader1"),
@@ -54,7 +57,14 @@ BATCH = 10_000
 HISTORY = timedelta(days=730)
 SENT_DIGESTS = 4
 # The tables the data goes into: their statistics are refreshed after the load.
-LOADED = ("subscriber", "subscriber_tally", "consent_event", "feedback_event", "delivery")
+LOADED = (
+    "subscriber",
+    "subscriber_tally",
+    "subscription",
+    "consent_event",
+    "feedback_event",
+    "delivery",
+)
 # The issue's promise for search and list pages at 200,000 subscribers on PostgreSQL.
 GOAL_MS = 100
 
@@ -100,8 +110,17 @@ def add_subscribers(count):
 
 
 def add_consent_log():
-    """Each reader's sign-up, confirmation and unsubscribe, and the bounce that ended the
-    bounced readers' mail, when their own rows say they happened."""
+    """Each reader's choice of the first newsletter, their sign-up, confirmation and
+    unsubscribe, and the bounce that ended the bounced readers' mail, when their own
+    rows say they happened."""
+    db.session.execute(
+        insert(Subscription).from_select(
+            ["subscriber_id", "newsletter_id", "active", "changed_at"],
+            select(
+                Subscriber.id, literal(newsletters.first().id), literal(True), Subscriber.signup_at
+            ),
+        )
+    )
     logged = [
         (ConsentKind.SIGNUP, Subscriber.signup_at),
         (ConsentKind.CONFIRM, Subscriber.confirmed_at),
