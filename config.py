@@ -41,6 +41,9 @@ class Config:
     OUTBOX_DIR = os.environ.get("OUTBOX_DIR")
 
     SITE_NAME = os.environ.get("SITE_NAME", "The Newsletter")
+    # The language of readers whose browser asked for none of ours (i18n.LANGUAGES),
+    # and of their emails.
+    DEFAULT_LOCALE = os.environ.get("DEFAULT_LOCALE", "en")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     CONFIRM_MAX_AGE = _env_int("CONFIRM_MAX_AGE", 48 * 3600)
     # Seconds a preferences link works; every digest carries a fresh one. Unsubscribe

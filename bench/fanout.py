@@ -26,6 +26,7 @@ from newsletter.models import (
     Digest,
     DigestStatus,
     Post,
+    Reader,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -108,7 +109,7 @@ def prebuilt_messages(stack, digest_id, distinct=1000):
             .order_by(Subscriber.id)
             .limit(distinct)
         ).all()
-        return [(row.email, maker.build(*row)) for row in rows]
+        return [(row.email, maker.build(Reader(*row, SubscriberStatus.CONFIRMED))) for row in rows]
 
 
 def measure_wire(sink, prebuilt, messages):

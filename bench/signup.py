@@ -25,9 +25,10 @@ from sqlalchemy import func, select
 
 from bench import procs
 from bench.report import Targets, mib, ratio, table
-from bench.sink import Sink, free_port
+from bench.sink import Sink
 from bench.stack import PROJECT_ROOT, STACKS, Stack, available, log_tail, stop
 from bench.web import NOOP_PATH
+from harness import free_port
 from newsletter.extensions import db
 from newsletter.models import EmailJob, EmailKind, Subscriber
 

@@ -15,12 +15,7 @@ import sys
 import threading
 import time
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
+from harness import free_port
 
 READ_EVERY = 0.005
 

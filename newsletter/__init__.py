@@ -7,10 +7,18 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import captcha, limit_counters, provider_events
+from newsletter import captcha, i18n, limit_counters, provider_events
 from newsletter.celery_app import celery_init_app
-from newsletter.extensions import csrf, db, limiter, login_manager, mail_extension, migrate
-from newsletter.web import cli, register_blueprints, security
+from newsletter.extensions import (
+    babel,
+    csrf,
+    db,
+    limiter,
+    login_manager,
+    mail_extension,
+    migrate,
+)
+from newsletter.web import cli, languages, register_blueprints, security
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +46,7 @@ def create_app(config=Config, instance_path=None):
     apply_embedded_defaults(app)
     captcha.check_config(app.config)
     provider_events.check_config(app.config)
+    i18n.check_config(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -47,6 +56,13 @@ def create_app(config=Config, instance_path=None):
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"
+    babel.init_app(
+        app,
+        default_locale=app.config["DEFAULT_LOCALE"],
+        default_translation_directories=str(i18n.TRANSLATIONS_DIR),
+        locale_selector=languages.select_locale,
+    )
+    app.jinja_env.globals["page_language"] = languages.page_language
 
     celery_init_app(app)
     register_blueprints(app)

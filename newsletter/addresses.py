@@ -5,12 +5,14 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 NAME_MAX_LENGTH = 100
 
 
 class InvalidSignup(ValueError):
-    """The sign-up data is unusable; the message says why, for the reader."""
+    """The sign-up data is unusable; the message says why, for the reader, in the
+    language of the page (translated when it is shown)."""
 
 
 def normalize_email(raw: str | None) -> str:
@@ -22,13 +24,15 @@ def normalize_email(raw: str | None) -> str:
     """
     raw = (raw or "").strip()
     if not raw:
-        raise InvalidSignup("Please enter your email address.")
+        raise InvalidSignup(_l("Please enter your email address."))
     try:
         info = validate_email(
             raw, check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"]
         )
     except EmailNotValidError as error:
-        raise InvalidSignup(f"That email address is not valid: {error}") from None
+        raise InvalidSignup(
+            _l("That email address is not valid: %(reason)s", reason=str(error))
+        ) from None
     return info.normalized.lower()
 
 
@@ -51,10 +55,12 @@ def clean_name(raw: str | None) -> str:
     if any(unicodedata.category(char) in UNSAFE_IN_NAMES for char in name) or any(
         char in (raw or "") for char in "\r\n"
     ):
-        raise InvalidSignup("The name must be a single line of ordinary text.")
+        raise InvalidSignup(_l("The name must be a single line of ordinary text."))
     if len(name) > NAME_MAX_LENGTH:
-        raise InvalidSignup(f"The name may be at most {NAME_MAX_LENGTH} characters long.")
+        raise InvalidSignup(
+            _l("The name may be at most %(count)d characters long.", count=NAME_MAX_LENGTH)
+        )
     if WEB_ADDRESS.search(name):
         # The name is mailed to the address given: a sign-up bomb would carry its ad.
-        raise InvalidSignup("Please leave web and email addresses out of the name.")
+        raise InvalidSignup(_l("Please leave web and email addresses out of the name."))
     return name

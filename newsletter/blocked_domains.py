@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import idna
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, delete, exists, insert, select
 
 from newsletter.addresses import InvalidSignup
@@ -65,8 +66,12 @@ def domain_of(address: str) -> str:
     return domain if domain.isascii() else ascii_domain(domain)
 
 
-def refusal(address: str) -> str:
-    return f"Addresses at {address.rpartition('@')[2]} cannot subscribe. Please use another one."
+def refusal(address: str):
+    """Why an address cannot subscribe (translated when shown)."""
+    return _l(
+        "Addresses at %(domain)s cannot subscribe. Please use another one.",
+        domain=address.rpartition("@")[2],
+    )
 
 
 def domains_of(address: str) -> list[str]:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import altcha
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
@@ -80,17 +81,17 @@ class CaptchaFailed(Exception):
     """The check was missing, wrong, expired or used before."""
 
     status = 400
-    message = "Please complete the check that you are not a robot, then try again."
+    message = _l("Please complete the check that you are not a robot, then try again.")
 
     def __str__(self):
-        return self.message
+        return str(self.message)
 
 
 class CaptchaUnavailable(CaptchaFailed):
     """The provider did not answer: the sign-up is refused (fail closed), for now."""
 
     status = 503
-    message = (
+    message = _l(
         "The check that you are not a robot cannot be completed right now. "
         "Please try again in a few minutes."
     )

@@ -5,13 +5,13 @@ The ``delivery`` rows written by ``start_sending`` are the record of what must g
 out; newsletter.sending.digest_deliveries sends them.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter import settings
+from newsletter import newsletters, posts
 from newsletter.addresses import normalize_email
 from newsletter.extensions import db
 from newsletter.mail import relay
@@ -20,8 +20,12 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Digest,
+    DigestSchedule,
     DigestStatus,
+    Newsletter,
     Post,
+    PostCategory,
+    Reader,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -41,16 +45,24 @@ class DigestError(ValueError):
     """The digest cannot do what was asked; the message says why."""
 
 
-def unsent_posts() -> list[Post]:
-    """Posts not yet in a digest that went (or is going) out, newest first."""
+def unsent_posts(newsletter_id: int | None = None, category: str | None = None) -> list[Post]:
+    """Posts not yet in a digest that went (or is going) out, newest first. With a
+    newsletter, not yet in one of its digests: a post sent in another may still go in
+    this one. With a category, only the posts the feed put in it."""
     committed = (
         select(digest_post.c.post_id)
         .join(Digest, Digest.id == digest_post.c.digest_id)
         .where(Digest.status.in_(COMMITTED))
     )
-    return db.session.scalars(
-        select(Post).where(Post.id.not_in(committed)).order_by(Post.published_at.desc())
-    ).all()
+    if newsletter_id is not None:
+        committed = committed.where(Digest.newsletter_id == newsletter_id)
+    statement = select(Post).where(Post.id.not_in(committed))
+    if category:
+        in_category = select(PostCategory.post_id).where(
+            PostCategory.name == posts.category_key(category)
+        )
+        statement = statement.where(Post.id.in_(in_category))
+    return db.session.scalars(statement.order_by(Post.published_at.desc())).all()
 
 
 def create_digest(
@@ -59,20 +71,22 @@ def create_digest(
     post_ids: list[int] | None = None,
     newsletter_id: int | None = None,
 ) -> Digest:
-    """A draft digest of the given posts (default: every post not yet sent) for a
-    newsletter's readers (default: the first newsletter's)."""
+    """A draft digest of the given posts (default: every post not yet sent in the
+    newsletter) for a newsletter's readers (default: the first newsletter's)."""
     subject = " ".join((subject or "").split())
     if not subject:
         raise DigestError("A digest needs a subject.")
-    posts = unsent_posts()
+    if newsletter_id is None:
+        newsletter_id = newsletters.first().id
+    chosen = unsent_posts(newsletter_id)
     if post_ids is not None:
-        chosen = set(post_ids)
-        posts = [post for post in posts if post.id in chosen]
-    if not posts:
+        wanted = set(post_ids)
+        chosen = [post for post in chosen if post.id in wanted]
+    if not chosen:
         raise DigestError("There are no posts to send: import the feed or write a post first.")
-    digest = Digest(subject=subject[:200], intro=intro or "", posts=posts)
-    if newsletter_id is not None:
-        digest.newsletter_id = newsletter_id
+    digest = Digest(
+        subject=subject[:200], intro=intro or "", posts=chosen, newsletter_id=newsletter_id
+    )
     db.session.add(digest)
     db.session.commit()
     return digest
@@ -224,7 +238,7 @@ def send_test(digest_id: int, address: str) -> None:
     if digest is None:
         raise DigestError(f"There is no digest {digest_id}.")
     address = normalize_email(address)
-    raw = DigestMessages(digest).build(0, address, "", "test")
+    raw = DigestMessages(digest).build(Reader(0, address, "", "test", SubscriberStatus.CONFIRMED))
     with relay.connection() as sender:
         sender.send(relay.Envelope(address), raw, before_commit=lambda: None)
 
@@ -289,27 +303,83 @@ def newest_page(page: int, per_page: int):
     return db.paginate(statement, page=page, per_page=per_page, error_out=False)
 
 
-def run_periodic(now: datetime | None = None) -> int | None:
-    """Send this week's digest if admins turned it on and its hour has come.
+# How long one turn of a schedule lasts: it makes at most one digest in that time.
+PERIOD_DAYS = {DigestSchedule.DAILY: 1, DigestSchedule.WEEKLY: 7}
 
-    Returns the new digest's id, or None. Runs at most once a day even if beat
-    calls it often; a week without new posts sends nothing.
-    """
+
+def run_periodic(now: datetime | None = None) -> list[int]:
+    """Make and schedule the digest of every newsletter whose turn has come: its posts
+    not yet sent in it (only those of its feed category, when it names one). Returns the
+    new digests' ids; a newsletter without new posts sends nothing until its next turn.
+
+    Beat calls this every few minutes, and two beats may run: each newsletter's turn is
+    taken by a conditional UPDATE of its last run, which one caller wins, in the same
+    transaction as its digest."""
     now = now or utcnow()
-    chosen = settings.current()
-    due = (
-        chosen.periodic_enabled
-        and now.weekday() == chosen.periodic_weekday
-        and now.hour >= chosen.periodic_hour
-        and (chosen.periodic_last_run_at is None or chosen.periodic_last_run_at.date() < now.date())
+    scheduled = db.session.scalars(
+        select(Newsletter).where(Newsletter.schedule.in_(list(PERIOD_DAYS))).order_by(Newsletter.id)
+    ).all()
+    made = []
+    for newsletter in scheduled:
+        if not _turn_has_come(newsletter, now):
+            continue
+        digest_id = _scheduled_digest(newsletter, now) if _take_turn(newsletter, now) else None
+        db.session.commit()
+        if digest_id is not None:
+            made.append(digest_id)
+    return made
+
+
+def _turn_start(schedule: str, now: datetime) -> datetime:
+    """The earliest last run that still counts as this turn's: today's (daily), or one
+    of the last seven days' (weekly, so moving its weekday never sends twice in a week)."""
+    today = datetime.combine(now.date(), time())
+    return today - timedelta(days=PERIOD_DAYS[schedule] - 1)
+
+
+def _turn_has_come(newsletter: Newsletter, now: datetime) -> bool:
+    if (
+        newsletter.schedule == DigestSchedule.WEEKLY
+        and now.weekday() != newsletter.schedule_weekday
+    ):
+        return False
+    last_run = newsletter.schedule_last_run_at
+    return now.hour >= newsletter.schedule_hour and (
+        last_run is None or last_run < _turn_start(newsletter.schedule, now)
     )
-    if not due:
+
+
+def _take_turn(newsletter: Newsletter, now: datetime) -> bool:
+    """Whether this caller won the newsletter's turn (uncommitted: its digest joins the
+    same transaction, so a turn is never taken without it)."""
+    taken = db.session.execute(
+        update(Newsletter)
+        .where(
+            Newsletter.id == newsletter.id,
+            Newsletter.schedule == newsletter.schedule,
+            or_(
+                Newsletter.schedule_last_run_at.is_(None),
+                Newsletter.schedule_last_run_at < _turn_start(newsletter.schedule, now),
+            ),
+        )
+        .values(schedule_last_run_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(taken)
+
+
+def _scheduled_digest(newsletter: Newsletter, now: datetime) -> int | None:
+    """The newsletter's digest of its new posts, scheduled to go at once; None without any."""
+    new_posts = unsent_posts(newsletter.id, newsletter.schedule_category)
+    if not new_posts:
         return None
-    chosen.periodic_last_run_at = now
-    db.session.commit()
-    try:
-        digest = create_digest(f"{current_app.config['SITE_NAME']}: {now:%d %B %Y}")
-    except DigestError:
-        return None
-    schedule(digest.id)
+    digest = Digest(
+        subject=f"{newsletter.name}: {now:%d %B %Y}"[:200],
+        newsletter_id=newsletter.id,
+        posts=new_posts,
+        status=DigestStatus.SCHEDULED,
+        scheduled_at=utcnow(),
+    )
+    db.session.add(digest)
+    db.session.flush()
     return digest.id

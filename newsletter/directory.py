@@ -361,7 +361,7 @@ def _reject_blocked(batch, report):
     for email, domain in domains.items():
         if domain in refused:
             line, _name = batch.pop(email)
-            report.reject(line, blocked_domains.refusal(email))
+            report.reject(line, str(blocked_domains.refusal(email)))
 
 
 def _add_batch(batch, confirmed, report, source="import"):

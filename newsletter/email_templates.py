@@ -145,7 +145,7 @@ def sample(name: str) -> tuple[dict, str]:
 
 def _rendered(part: str, source: str, context: dict) -> str:
     try:
-        return templates.render_source(part, source, context)
+        return templates.render_source(part, source, context, context["lang"])
     except TemplateSyntaxError as error:
         raise TemplateRefused(part, f"Line {error.lineno}: {error.message}") from error
     except Exception as error:

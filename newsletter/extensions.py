@@ -2,6 +2,7 @@
 
 import sqlite3
 
+from flask_babel import Babel
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -27,6 +28,8 @@ login_manager = LoginManager()
 limiter = Limiter(get_remote_address)
 # Lets the sites of EMBED_ORIGINS post sign-ups from their own pages (/embed.js).
 cors = CORS()
+# Translates the public pages; emails use i18n.catalog directly (see mail/templates.py).
+babel = Babel()
 
 
 @event.listens_for(Engine, "connect")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import outgoing, privacy, tokens
@@ -273,28 +273,43 @@ def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
     )
     for digest_id, name, readers in reported:
         counted[digest_id][name] = readers
-    for digest in digests:
-        if digest.started_at is not None:
-            counted[digest.id]["unsubscribed"] = _unsubscribed_after(digest)
+    for digest_id, readers in _unsubscribed_after(digests):
+        counted[digest_id]["unsubscribed"] = readers
     return counted
 
 
-def _unsubscribed_after(digest: Digest) -> int:
-    """Its readers who left within UNSUBSCRIBE_WINDOW of its start; the consent log
-    says when, the digest's copies who (so none once they are folded away)."""
-    return db.session.scalar(
-        select(func.count(distinct(ConsentEvent.subscriber_id)))
+def _unsubscribed_after(digests: list[Digest]) -> list[tuple[int, int]]:
+    """For each digest that started, its readers who left within UNSUBSCRIBE_WINDOW of
+    its start, in one query; the consent log says when, the digest's copies who (so none
+    once they are folded away)."""
+    started = [digest for digest in digests if digest.started_at is not None]
+    if not started:
+        return []
+    # Each digest's own window, bounds computed here: the same SQL on SQLite and PostgreSQL.
+    within_its_window = or_(
+        *(
+            and_(
+                Delivery.digest_id == digest.id,
+                ConsentEvent.at >= digest.started_at,
+                ConsentEvent.at < digest.started_at + UNSUBSCRIBE_WINDOW,
+            )
+            for digest in started
+        )
+    )
+    return db.session.execute(
+        select(Delivery.digest_id, func.count(distinct(ConsentEvent.subscriber_id)))
+        .select_from(ConsentEvent)
         .join(Delivery, Delivery.subscriber_id == ConsentEvent.subscriber_id)
         .where(
-            Delivery.digest_id == digest.id,
+            Delivery.digest_id.in_([digest.id for digest in started]),
             Delivery.sent_at.is_not(None),
             ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
             # Complaints are counted apart.
             ConsentEvent.source != COMPLAINT_SOURCE,
-            ConsentEvent.at >= digest.started_at,
-            ConsentEvent.at < digest.started_at + UNSUBSCRIBE_WINDOW,
+            within_its_window,
         )
-    )
+        .group_by(Delivery.digest_id)
+    ).all()
 
 
 def events_of(subscriber_id: int) -> list[FeedbackEvent]:

@@ -70,6 +70,9 @@ class Subscriber(db.Model):
     code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     # Soft bounces before this count no more: a delivery was reported after them.
     soft_bounces_cleared_at: Mapped[datetime | None]
+    # The language of the reader's emails and pages (i18n.LANGUAGES): their browser's at
+    # sign-up, or their choice on the preferences page; None: DEFAULT_LOCALE.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -302,6 +305,8 @@ class Reader:
     status: str
     # Refusals of the address in a row so far: a message that gets through clears them.
     hard_bounces: int = 0
+    # The language of their emails; None: DEFAULT_LOCALE.
+    locale: str | None = None
 
 
 class EmailKind(StrEnum):
@@ -400,9 +405,15 @@ class RecoveryCode(db.Model):
     used_at: Mapped[datetime | None]
 
 
+class DigestSchedule(StrEnum):
+    OFF = "off"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
 class Newsletter(db.Model):
     """One list readers may choose (the weekly digest, breaking news…): its digests go
-    to its own readers only."""
+    to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # In URLs, the API and the List-Id header: letters, digits and hyphens.
@@ -414,6 +425,16 @@ class Newsletter(db.Model):
     # Its sent digests are in the public archive.
     public: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Its digest of new posts: off, daily or weekly, on a weekday (Monday is 0) at an hour,
+    # both in UTC; only posts in the feed category named, when one is.
+    schedule: Mapped[str] = mapped_column(
+        String(8), default=DigestSchedule.OFF, server_default=DigestSchedule.OFF
+    )
+    schedule_weekday: Mapped[int] = mapped_column(default=0, server_default="0")
+    schedule_hour: Mapped[int] = mapped_column(default=8, server_default="8")
+    schedule_category: Mapped[str | None] = mapped_column(String(100))
+    # When the schedule last made (or found nothing for) a digest: one per day or week.
+    schedule_last_run_at: Mapped[datetime | None]
 
 
 class Subscription(db.Model):
@@ -455,6 +476,27 @@ class Post(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A post an admin edited is no longer overwritten by the feed.
     edited_at: Mapped[datetime | None]
+
+    categories: Mapped[list["PostCategory"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def category_names(self) -> set[str]:
+        return {category.name for category in self.categories}
+
+
+class PostCategory(db.Model):
+    """A category the feed gave a post (RSS ``<category>``, Atom ``<category term>``),
+    case-folded so that a newsletter's filter matches however either is written."""
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("post.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    # A newsletter's filter looks its posts up by category.
+    __table_args__ = (Index("ix_post_category_name", "name", "post_id"),)
 
 
 digest_post = Table(
@@ -557,11 +599,6 @@ class Settings(db.Model):
     welcome_intro: Mapped[str] = mapped_column(
         Text, default="Thank you for subscribing. Here is what we published lately."
     )
-    periodic_enabled: Mapped[bool] = mapped_column(default=False)
-    # Weekly: Monday is 0. The hour is in UTC.
-    periodic_weekday: Mapped[int] = mapped_column(default=0)
-    periodic_hour: Mapped[int] = mapped_column(default=8)
-    periodic_last_run_at: Mapped[datetime | None]
     # Digest messages per second over all workers; 0 means as fast as they go.
     send_rate_limit: Mapped[int] = mapped_column(default=0, server_default="0")
     # Unix time up to which sending is booked under that limit (see sending/pacing.py).

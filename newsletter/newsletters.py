@@ -1,8 +1,11 @@
 """The newsletters readers choose from, and each reader's choice of them."""
 
 import re
+from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
@@ -10,6 +13,7 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Digest,
+    DigestSchedule,
     DigestStatus,
     Newsletter,
     Subscriber,
@@ -46,7 +50,12 @@ def create(slug: str, name: str, description: str = "", default_on=True, public=
         public=public,
     )
     db.session.add(newsletter)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request made the same slug between the check above and this commit.
+        db.session.rollback()
+        raise SlugTaken(f"There is a newsletter {slug!r} already.") from None
     return newsletter
 
 
@@ -143,9 +152,9 @@ def chosen_ids(slugs: list[str] | None) -> list[int] | None:
     )
     unknown = sorted(wanted - set(found))
     if unknown:
-        raise InvalidSignup(f"There is no newsletter {', '.join(unknown)}.")
+        raise InvalidSignup(_l("There is no newsletter %(names)s.", names=", ".join(unknown)))
     if not found:
-        raise InvalidSignup("Please choose at least one newsletter.")
+        raise InvalidSignup(_l("Please choose at least one newsletter."))
     return sorted(found.values())
 
 
@@ -254,3 +263,60 @@ def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
         )
         .values(status=DeliveryStatus.SKIPPED)
     )
+
+
+CATEGORY_LENGTH = 100
+
+
+def set_schedule(
+    newsletter: Newsletter, schedule: str, weekday: int = 0, hour: int = 8, category: str = ""
+) -> Newsletter:
+    """Set the newsletter's digest schedule (see digests.run_periodic)."""
+    for key, value in checked_schedule(schedule, weekday, hour, category).items():
+        setattr(newsletter, key, value)
+    db.session.commit()
+    return newsletter
+
+
+def checked_schedule(schedule: str, weekday: int, hour: int, category: str | None) -> dict:
+    """A schedule's columns as stored: off, daily or weekly; a weekday (Monday is 0) and
+    an hour in UTC; a feed category or None for every post. NewsletterError for one it
+    cannot keep."""
+    if schedule not in set(DigestSchedule):
+        raise NewsletterError(f"A schedule is one of {', '.join(DigestSchedule)}.")
+    for value, low, high, what in [(weekday, 0, 6, "weekday"), (hour, 0, 23, "hour")]:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise NewsletterError(f"The {what} is a whole number from {low} to {high}.")
+    category = " ".join((category or "").split())
+    if len(category) > CATEGORY_LENGTH:
+        raise NewsletterError(f"A category is at most {CATEGORY_LENGTH} characters.")
+    return {
+        "schedule": str(schedule),
+        "schedule_weekday": weekday,
+        "schedule_hour": hour,
+        "schedule_category": category or None,
+    }
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One newsletter as the admins' list shows it."""
+
+    newsletter: Newsletter
+    # Confirmed readers who have it on: whom its next digest goes to.
+    readers: int
+    last_digest: Digest | None
+
+
+def overview() -> list[Overview]:
+    """Every newsletter, oldest first, with its readers and its latest digest."""
+    readers = reader_counts()
+    latest_ids = select(func.max(Digest.id)).group_by(Digest.newsletter_id)
+    latest = {
+        digest.newsletter_id: digest
+        for digest in db.session.scalars(select(Digest).where(Digest.id.in_(latest_ids)))
+    }
+    return [
+        Overview(newsletter, readers.get(newsletter.id, 0), latest.get(newsletter.id))
+        for newsletter in all_newsletters()
+    ]

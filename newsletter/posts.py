@@ -12,10 +12,13 @@ from sqlalchemy import or_, select
 
 from newsletter.extensions import db
 from newsletter.markup import sanitize, to_html
-from newsletter.models import Post, utcnow
+from newsletter.models import Post, PostCategory, utcnow
 
 FETCH_TIMEOUT_SECONDS = 20
 MAX_FEED_BYTES = 10 * 1024 * 1024
+# A feed entry's categories kept, at most: a newsletter filters on one of them.
+MAX_CATEGORIES = 20
+CATEGORY_LENGTH = 100
 
 
 class FeedError(Exception):
@@ -67,25 +70,39 @@ def import_feed(url_or_path: str) -> FeedReport:
         if not is_web_link(link):
             report.refused += 1
             continue
-        fields = {
-            "link": link[:2000],
-            "title": plain(entry.get("title")) or "(untitled)",
-            "summary_html": sanitize(_entry_html(entry)),
-            "published_at": _entry_time(entry),
-        }
-        same = or_(Post.guid == guid, Post.link == link) if link else Post.guid == guid
-        post = db.session.scalar(select(Post).where(same))
-        if post is None:
-            db.session.add(Post(guid=guid[:500], **fields))
-            report.added += 1
-        elif post.edited_at is None and any(getattr(post, k) != v for k, v in fields.items()):
-            for key, value in fields.items():
-                setattr(post, key, value)
-            report.updated += 1
-        else:
-            report.unchanged += 1
+        _save_entry(entry, guid, link, report)
     db.session.commit()
     return report
+
+
+def _save_entry(entry, guid: str, link: str, report: FeedReport) -> None:
+    fields = {
+        "link": link[:2000],
+        "title": plain(entry.get("title")) or "(untitled)",
+        "summary_html": sanitize(_entry_html(entry)),
+        "published_at": _entry_time(entry),
+    }
+    same = or_(Post.guid == guid, Post.link == link) if link else Post.guid == guid
+    post = db.session.scalar(select(Post).where(same))
+    categories = _entry_categories(entry)
+    if post is None:
+        post = Post(guid=guid[:500], **fields)
+        db.session.add(post)
+        report.added += 1
+    elif post.edited_at is None and any(getattr(post, k) != v for k, v in fields.items()):
+        for key, value in fields.items():
+            setattr(post, key, value)
+        report.updated += 1
+    else:
+        report.unchanged += 1
+    # The feed's categories are the feed's, on posts edited by hand too: nobody edits them.
+    if post.category_names != categories:
+        post.categories = [PostCategory(name=name) for name in sorted(categories)]
+
+
+def category_key(name: str | None) -> str:
+    """How a category is stored and compared: one line, case-folded."""
+    return plain(name or "", CATEGORY_LENGTH).casefold()[:CATEGORY_LENGTH]
 
 
 def is_web_link(link: str) -> bool:
@@ -99,6 +116,12 @@ def _entry_html(entry):
         return entry.summary
     content = entry.get("content") or []
     return content[0].get("value", "") if content else ""
+
+
+def _entry_categories(entry) -> set[str]:
+    """RSS ``<category>`` and Atom ``<category term>`` (or its label when it has no term)."""
+    names = (category_key(tag.get("term") or tag.get("label")) for tag in entry.get("tags") or [])
+    return set(list(dict.fromkeys(filter(None, names)))[:MAX_CATEGORIES])
 
 
 def _entry_time(entry):

@@ -118,6 +118,7 @@ def data_of(subscriber: Subscriber) -> dict:
         "email": subscriber.email,
         "name": subscriber.name,
         "status": subscriber.status,
+        "language": subscriber.locale,
         "consent": {
             "signed_up_at": _time(subscriber.signup_at),
             "signup_source": subscriber.signup_source,

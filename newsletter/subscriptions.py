@@ -4,10 +4,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import blocked_domains, outgoing, privacy, settings, tokens
+from newsletter import blocked_domains, i18n, outgoing, privacy, settings, tokens
 from newsletter import newsletters as newsletter_list
 from newsletter.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
@@ -49,6 +50,8 @@ class Signup:
     ip: str | None
     # The newsletters chosen; None: those on by default.
     newsletter_ids: list[int] | None
+    # The language the reader's browser asked for (i18n.LANGUAGES); None: the default.
+    locale: str | None = None
 
 
 def subscribe(
@@ -57,9 +60,11 @@ def subscribe(
     source: str = "form",
     ip: str | None = None,
     newsletters: list[str] | None = None,
+    locale: str | None = None,
 ) -> None:
     """Record a sign-up and owe the reader a confirmation email, which covers the
-    ``newsletters`` chosen (slugs; None: those on by default).
+    ``newsletters`` chosen (slugs; None: those on by default) and speaks ``locale``
+    (one of i18n.LANGUAGES; None: the default).
 
     The caller answers the same whatever happens here, so nobody can learn who
     subscribes. A confirmed address gets no new link and keeps its choice (the
@@ -68,7 +73,14 @@ def subscribe(
     """
     address = normalize_email(email)
     blocked_domains.refuse_if_disposable(address)
-    signup = Signup(address, clean_name(name), source, ip, newsletter_list.chosen_ids(newsletters))
+    signup = Signup(
+        address,
+        clean_name(name),
+        source,
+        ip,
+        newsletter_list.chosen_ids(newsletters),
+        i18n.supported(locale),
+    )
     owes = _record_new_address(signup)
     if owes is None:
         blocked_domains.refuse_if_blocked(address)
@@ -81,7 +93,7 @@ def subscribe(
 
 # Core statements on the tables, built once: the ORM's bulk path costs more than the
 # INSERT itself, and a dialect's INSERT … ON CONFLICT is compiled anew every time.
-_SIGNUP_COLUMNS = ("email", "name", "signup_source", "signup_ip")
+_SIGNUP_COLUMNS = ("email", "name", "signup_source", "signup_ip", "locale")
 # An address erased at its owner's request is never added again (and the answer is
 # the same), nor one at a domain the admins block: one statement checks both and adds
 # the address.
@@ -119,6 +131,7 @@ def _record_new_address(signup: Signup) -> bool | None:
                 "name": signup.name,
                 "signup_source": source,
                 "signup_ip": ip,
+                "locale": signup.locale,
                 "hashes": privacy.address_hashes(address),
                 "domains": blocked_domains.domains_of(address),
             },
@@ -153,7 +166,9 @@ def _record_signup(signup: Signup) -> bool | None:
     address, name, source, ip = signup.address, signup.name, signup.source, signup.ip
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
-        subscriber = Subscriber(email=address, name=name, signup_source=source, signup_ip=ip)
+        subscriber = Subscriber(
+            email=address, name=name, signup_source=source, signup_ip=ip, locale=signup.locale
+        )
         db.session.add(subscriber)
         db.session.flush()
     elif subscriber.status in NEVER_AGAIN_BY_FORM:
@@ -167,6 +182,7 @@ def _record_signup(signup: Signup) -> bool | None:
         subscriber.signup_at = utcnow()
         subscriber.signup_source = source
         subscriber.signup_ip = ip
+        subscriber.locale = signup.locale or subscriber.locale
     newsletter_list.choose(
         subscriber.id, signup.newsletter_ids, only=signup.newsletter_ids is not None
     )
@@ -383,12 +399,20 @@ def update_preferences(
     resubscribe: bool = False,
     ip: str | None = None,
     newsletters: list[str] | None = None,
+    locale: str | None = None,
 ) -> Subscriber:
     """Change the reader's name and, when ``newsletters`` (slugs) is given, exactly which
-    newsletters they get; with ``resubscribe``, owe a confirmation email, whose button
-    starts their mail again: whoever holds an old link is not the mailbox."""
+    newsletters they get, and when ``locale`` is, the language of their emails; with
+    ``resubscribe``, owe a confirmation email, whose button starts their mail again:
+    whoever holds an old link is not the mailbox."""
     subscriber = check_preferences(token)
+    if locale is not None and i18n.supported(locale) is None:
+        raise InvalidSignup(_l("Please choose one of the languages offered."))
     subscriber.name = clean_name(name)
+    # Choosing the language one gets already changes nothing: a reader who never chose
+    # keeps following DEFAULT_LOCALE.
+    if locale is not None and i18n.supported(locale) != i18n.reader_locale(subscriber.locale):
+        subscriber.locale = i18n.supported(locale)
     if newsletters is not None:
         chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
         newsletter_list.choose(subscriber.id, chosen, only=True)

@@ -12,8 +12,6 @@ import random
 import secrets
 import sys
 import tempfile
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 from flask_migrate import upgrade
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from config import Config
+from harness import CHROMIUM, CHROMIUM_ARGS, another_site, free_port, served
 from newsletter import accounts, create_app, digests, posts
 from newsletter.extensions import db
 from newsletter.models import (
@@ -39,8 +37,6 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS
-from tests.smtp import free_port
 
 ADMIN = ("editor@example.org", secrets.token_urlsafe(16))
 DAYS = 90
@@ -145,25 +141,10 @@ def add_posts_and_digests():
         db.session.commit()
 
 
-@contextmanager
-def serving(app, host, port):
-    server = make_server(host, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def article(service):
     """A news site's article with the sign-up box drawn by the service's script; the
     box takes its looks from the site's stylesheet, as it would on a real one."""
-
-    def page(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [
-            f"""<!doctype html><html lang="en"><title>The Town Gazette</title>
+    return f"""<!doctype html><html lang="en"><title>The Town Gazette</title>
 <style>
 body {{ font: 16px/1.5 Georgia, serif; max-width: 560px; margin: 2rem auto; color: #222 }}
 .newsletter-signup {{ display: grid; gap: .3rem; padding: 1rem; border: 1px solid #ccc;
@@ -175,10 +156,7 @@ body {{ font: 16px/1.5 Georgia, serif; max-width: 560px; margin: 2rem auto; colo
 <h1>The bridge opens in spring</h1>
 <p>After ten years of plans, the council voted yes. Get the week's news by email:</p>
 <div data-newsletter-signup data-source="article"></div>
-<script src="{service}/embed.js" async></script></body></html>""".encode()
-        ]
-
-    return page
+<script src="{service}/embed.js" async></script></body></html>"""
 
 
 def log_in(page, base):
@@ -239,8 +217,8 @@ def main(outdir):
     with tempfile.TemporaryDirectory() as instance:
         app = build_app(Path(instance), port, site_port)
         with (
-            serving(app, "127.0.0.1", port),
-            serving(article(base), "localhost", site_port),
+            served(app, port),
+            another_site(site_port, article(base)) as news,
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -248,7 +226,7 @@ def main(outdir):
             log_in(page, base)
             shoot_dashboard(page, outdir)
             shoot_composer(browser, base, outdir)
-            shoot_embed(browser, f"http://localhost:{site_port}/", outdir)
+            shoot_embed(browser, news, outdir)
             browser.close()
         with app.app_context():
             db.engine.dispose()

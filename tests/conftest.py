@@ -20,6 +20,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, delete, func, make_url, select, text, update
 
 from config import TestConfig
+from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
 from newsletter import create_app
 from newsletter.extensions import db
 from newsletter.models import (
@@ -32,8 +33,8 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.settings import update as update_settings
-from tests.helpers import ADMIN, CHROMIUM, CHROMIUM_ARGS, log_in, served
-from tests.smtp import SMTPServer, free_port
+from tests.helpers import ADMIN, log_in
+from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -45,6 +46,11 @@ FIRST_NEWSLETTER_AS_MADE = {
     "description": "",
     "default_on": True,
     "public": True,
+    "schedule": "off",
+    "schedule_weekday": 0,
+    "schedule_hour": 8,
+    "schedule_category": None,
+    "schedule_last_run_at": None,
 }
 
 

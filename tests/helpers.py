@@ -1,35 +1,16 @@
 """Small helpers the stories share."""
 
-import re
-import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-from werkzeug.serving import make_server
-
+import harness
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus, Subscription
 
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Playwright cannot download its own browser here, so it drives Debian's Chromium, as root
-# (hence no sandbox), with nothing that would reach out beyond loopback.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def wait_until(predicate, timeout=20):
@@ -38,18 +19,6 @@ def wait_until(predicate, timeout=20):
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
-
-
-@contextmanager
-def served(app, port):
-    """The app on a real HTTP server at 127.0.0.1:``port``, in a thread."""
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def sign_up_concurrently(app, addresses, clients):
@@ -64,18 +33,9 @@ def sign_up_concurrently(app, addresses, clients):
         return [status for statuses in pool.map(sign_up, chunks) for status in statuses]
 
 
-def csrf_token(page):
-    """The CSRF token of the (first) form on a page."""
-    return re.search(
-        r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
-    )[1]
-
-
 def log_in(client, email=ADMIN[0], password=ADMIN[1]):
-    token = csrf_token(client.get("/admin/login"))
-    return client.post(
-        "/admin/login", data={"email": email, "password": password, "csrf_token": token}
-    )
+    """Log the test client in, as the fixtures' admin unless told otherwise."""
+    return harness.log_in(client, email, password)
 
 
 def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader", newsletter_id=1):

@@ -3,18 +3,13 @@ and can be told to refuse recipients, the way real servers do."""
 
 import asyncio
 import re
-import socket
 import threading
 import time
 from email import message_from_bytes, message_from_string, policy
 
 from aiosmtpd.controller import Controller
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from harness import free_port
 
 
 class RecordingHandler:

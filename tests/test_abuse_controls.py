@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import re
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -15,11 +14,11 @@ import pytest
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from sqlalchemy import func, select
 
+from harness import csrf_token, free_port
 from newsletter import captcha
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import csrf_token
 
 COMPLETE_THE_CHECK = "Please complete the check that you are not a robot"
 
@@ -252,12 +251,6 @@ def siteverify():
     thread.join()
 
 
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 PROVIDERS = {
     "turnstile": ("cf-turnstile-response", "cf-turnstile", "https://challenges.cloudflare.com"),
     "hcaptcha": ("h-captcha-response", "h-captcha", "https://hcaptcha.com https://*.hcaptcha.com"),
@@ -332,7 +325,7 @@ def test_the_provider_decides_and_an_outage_fails_closed(make_app, siteverify, p
         CAPTCHA_PROVIDER=provider,
         CAPTCHA_SITE_KEY="site-key",
         CAPTCHA_SECRET_KEY="secret-key",
-        CAPTCHA_VERIFY_URL=f"http://127.0.0.1:{unused_port()}/siteverify",
+        CAPTCHA_VERIFY_URL=f"http://127.0.0.1:{free_port()}/siteverify",
     )
     page = down.test_client().post("/subscribe", data={"email": "ed@example.org", field: "t"})
     assert page.status_code == 503

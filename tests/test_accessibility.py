@@ -6,6 +6,7 @@ import dns.resolver
 import pytest
 from sqlalchemy import select
 
+from harness import free_port, served
 from newsletter import api_keys
 from newsletter.extensions import db
 from newsletter.models import (
@@ -18,8 +19,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import ADMIN, served
-from tests.smtp import free_port
+from tests.helpers import ADMIN
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(
@@ -173,6 +173,9 @@ def test_no_admin_page_has_serious_or_critical_violations(site, page, admin, mon
         ("digests", "/admin/digests"),
         ("new digest", "/admin/digests/new"),
         ("a digest", f"/admin/digests/{digest_id}"),
+        ("newsletters", "/admin/newsletters"),
+        ("new newsletter", "/admin/newsletters/new"),
+        ("a newsletter", "/admin/newsletters/1"),
         ("blocked domains", "/admin/blocked-domains"),
         ("deliverability", "/admin/deliverability"),
         ("inbound mail", "/admin/inbound"),

@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import func, select
 
+from harness import csrf_token
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.models import (
@@ -16,7 +17,7 @@ from newsletter.models import (
     SubscriberStatus,
     Subscription,
 )
-from tests.helpers import ADMIN, add_readers, csrf_token, log_in
+from tests.helpers import ADMIN, add_readers, log_in
 from workers.tasks import sweep
 
 

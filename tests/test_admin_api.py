@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from harness import csrf_token
 from newsletter import digests, posts, privacy
 from newsletter.extensions import db
 from newsletter.models import ApiKey, ConsentEvent, EmailJob, Subscriber, SubscriberStatus
-from tests.helpers import FEED, add_readers, csrf_token
+from tests.helpers import FEED, add_readers
 
 
 def create_key(runner, name="crm sync"):

@@ -2,20 +2,17 @@
 does, confirms nothing however long the page stays open; a press of its button does, and
 so does the code from the email typed on the "check your email" page. The ALTCHA widget
 works under the page's CSP, and its solution signs the reader up. A reader chooses
-among newsletters at sign-up and, by keyboard alone, in their preferences."""
-
-import threading
-from contextlib import contextmanager
+among newsletters at sign-up and, by keyboard alone, in their preferences. The embedded
+box speaks the browser's language."""
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
+from harness import another_site, free_port, served
 from newsletter import posts
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
-from tests.helpers import served
-from tests.smtp import code_in, free_port, link_in
+from tests.smtp import code_in, link_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 
@@ -170,23 +167,6 @@ def with_script(service):
     )
 
 
-@contextmanager
-def another_site(port, page):
-    """A page of another origin (localhost, not 127.0.0.1) that shows the service's box."""
-
-    def news_site(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html")])
-        return [page.encode()]
-
-    server = make_server("localhost", port, news_site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://localhost:{port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def test_a_site_of_embed_origins_shows_the_box_and_a_sign_up_ends_in_it(browser, make_app):
     port, site_port = free_port(), free_port()
     service = f"http://127.0.0.1:{port}"
@@ -249,3 +229,24 @@ def test_the_script_on_a_site_not_in_embed_origins_cannot_sign_anyone_up(browser
         sync_api.expect(page.get_by_text("could not be reached")).to_be_visible()
     # A JSON post needs the preflight's leave, which the service gave no stranger.
     assert status_of(app, "stranger@example.org") is None
+
+
+def test_a_german_browser_gets_the_scripts_box_in_german_and_the_reader_keeps_german(
+    browser, make_app
+):
+    port, site_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{port}"
+    app = make_app(BASE_URL=service, EMBED_ORIGINS=f"http://localhost:{site_port}")
+    page = browser.new_context(locale="de-DE").new_page()
+    with served(app, port), another_site(site_port, with_script(service)) as news:
+        page.goto(news)
+        page.get_by_label("E-Mail-Adresse").fill("nonsense")
+        page.get_by_role("button", name="Abonnieren").click()
+        sync_api.expect(page.get_by_text("Diese E-Mail-Adresse ist ungültig")).to_be_visible()
+        page.get_by_label("E-Mail-Adresse").fill("anna@example.org")
+        page.get_by_role("button", name="Abonnieren").click()
+        sync_api.expect(
+            page.get_by_text("Geschafft! Sehen Sie jetzt in Ihr Postfach")
+        ).to_be_visible()
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber.locale)) == "de"

@@ -8,9 +8,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from harness import csrf_token
 from newsletter.extensions import db
 from newsletter.models import Digest, Post
-from tests.helpers import add_readers, csrf_token, wait_until_sent
+from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import html_of, text_of
 
 POST_MARKDOWN = """The council voted **yes** on the *new* bridge.

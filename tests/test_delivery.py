@@ -7,6 +7,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from harness import free_port
 from newsletter import settings
 from newsletter.extensions import db
 from newsletter.mail import outbox
@@ -16,7 +17,7 @@ from tests.helpers import (
     sign_up_concurrently,
     wait_until,
 )
-from tests.smtp import SMTPServer, free_port, link_in
+from tests.smtp import SMTPServer, link_in
 from workers.tasks import send_email_jobs, sweep
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"

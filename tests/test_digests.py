@@ -12,6 +12,7 @@ import dkim
 import pytest
 from sqlalchemy import func, select, update
 
+from harness import free_port
 from newsletter import digests, settings
 from newsletter.extensions import db
 from newsletter.models import (
@@ -32,7 +33,7 @@ from tests.helpers import (
     wait_until,
     wait_until_sent,
 )
-from tests.smtp import SMTPServer, free_port, html_of, link_in, text_of
+from tests.smtp import SMTPServer, html_of, link_in, text_of
 from workers.tasks import start_digest, sweep
 
 

@@ -9,11 +9,12 @@ import re
 import pytest
 from sqlalchemy import event, func, select
 
+from harness import csrf_token
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.models import EmailTemplate
-from tests.helpers import FEED, add_readers, csrf_token, log_in, wait_until_sent
+from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 EDITORS_LINE = "Thanks for reading, from the editors."
@@ -60,7 +61,7 @@ def test_an_admin_edits_the_digest_template_and_the_next_digest_carries_it(
     assert 'href="/admin/email-templates/digest"' in listing
     assert "Edited" not in listing
     default_html, default_text = textareas(admin.get("/admin/email-templates/digest"))
-    assert '<a href="{{ unsubscribe_url }}">Unsubscribe</a>' in default_html
+    assert '<a href="{{ unsubscribe_url }}">{{ _("Unsubscribe") }}</a>' in default_html
     html_source, text_source = with_editors_line(default_html, default_text)
 
     previewed = edit(admin, "digest", html_source, text_source, preview="1")
@@ -238,8 +239,9 @@ def test_a_digest_reads_each_template_once_and_compiles_it_once_per_version(
         again = digest_mail.DigestMessages(digest)
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(queries) == 1
-    assert again.html_pieces == first.html_pieces
-    encoded = b"".join(piece for piece in again.html_pieces if isinstance(piece, bytes))
+    assert again.editions == first.editions
+    html_pieces = again.editions["en"].html_pieces
+    encoded = b"".join(piece for piece in html_pieces if isinstance(piece, bytes))
     assert EDITORS_LINE.encode() in quopri.decodestring(encoded)
 
 

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from newsletter import digests, feedback, posts, privacy
 from newsletter.extensions import db
@@ -233,3 +233,49 @@ def test_admins_see_what_came_back_per_digest_and_per_reader(verp_app, admin_cli
     assert f'href="/admin/subscribers/{ids[readers[0]]}"' in admin_client.get(
         "/admin/subscribers"
     ).get_data(as_text=True)
+
+
+def test_each_digests_unsubscribes_count_in_its_own_week_in_one_query(app):
+    """Four readers got two digests ten days apart: one left in the first one's week,
+    one in the gap between them, one in the second one's week, and one by complaining
+    (counted apart); a third digest has not started."""
+    readers = sorted(add_readers(app, 4))
+    with app.app_context():
+        ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
+        first, second = (
+            Digest(subject=subject, status=DigestStatus.SENT, started_at=utcnow() - ago)
+            for subject, ago in (("First", timedelta(days=20)), ("Second", timedelta(days=10)))
+        )
+        draft = Digest(subject="Draft")
+        db.session.add_all([first, second, draft])
+        db.session.flush()
+        db.session.add_all(
+            Delivery(digest_id=digest.id, subscriber_id=reader, sent_at=digest.started_at)
+            for digest in (first, second)
+            for reader in ids.values()
+        )
+        for email, days_ago, source in zip(
+            readers, [17, 12, 8, 9], ["link", "link", "one-click", "complaint"], strict=True
+        ):
+            db.session.add(
+                ConsentEvent(
+                    subscriber_id=ids[email],
+                    kind="unsubscribe",
+                    source=source,
+                    at=utcnow() - timedelta(days=days_ago),
+                )
+            )
+        db.session.commit()
+        shown = db.session.scalars(select(Digest).order_by(Digest.id)).all()
+        statements = []
+
+        def count(_connection, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        counted = feedback.reactions(shown)
+        event.remove(db.engine, "before_cursor_execute", count)
+        unsubscribed = {digest.subject: counted[digest.id]["unsubscribed"] for digest in shown}
+    assert unsubscribed == {"First": 1, "Second": 1, "Draft": 0}
+    # The reported bounces and complaints, and the unsubscribes: whatever the digests' number.
+    assert len(statements) == 2

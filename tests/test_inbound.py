@@ -17,6 +17,7 @@ from string import Template
 import pytest
 from sqlalchemy import func, select
 
+from harness import free_port
 from newsletter import feedback, inbound, tokens
 from newsletter.extensions import db
 from newsletter.mail import reports, return_path
@@ -31,7 +32,6 @@ from newsletter.models import (
 )
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
 from tests.helpers import add_readers, log_in, wait_until
-from tests.smtp import free_port
 from tests.test_feedback import send_digest, status_of
 from workers.tasks import sweep
 

@@ -3,9 +3,10 @@ digest reaches its own newsletter's readers only."""
 
 import re
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, insert, select
 
-from newsletter import digests, posts
+from newsletter import digests, newsletters, posts
 from newsletter.extensions import db
 from newsletter.models import Newsletter, Subscriber, Subscription
 from newsletter.tokens import PREFERENCES, make_token
@@ -27,6 +28,24 @@ def chosen(app, email):
                 .where(Subscriber.email == email, Subscription.active.is_(True))
             )
         )
+
+
+def test_a_slug_taken_by_a_concurrent_request_is_a_clear_refusal(app):
+    """Two admins make the same slug at once: the one who commits second is told so."""
+    with app.app_context():
+
+        def the_other_admin_commits_first(session, flush_context, instances):
+            with db.engine.begin() as connection:
+                connection.execute(
+                    insert(Newsletter).values(slug="breaking", name="Theirs", description="")
+                )
+
+        event.listen(db.session, "before_flush", the_other_admin_commits_first, once=True)
+        with pytest.raises(newsletters.SlugTaken, match="already"):
+            newsletters.create("breaking", "Mine")
+        assert db.session.scalars(
+            select(Newsletter.name).where(Newsletter.slug == "breaking")
+        ).all() == ["Theirs"]
 
 
 def test_an_admin_creates_newsletters_and_readers_choose_among_them(app, client, runner):

@@ -4,7 +4,6 @@ Webhooks signature with that secret; failures are retried; a dead endpoint slows
 nobody."""
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from harness import csrf_token, free_port
 from newsletter import digests, feedback, posts, subscriptions, tokens
 from newsletter.extensions import db
 from newsletter.models import (
@@ -23,7 +23,7 @@ from newsletter.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tests.helpers import add_readers, csrf_token, wait_until, wait_until_sent
+from tests.helpers import add_readers, wait_until, wait_until_sent
 from workers.tasks import start_digest
 
 
@@ -200,16 +200,10 @@ def test_a_failed_delivery_is_retried_until_the_endpoint_takes_it(
         assert endpoint.last_delivery_at is not None
 
 
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smtp, worker):
     answer = admin_client.post(
         "/api/v1/webhooks",
-        json={"url": f"http://127.0.0.1:{closed_port()}/", "events": ["subscriber.confirmed"]},
+        json={"url": f"http://127.0.0.1:{free_port()}/", "events": ["subscriber.confirmed"]},
     )
     assert answer.status_code == 201
     sign_up_started = time.monotonic()

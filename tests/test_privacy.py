@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from harness import csrf_token
 from newsletter import privacy, settings
 from newsletter.extensions import db
 from newsletter.models import (
@@ -18,7 +19,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
-from tests.helpers import add_readers, csrf_token, wait_until_sent
+from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import code_in, link_in
 
 

@@ -14,13 +14,13 @@ from urllib.request import Request, urlopen
 
 from sqlalchemy import select
 
+from harness import csrf_token, free_port
 from newsletter import digests
 from newsletter.extensions import db
 from newsletter.models import Subscriber
 from newsletter.tokens import UNSUBSCRIBE, make_token
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import FEED, add_readers, csrf_token, log_in
-from tests.smtp import free_port
+from tests.helpers import FEED, add_readers, log_in
 
 
 def test_every_page_forbids_inline_scripts_framing_and_sniffing(client, admin_client):

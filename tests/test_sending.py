@@ -13,6 +13,7 @@ from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from bench.sink import Sink
+from harness import free_port
 from newsletter import digests, settings
 from newsletter.extensions import db
 from newsletter.mail import relay
@@ -28,7 +29,7 @@ from newsletter.models import (
     Subscription,
 )
 from tests.helpers import FEED, add_readers, digest_state, wait_until, wait_until_sent
-from tests.smtp import SMTPServer, free_port, text_of
+from tests.smtp import SMTPServer, text_of
 from workers.tasks import send_email_jobs, start_digest
 
 # A row no message can be built for: its domain has no IDNA form (a joiner out of

@@ -7,8 +7,9 @@ import time
 import pyotp
 import pytest
 
+from harness import csrf_token
 from newsletter import two_factor
-from tests.helpers import ADMIN, csrf_token, log_in
+from tests.helpers import ADMIN, log_in
 
 STEP = 30  # seconds each TOTP code lasts
 

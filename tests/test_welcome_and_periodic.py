@@ -1,15 +1,13 @@
-"""A new reader is welcomed with the latest posts; admins may send a weekly digest."""
+"""A new reader is welcomed with the latest posts; a newsletter may send a weekly digest."""
 
 import re
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
-from newsletter import digests, settings
+from harness import csrf_token
+from newsletter import digests, newsletters, settings
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus
-from tests.helpers import csrf_token
 from tests.smtp import html_of, link_in, text_of
 
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
@@ -41,10 +39,8 @@ def test_admins_edit_or_turn_off_the_welcome_email(app, admin_client, smtp, work
         "csrf_token": token,
         "welcome_subject": "Hello!",
         "welcome_intro": "Hi there.",
-        "periodic_weekday": "2",
-        "periodic_hour": "9",
     }
-    assert admin.post("/admin/settings", data={**form, "periodic_hour": "25"}).status_code == 400
+    assert "Newsletters</a>" in admin.get("/admin/settings").text
     refused = admin.post("/admin/settings", data={**form, "send_rate_limit": "-5"})
     assert refused.status_code == 400
     assert b"Number must be between 0 and 100000" in refused.data
@@ -59,7 +55,6 @@ def test_admins_edit_or_turn_off_the_welcome_email(app, admin_client, smtp, work
     reader.post(link_in(smtp.wait_for(3)[2]))
     with app.app_context():
         assert settings.current().welcome_enabled is False
-        assert (settings.current().periodic_weekday, settings.current().periodic_hour) == (2, 9)
         assert settings.current().send_rate_limit == 500
 
 
@@ -67,16 +62,15 @@ def test_the_weekly_digest_goes_out_once_on_its_day_and_hour(app, runner):
     runner.invoke(args=["import-feed", FEED])
     wednesday_early, wednesday_nine = datetime(2026, 12, 2, 7), datetime(2026, 12, 2, 9, 5)
     with app.app_context():
-        assert digests.run_periodic(wednesday_nine) is None
-        settings.update(periodic_enabled=True, periodic_weekday=2, periodic_hour=9)
-        assert digests.run_periodic(wednesday_early) is None
-        assert digests.run_periodic(datetime(2026, 12, 3, 10)) is None
-        digest_id = digests.run_periodic(wednesday_nine)
-        assert digest_id is not None
-        assert digests.run_periodic(datetime(2026, 12, 2, 11)) is None
+        assert digests.run_periodic(wednesday_nine) == []
+        newsletters.set_schedule(newsletters.first(), "weekly", weekday=2, hour=9)
+        assert digests.run_periodic(wednesday_early) == []
+        assert digests.run_periodic(datetime(2026, 12, 3, 10)) == []
+        [digest_id] = digests.run_periodic(wednesday_nine)
+        assert digests.run_periodic(datetime(2026, 12, 2, 11)) == []
         digest = db.session.get(Digest, digest_id)
         assert digest.status == DigestStatus.SCHEDULED
+        assert digest.subject == "The Newsletter: 02 December 2026"
         assert len(digest.posts) == 2
-        db.session.execute(select(Digest)).all()
         digests.start_sending(digest_id)
-        assert digests.run_periodic(datetime(2026, 12, 9, 9)) is None
+        assert digests.run_periodic(datetime(2026, 12, 9, 9)) == []

@@ -114,7 +114,8 @@ def send_test_digest(digest_id, address):
 
 @shared_task(name="newsletter.run_periodic_digest")
 def run_periodic_digest():
-    digest_id = digests.run_periodic()
-    if digest_id is not None:
+    """Make the digests whose schedule is due and start them (the sweep would too)."""
+    digest_ids = digests.run_periodic()
+    for digest_id in digest_ids:
         start_digest.delay(digest_id)
-    return digest_id
+    return digest_ids

@@ -20,7 +20,7 @@ An index for the dashboard's daily moves: confirmations, unsubscribes and erasur
 time, read from the index alone (sign-ups, most of the consent log, are left out).
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-11-29 17:40:00
 
 """
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0029'
-down_revision = '0026'
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,11 @@
-"""Digest emails, built fast: render once per digest, personalise each copy cheaply.
+"""Digest emails, built fast: render once per digest and language, personalise each
+copy cheaply.
 
 Building every message with the stdlib ``email`` package costs about 2 ms; a
 digest to 100,000 readers would spend minutes on it. Here the digest is
-rendered, CSS-inlined and quoted-printable encoded once; each copy only adds its
+rendered, CSS-inlined and quoted-printable encoded once for each language (its
+chrome, the headings and links around what the admin wrote, is translated; what
+the admin wrote stays as written); each copy only adds its
 own headers and its own links, which takes tens of microseconds. Each link sits
 between encoded pieces joined by soft line breaks, so the decoded text is exact.
 
@@ -12,16 +15,17 @@ cannot use.
 """
 
 import re
+from collections import namedtuple
 from email.utils import formatdate, parseaddr
 
 import css_inline
 from flask import current_app
 from markupsafe import Markup
 
-from newsletter import archive, markup, tokens
+from newsletter import archive, i18n, markup, tokens
 from newsletter.mail import mime, templates
 from newsletter.mail.relay import smtp_address
-from newsletter.models import Digest
+from newsletter.models import Digest, Reader
 
 # Where each subscriber's own links go in the rendered digest.
 PLACEHOLDERS = {
@@ -48,16 +52,19 @@ def _pieces(rendered):
     return pieces
 
 
-def render(digest, links=None, template="digest"):
+def render(digest, links=None, template="digest", locale=None, saved=None):
     """The digest's HTML (CSS inlined) and text, as every subscriber sees them, from
-    ``template`` (``digest`` or ``welcome``)."""
-    html, text = templates.render(template, context(digest, links))
+    ``template`` (``digest`` or ``welcome``), in ``locale`` (None: the default);
+    ``saved``: the template's versions, when already read."""
+    locale = locale or i18n.default_locale()
+    html, text = templates.render(template, context(digest, links, locale), locale, saved)
     return INLINER.inline(html), text
 
 
-def context(digest, links=None) -> dict:
+def context(digest, links=None, locale=None) -> dict:
     """What a digest template is rendered with: its intro is Markdown, rendered to
-    HTML; the text part has the text of that HTML and of each post's summary.
+    HTML; the text part has the text of that HTML and of each post's summary; ``lang``
+    is the language of its readers (None: the default).
 
     ``links`` overrides the links in it: the reader's own (``unsubscribe_url``,
     ``preferences_url``) and ``archive_url``, its "View in browser" link (None: none).
@@ -65,6 +72,7 @@ def context(digest, links=None) -> dict:
     config = current_app.config
     intro_html = markup.to_html(digest.intro)
     return {
+        "lang": locale or i18n.default_locale(),
         "digest": digest,
         "posts": digest.posts,
         # Sanitized by to_html, so safe to put in as it is.
@@ -81,12 +89,17 @@ def context(digest, links=None) -> dict:
     }
 
 
-class DigestMessages:
-    """Makes the raw bytes of one digest for any subscriber."""
+# What every copy of a digest in one language shares: its headers and its pieces.
+Edition = namedtuple("Edition", "head text_pieces html_pieces")
 
-    def __init__(self, digest, template="digest"):
+
+class DigestMessages:
+    """Makes the raw bytes of one digest for any subscriber, in their language."""
+
+    def __init__(self, digest, template="digest", in_language=None):
+        """``in_language``: the digest as the readers of a language get it, where it
+        differs from ``digest`` (the welcome email's default words, translated)."""
         config = current_app.config
-        html, text = render(digest, template=template)
         # Stable per copy, so a copy sent twice after a crash looks like one to mail clients.
         self.message_id_prefix = f"digest.{digest.id}.{int(digest.created_at.timestamp())}"
         self.domain = sender_domain()
@@ -100,47 +113,50 @@ class DigestMessages:
             if newsletter
             else (config["SITE_NAME"], "newsletter")
         )
-        self.head = mime.fixed_headers(
-            From=config["MAIL_DEFAULT_SENDER"],
-            Subject=digest.subject,
-            List_Id=f"{name} <{slug}.{list_host}>",
-            List_Unsubscribe_Post="List-Unsubscribe=One-Click",
-        )
         self.alternative = mime.Alternative()
-        self.text_pieces, self.html_pieces = _pieces(text), _pieces(html)
+        self.default_locale = i18n.default_locale()
+        saved = templates.versions(template)
+        self.editions = {}
+        for locale in i18n.LANGUAGES:
+            issue = (in_language or {}).get(locale, digest)
+            html, text = render(issue, template=template, locale=locale, saved=saved)
+            head = mime.fixed_headers(
+                From=config["MAIL_DEFAULT_SENDER"],
+                Subject=issue.subject,
+                List_Id=f"{name} <{slug}.{list_host}>",
+                List_Unsubscribe_Post="List-Unsubscribe=One-Click",
+                Content_Language=locale,
+            )
+            self.editions[locale] = Edition(head, _pieces(text), _pieces(html))
 
     def message_id(self, subscriber_id: int) -> str:
         return f"<{self.message_id_prefix}.{subscriber_id}@{self.domain}>"
 
     def build(
-        self,
-        subscriber_id: int,
-        email: str,
-        name: str,
-        nonce: str,
-        date: str | None = None,
-        message_id: str | None = None,
+        self, reader: Reader, date: str | None = None, message_id: str | None = None
     ) -> bytes:
-        """The message for one subscriber, as bytes ready for SMTP."""
-        made = tokens.make_tokens_for(LINK_PURPOSES, nonce)
+        """The message for one subscriber, as bytes ready for SMTP, in their language
+        (None, or one we no longer have: the default)."""
+        edition = self.editions.get(reader.locale) or self.editions[self.default_locale]
+        made = tokens.make_tokens_for(LINK_PURPOSES, reader.token_nonce)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
         if self.mailto:
             list_unsubscribe += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
         headers = (
-            self.head
+            edition.head
             + (
-                f"To: {mime.address_header(name, smtp_address(email))}\r\n"
+                f"To: {mime.address_header(reader.name, smtp_address(reader.email))}\r\n"
                 f"Date: {date or formatdate(usegmt=True)}\r\n"
-                f"Message-ID: {message_id or self.message_id(subscriber_id)}\r\n"
+                f"Message-ID: {message_id or self.message_id(reader.id)}\r\n"
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"
             ).encode()
         )
         links = {purpose: mime.qp(url) for purpose, url in urls.items()}
         return self.alternative.message(
             headers,
-            SOFT_BREAK.join(links.get(piece, piece) for piece in self.text_pieces),
-            SOFT_BREAK.join(links.get(piece, piece) for piece in self.html_pieces),
+            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.text_pieces),
+            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.html_pieces),
         )
 
 

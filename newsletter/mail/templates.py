@@ -5,8 +5,14 @@ Admins write these templates, so they run sandboxed: no reaching Python's intern
 through attributes, no unsafe calls. Compiled templates are kept per process, keyed
 by their row's ``updated_at``: a render costs one query per template, whatever the
 number of readers, and compiles again only after an edit.
+
+The default templates speak every language of i18n.LANGUAGES through ``{% trans %}``
+and ``_()``: each language has sandboxes of its own, with that language's catalog
+installed, so a render never switches a shared environment's language under another
+thread's feet.
 """
 
+from functools import cache
 from pathlib import Path
 
 from flask import current_app
@@ -14,6 +20,7 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
+from newsletter import i18n
 from newsletter.extensions import db
 from newsletter.models import EmailTemplate
 
@@ -47,42 +54,49 @@ class StoredFirstLoader(BaseLoader):
         return stored_or_default_source(name, part), None, lambda: False
 
 
-def sandbox(part: str, undefined: type[Undefined]) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+@cache
+def sandbox(part: str, locale: str, strict: bool = False) -> SandboxedEnvironment:
+    """The sandbox a part is rendered in, in a language. Sending forgives what the check
+    (``strict``) refuses: a variable misspelt in a branch the sample data did not take
+    renders empty rather than stopping a send to every reader."""
+    environment = SandboxedEnvironment(
         loader=StoredFirstLoader(),
         autoescape=part == "html",
-        undefined=undefined,
+        undefined=StrictUndefined if strict else Undefined,
         cache_size=0,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_gettext_translations(i18n.catalog(locale), newstyle=True)
+    return environment
 
 
-# Sending forgives what the check refuses: a variable misspelt in a branch the sample
-# data did not take renders empty rather than stopping a send to every reader.
-SENDING = {part: sandbox(part, Undefined) for part in PARTS}
-CHECKING = {part: sandbox(part, StrictUndefined) for part in PARTS}
-
-
-def render(name: str, context: dict) -> tuple[str, str]:
-    """The template's HTML and text, rendered with ``context``."""
-    versions = dict(
+def versions(name: str) -> dict:
+    """When each part of the template was last saved (a part not in it: the file)."""
+    return dict(
         db.session.execute(
             select(EmailTemplate.part, EmailTemplate.updated_at).where(EmailTemplate.name == name)
         ).all()
     )
-    html, text = (compiled(name, part, versions.get(part)).render(context) for part in PARTS)
+
+
+def render(name: str, context: dict, locale: str, saved: dict | None = None) -> tuple[str, str]:
+    """The template's HTML and text, rendered with ``context`` in ``locale``; ``saved``
+    is its ``versions``, when the caller renders it in several languages at once."""
+    saved = versions(name) if saved is None else saved
+    html, text = (compiled(name, part, saved.get(part), locale).render(context) for part in PARTS)
     return html, text
 
 
-def compiled(name: str, part: str, updated_at):
+def compiled(name: str, part: str, updated_at, locale: str):
     """The template as compiled in this process for that version (None: the file)."""
-    cache = current_app.extensions.setdefault(CACHE_KEY, {})
-    cached = cache.get((name, part))
+    compiled_templates = current_app.extensions.setdefault(CACHE_KEY, {})
+    cached = compiled_templates.get((name, part, locale))
     if cached is None or cached[0] != updated_at:
-        cached = (updated_at, SENDING[part].get_template(f"{name}.{part}"))
-        cache[(name, part)] = cached
+        cached = (updated_at, sandbox(part, locale).get_template(f"{name}.{part}"))
+        compiled_templates[(name, part, locale)] = cached
     return cached[1]
 
 
-def render_source(part: str, source: str, context: dict) -> str:
+def render_source(part: str, source: str, context: dict, locale: str) -> str:
     """Unsaved source rendered strictly: an undefined variable or attribute is an error."""
-    return CHECKING[part].from_string(source).render(context)
+    return sandbox(part, locale, strict=True).from_string(source).render(context)

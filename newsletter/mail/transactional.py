@@ -1,4 +1,5 @@
-"""What the transactional emails say: the confirmation and the welcome email.
+"""What the transactional emails say: the confirmation and the welcome email, each
+in its reader's language.
 
 Each message's Message-ID comes from its job (sending.email_jobs), so a message
 sent again after a crash is the same message to the reader's mail client.
@@ -12,7 +13,7 @@ from email.utils import formatdate
 from flask import current_app
 from sqlalchemy import select
 
-from newsletter import settings, tokens
+from newsletter import i18n, settings, tokens
 from newsletter.extensions import db
 from newsletter.mail import mime, templates
 from newsletter.mail.digest import DigestMessages
@@ -20,6 +21,12 @@ from newsletter.mail.relay import smtp_address
 from newsletter.models import Post, Reader, utcnow
 
 WELCOME_POSTS = 5
+# The welcome email's words as shipped (models.Settings' defaults): readers get them in
+# their language until an admin writes their own, which every reader gets as written.
+SHIPPED_WELCOME_WORDS = (
+    i18n.N_("Welcome aboard"),
+    i18n.N_("Thank you for subscribing. Here is what we published lately."),
+)
 
 
 def link(path: str) -> str:
@@ -27,9 +34,10 @@ def link(path: str) -> str:
 
 
 def confirmation_context(reader: Reader) -> dict:
-    """What the confirmation template is rendered with."""
+    """What the confirmation template is rendered with, ``lang`` the reader's language."""
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     return {
+        "lang": i18n.reader_locale(reader.locale),
         "subscriber": reader,
         "site_name": current_app.config["SITE_NAME"],
         "confirm_url": link(f"/confirm/{token}"),
@@ -40,8 +48,9 @@ def confirmation_context(reader: Reader) -> dict:
 
 def build_confirmation(reader: Reader, message_id: str) -> bytes:
     """The email whose link confirms a pending subscription."""
-    html, text = templates.render("confirmation", confirmation_context(reader))
-    frame = _confirmation_frame()
+    context = confirmation_context(reader)
+    html, text = templates.render("confirmation", context, context["lang"])
+    frame = _confirmation_frame(context["lang"])
     headers = (
         frame.headers
         + (
@@ -60,20 +69,22 @@ def build_confirmation(reader: Reader, message_id: str) -> bytes:
 ConfirmationFrame = namedtuple("ConfirmationFrame", "headers alternative")
 
 
-def _confirmation_frame() -> ConfirmationFrame:
-    """What every confirmation shares (From, Subject, the MIME skeleton), made once
-    per app: the stdlib's header encoding is slow."""
-    key = "newsletter.confirmation_frame"
-    if key not in current_app.extensions:
+def _confirmation_frame(locale: str) -> ConfirmationFrame:
+    """What every confirmation in a language shares (From, Subject, the MIME skeleton),
+    made once per app: the stdlib's header encoding is slow."""
+    frames = current_app.extensions.setdefault("newsletter.confirmation_frames", {})
+    if locale not in frames:
         config = current_app.config
-        current_app.extensions[key] = ConfirmationFrame(
+        subject = i18n.catalog(locale).gettext("Confirm your subscription to %(site_name)s")
+        frames[locale] = ConfirmationFrame(
             mime.fixed_headers(
                 From=config["MAIL_DEFAULT_SENDER"],
-                Subject=f"Confirm your subscription to {config['SITE_NAME']}",
+                Subject=subject % {"site_name": config["SITE_NAME"]},
+                Content_Language=locale,
             ),
             mime.Alternative(),
         )
-    return current_app.extensions[key]
+    return frames[locale]
 
 
 @dataclass
@@ -95,4 +106,17 @@ def welcome_messages() -> DigestMessages:
         select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
     ).all()
     issue = WelcomeIssue(chosen.welcome_subject, chosen.welcome_intro, latest)
-    return DigestMessages(issue, template="welcome")
+    in_language = {
+        locale: WelcomeIssue(
+            _shipped_words_in(locale, issue.subject),
+            _shipped_words_in(locale, issue.intro),
+            latest,
+            created_at=issue.created_at,
+        )
+        for locale in i18n.LANGUAGES
+    }
+    return DigestMessages(issue, template="welcome", in_language=in_language)
+
+
+def _shipped_words_in(locale: str, words: str) -> str:
+    return i18n.catalog(locale).gettext(words) if words in SHIPPED_WELCOME_WORDS else words

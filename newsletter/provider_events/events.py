@@ -1,5 +1,6 @@
-"""What every provider's webhook shares: its refusals, its replay guard, and how a
-batch of its events reaches ``feedback``."""
+"""What every provider's webhook shares: its refusals, the order in which a request is
+proved and taken (``receive``), its replay guard, and how a batch of its events reaches
+``feedback``."""
 
 import hashlib
 import json
@@ -91,6 +92,17 @@ class Event:
         )
 
 
+@dataclass(frozen=True)
+class Signed:
+    """What a provider's valid signature vouches for: when the request was signed
+    (seconds since the epoch), a token that no other request of the provider's carries,
+    and how long either side of that moment the request may be taken."""
+
+    at: float
+    token: str
+    fresh_for: timedelta
+
+
 @dataclass
 class Tally:
     """What one request's events did; the answer's body and the log line."""
@@ -109,6 +121,26 @@ class Tally:
 
     def __str__(self):
         return ", ".join(f"{name} {count}" for name, count in asdict(self).items())
+
+
+def receive(
+    source: str,
+    verify: Callable[[], Signed | None],
+    read_batch: Callable[[], Iterable],
+    read_event: Callable[[object], list[Event]],
+) -> Tally:
+    """One request of a provider's, in the order that lets no forged, stale or replayed
+    request change anything: ``verify`` (Refused unless the provider sent it; None for a
+    provider that signs nothing, proved by a password, whose events count once by their
+    own references), the signature's freshness, ``read_batch`` (Malformed unless it is
+    of the provider's shape), and then each event, with the signed request taken once."""
+    signed = verify()
+    if signed is None:
+        return apply(source, read_batch(), read_event)
+    check_fresh(signed.at, signed.fresh_for)
+    batch = read_batch()
+    with taken_once(source, signed.token, signed.fresh_for):
+        return apply(source, batch, read_event)
 
 
 def parse_json(body: bytes, expected: str) -> object:

@@ -14,16 +14,15 @@ import hmac
 from datetime import timedelta
 
 from newsletter.models import FeedbackKind
+from newsletter.provider_events import events
 from newsletter.provider_events.events import (
     DELIVERED,
     Event,
     Malformed,
     Refused,
+    Signed,
     Tally,
-    apply,
-    check_fresh,
     parse_json,
-    taken_once,
 )
 
 SOURCE = "mailgun"
@@ -47,13 +46,15 @@ def receive(body: bytes, signing_key: str) -> Tally:
     payload = parse_json(body, SHAPE)
     if not isinstance(payload, dict) or not isinstance(payload.get("event-data"), dict):
         raise Malformed(f"Send {SHAPE}.")
-    timestamp, token = verify(payload.get("signature"), signing_key)
-    check_fresh(timestamp, FRESH_FOR)
-    with taken_once(SOURCE, token, FRESH_FOR):
-        return apply(SOURCE, [payload["event-data"]], read_event)
+    return events.receive(
+        SOURCE,
+        lambda: verify(payload.get("signature"), signing_key),
+        lambda: [payload["event-data"]],
+        read_event,
+    )
 
 
-def verify(signature: object, signing_key: str) -> tuple[int, str]:
+def verify(signature: object, signing_key: str) -> Signed:
     """The signed timestamp and token, if the signature is Mailgun's."""
     fields = signature if isinstance(signature, dict) else {}
     timestamp, token, digest = (fields.get(name) for name in ("timestamp", "token", "signature"))
@@ -63,7 +64,7 @@ def verify(signature: object, signing_key: str) -> tuple[int, str]:
     if not hmac.compare_digest(expected.hexdigest().encode(), digest.encode()):
         raise Refused("The signature does not match MAILGUN_WEBHOOK_SIGNING_KEY.")
     try:
-        return int(timestamp), token
+        return Signed(int(timestamp), token, FRESH_FOR)
     except ValueError:
         raise Refused("The signed timestamp is not a number of seconds.") from None
 

@@ -12,13 +12,13 @@ only those still learns of bounces and complaints.
 import hmac
 
 from newsletter.models import FeedbackKind
+from newsletter.provider_events import events
 from newsletter.provider_events.events import (
     DELIVERED,
     Event,
     Malformed,
     Tally,
     Unauthenticated,
-    apply,
     parse_json,
 )
 
@@ -41,14 +41,14 @@ def check_config(config) -> None:
 
 def receive(body: bytes, credentials: tuple[str, str] | None, expected: tuple[str, str]) -> Tally:
     """``credentials``: the request's basic auth (user, password), if it has any."""
-    authenticate(credentials, expected)
-    record = parse_json(body, SHAPE)
-    if not isinstance(record, dict) or not isinstance(record.get("RecordType"), str):
-        raise Malformed(f"Send {SHAPE}.")
-    return apply(SOURCE, [record], read_event)
+    return events.receive(
+        SOURCE, lambda: authenticate(credentials, expected), lambda: read_batch(body), read_event
+    )
 
 
 def authenticate(credentials: tuple[str, str] | None, expected: tuple[str, str]) -> None:
+    """Unauthenticated unless the user and password are right. Postmark signs nothing:
+    there is no signed moment or token to return."""
     given = credentials or ("", "")
     # Both compared every time, in constant time: no answer tells which one was wrong.
     matches = [
@@ -57,6 +57,13 @@ def authenticate(credentials: tuple[str, str] | None, expected: tuple[str, str])
     ]
     if not all(matches):
         raise Unauthenticated("Wrong or missing user and password (HTTP basic auth).")
+
+
+def read_batch(body: bytes) -> list[dict]:
+    record = parse_json(body, SHAPE)
+    if not isinstance(record, dict) or not isinstance(record.get("RecordType"), str):
+        raise Malformed(f"Send {SHAPE}.")
+    return [record]
 
 
 def read_event(record: dict) -> list[Event]:

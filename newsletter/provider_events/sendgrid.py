@@ -18,16 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from newsletter.models import FeedbackKind
+from newsletter.provider_events import events
 from newsletter.provider_events.events import (
     DELIVERED,
     Event,
     Malformed,
     Refused,
+    Signed,
     Tally,
-    apply,
-    check_fresh,
     parse_json,
-    taken_once,
 )
 
 SOURCE = "sendgrid"
@@ -72,6 +71,16 @@ def public_key(text: str) -> ec.EllipticCurvePublicKey:
 
 
 def receive(body: bytes, signature: str | None, timestamp: str | None, key: str) -> Tally:
+    return events.receive(
+        SOURCE,
+        lambda: verify(body, signature, timestamp, key),
+        lambda: read_batch(body),
+        read_event,
+    )
+
+
+def verify(body: bytes, signature: str | None, timestamp: str | None, key: str) -> Signed:
+    """The signed timestamp and the signature itself, if SendGrid signed the body."""
     if not signature or not timestamp:
         raise Refused(f"The request is not signed: {SIGNATURE_HEADER} and {TIMESTAMP_HEADER}.")
     try:
@@ -84,13 +93,15 @@ def receive(body: bytes, signature: str | None, timestamp: str | None, key: str)
         raise Refused("The signature does not match SENDGRID_WEBHOOK_PUBLIC_KEY.") from None
     if not timestamp.isdigit():
         raise Refused(f"{TIMESTAMP_HEADER} is not a number of seconds.")
-    check_fresh(int(timestamp), FRESH_FOR)
     # ECDSA signatures are random: a second request with the same one is a copy.
-    with taken_once(SOURCE, signature, FRESH_FOR):
-        events = parse_json(body, SHAPE)
-        if not isinstance(events, list):
-            raise Malformed(f"Send {SHAPE}.")
-        return apply(SOURCE, events, read_event)
+    return Signed(int(timestamp), signature, FRESH_FOR)
+
+
+def read_batch(body: bytes) -> list:
+    batch = parse_json(body, SHAPE)
+    if not isinstance(batch, list):
+        raise Malformed(f"Send {SHAPE}.")
+    return batch
 
 
 def read_event(data: dict) -> list[Event]:

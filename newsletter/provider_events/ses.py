@@ -33,17 +33,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from newsletter.models import FeedbackKind
+from newsletter.provider_events import events
 from newsletter.provider_events.events import (
     DELIVERED,
     Event,
     Malformed,
     Refused,
+    Signed,
     Tally,
     Unreachable,
-    apply,
-    check_fresh,
     parse_json,
-    taken_once,
 )
 
 log = logging.getLogger(__name__)
@@ -86,21 +85,16 @@ def receive(body: bytes, topic_arns: list[str]) -> Tally:
         raise Malformed(f"Send {SHAPE}.")
     if message["Type"] not in SIGNED_FIELDS:
         raise Malformed(f"Type {message['Type']!r} is not an SNS message type.")
+    return events.receive(
+        SOURCE, lambda: verify(message, topic_arns), lambda: read_batch(message), read_notification
+    )
+
+
+def verify(message: dict, topic_arns: list[str]) -> Signed:
+    """The message's Timestamp and MessageId, if SNS signed it, under a certificate
+    from SNS, for one of our topics."""
     if message["TopicArn"] not in topic_arns:
         raise Refused("TopicArn is not one of SES_WEBHOOK_TOPIC_ARN.")
-    verify(message)
-    check_fresh(_seconds(message["Timestamp"]), FRESH_FOR)
-    if message["Type"] == "SubscriptionConfirmation":
-        # Before its MessageId is taken: when SNS cannot be reached, its retry must pass.
-        confirm_subscription(message)
-    with taken_once(SOURCE, message["MessageId"], FRESH_FOR):
-        if message["Type"] != "Notification":
-            return Tally()
-        return apply(SOURCE, [message.get("Message")], read_notification)
-
-
-def verify(message: dict) -> None:
-    """Refused unless SNS signed the message, under a certificate from SNS."""
     url = message["SigningCertURL"]
     if not is_sns_url(url) or not urlsplit(url).path.endswith(".pem"):
         raise Refused("SigningCertURL is not an https://sns.<region>.amazonaws.com/….pem URL.")
@@ -119,6 +113,15 @@ def verify(message: dict) -> None:
     except (binascii.Error, InvalidSignature, TypeError):
         # TypeError: a certificate whose key is not RSA, which SNS never uses.
         raise Refused("The signature is not SNS's.") from None
+    return Signed(_seconds(message["Timestamp"]), message["MessageId"], FRESH_FOR)
+
+
+def read_batch(message: dict) -> list:
+    """A Notification's one Message; a confirmation confirms, and carries no events."""
+    if message["Type"] == "SubscriptionConfirmation":
+        # Before its MessageId is taken: when SNS cannot be reached, its retry must pass.
+        confirm_subscription(message)
+    return [message.get("Message")] if message["Type"] == "Notification" else []
 
 
 def is_sns_url(url: str) -> bool:

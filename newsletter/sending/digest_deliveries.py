@@ -66,9 +66,7 @@ class DigestDeliveries:
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
         message_id = self.messages.message_id(reader.id)
-        raw = self.messages.build(
-            reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
-        )
+        raw = self.messages.build(reader, date, message_id)
         envelope = Envelope(
             reader.email,
             return_path.for_message(reader.token_nonce, return_path.DIGEST, self.digest_id),

@@ -62,9 +62,7 @@ class EmailJobs:
         if claim.owes == EmailKind.CONFIRMATION:
             raw = transactional.build_confirmation(reader, message_id)
         else:
-            raw = self.welcome.build(
-                reader.id, reader.email, reader.name, reader.token_nonce, date, message_id
-            )
+            raw = self.welcome.build(reader, date, message_id)
         envelope = Envelope(
             reader.email,
             return_path.for_message(reader.token_nonce, return_path.EMAIL_JOB, claim.row_id),

@@ -524,6 +524,7 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
             Subscriber.token_nonce,
             Subscriber.status,
             Subscriber.hard_bounces,
+            Subscriber.locale,
         )
         .join(Subscriber, Subscriber.id == model.subscriber_id)
         .where(leases.among(model.id, ids))

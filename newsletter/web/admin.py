@@ -1,4 +1,5 @@
-"""The admin area: login (with its second factor), subscribers, posts, digests, settings."""
+"""The admin area: login (with its second factor), subscribers, posts, digests, newsletters,
+settings."""
 
 import io
 
@@ -30,6 +31,7 @@ from newsletter import (
     directory,
     email_templates,
     feedback,
+    i18n,
     inbound,
     newsletters,
     outgoing,
@@ -41,7 +43,15 @@ from newsletter import (
     two_factor,
 )
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.models import Digest, DigestStatus, Post, Subscriber, SubscriberStatus, utcnow
+from newsletter.models import (
+    Digest,
+    DigestStatus,
+    Newsletter,
+    Post,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 from newsletter.sending import hints
 from newsletter.web import charts
 from newsletter.web.forms import (
@@ -53,6 +63,7 @@ from newsletter.web.forms import (
     ImportForm,
     LoginForm,
     LogoutForm,
+    NewsletterForm,
     PostForm,
     ProveIdentityForm,
     ScheduleForm,
@@ -330,6 +341,8 @@ def show_subscriber(subscriber_id):
         subscriber=subscriber,
         record=privacy.data_of(subscriber),
         feedback_events=feedback.events_of(subscriber.id),
+        language=i18n.LANGUAGES[i18n.reader_locale(subscriber.locale)],
+        language_is_default=subscriber.locale is None,
         action_form=ActionForm(),
     )
 
@@ -564,6 +577,64 @@ def edit_settings():
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/settings.html", form=form), status
+
+
+@bp.get("/newsletters")
+def newsletter_list():
+    return render_template("admin/newsletters.html", listed=newsletters.overview())
+
+
+@bp.route("/newsletters/new", methods=["GET", "POST"])
+def new_newsletter():
+    form = NewsletterForm()
+    if form.validate_on_submit():
+        try:
+            newsletter = newsletters.create(
+                form.slug.data,
+                form.name.data,
+                form.description.data,
+                default_on=form.default_on.data,
+                public=form.public.data,
+            )
+        except newsletters.NewsletterError as error:
+            form.slug.errors.append(str(error))
+        else:
+            set_schedule(newsletter, form)
+            flash(f"Newsletter “{newsletter.name}” created.", "note")
+            return redirect(url_for("admin.newsletter_list"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/newsletter_form.html", form=form, newsletter=None), status
+
+
+@bp.route("/newsletters/<id:newsletter_id>", methods=["GET", "POST"])
+def edit_newsletter(newsletter_id):
+    newsletter = db.get_or_404(Newsletter, newsletter_id)
+    form = NewsletterForm(obj=newsletter)
+    # The slug stays what it was made: readers' mail filters and scripts know it.
+    del form.slug
+    if form.validate_on_submit():
+        newsletters.update_newsletter(
+            newsletter,
+            name=form.name.data,
+            description=form.description.data,
+            default_on=form.default_on.data,
+            public=form.public.data,
+        )
+        set_schedule(newsletter, form)
+        flash(f"Newsletter “{newsletter.name}” saved.", "note")
+        return redirect(url_for("admin.newsletter_list"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/newsletter_form.html", form=form, newsletter=newsletter), status
+
+
+def set_schedule(newsletter, form):
+    newsletters.set_schedule(
+        newsletter,
+        form.schedule.data,
+        form.schedule_weekday.data,
+        form.schedule_hour.data,
+        form.schedule_category.data,
+    )
 
 
 @bp.get("/email-templates")

@@ -1,11 +1,12 @@
 """The JSON API, for sites that sign readers up from their own scripts."""
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
-from newsletter import captcha, subscriptions
+from newsletter import captcha, i18n, subscriptions
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
+from newsletter.web.languages import browser_locale
 from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit, signup_source
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -35,6 +36,11 @@ def subscribe():
     if problem:
         return json_error(problem, 400)
     email, name = data["email"], data.get("name", "")
+    language = i18n.supported(data["language"]) if "language" in data else browser_locale()
+    if "language" in data and language is None:
+        return json_error(f'"language" must be one of: {", ".join(i18n.LANGUAGES)}.', 422)
+    # The reader's messages below, like their emails, speak the language they asked for.
+    g.reader_locale = language
     if data.get(HONEYPOT):
         return jsonify(status="pending"), 202
     try:
@@ -45,6 +51,7 @@ def subscribe():
             source=signup_source("api", data),
             ip=request.remote_addr,
             newsletters=data.get("newsletters"),
+            locale=language,
         )
     except captcha.CaptchaFailed as error:
         return json_error(str(error), error.status)
@@ -66,4 +73,6 @@ def malformed(data: object) -> str | None:
         isinstance(chosen, list) and all(isinstance(slug, str) for slug in chosen)
     ):
         return '"newsletters" must be a list of newsletter slugs, e.g. ["weekly"].'
+    if not isinstance(data.get("language", ""), str):
+        return '"language" must be a language tag, e.g. "de".'
     return None

@@ -91,6 +91,10 @@ class SubscriberOut(BaseModel):
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
     newsletters: list[str] = Field(description="The slugs of the newsletters they have on.")
+    language: str | None = Field(
+        description="The language of their emails, as chosen at sign-up or in their "
+        "preferences; null means the service's DEFAULT_LOCALE."
+    )
 
     @classmethod
     def of(cls, subscriber: Subscriber, newsletters: list[str]) -> "SubscriberOut":
@@ -104,6 +108,7 @@ class SubscriberOut(BaseModel):
             confirmed_at=_as_utc(subscriber.confirmed_at),
             unsubscribed_at=_as_utc(subscriber.unsubscribed_at),
             newsletters=newsletters,
+            language=subscriber.locale,
         )
 
 

@@ -3,6 +3,8 @@
 import re
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from newsletter import archive
 from newsletter.mail import digest as digest_mail
@@ -16,8 +18,8 @@ PAGE_NUMBER = re.compile("[1-9][0-9]{0,8}")
 def not_in_archive(_error):
     return render_template(
         "public/message.html",
-        title="Not in the archive",
-        text="There is no such digest or page in the archive.",
+        title=_("Not in the archive"),
+        text=_("There is no such digest or page in the archive."),
     ), 404
 
 
@@ -50,6 +52,7 @@ def show(digest_id, slug):
     html, _text = digest_mail.render(
         digest,
         links={"unsubscribe_url": signup_url, "preferences_url": signup_url, "archive_url": None},
+        locale=str(get_locale()),
     )
     return html
 

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from newsletter import accounts, api_keys, digests, directory, newsletters, posts, two_factor
 from newsletter.addresses import InvalidSignup
 from newsletter.mail.listener import InboundController
+from newsletter.models import DigestSchedule
 from newsletter.sending import hints
 
 
@@ -120,13 +121,28 @@ def send_digest(subject, newsletter):
 @click.option("--description", default="", help="A sentence for the sign-up form.")
 @click.option("--not-default", is_flag=True, help="A sign-up that names none does not get it.")
 @click.option("--private", is_flag=True, help="Keep its digests out of the public archive.")
+@click.option(
+    "--schedule",
+    type=click.Choice([schedule.value for schedule in DigestSchedule]),
+    default=DigestSchedule.OFF.value,
+    show_default=True,
+    help="Make a digest of its new posts by itself.",
+)
+@click.option(
+    "--weekday", type=click.IntRange(0, 6), default=0, show_default=True, help="Monday is 0."
+)
+@click.option("--hour", type=click.IntRange(0, 23), default=8, show_default=True, help="In UTC.")
+@click.option("--category", default="", help="Only posts in this feed category.")
 @with_appcontext
-def create_newsletter(slug, name, description, not_default, private):
-    """Create a newsletter readers can choose."""
+def create_newsletter(slug, name, description, not_default, private, **schedule):
+    """Create a newsletter readers can choose, with its digest schedule."""
     try:
+        # Checked first: a schedule it cannot keep leaves no newsletter behind.
+        newsletters.checked_schedule(**schedule)
         newsletter = newsletters.create(
             slug, name, description, default_on=not not_default, public=not private
         )
+        newsletters.set_schedule(newsletter, **schedule)
     except newsletters.NewsletterError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created newsletter {newsletter.slug!r} ({newsletter.name}), id {newsletter.id}")

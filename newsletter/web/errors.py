@@ -2,7 +2,29 @@
 page elsewhere."""
 
 from flask import jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+# The errors a reader may meet on a page, in Werkzeug's words, to translate them; any
+# other error, or one that says something of its own, shows as it is.
+PAGE_WORDS = {
+    400: (
+        _l("Bad Request"),
+        _l("The browser (or proxy) sent a request that this server could not understand."),
+    ),
+    404: (
+        _l("Not Found"),
+        _l(
+            "The requested URL was not found on the server. If you entered the URL manually "
+            "please check your spelling and try again."
+        ),
+    ),
+    405: (_l("Method Not Allowed"), _l("The method is not allowed for the requested URL.")),
+    429: (
+        _l("Too Many Requests"),
+        _l("This user has exceeded an allotted request count. Try again later."),
+    ),
+}
 
 
 def register(app):
@@ -16,6 +38,9 @@ def register(app):
     def http_error(error):
         if request.path.startswith(("/api/", "/webhooks/")):
             return jsonify(error=error.description), error.code
+        name, description = PAGE_WORDS.get(error.code, (error.name, error.description))
+        if error.description != type(error).description:
+            description = error.description
         return render_template(
-            "public/message.html", title=f"{error.code} {error.name}", text=error.description
+            "public/message.html", title=f"{error.code} {name}", text=description
         ), error.code

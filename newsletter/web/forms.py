@@ -16,9 +16,19 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from newsletter import newsletters, outgoing
+from newsletter.models import DigestSchedule
 
 
 class LoginForm(FlaskForm):
@@ -97,11 +107,6 @@ class SettingsForm(FlaskForm):
     welcome_enabled = BooleanField("Send a welcome email with the latest posts after confirming")
     welcome_subject = StringField("Welcome subject", validators=[DataRequired(), Length(max=200)])
     welcome_intro = TextAreaField("Welcome text (Markdown)")
-    periodic_enabled = BooleanField("Send a digest of new posts every week")
-    periodic_weekday = SelectField(
-        "On", coerce=int, choices=[SelectChoice(n, day) for n, day in enumerate(WEEKDAYS)]
-    )
-    periodic_hour = IntegerField("At hour (UTC)", validators=[NumberRange(0, 23)])
     send_rate_limit = IntegerField(
         "At most this many messages per second, over all workers (0: no limit)",
         validators=[Optional(), NumberRange(0, 100_000)],
@@ -126,4 +131,49 @@ class WebhookEndpointForm(FlaskForm):
         option_widget=widgets.CheckboxInput(),
         widget=widgets.ListWidget(prefix_label=False),
         validators=[DataRequired(message="Choose at least one event.")],
+    )
+
+
+def no_nul(_form, field):
+    """PostgreSQL cannot store a NUL in text: refuse it in the form rather than fail there."""
+    if field.data and "\x00" in field.data:
+        raise ValidationError("This must not contain a NUL character.")
+
+
+SCHEDULES = [
+    SelectChoice(DigestSchedule.OFF, "Off: digests only by hand"),
+    SelectChoice(DigestSchedule.DAILY, "Daily"),
+    SelectChoice(DigestSchedule.WEEKLY, "Weekly"),
+]
+
+
+class NewsletterForm(FlaskForm):
+    """A newsletter and its digest schedule; the slug only when it is made."""
+
+    slug = StringField(
+        "Slug (in links, the API and the List-Id header: lower-case letters, digits, hyphens)",
+        validators=[DataRequired(), Length(max=64), no_nul],
+    )
+    name = StringField("Name", validators=[DataRequired(), Length(max=200), no_nul])
+    description = TextAreaField(
+        "Description (shown beside its checkbox at sign-up)",
+        validators=[Length(max=2000), no_nul],
+    )
+    default_on = BooleanField(
+        "On by default: a sign-up that names no newsletter gets it", default=True
+    )
+    public = BooleanField("Public: its digests are in the archive", default=True)
+    schedule = SelectField("Digest of new posts", choices=SCHEDULES, default=DigestSchedule.OFF)
+    schedule_weekday = SelectField(
+        "On (weekly)",
+        coerce=int,
+        choices=[SelectChoice(n, day) for n, day in enumerate(WEEKDAYS)],
+        default=0,
+    )
+    schedule_hour = IntegerField(
+        "At hour (UTC, 0 to 23)", validators=[InputRequired(), NumberRange(0, 23)], default=8
+    )
+    schedule_category = StringField(
+        "Only posts in this feed category (empty: every post)",
+        validators=[Length(max=newsletters.CATEGORY_LENGTH), no_nul],
     )

@@ -3,13 +3,17 @@
 import re
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
-from newsletter import captcha, newsletters, privacy, subscriptions, tokens
+from newsletter import captcha, i18n, newsletters, privacy, subscriptions, tokens
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import limiter
 from newsletter.mail.relay import uses_outbox
 from newsletter.models import SubscriberStatus
+from newsletter.web.languages import browser_locale, speak_to
 from newsletter.web.security import embeddable
 
 bp = Blueprint("public", __name__)
@@ -89,11 +93,41 @@ def embed():
 
 @bp.get("/embed.js")
 def embed_script():
-    """The script that draws the sign-up box on another site's page (see static/js/embed.js)."""
-    response = current_app.send_static_file("js/embed.js")
+    """The script that draws the sign-up box on another site's page
+    (templates/public/embed.js), with its words in every language we have: the script
+    picks the reader's, so one cached copy serves every reader."""
+    response = current_app.response_class(
+        render_template(
+            "public/embed.js", catalogs=embed_catalogs(), default_language=i18n.default_locale()
+        ),
+        mimetype="text/javascript",
+    )
     response.cache_control.max_age = 3600
     response.cache_control.public = True
     return response
+
+
+# What the box of /embed.js says, as it says it in each language.
+EMBED_WORDS = {
+    "email": _l("Email address"),
+    "name": _l("Name (optional)"),
+    "subscribe": _l("Subscribe"),
+    "success": _l("Success! Now check your email"),
+    "next": _l(
+        "Open the email we sent and press the button behind its link. "
+        "Nothing after a few minutes? Look in your spam folder."
+    ),
+    "failed": _l("That did not work; please try again."),
+    "unreachable": _l("The newsletter could not be reached; please try again later."),
+}
+
+
+def embed_catalogs() -> dict[str, dict[str, str]]:
+    catalogs = {}
+    for language in i18n.LANGUAGES:
+        with force_locale(language):
+            catalogs[language] = {key: str(words) for key, words in EMBED_WORDS.items()}
+    return catalogs
 
 
 @bp.post("/embed")
@@ -121,6 +155,7 @@ def sign_up_from_form(default_source):
             source=signup_source(default_source),
             ip=request.remote_addr,
             newsletters=chosen_newsletters(),
+            locale=browser_locale(),
         )
     except captcha.CaptchaFailed as error:
         return error, error.status
@@ -174,17 +209,19 @@ def confirm_with_code():
             email, request.form.get("code", ""), ip=request.remote_addr
         )
     except subscriptions.CodeNotValid:
-        error = (
+        error = _(
             "That code does not work: check the address and the six digits in the email, "
             "or use the link in it. After five wrong tries, sign up again for a new email."
         )
         return render_check_email(email, error=error), 400
+    speak_to(subscriber)
     return render_template("public/confirmed.html", subscriber=subscriber)
 
 
 @bp.get("/confirm/<token>")
 def confirm_page(token):
     subscriber = subscriptions.check_confirmation(token)
+    speak_to(subscriber)
     if subscriber.status == SubscriberStatus.CONFIRMED:
         return render_template("public/confirmed.html", subscriber=subscriber)
     return render_template("public/confirm.html", subscriber=subscriber, token=token)
@@ -193,6 +230,7 @@ def confirm_page(token):
 @bp.post("/confirm/<token>")
 def confirm(token):
     subscriber = subscriptions.confirm(token, ip=request.remote_addr)
+    speak_to(subscriber)
     return render_template("public/confirmed.html", subscriber=subscriber)
 
 
@@ -205,6 +243,7 @@ def renew_confirmation(token):
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token):
     subscriber = subscriptions.check_unsubscribe(token)
+    speak_to(subscriber)
     return render_template("public/unsubscribe.html", subscriber=subscriber, token=token)
 
 
@@ -212,12 +251,14 @@ def unsubscribe_page(token):
 def unsubscribe(token):
     """The button's POST and RFC 8058 one-click: no cookies, no CSRF token, no redirect."""
     subscriber = subscriptions.unsubscribe(token, ip=request.remote_addr)
+    speak_to(subscriber)
     return render_template("public/unsubscribed.html", subscriber=subscriber)
 
 
 @bp.get("/preferences/<token>")
 def preferences(token):
     subscriber = subscriptions.check_preferences(token)
+    speak_to(subscriber)
     return render_preferences(subscriber, token)
 
 
@@ -231,10 +272,14 @@ def save_preferences(token):
             resubscribe=resubscribe,
             ip=request.remote_addr,
             newsletters=chosen_newsletters(),
+            locale=request.form.get("language"),
         )
     except InvalidSignup as error:
         subscriber = subscriptions.check_preferences(token)
+        speak_to(subscriber)
         return render_preferences(subscriber, token, error=str(error)), 400
+    # A new language shows at once, on the page that says it is saved.
+    speak_to(subscriber)
     confirmation_sent = resubscribe and subscriber.status == SubscriberStatus.PENDING
     return render_preferences(subscriber, token, saved=True, confirmation_sent=confirmation_sent)
 
@@ -251,15 +296,18 @@ def download_data(token):
 @bp.post("/preferences/<token>/erase")
 def erase_data(token):
     subscriber = subscriptions.check_preferences(token)
+    speak_to(subscriber)
     if request.form.get("confirm") != "yes":
-        error = "Tick the box to say you understand that this cannot be undone."
+        error = _("Tick the box to say you understand that this cannot be undone.")
         return render_preferences(subscriber, token, erase_error=error), 400
     privacy.erase(subscriber, by="reader")
     return render_template(
         "public/message.html",
-        title="Your data is deleted",
-        text="We deleted your subscription and everything we kept about you. "
-        "We will not email this address again.",
+        title=_("Your data is deleted"),
+        text=_(
+            "We deleted your subscription and everything we kept about you. "
+            "We will not email this address again."
+        ),
     )
 
 
@@ -270,6 +318,8 @@ def render_preferences(subscriber, token, **extra):
         token=token,
         unsubscribe_token=tokens.make_token(tokens.UNSUBSCRIBE, subscriber),
         chosen=newsletters.chosen_by(subscriber.id),
+        languages=i18n.LANGUAGES,
+        language=i18n.reader_locale(subscriber.locale),
         **extra,
     )
 
@@ -279,9 +329,11 @@ def link_expired(_error):
     if request.url_rule.rule.startswith("/preferences/"):
         return render_template(
             "public/message.html",
-            title="This link has expired",
-            text="Links to your preferences work for a limited time. "
-            "Use the link in the most recent email from us.",
+            title=_("This link has expired"),
+            text=_(
+                "Links to your preferences work for a limited time. "
+                "Use the link in the most recent email from us."
+            ),
         ), 410
     token = request.view_args["token"]
     return render_template("public/link_expired.html", token=token), 410
@@ -291,8 +343,8 @@ def link_expired(_error):
 def link_tampered(_error):
     return render_template(
         "public/message.html",
-        title="This link is not valid",
-        text="The link is damaged or incomplete. Please copy the whole link from the email.",
+        title=_("This link is not valid"),
+        text=_("The link is damaged or incomplete. Please copy the whole link from the email."),
     ), 400
 
 
@@ -300,7 +352,9 @@ def link_tampered(_error):
 def link_outdated(_error):
     return render_template(
         "public/message.html",
-        title="This link no longer works",
-        text="It belongs to a subscription that was cancelled or replaced. "
-        "Use the link in the most recent email, or subscribe again.",
+        title=_("This link no longer works"),
+        text=_(
+            "It belongs to a subscription that was cancelled or replaced. "
+            "Use the link in the most recent email, or subscribe again."
+        ),
     ), 404
