@@ -7,10 +7,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from harness import csrf_token
 from newsletter import directory
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, SubscriberTally, Subscription
-from tests.helpers import add_readers, csrf_token
+from tests.helpers import add_readers
 from tests.smtp import link_in
 
 LISTED = re.compile(r'<a href="/admin/subscribers/\d+">([^<]+)</a>')
