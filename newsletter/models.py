@@ -88,7 +88,8 @@ class Subscriber(db.Model):
 class SubscriberTally(db.Model):
     """Changes to the number of subscribers in a status, appended by triggers on
     subscriber (migration 0029) whatever code changed it: summed per status they are
-    the counts the admin sees, without reading every subscriber."""
+    the counts the admin sees, without reading every subscriber. A migration that
+    rebuilds subscriber on SQLite must create the triggers again."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -5,12 +5,14 @@ import io
 import re
 
 import pytest
-from sqlalchemy import func, select
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import func, select, text
 
 from harness import csrf_token
 from newsletter import directory
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, SubscriberTally, Subscription
+from tests.conftest import build_app
 from tests.helpers import add_readers
 from tests.smtp import link_in
 
@@ -238,3 +240,61 @@ def test_counts_stay_exact_when_many_changes_are_folded(app, admin_client, runne
     assert tally_rows(app) == 2
     add_readers(app, 5, status=SubscriberStatus.BOUNCED, prefix="gone")
     assert counts_shown(admin_client) == expect(pending=30, confirmed=700, bounced=5)
+
+
+def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(
+    unmigrated_database_url, tmp_path
+):
+    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
+    with app.app_context():
+        upgrade(revision="0028")
+        for n, status in enumerate(["confirmed", "confirmed", "confirmed", "pending"]):
+            db.session.execute(
+                text(
+                    "INSERT INTO subscriber (email, name, status, token_nonce, created_at, "
+                    "signup_at, signup_source) VALUES (:email, '', :status, :nonce, "
+                    "'2026-11-01', '2026-11-01', 'test')"
+                ),
+                {"email": f"r{n}@example.org", "status": status, "nonce": f"nonce{n}"},
+            )
+        for digest_id, status in [(1, "sent"), (2, "sending")]:
+            db.session.execute(
+                text(
+                    "INSERT INTO digest (id, newsletter_id, subject, intro, status, created_at) "
+                    "VALUES (:id, 1, 'Weekly', '', :status, '2026-11-20')"
+                ),
+                {"id": digest_id, "status": status},
+            )
+        for digest_id, reader, status in [(1, 1, "sent"), (1, 2, "sent"), (1, 3, "failed")]:
+            db.session.execute(
+                text(
+                    "INSERT INTO delivery (digest_id, subscriber_id, status, due_at, attempts) "
+                    "VALUES (:digest, :reader, :status, '2026-11-20', 1)"
+                ),
+                {"digest": digest_id, "reader": reader, "status": status},
+            )
+        db.session.commit()
+
+        upgrade(revision="0029")
+        counts = directory.status_counts()
+        assert (counts["confirmed"], counts["pending"], counts["unsubscribed"]) == (3, 1, 0)
+        totals = db.session.execute(
+            text("SELECT id, sent_count, failed_count, skipped_count FROM digest ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in totals] == [(1, 2, 1, 0), (2, None, None, None)]
+        # From here the triggers count.
+        db.session.execute(text("UPDATE subscriber SET status = 'unsubscribed' WHERE id = 1"))
+        db.session.execute(text("DELETE FROM subscriber WHERE id = 4"))
+        db.session.commit()
+        counts = directory.status_counts()
+        assert (counts["confirmed"], counts["pending"], counts["unsubscribed"]) == (2, 0, 1)
+        db.session.commit()
+
+        downgrade(revision="0028")
+        # No trigger is left behind to write into the table that went.
+        db.session.execute(text("UPDATE subscriber SET status = 'confirmed' WHERE id = 1"))
+        db.session.commit()
+        upgrade()
+        assert directory.status_counts()["confirmed"] == 3
+        db.session.remove()
+        db.engine.dispose()

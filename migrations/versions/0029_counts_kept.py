@@ -10,7 +10,10 @@ transaction as the change, whichever code made it. Appending, unlike updating on
 counter per status, makes concurrent sign-ups wait on nothing. The sum of the rows is
 the count; reading folds them into one row per status now and then. PostgreSQL fires
 once per statement (a batch of 1,000 imported readers adds one row), SQLite once per
-row. The statuses counted as the migration runs are its first rows.
+row. The statuses counted as the migration runs are its first rows. On SQLite a later
+migration that rebuilds subscriber (batch_alter_table in "move and copy" mode) drops its
+triggers with the old table, and must create them again (the tests of the counts fail
+without them).
 
 The delivery totals of digests already sent, which sending now writes on a digest as
 it finishes (they were written only when its copies were folded away, 90 days on): the
