@@ -163,13 +163,12 @@ def _counted_up_to_limit(statement):
     return total, total > SEARCH_COUNT_LIMIT
 
 
-def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=None):
-    """One page of subscribers, newest first, matching part of an address or name
-    (and, given ``newsletter_id``, with that newsletter on).
+def search(query="", status="", page=1, per_page=50, newsletter_id=None):
+    """One page of subscribers by number, newest first, matching part of an address or
+    name (and, given ``newsletter_id``, with that newsletter on): the admins' API's list.
 
-    ``counts`` (status_counts, which the caller shows anyway) give the total of an
-    unsearched list, so that it is not counted twice: at 200,000 subscribers each
-    count reads the whole table."""
+    The total of a list kept to a status at most comes from status_counts: counting it
+    would read the whole table."""
     # A page far past any list's end is empty, and its OFFSET still fits a BIGINT.
     page = min(max(page, 1), LAST_PAGE)
     statement = _matching(select(Subscriber), query, status, newsletter_id)
@@ -178,9 +177,10 @@ def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=
     listed.more_than = False
     if query.strip():
         listed.total, listed.more_than = _counted_up_to_limit(statement)
-    elif counts is None or newsletter_id is not None:
+    elif newsletter_id is not None:
         listed.total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
     else:
+        counts = status_counts()
         listed.total = counts[status] if status else sum(counts.values())
     return listed
 
