@@ -3,6 +3,7 @@ from the admins' API."""
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -18,6 +19,7 @@ from newsletter.models import (
     Newsletter,
     Subscriber,
     SubscriberStatus,
+    SubscriberTally,
     Subscription,
     utcnow,
 )
@@ -61,29 +63,70 @@ class ImportReport:
             self.rejections.append((line, reason))
 
 
+# Tally rows summed at most on each read: past this many they are folded into one a status.
+TALLY_FOLD_AT = 500
+
+
 def status_counts() -> dict[str, int]:
-    """Subscribers per status, every status present (zero when none)."""
-    rows = db.session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
-    counts = dict(rows.tuples().all())
+    """Subscribers per status, every status present (zero when none).
+
+    Exact: the sums of the changes the database's triggers append to SubscriberTally
+    with each change of a subscriber, instead of reading every subscriber."""
+    rows = (
+        db.session.execute(
+            select(SubscriberTally.status, func.sum(SubscriberTally.delta), func.count()).group_by(
+                SubscriberTally.status
+            )
+        )
+        .tuples()
+        .all()
+    )
+    if sum(kept for _status, _total, kept in rows) > TALLY_FOLD_AT:
+        fold_tally()
+    counts = {status: int(total) for status, total, _kept in rows}
     return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+
+
+def fold_tally() -> None:
+    """Replace the tally's rows by one a status, in a transaction of its own. The rows
+    it deletes are the very ones it sums, so a change committed meanwhile is kept, and
+    two folds at once count each row once."""
+    with db.engine.begin() as connection:
+        removed = connection.execute(
+            delete(SubscriberTally).returning(SubscriberTally.status, SubscriberTally.delta)
+        )
+        totals = Counter()
+        for status, delta in removed:
+            totals[status] += delta
+        folded = [{"status": status, "delta": total} for status, total in totals.items() if total]
+        if folded:
+            connection.execute(insert(SubscriberTally), folded)
 
 
 LAST_PAGE = 10**9
 # The longest address SMTP allows; names are shorter.
 SEARCH_MAX_LENGTH = 320
 SEARCH_COUNT_LIMIT = 10_000
+# Subscribers on a page of the admin's list.
+LIST_PAGE_SIZE = 50
 
 
-def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=None):
-    """One page of subscribers, newest first, matching part of an address or name
-    (and, given ``newsletter_id``, with that newsletter on).
+@dataclass
+class Listing:
+    """One page of subscribers, newest first, and where the pages beside it start:
+    ``before=newer`` lists the newer page, ``after=older`` the older one (None: no such
+    page). ``total`` is a floor when ``more_than``."""
 
-    ``counts`` (status_counts, which the caller shows anyway) give the total of an
-    unsearched list, so that it is not counted twice: at 200,000 subscribers each
-    count reads the whole table."""
-    # A page far past any list's end is empty, and its OFFSET still fits a BIGINT.
-    page = min(max(page, 1), LAST_PAGE)
-    statement = select(Subscriber).order_by(Subscriber.id.desc())
+    items: list[Subscriber]
+    total: int
+    more_than: bool
+    newer: int | None
+    older: int | None
+
+
+def _matching(statement, query, status, newsletter_id=None):
+    """``statement`` kept to the subscribers with ``status`` (any if empty) whose address
+    or name contains ``query`` (and, given ``newsletter_id``, with that newsletter on)."""
     query = query.strip().lower()
     if "\x00" in query or len(query) > SEARCH_MAX_LENGTH:
         # No stored text holds a NUL (PostgreSQL cannot even compare with one), nor is
@@ -100,19 +143,7 @@ def search(query="", status="", page=1, per_page=50, counts=None, newsletter_id=
         statement = statement.where(Subscriber.status == status)
     if newsletter_id is not None:
         statement = statement.where(_reads(newsletter_id))
-    listed = db.paginate(statement, page=page, per_page=per_page, error_out=False, count=False)
-    listed.more_than = False
-    if query:
-        # Counting every match of a broad search would read most of the table: past
-        # SEARCH_COUNT_LIMIT the list says "more than".
-        counted = statement.limit(SEARCH_COUNT_LIMIT + 1)
-        listed.total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
-        listed.more_than = listed.total > SEARCH_COUNT_LIMIT
-    elif counts is None or newsletter_id is not None:
-        listed.total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
-    else:
-        listed.total = counts[status] if status else sum(counts.values())
-    return listed
+    return statement
 
 
 def _reads(newsletter_id):
@@ -122,6 +153,83 @@ def _reads(newsletter_id):
         Subscription.newsletter_id == newsletter_id,
         Subscription.active.is_(True),
     )
+
+
+def _counted_up_to_limit(statement):
+    """How many ``statement`` matches, counted up to SEARCH_COUNT_LIMIT: counting every
+    match of a broad search would read most of the table. Returns (total, more_than)."""
+    counted = statement.limit(SEARCH_COUNT_LIMIT + 1)
+    total = db.session.scalar(select(func.count()).select_from(counted.subquery()))
+    return total, total > SEARCH_COUNT_LIMIT
+
+
+def search(query="", status="", page=1, per_page=50, newsletter_id=None):
+    """One page of subscribers by number, newest first, matching part of an address or
+    name (and, given ``newsletter_id``, with that newsletter on): the admins' API's list.
+
+    The total of a list kept to a status at most comes from status_counts: counting it
+    would read the whole table."""
+    # A page far past any list's end is empty, and its OFFSET still fits a BIGINT.
+    page = min(max(page, 1), LAST_PAGE)
+    statement = _matching(select(Subscriber), query, status, newsletter_id)
+    statement = statement.order_by(Subscriber.id.desc())
+    listed = db.paginate(statement, page=page, per_page=per_page, error_out=False, count=False)
+    listed.more_than = False
+    if query.strip():
+        listed.total, listed.more_than = _counted_up_to_limit(statement)
+    elif newsletter_id is not None:
+        listed.total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
+    else:
+        counts = status_counts()
+        listed.total = counts[status] if status else sum(counts.values())
+    return listed
+
+
+def browse(
+    query="", status="", after=None, before=None, counts=None, newsletter_id=None
+) -> Listing:
+    """The admin's list: the page of subscribers just older than id ``after``, or just
+    newer than id ``before``, or the newest, matching part of an address or name (and,
+    given ``newsletter_id``, with that newsletter on).
+
+    A place in the list, unlike a page number, is found in the primary key's index:
+    a page 100,000 rows down costs what the first does, where an OFFSET reads every
+    row before it. ``counts`` (status_counts) give the total of a list kept to a status
+    at most; any other is counted up to SEARCH_COUNT_LIMIT, unless it fits on a page."""
+    per_page = LIST_PAGE_SIZE
+    matching = _matching(select(Subscriber), query, status, newsletter_id)
+    tallied = not query.strip() and newsletter_id is None
+    if before is not None:
+        rows = db.session.scalars(
+            matching.where(Subscriber.id > before).order_by(Subscriber.id).limit(per_page + 1)
+        ).all()
+        if len(rows) > per_page:
+            items = rows[per_page - 1 :: -1]
+            total, more_than = _total(matching, status, counts, tallied)
+            return Listing(items, total, more_than, newer=items[0].id, older=items[-1].id)
+        # Nothing newer than this page: it is the newest, as full as the first page is.
+        after = None
+    newest_first = matching.order_by(Subscriber.id.desc())
+    if after is not None:
+        newest_first = newest_first.where(Subscriber.id < after)
+    rows = db.session.scalars(newest_first.limit(per_page + 1)).all()
+    items = rows[:per_page]
+    older = items[-1].id if len(rows) > per_page else None
+    if after is None and older is None and not tallied:
+        # The whole result is on this page: no need to count it.
+        return Listing(items, len(items), False, newer=None, older=None)
+    total, more_than = _total(matching, status, counts, tallied)
+    # A page older than ``after`` has a newer one; past the end, it starts at ``after``.
+    newer = None if after is None else (items[0].id if items else after - 1)
+    return Listing(items, total, more_than, newer=newer, older=older)
+
+
+def _total(matching, status, counts, tallied):
+    """(total, more_than) of a listing: from the status counts if they can tell."""
+    if not tallied:
+        return _counted_up_to_limit(matching)
+    counts = counts if counts is not None else status_counts()
+    return (counts[status] if status else sum(counts.values())), False
 
 
 def export_rows():

@@ -6,17 +6,18 @@ from datetime import date, timedelta
 
 from sqlalchemy import Date, case, func, or_, select
 
-from newsletter import digests, feedback
+from newsletter import digests, directory, feedback
 from newsletter.extensions import db
 from newsletter.feedback import COMPLAINT_SOURCE
 from newsletter.models import (
+    CONSENT_MOVES,
     ConsentEvent,
     ConsentKind,
+    DeliveryStatus,
     Digest,
     DigestStatus,
     FeedbackEvent,
     FeedbackKind,
-    Subscriber,
     SubscriberStatus,
     utcnow,
 )
@@ -56,9 +57,7 @@ def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
     # Today's count is the start of the walk back, so the window always ends today.
     first = utcnow().date() - timedelta(days=days - 1)
     moves = _consent_moves(first) + _feedback_moves(first)
-    confirmed = db.session.scalar(
-        select(func.count()).where(Subscriber.status == SubscriberStatus.CONFIRMED)
-    )
+    confirmed = directory.status_counts()[SubscriberStatus.CONFIRMED]
     history = []
     for offset in range(days - 1, -1, -1):
         day = first + timedelta(days=offset)
@@ -89,9 +88,8 @@ def _consent_moves(first: date) -> Counter:
         select(day_of(ConsentEvent.at), move, func.count())
         .where(
             ConsentEvent.at >= first,
-            ConsentEvent.kind.in_(
-                [ConsentKind.CONFIRM, ConsentKind.UNSUBSCRIBE, ConsentKind.ERASURE]
-            ),
+            # The very kinds of ix_consent_event_moves, which this reads alone.
+            ConsentEvent.kind.in_(CONSENT_MOVES),
             or_(
                 ConsentEvent.kind != ConsentKind.UNSUBSCRIBE,
                 ConsentEvent.source != COMPLAINT_SOURCE,
@@ -138,9 +136,19 @@ def recent_digests(limit: int = 5) -> list[tuple[Digest, dict[str, int]]]:
     return [(digest, counts | reactions[digest.id]) for digest, counts in history]
 
 
-def active_sends() -> list[tuple[Digest, dict[str, int]]]:
-    """Digests sending, paused or scheduled, oldest first, each with its progress."""
+def active_sends(counted=()) -> list[tuple[Digest, dict[str, int]]]:
+    """Digests sending, paused or scheduled, oldest first, each with its progress.
+
+    ``counted`` are digests with figures already counted (recent_digests): a sending
+    digest's copies are counted once for the dashboard, not twice."""
+    known = {
+        digest.id: {status.value: figures[status.value] for status in DeliveryStatus}
+        for digest, figures in counted
+    }
     found = db.session.scalars(
         select(Digest).where(Digest.status.in_(ACTIVE_SEND_STATUSES)).order_by(Digest.id)
     ).all()
-    return [(digest, digests.progress(digest.id)) for digest in found]
+    return [
+        (digest, known[digest.id] if digest.id in known else digests.progress(digest.id))
+        for digest in found
+    ]

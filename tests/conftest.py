@@ -120,6 +120,24 @@ def migrated_database(tmp_path_factory):
 
 
 @pytest.fixture
+def unmigrated_database_url(tmp_path):
+    """An empty database of its own (PostgreSQL: a new database, as the extensions the
+    migrations add are per database, not per schema)."""
+    if not SERVER_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+        return
+    server_url = make_url(SERVER_DATABASE_URL)
+    name = f"{server_url.database}_migration_{secrets.token_hex(4)}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield server_url.set(database=name).render_as_string(hide_password=False)
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    server.dispose()
+
+
+@pytest.fixture
 def database_url(migrated_database, tmp_path):
     """A fresh database for this test: a copy of the template, or emptied tables."""
     if not SERVER_DATABASE_URL:

@@ -112,10 +112,10 @@ def test_subscribers_are_searched_filtered_and_paged(app, admin_client):
 
     first = admin_client.get("/admin/subscribers").get_data(as_text=True)
     assert "62 found" in first
-    assert "Page 1 of 2" in first
     assert "bob@other.org" in first
     assert "reader000@" not in first
-    assert "reader000@" in admin_client.get("/admin/subscribers?page=2").get_data(as_text=True)
+    older = re.search(r'href="([^"]+)" rel="next">Older', first)[1].replace("&amp;", "&")
+    assert "reader000@" in admin_client.get(older).get_data(as_text=True)
 
     by_name = admin_client.get("/admin/subscribers?q=smith").get_data(as_text=True)
     assert "1 found" in by_name
@@ -124,7 +124,7 @@ def test_subscribers_are_searched_filtered_and_paged(app, admin_client):
     assert "1 found" in by_status
     assert "bob@other.org" in by_status
     assert "confirmed (60)" in by_status
-    assert admin_client.get("/admin/subscribers?status=bogus&page=x").status_code == 200
+    assert admin_client.get("/admin/subscribers?status=bogus&after=x").status_code == 200
 
 
 def test_admins_see_each_readers_newsletters_and_list_one_newsletters_readers(

@@ -260,6 +260,7 @@ FIRST = {
     "description": "",
     "default_on": True,
     "public": True,
+    "schedule": {"every": "off", "weekday": 0, "hour": 8, "category": None},
 }
 
 
@@ -275,6 +276,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
             "name": "Breaking  news",
             "description": "As it happens",
             "default_on": False,
+            "schedule": {"every": "daily", "hour": 6},
         },
     )
     assert made.status_code == 201
@@ -286,6 +288,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
         "default_on": False,
         "public": True,
         "readers": 0,
+        "schedule": {"every": "daily", "weekday": 0, "hour": 6, "category": None},
     }
     assert made.get_json() == breaking
     listed = api.get("/api/v1/newsletters").get_json()["items"]
@@ -296,7 +299,12 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
 
     changed = api.patch(
         "/api/v1/newsletters/breaking",
-        json={"name": "Alerts", "public": False, "default_on": True},
+        json={
+            "name": "Alerts",
+            "public": False,
+            "default_on": True,
+            "schedule": {"every": "weekly", "weekday": 4, "hour": 17, "category": " Politics "},
+        },
     )
     assert changed.status_code == 200
     assert changed.get_json() == {
@@ -304,6 +312,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
         "name": "Alerts",
         "public": False,
         "default_on": True,
+        "schedule": {"every": "weekly", "weekday": 4, "hour": 17, "category": "Politics"},
     }
     unchanged = api.patch("/api/v1/newsletters/1", json={}).get_json()
     assert unchanged == {**FIRST, "readers": 2}
@@ -366,6 +375,20 @@ def test_an_all_digit_slug_wins_over_the_id_it_looks_like(api):
             "A newsletter needs a name.",
         ),
         ("patch", "/api/v1/newsletters/newsletter", {"slug": "renamed"}, 400, None),
+        (
+            "patch",
+            "/api/v1/newsletters/newsletter",
+            {"schedule": {"every": "hourly"}},
+            400,
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/newsletters",
+            {"slug": "late", "name": "Late", "schedule": {"every": "daily", "hour": 24}},
+            400,
+            None,
+        ),
         ("patch", "/api/v1/newsletters/nope", {"name": "X"}, 404, "There is no newsletter 'nope'."),
         ("get", "/api/v1/newsletters/nope", None, 404, "There is no newsletter 'nope'."),
         (

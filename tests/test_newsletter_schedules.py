@@ -1,18 +1,16 @@
 """Each newsletter makes its own digest of new posts, daily or weekly, optionally of one
 feed category: once per turn, however often or however many beats call for it."""
 
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time
 
-import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, event, func, make_url, select, text
+from sqlalchemy import event, func, select, text
 
 from newsletter import digests, posts
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus, Newsletter, Post, utcnow
-from tests.conftest import SERVER_DATABASE_URL, build_app
+from tests.conftest import build_app
 from tests.helpers import FEED, add_readers, wait_until, wait_until_sent
 from workers.tasks import run_periodic_digest
 
@@ -240,24 +238,6 @@ def test_create_newsletter_takes_a_schedule_and_refuses_one_it_cannot_keep(app, 
         assert error in refused.output
     with app.app_context():
         assert db.session.scalar(select(Newsletter).where(Newsletter.slug == "bad")) is None
-
-
-@pytest.fixture
-def unmigrated_database_url(tmp_path):
-    """An empty database of its own (PostgreSQL: a new database, as the extensions the
-    migrations add are per database, not per schema)."""
-    if not SERVER_DATABASE_URL:
-        yield f"sqlite:///{tmp_path / 'migrated.sqlite'}"
-        return
-    server_url = make_url(SERVER_DATABASE_URL)
-    name = f"{server_url.database}_migration_{secrets.token_hex(4)}"
-    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    yield server_url.set(database=name).render_as_string(hide_password=False)
-    with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    server.dispose()
 
 
 def test_the_migration_moves_the_weekly_settings_onto_the_first_newsletter_and_back(

@@ -103,6 +103,7 @@ class DigestDeliveries:
             .values(status=DigestStatus.SENT, finished_at=utcnow())
         ).rowcount
         if finished:
+            digests.keep_totals(self.digest_id)
             outgoing.digest_sent(self.digest_id)
         db.session.commit()
         if finished:

@@ -80,6 +80,8 @@ PENDING_LOGIN = "pending_login"
 # confirms it: an abandoned setup leaves nothing behind in the database.
 SETUP_SECRET = "two_factor_setup_secret"
 LOGIN_ENDPOINTS = {"admin.login", "admin.login_two_factor"}
+# The largest id an INTEGER column holds: a larger one is no place in any list.
+MAX_ROW_ID = 2**31 - 1
 
 
 @login_manager.user_loader
@@ -272,13 +274,14 @@ def no_store(html, status=200):
 @bp.get("/")
 def dashboard():
     history = stats.daily_history()
+    recent_digests = stats.recent_digests()
     return render_template(
         "admin/dashboard.html",
         counts=directory.status_counts(),
         history=history,
         chart=charts.list_chart(history),
-        recent_digests=stats.recent_digests(),
-        active_sends=stats.active_sends(),
+        recent_digests=recent_digests,
+        active_sends=stats.active_sends(counted=recent_digests),
     )
 
 
@@ -292,25 +295,35 @@ def subscribers():
     newsletter = next(
         (choice for choice in choices if choice.slug == request.args.get("newsletter")), None
     )
+    after, before = row_id_arg("after"), row_id_arg("before")
     counts = directory.status_counts()
-    page = directory.search(
+    listing = directory.browse(
         query,
         status,
-        page=request.args.get("page", 1, type=int),
+        after=after,
+        before=before,
         counts=counts,
         newsletter_id=newsletter and newsletter.id,
     )
     return render_template(
         "admin/subscribers.html",
         action_form=ActionForm(),
-        page=page,
+        listing=listing,
         query=query,
         status=status,
+        here={"after": after, "before": before},
         newsletter=newsletter.slug if newsletter else "",
         newsletter_options=choices,
         counts=counts,
         statuses=[s.value for s in SubscriberStatus],
     )
+
+
+def row_id_arg(name):
+    """A row id from the query string (0: before the first), or None when it is missing
+    or no id could be."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 <= value <= MAX_ROW_ID else None
 
 
 @bp.get("/inbound")

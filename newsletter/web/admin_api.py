@@ -219,6 +219,12 @@ def newsletter_out(newsletter):
     return NewsletterOut.of(newsletter, newsletters.reader_counts().get(newsletter.id, 0))
 
 
+def set_schedule(newsletter, schedule):
+    newsletters.set_schedule(
+        newsletter, schedule.every, schedule.weekday, schedule.hour, schedule.category
+    )
+
+
 @bp.get("/newsletters")
 @spec.validate(resp=Response(HTTP_200=NewsletterList, **UNAUTHORIZED))
 def list_newsletters():
@@ -250,6 +256,8 @@ def add_newsletter():
         newsletter = newsletters.create(
             new.slug, new.name, new.description, default_on=new.default_on, public=new.public
         )
+        if new.schedule:
+            set_schedule(newsletter, new.schedule)
     except newsletters.SlugTaken as error:
         return json_error(str(error), 409)
     except newsletters.NewsletterError as error:
@@ -262,7 +270,8 @@ def add_newsletter():
     json=NewsletterChange, resp=Response(HTTP_200=NewsletterOut, HTTP_422=Error, **NOT_FOUND)
 )
 def change_newsletter(slug_or_id):
-    """Change a newsletter's name, description, default or place in the archive."""
+    """Change a newsletter's name, description, default, place in the archive or digest
+    schedule."""
     newsletter = newsletter_or_404(slug_or_id)
     change = request.context.json
     try:
@@ -273,6 +282,8 @@ def change_newsletter(slug_or_id):
             default_on=change.default_on,
             public=change.public,
         )
+        if change.schedule:
+            set_schedule(newsletter, change.schedule)
     except newsletters.NewsletterError as error:
         return json_error(str(error), 422)
     return newsletter_out(newsletter)

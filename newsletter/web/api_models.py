@@ -11,11 +11,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
 )
 
 from newsletter.directory import LAST_PAGE, SEARCH_MAX_LENGTH
 from newsletter.models import Digest, Newsletter, Post, Subscriber, SubscriberStatus
+from newsletter.newsletters import CATEGORY_LENGTH
 
 
 def _no_nul(text: str) -> str:
@@ -238,6 +240,32 @@ class WebhookOut(BaseModel):
     secret: str = Field(description="The signing secret, shown only in this answer.")
 
 
+class DigestSchedule(BaseModel):
+    """When the newsletter's digest of new feed posts goes out by itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: Literal["off", "daily", "weekly"] = Field(
+        description="off: digests only by hand; daily; or weekly on the weekday."
+    )
+    weekday: StrictInt = Field(0, ge=0, le=6, description="For weekly: Monday is 0.")
+    hour: StrictInt = Field(8, ge=0, le=23, description="The hour it goes out, in UTC.")
+    category: Line | None = Field(
+        None,
+        max_length=CATEGORY_LENGTH,
+        description="Only posts the feed put in this category; null for every post.",
+    )
+
+    @classmethod
+    def of(cls, newsletter: Newsletter) -> "DigestSchedule":
+        return cls(
+            every=newsletter.schedule,
+            weekday=newsletter.schedule_weekday,
+            hour=newsletter.schedule_hour,
+            category=newsletter.schedule_category,
+        )
+
+
 class NewsletterOut(BaseModel):
     id: int
     slug: str
@@ -246,6 +274,7 @@ class NewsletterOut(BaseModel):
     default_on: bool = Field(description="A sign-up that names no newsletter gets it.")
     public: bool = Field(description="Its sent digests are in the public archive.")
     readers: int = Field(description="Confirmed subscribers who have it on.")
+    schedule: DigestSchedule
 
     @classmethod
     def of(cls, newsletter: Newsletter, readers: int) -> "NewsletterOut":
@@ -257,6 +286,7 @@ class NewsletterOut(BaseModel):
             default_on=newsletter.default_on,
             public=newsletter.public,
             readers=readers,
+            schedule=DigestSchedule.of(newsletter),
         )
 
 
@@ -274,6 +304,7 @@ class NewNewsletter(BaseModel):
     description: Text = Field("", max_length=2000)
     default_on: StrictBool = True
     public: StrictBool = True
+    schedule: DigestSchedule | None = None
 
 
 class NewsletterChange(BaseModel):
@@ -284,3 +315,4 @@ class NewsletterChange(BaseModel):
     description: Text | None = Field(None, max_length=2000)
     default_on: StrictBool | None = None
     public: StrictBool | None = None
+    schedule: DigestSchedule | None = None
