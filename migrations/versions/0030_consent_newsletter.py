@@ -1,7 +1,7 @@
 """The consent log names the newsletter a reader left from its own email's link.
 
 Revision ID: 0030
-Revises: 0028
+Revises: 0029
 Create Date: 2026-11-29 17:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0030'
-down_revision = '0028'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 
