@@ -100,7 +100,8 @@ class ConsentKind(StrEnum):
     SIGNUP = "signup"
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
-    # Off one newsletter, still on others (off the last one is an unsubscribe).
+    # On or off one newsletter, still on others (off the last one is an unsubscribe).
+    JOIN = "join"
     LEAVE = "leave"
     ERASURE = "erasure"
 

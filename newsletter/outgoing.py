@@ -182,9 +182,9 @@ def subscriber_changed(subscriber: Subscriber) -> None:
 
 
 def newsletter_left(subscriber: Subscriber, newsletter_slug: str) -> None:
-    """Owe subscriber.unsubscribed for a reader who left one newsletter from its email's
-    link: ``newsletter`` names it, and ``status`` says whether they still get others
-    (confirmed) or it was their last (unsubscribed)."""
+    """Owe subscriber.unsubscribed for a reader who left one newsletter, from its email's
+    link or their preferences page: ``newsletter`` names it, and ``status`` says whether
+    they still get others (confirmed) or it was their last (unsubscribed)."""
     queue(
         SUBSCRIBER_UNSUBSCRIBED,
         {

@@ -484,12 +484,30 @@ def update_preferences(
         subscriber.locale = i18n.supported(locale)
     if newsletters is not None:
         chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
-        newsletter_list.choose(subscriber.id, chosen, only=True)
+        _choose_on_preferences(subscriber, chosen, ip)
     if not resubscribe or subscriber.status == SubscriberStatus.CONFIRMED:
         db.session.commit()
         return subscriber
     _subscribe_again(subscriber, ip)
     return subscriber
+
+
+def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | None) -> None:
+    """Give a reader exactly the newsletters they ticked, logging each one they join or
+    leave, in the caller's transaction. Unticking every one is unsubscribing, as leaving
+    the last one by its email's link is."""
+    before = newsletter_list.chosen_by(subscriber.id)
+    newsletter_list.choose(subscriber.id, chosen, only=True)
+    if subscriber.status != SubscriberStatus.CONFIRMED:
+        return
+    for newsletter_id in sorted(set(chosen) - before):
+        log_consent(subscriber.id, ConsentKind.JOIN, "preferences", ip, newsletter_id)
+    if before and not chosen:
+        _stop_mail(subscriber, "preferences", ip)
+        return
+    for newsletter_id in sorted(before - set(chosen)):
+        log_consent(subscriber.id, ConsentKind.LEAVE, "preferences", ip, newsletter_id)
+        outgoing.newsletter_left(subscriber, db.session.get(Newsletter, newsletter_id).slug)
 
 
 def _subscribe_again(subscriber: Subscriber, ip: str | None) -> None:

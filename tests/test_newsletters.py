@@ -8,7 +8,13 @@ from sqlalchemy import event, insert, select
 
 from newsletter import digests, newsletters, posts
 from newsletter.extensions import db
-from newsletter.models import Newsletter, Subscriber, Subscription
+from newsletter.models import (
+    ConsentEvent,
+    Newsletter,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+)
 from newsletter.tokens import PREFERENCES, make_token
 from tests.helpers import add_readers, wait_until_sent
 from workers.tasks import start_digest
@@ -151,7 +157,26 @@ def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, 
     )
     assert saved.status_code == 200
     assert chosen(app, "reader0@example.org") == {"breaking"}
+    assert consent_log(app) == [("join", "breaking"), ("leave", "newsletter")]
+    assert "Breaking news" in client.get(f"/preferences/{token}/data").text
+
+    # Unticking the last one is unsubscribing, as leaving it by its email's link is.
     client.post(
         f"/preferences/{token}", data={"name": "Ann", "action": "save", "newsletters_shown": "1"}
     )
     assert chosen(app, "reader0@example.org") == set()
+    assert consent_log(app)[-1] == ("unsubscribe", None)
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber.status)) == SubscriberStatus.UNSUBSCRIBED
+    assert "Subscribe again" in client.get(f"/preferences/{token}").text
+
+
+def consent_log(app):
+    """The reader's consent log after sign-up: each kind, with the newsletter it names."""
+    with app.app_context():
+        return db.session.execute(
+            select(ConsentEvent.kind, Newsletter.slug)
+            .outerjoin(Newsletter, Newsletter.id == ConsentEvent.newsletter_id)
+            .where(ConsentEvent.source == "preferences")
+            .order_by(ConsentEvent.id)
+        ).all()
