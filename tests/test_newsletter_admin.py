@@ -54,6 +54,7 @@ def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_cl
         "2",
         "off",
         "none yet",
+        "Compose a digest",
     ]
 
     new = admin.get("/admin/newsletters/new").text
@@ -73,6 +74,7 @@ def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_cl
         "0",
         "daily at 06:00 UTC, only “Politics”",
         "none yet",
+        "Compose a digest",
     ]
     assert 'value="breaking"' in app.test_client().get("/").text
 
@@ -109,6 +111,7 @@ def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_cl
         "0",
         "weekly, Fridays at 18:00 UTC",
         "Flood warning (draft)",
+        "Compose a digest",
     ]
     assert admin.get("/admin/newsletters/999999").status_code == 404
 

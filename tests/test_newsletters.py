@@ -6,17 +6,21 @@ import re
 import pytest
 from sqlalchemy import event, insert, select
 
+from harness import csrf_token
 from newsletter import digests, newsletters, posts
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
+    Digest,
+    DigestStatus,
     Newsletter,
+    Post,
     Subscriber,
     SubscriberStatus,
     Subscription,
 )
 from newsletter.tokens import PREFERENCES, make_token
-from tests.helpers import add_readers, wait_until_sent
+from tests.helpers import FEED, add_readers, wait_until_sent
 from workers.tasks import start_digest
 
 
@@ -180,3 +184,48 @@ def consent_log(app):
             .where(ConsentEvent.source == "preferences")
             .order_by(ConsentEvent.id)
         ).all()
+
+
+def test_the_composer_offers_the_posts_not_yet_sent_in_the_newsletter_chosen(
+    app, admin_client, runner
+):
+    create(runner, "breaking", "Breaking news", "--not-default")
+    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
+    with app.app_context():
+        sent = digests.create_digest("Sent already")
+        sent.status = DigestStatus.SENT
+        db.session.commit()
+        titles = [post.title for post in sent.posts]
+        breaking_id = newsletters.by_slug("breaking").id
+
+    for_the_first = admin_client.get("/admin/digests/new").text
+    assert not any(title in for_the_first for title in titles)
+    assert "There are no posts" not in for_the_first
+    assert (
+        f"/admin/digests/new?newsletter={breaking_id}"
+        in admin_client.get("/admin/newsletters").text
+    )
+
+    composing = admin_client.get(f"/admin/digests/new?newsletter={breaking_id}")
+    for_breaking = composing.text
+    assert "New digest for Breaking news" in for_breaking
+    assert all(title in for_breaking for title in titles)
+    made = admin_client.post(
+        "/admin/digests/new",
+        data={
+            "csrf_token": csrf_token(composing),
+            "newsletter": breaking_id,
+            "subject": "Breaking",
+            "posts": post_ids(app),
+        },
+    )
+    assert made.status_code == 302
+    with app.app_context():
+        digest = db.session.scalar(select(Digest).where(Digest.subject == "Breaking"))
+        assert digest.newsletter_id == breaking_id
+        assert sorted(post.title for post in digest.posts) == sorted(titles)
+
+
+def post_ids(app):
+    with app.app_context():
+        return db.session.scalars(select(Post.id)).all()

@@ -487,15 +487,19 @@ def digest_list():
 @bp.route("/digests/new", methods=["GET", "POST"])
 def new_digest():
     form = DigestForm()
-    unsent = digests.unsent_posts()
+    offered = newsletters.all_newsletters()
+    form.newsletter.choices = [SelectChoice(one.id, one.name) for one in offered]
+    # The posts offered are those not yet sent in the newsletter the digest is for.
+    asked = (request.form if request.method == "POST" else request.args).get("newsletter", type=int)
+    newsletter = next((one for one in offered if one.id == asked), offered[0])
+    form.newsletter.data = newsletter.id
+    unsent = digests.unsent_posts(newsletter.id)
     form.posts.choices = [SelectChoice(post.id, post.title) for post in unsent]
-    form.newsletter.choices = [
-        SelectChoice(newsletter.id, newsletter.name) for newsletter in newsletters.all_newsletters()
-    ]
     if request.method == "GET":
         form.posts.data = [post.id for post in unsent]
+    shown = {"form": form, "newsletter": newsletter, "newsletters": offered}
     if previewing():
-        return render_template("admin/digest_form.html", form=form, preview=digest_preview())
+        return render_template("admin/digest_form.html", **shown, preview=digest_preview())
     if form.validate_on_submit():
         try:
             digest = digests.create_digest(
@@ -506,7 +510,7 @@ def new_digest():
         else:
             return redirect(url_for("admin.show_digest", digest_id=digest.id))
     status = 400 if request.method == "POST" else 200
-    return render_template("admin/digest_form.html", form=form), status
+    return render_template("admin/digest_form.html", **shown), status
 
 
 @bp.get("/digests/<id:digest_id>")
