@@ -4,10 +4,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sqlalchemy import select
+
 import harness
 from newsletter import digests
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus, Subscriber, SubscriberStatus, Subscription
+from newsletter.models import (
+    Digest,
+    DigestStatus,
+    Newsletter,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+)
 
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
@@ -52,6 +61,33 @@ def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader", 
         )
         db.session.commit()
     return {f"{prefix}{n}@example.org" for n in range(count)}
+
+
+def add_reader(app, email, newsletter_ids):
+    """A confirmed reader of the given newsletters: their id and link nonce."""
+    with app.app_context():
+        reader = Subscriber(
+            email=email,
+            status=SubscriberStatus.CONFIRMED,
+            signup_source="test",
+            subscriptions=[Subscription(newsletter_id=n) for n in newsletter_ids],
+        )
+        db.session.add(reader)
+        db.session.commit()
+        return reader.id, reader.token_nonce
+
+
+def newsletters_of(app, email):
+    """The slugs of the newsletters a reader gets."""
+    with app.app_context():
+        return set(
+            db.session.scalars(
+                select(Newsletter.slug)
+                .join(Subscription, Subscription.newsletter_id == Newsletter.id)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                .where(Subscriber.email == email, Subscription.active.is_(True))
+            )
+        )
 
 
 def digest_state(app, digest_id):

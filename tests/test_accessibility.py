@@ -15,12 +15,11 @@ from newsletter.models import (
     Post,
     Subscriber,
     SubscriberStatus,
-    Subscription,
     WebhookEndpoint,
     utcnow,
 )
 from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token, make_token_for
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, add_reader
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(
@@ -73,7 +72,8 @@ class Findings:
         return "\n".join(lines)
 
 
-def add_reader(app, email, status):
+def reader_with_links(app, email, status):
+    """A reader without newsletters, and their confirm, unsubscribe and preferences tokens."""
     with app.app_context():
         reader = Subscriber(email=email, status=status, signup_source="test")
         db.session.add(reader)
@@ -114,8 +114,8 @@ def add_admin_rows(app):
 
 def test_no_public_page_has_serious_or_critical_violations(site, page):
     app, url = site, site.config["BASE_URL"]
-    pending_tokens = add_reader(app, "pending@example.org", SubscriberStatus.PENDING)[1]
-    confirmed_tokens = add_reader(app, "reader@example.org", SubscriberStatus.CONFIRMED)[1]
+    pending_tokens = reader_with_links(app, "pending@example.org", SubscriberStatus.PENDING)[1]
+    confirmed_tokens = reader_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[1]
     findings = Findings(page)
 
     page.goto(f"{url}/")
@@ -144,15 +144,9 @@ def test_no_public_page_has_serious_or_critical_violations(site, page):
     # A digest's link: the page names its newsletter and offers everything as well.
     with app.app_context():
         breaking = newsletters.create("breaking", "Breaking news").id
-        reader = Subscriber(
-            email="both@example.org",
-            status=SubscriberStatus.CONFIRMED,
-            signup_source="test",
-            subscriptions=[Subscription(newsletter_id=1), Subscription(newsletter_id=breaking)],
-        )
-        db.session.add(reader)
-        db.session.commit()
-        leave = make_token_for(UNSUBSCRIBE, reader.token_nonce, breaking)
+    _, nonce = add_reader(app, "both@example.org", [1, breaking])
+    with app.app_context():
+        leave = make_token_for(UNSUBSCRIBE, nonce, breaking)
     page.goto(f"{url}/unsubscribe/{leave}")
     findings.check("unsubscribe from one newsletter")
     page.get_by_role("button", name="Unsubscribe from Breaking news").click()
@@ -170,7 +164,7 @@ def test_no_admin_page_has_serious_or_critical_violations(site, page, admin, mon
         raise dns.resolver.NXDOMAIN
 
     monkeypatch.setattr(dns.resolver, "resolve", no_records)
-    reader_id = add_reader(app, "reader@example.org", SubscriberStatus.CONFIRMED)[0]
+    reader_id = reader_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[0]
     digest_id = add_digests(app)
     add_admin_rows(app)
     findings = Findings(page)

@@ -17,27 +17,14 @@ from newsletter.models import (
     Post,
     Subscriber,
     SubscriberStatus,
-    Subscription,
 )
 from newsletter.tokens import PREFERENCES, make_token
-from tests.helpers import FEED, add_readers, wait_until_sent
+from tests.helpers import FEED, add_readers, newsletters_of, wait_until_sent
 from workers.tasks import start_digest
 
 
 def create(runner, slug, name, *options):
     return runner.invoke(args=["create-newsletter", slug, "--name", name, *options])
-
-
-def chosen(app, email):
-    with app.app_context():
-        return set(
-            db.session.scalars(
-                select(Newsletter.slug)
-                .join(Subscription, Subscription.newsletter_id == Newsletter.id)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .where(Subscriber.email == email, Subscription.active.is_(True))
-            )
-        )
 
 
 def test_a_slug_taken_by_a_concurrent_request_is_a_clear_refusal(app):
@@ -83,14 +70,14 @@ def test_an_admin_creates_newsletters_and_readers_choose_among_them(app, client,
     none = client.post("/subscribe", data={"email": "none@example.org", "newsletters_shown": "1"})
     assert none.status_code == 400
     assert "choose at least one newsletter" in none.text
-    assert chosen(app, "both@example.org") == {"newsletter", "breaking"}
-    assert chosen(app, "default@example.org") == {"newsletter"}
+    assert newsletters_of(app, "both@example.org") == {"newsletter", "breaking"}
+    assert newsletters_of(app, "default@example.org") == {"newsletter"}
 
     api = client.post(
         "/api/subscribe", json={"email": "api@example.org", "newsletters": ["breaking"]}
     )
     assert api.status_code == 202
-    assert chosen(app, "api@example.org") == {"breaking"}
+    assert newsletters_of(app, "api@example.org") == {"breaking"}
     unknown = client.post(
         "/api/subscribe", json={"email": "x@example.org", "newsletters": ["nope"]}
     )
@@ -160,7 +147,7 @@ def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, 
         },
     )
     assert saved.status_code == 200
-    assert chosen(app, "reader0@example.org") == {"breaking"}
+    assert newsletters_of(app, "reader0@example.org") == {"breaking"}
     assert consent_log(app) == [("join", "breaking"), ("leave", "newsletter")]
     assert "Breaking news" in client.get(f"/preferences/{token}/data").text
 
@@ -168,7 +155,7 @@ def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, 
     client.post(
         f"/preferences/{token}", data={"name": "Ann", "action": "save", "newsletters_shown": "1"}
     )
-    assert chosen(app, "reader0@example.org") == set()
+    assert newsletters_of(app, "reader0@example.org") == set()
     assert consent_log(app)[-1] == ("unsubscribe", None)
     with app.app_context():
         assert db.session.scalar(select(Subscriber.status)) == SubscriberStatus.UNSUBSCRIBED

@@ -23,7 +23,7 @@ from newsletter.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tests.helpers import add_readers, wait_until, wait_until_sent
+from tests.helpers import add_reader, add_readers, wait_until, wait_until_sent
 from workers.tasks import start_digest
 
 
@@ -143,15 +143,8 @@ def test_leaving_one_newsletter_is_posted_with_its_slug_and_the_last_one_says_so
     add_endpoint(admin_client, receiver, ["subscriber.unsubscribed"])
     with app.app_context():
         breaking = newsletters.create("breaking", "Breaking news").id
-        subscriber = Subscriber(
-            email="reader@example.org",
-            status=SubscriberStatus.CONFIRMED,
-            signup_source="test",
-            subscriptions=[Subscription(newsletter_id=1), Subscription(newsletter_id=breaking)],
-        )
-        db.session.add(subscriber)
-        db.session.commit()
-        subscriber_id, nonce = subscriber.id, subscriber.token_nonce
+    subscriber_id, nonce = add_reader(app, "reader@example.org", [1, breaking])
+    with app.app_context():
         for newsletter_id in (breaking, 1):
             subscriptions.unsubscribe(
                 tokens.make_token_for(tokens.UNSUBSCRIBE, nonce, newsletter_id)
