@@ -21,6 +21,7 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
+from newsletter.posts import CATEGORY_LENGTH
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -275,9 +276,6 @@ def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
         )
         .values(status=DeliveryStatus.SKIPPED)
     )
-
-
-CATEGORY_LENGTH = 100
 
 
 def set_schedule(

@@ -17,7 +17,7 @@ from pydantic import (
 
 from newsletter.directory import LAST_PAGE, SEARCH_MAX_LENGTH
 from newsletter.models import Digest, Newsletter, Post, Subscriber, SubscriberStatus
-from newsletter.newsletters import CATEGORY_LENGTH
+from newsletter.posts import CATEGORY_LENGTH
 
 
 def _no_nul(text: str) -> str:

@@ -27,7 +27,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from newsletter import newsletters, outgoing
+from newsletter import newsletters, outgoing, posts
 from newsletter.models import DigestSchedule
 
 
@@ -175,5 +175,5 @@ class NewsletterForm(FlaskForm):
     )
     schedule_category = StringField(
         "Only posts in this feed category (empty: every post)",
-        validators=[Length(max=newsletters.CATEGORY_LENGTH), no_nul],
+        validators=[Length(max=posts.CATEGORY_LENGTH), no_nul],
     )

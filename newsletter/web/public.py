@@ -242,15 +242,7 @@ def renew_confirmation(token):
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token):
-    link = subscriptions.check_unsubscribe(token)
-    speak_to(link.subscriber)
-    return render_template(
-        "public/unsubscribe.html",
-        subscriber=link.subscriber,
-        newsletter=link.newsletter,
-        joined=newsletters.joined_by(link.subscriber.id),
-        token=token,
-    )
+    return unsubscribe_template("public/unsubscribe.html", subscriptions.check_unsubscribe(token))
 
 
 @bp.post("/unsubscribe/<token>")
@@ -265,14 +257,24 @@ def unsubscribe(token):
         everything=request.form.get("everything") == "yes",
         source="one-click" if one_click else "link",
     )
-    speak_to(left.subscriber)
-    return render_template(
+    return unsubscribe_template(
         "public/unsubscribed.html",
-        subscriber=left.subscriber,
-        newsletter=left.newsletter,
-        joined=newsletters.joined_by(left.subscriber.id),
-        token=token,
+        left,
         preferences_token=subscriptions.preferences_token_for(left),
+    )
+
+
+def unsubscribe_template(template, link, **extra):
+    """An unsubscribe page, in the reader's language: the newsletter the link names
+    (None: everything) and the ones the reader still gets."""
+    speak_to(link.subscriber)
+    return render_template(
+        template,
+        subscriber=link.subscriber,
+        newsletter=link.newsletter,
+        joined=newsletters.joined_by(link.subscriber.id),
+        token=request.view_args["token"],
+        **extra,
     )
 
 
