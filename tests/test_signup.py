@@ -136,6 +136,8 @@ def test_an_address_gets_at_most_confirm_max_per_day_confirmations(
     for _ in range(10):
         assert client.post("/subscribe", data={"email": "victim@example.org"}).status_code == 200
         smtp.wait_for(1)
+    # The third may still be on its way on a busy machine; a fourth would come as soon.
+    smtp.wait_for(3)
     time.sleep(0.5)
     assert len(smtp.messages_to("victim@example.org")) == 3
 
