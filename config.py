@@ -52,6 +52,8 @@ class Config:
     # Days after which the IPs of sign-ups, confirmations and consent events are
     # dropped (0: kept).
     IP_RETENTION_DAYS = _env_int("IP_RETENTION_DAYS", 90)
+    # Days the audit log of admins', API keys' and commands' actions is kept (0: kept).
+    AUDIT_RETENTION_DAYS = _env_int("AUDIT_RETENTION_DAYS", 365)
     # A pending address gets at most one confirmation email per this many seconds,
     # so a form cannot be used to flood somebody's inbox.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)

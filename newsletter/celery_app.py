@@ -69,6 +69,10 @@ def celery_settings(config):
                 "task": "newsletter.drop_old_ips",
                 "schedule": 3600.0,
             },
+            "drop-old-audit": {
+                "task": "newsletter.drop_old_audit",
+                "schedule": 3600.0,
+            },
             "drop-old-inbound": {
                 "task": "newsletter.drop_old_inbound",
                 "schedule": 3600.0,

@@ -385,6 +385,8 @@ class Admin(UserMixin, db.Model):
     # accepted, so that a code seen over a shoulder or in a proxy's log is not taken again.
     totp_secret: Mapped[str | None] = mapped_column(String(32))
     totp_last_step: Mapped[int | None]
+    # What this admin may do (roles.py): owner, editor or viewer.
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
 
     def get_id(self) -> str:
         return f"{self.id}.{self.session_token}"
@@ -402,6 +404,29 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # The scopes the key may use, space-separated; None: every scope (keys made before
+    # scopes existed, or made without naming any).
+    scopes: Mapped[str | None] = mapped_column(String(200))
+    # After this the key is refused as if revoked; None: it never expires.
+    expires_at: Mapped[datetime | None]
+
+
+class AuditEntry(db.Model):
+    """One thing an admin, an API key or an operator's command did (audit.py). Rows are
+    only ever added, and deleted after AUDIT_RETENTION_DAYS; the actor is kept by name
+    too, so an entry outlives the admin or key it names."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # admin, api_key, command or system; the actor's row id where it has one.
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    target: Mapped[str | None] = mapped_column(String(320))
+    detail: Mapped[str | None] = mapped_column(Text)
+    # Dropped after IP_RETENTION_DAYS, as the consent log's are.
+    ip: Mapped[str | None] = mapped_column(String(45))
 
 
 class RecoveryCode(db.Model):

@@ -5,7 +5,7 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import digests, inbound, outgoing, posts, privacy
+from newsletter import audit, digests, inbound, outgoing, posts, privacy
 from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
 from newsletter.sending import digest_deliveries, email_jobs, hints
 
@@ -84,6 +84,12 @@ def deliver_webhooks():
 def drop_old_ips():
     """Forget IPs older than IP_RETENTION_DAYS."""
     return privacy.drop_old_ips()
+
+
+@shared_task(name="newsletter.drop_old_audit")
+def drop_old_audit():
+    """Forget audit entries older than AUDIT_RETENTION_DAYS, and their IPs sooner."""
+    return audit.drop_old()
 
 
 @shared_task(name="newsletter.drop_old_inbound")

@@ -1,0 +1,119 @@
+"""The audit log: who did what to which target, when and from where.
+
+Every admin action that reads personal data in bulk or changes the list, the content,
+the settings or who may do what is recorded here, as is every API key's and every
+operator command's. Entries are only added; ``drop_old`` deletes them after
+AUDIT_RETENTION_DAYS and forgets their IPs after IP_RETENTION_DAYS.
+"""
+
+import csv
+import getpass
+import io
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, g, has_request_context, request
+from flask_login import current_user
+from sqlalchemy import delete, select, update
+
+from newsletter.extensions import db
+from newsletter.models import AuditEntry, utcnow
+
+PAGE_SIZE = 50
+TARGET_LENGTH = 320
+DETAIL_LENGTH = 2000
+CSV_FIELDS = ("at", "actor_kind", "actor", "action", "target", "detail", "ip")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who an entry is about: an admin, an API key, a command run by an operator, the
+    service itself, or a visitor not (yet) logged in, such as a failed login."""
+
+    kind: str
+    name: str
+    id: int | None = None
+
+
+def current_actor() -> Actor:
+    """The actor of this request or command: the API key it carried, else the admin
+    logged in, else a visitor; outside a request, the operator running a command."""
+    if not has_request_context():
+        return Actor("command", _operator())
+    api_key = g.get("api_key")
+    if api_key is not None:
+        return Actor("api_key", f"{api_key.name} ({api_key.prefix}…)", api_key.id)
+    if current_user.is_authenticated:
+        return Actor("admin", current_user.email, current_user.id)
+    return Actor("visitor", "")
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def record(
+    action: str,
+    target: str | None = None,
+    detail: str | None = None,
+    actor: Actor | None = None,
+) -> AuditEntry:
+    """Add an entry and commit it (with whatever the caller's session holds)."""
+    actor = actor or current_actor()
+    entry = AuditEntry(
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor=actor.name[:TARGET_LENGTH],
+        action=action,
+        target=None if target is None else str(target)[:TARGET_LENGTH],
+        detail=None if detail is None else detail[:DETAIL_LENGTH],
+        ip=request.remote_addr if has_request_context() else None,
+    )
+    db.session.add(entry)
+    db.session.commit()
+    return entry
+
+
+def page_of_entries(before_id: int | None = None, action: str | None = None) -> list[AuditEntry]:
+    """The newest entries (older than ``before_id`` when given), at most PAGE_SIZE + 1 so
+    that the caller can tell whether there is a next page."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE + 1)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(db.session.scalars(query))
+
+
+def as_csv() -> str:
+    """Every entry kept, oldest first, as CSV."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for entry in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
+        writer.writerow(
+            [entry.at.isoformat(), *(getattr(entry, field) or "" for field in CSV_FIELDS[1:])]
+        )
+    return out.getvalue()
+
+
+def drop_old() -> tuple[int, int]:
+    """Delete entries older than AUDIT_RETENTION_DAYS and forget the IPs of those older
+    than IP_RETENTION_DAYS (0 keeps either); how many of each."""
+    now = utcnow()
+    deleted = forgotten = 0
+    if days := current_app.config["AUDIT_RETENTION_DAYS"]:
+        deleted = db.session.execute(
+            delete(AuditEntry).where(AuditEntry.at < now - timedelta(days=days))
+        ).rowcount
+    if days := current_app.config["IP_RETENTION_DAYS"]:
+        forgotten = db.session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.ip.is_not(None), AuditEntry.at < now - timedelta(days=days))
+            .values(ip=None)
+        ).rowcount
+    db.session.commit()
+    return deleted, forgotten
