@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import captcha, i18n, limit_counters, provider_events
+from newsletter import captcha, i18n, limit_counters, outgoing_http, provider_events
 from newsletter.celery_app import celery_init_app
 from newsletter.extensions import (
     babel,
@@ -44,9 +44,7 @@ def create_app(config=Config, instance_path=None):
         app.config.from_object(config)
     os.makedirs(app.instance_path, exist_ok=True)
     apply_embedded_defaults(app)
-    captcha.check_config(app.config)
-    provider_events.check_config(app.config)
-    i18n.check_config(app.config)
+    check_config(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -68,6 +66,17 @@ def create_app(config=Config, instance_path=None):
     register_blueprints(app)
     cli.register(app)
     return app
+
+
+def check_config(config):
+    """Refuse to start with a setting that could never work, rather than fail later."""
+    for check in (
+        captcha.check_config,
+        provider_events.check_config,
+        i18n.check_config,
+        outgoing_http.check_config,
+    ):
+        check(config)
 
 
 def apply_embedded_defaults(app):

@@ -11,9 +11,9 @@ worker's task makes HTTP calls, so a dead endpoint never slows a sign-up or a se
 import base64
 import http.client
 import json
+import logging
 import secrets
 import time
-import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from sqlalchemy import event, exists, func, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
+from newsletter import outgoing_http
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -66,23 +67,19 @@ LEASE = timedelta(seconds=60)
 # A task posts for about this long, then hands the rest to a new task.
 TASK_SECONDS = 20
 CLAIM_CANDIDATES = 10
+# What the admin sees of a failed attempt: whether it was refused before any
+# connection, or failed (with the HTTP status when the receiver answered). The socket's
+# own error (refused, timed out, reset…) would tell an internal port scan's results; it
+# goes to the worker's log only.
+REFUSED = "refused: private address"
+FAILED = "failed"
 # Flags the session's transaction as one that queued deliveries, for the hint after commit.
 _QUEUED = "outgoing_webhooks_queued"
+log = logging.getLogger(__name__)
 
 
 class InvalidEndpoint(ValueError):
     """A URL or a list of events that an endpoint cannot have; the message says why."""
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer like any other that is not 2xx: the delivery is retried,
-    never posted somewhere the admin did not name."""
-
-    def redirect_request(self, *_args, **_kwargs):
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def new_secret() -> str:
@@ -106,6 +103,8 @@ def add_endpoint(url: str, events: list[str]) -> WebhookEndpoint:
 
 
 def check_url(url: str) -> None:
+    """Raise InvalidEndpoint unless the URL is one to post to: http(s), no credentials,
+    and a host whose every address webhooks may reach (outgoing_http)."""
     if len(url) > URL_MAX_LENGTH:
         raise InvalidEndpoint(f"The URL is longer than {URL_MAX_LENGTH} characters.")
     if any(char.isspace() or not char.isprintable() for char in url):
@@ -119,6 +118,16 @@ def check_url(url: str) -> None:
         raise InvalidEndpoint("The URL must be an http:// or https:// URL with a host.")
     if parts.username is not None or parts.password is not None:
         raise InvalidEndpoint("The URL must not carry a user name or password.")
+    try:
+        outgoing_http.check_url(url, outgoing_http.allowed_networks(current_app.config))
+    except outgoing_http.Unreachable:
+        raise InvalidEndpoint(f"The URL's host {parts.hostname} does not resolve.") from None
+    except outgoing_http.PrivateAddress:
+        raise InvalidEndpoint(
+            f"The URL's host {parts.hostname} is a private address (loopback, private "
+            "network, link-local or the like), which webhooks may not reach: only public "
+            "addresses, or the networks in WEBHOOK_ALLOWED_NETWORKS."
+        ) from None
 
 
 def endpoints() -> list[WebhookEndpoint]:
@@ -298,7 +307,7 @@ def _attempt(delivery_id: int) -> str:
     request = _signed_request(delivery)
     # No transaction stays open while the endpoint takes its time.
     db.session.commit()
-    status_code, error = _post(request)
+    status_code, error = _post(request, delivery_id)
     return _record(delivery_id, status_code, error)
 
 
@@ -318,18 +327,28 @@ def _signed_request(delivery: WebhookDelivery) -> urllib.request.Request:
     )
 
 
-def _post(request: urllib.request.Request) -> tuple[int | None, str | None]:
-    """The endpoint's HTTP status (None: no answer) and, unless it took it (2xx), why not."""
-    timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
+def _post(request: urllib.request.Request, delivery_id: int) -> tuple[int | None, str | None]:
+    """The endpoint's HTTP status (None: no answer) and, unless it took it (2xx), why
+    not, as the admin may see it; the details go to the log."""
+    config = current_app.config
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return response.status, None
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code} {error.reason}"
-    except urllib.error.URLError as error:
-        return None, f"No answer: {error.reason}"
+        status = outgoing_http.post(
+            request.full_url,
+            request.data,
+            dict(request.header_items()),
+            allowed=outgoing_http.allowed_networks(config),
+            timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        )
+    except outgoing_http.PrivateAddress as error:
+        log.warning("webhook delivery %d refused, not posted: %s", delivery_id, error)
+        return None, REFUSED
     except (OSError, http.client.HTTPException, ValueError) as error:
-        return None, f"No answer: {error!r}"
+        log.warning("webhook delivery %d to %s failed: %r", delivery_id, request.host, error)
+        return None, FAILED
+    if 200 <= status < 300:
+        return status, None
+    log.warning("webhook delivery %d to %s: HTTP %d", delivery_id, request.host, status)
+    return status, f"{FAILED}: HTTP {status}"
 
 
 def _record(delivery_id: int, status_code: int | None, error: str | None) -> str:
