@@ -8,6 +8,7 @@ on PostgreSQL and Redis instead.
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from sqlalchemy import create_engine, delete, func, make_url, select, text, upda
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
-from newsletter import create_app
+from newsletter import create_app, outgoing_http
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -157,6 +158,36 @@ def database_url(migrated_database, tmp_path):
         connection.execute(delete(Newsletter).where(Newsletter.id != FIRST_NEWSLETTER))
         connection.execute(update(Newsletter).values(FIRST_NEWSLETTER_AS_MADE))
     engine.dispose()
+
+
+class FakeDNS:
+    """Name resolution for outgoing webhooks that asks no DNS server: numeric forms read
+    as the system reads them (``0x7f000001`` is 127.0.0.1); a name in ``names`` answers
+    its lists of addresses in turn, the last for good (a name that changes its
+    answers: DNS rebinding); any other name does not resolve. ``asked`` lists the
+    names looked up."""
+
+    def __init__(self):
+        self.names = {}
+        self.asked = []
+
+    def __call__(self, host, port):
+        self.asked.append(host)
+        answers = self.names.get(host)
+        if answers is None:
+            infos = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
+            return [info[4][0] for info in infos]
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch):
+    """No test reaches a real DNS server through a webhook URL: names are the test's."""
+    fake = FakeDNS()
+    monkeypatch.setattr(outgoing_http, "resolve", fake)
+    return fake
 
 
 @pytest.fixture

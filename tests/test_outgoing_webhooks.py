@@ -1,14 +1,23 @@
 """Outgoing webhooks: admins add an endpoint through /api/v1 and get its secret once; a
 real worker posts each event to a real HTTP receiver, which checks the Standard
 Webhooks signature with that secret; failures are retried; a dead endpoint slows
-nobody."""
+nobody. Only public addresses are reached (the receivers here, on this machine, are
+admitted by WEBHOOK_ALLOWED_NETWORKS), and names resolve through the ``dns`` fixture,
+never a real DNS server."""
 
 import json
+import logging
+import ssl
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -29,17 +38,21 @@ from workers.tasks import start_digest
 
 class Receiver:
     """An HTTP server in a thread that keeps every request whose signature verifies
-    with ``secret``, and answers with ``statuses`` in turn (then 200)."""
+    with ``secret``, and answers with ``statuses`` in turn (then 200). ``hits`` counts
+    every request, signed or not; with ``tls`` (a server context) it speaks HTTPS.
+    Its URL names ``name``, its address by default."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", port=0, tls=None, name=None):
         self.secret = None
         self.statuses = []
         self.events = []
         self.forged = []
+        self.hits = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
+                receiver.hits += 1
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 try:
                     event = Webhook(receiver.secret).verify(body, dict(self.headers))
@@ -54,9 +67,16 @@ class Receiver:
             def log_message(self, *_args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_port
+        self.url = f"{'https' if tls else 'http'}://{name or host}:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
     def types(self):
         return [event["type"] for event, _ in self.events]
@@ -66,18 +86,32 @@ class Receiver:
         return self.events
 
 
+# Retries come quickly here; the defaults wait 30 s, doubling.
+QUICK_RETRIES = {"WEBHOOK_RETRY_BASE_SECONDS": 0.2, "WEBHOOK_MAX_ATTEMPTS": 3}
+# example.com's address, for names that must resolve somewhere public: nothing here
+# connects to it.
+PUBLIC = "93.184.215.14"
+
+
 @pytest.fixture
 def app(make_app):
-    # Retries come quickly here; the defaults wait 30 s, doubling.
-    return make_app(WEBHOOK_RETRY_BASE_SECONDS=0.2, WEBHOOK_MAX_ATTEMPTS=3)
+    # The receivers run on this machine, which the operator admits here.
+    return make_app(**QUICK_RETRIES, WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8")
 
 
 @pytest.fixture
 def receiver():
     running = Receiver()
     yield running
-    running.server.shutdown()
-    running.server.server_close()
+    running.close()
+
+
+def key_holder(app):
+    """A client of ``app`` holding a new API key, as a script would."""
+    output = app.test_cli_runner().invoke(args=["create-api-key", "script"]).output
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {output.splitlines()[-1]}"
+    return client
 
 
 def add_endpoint(admin_client, receiver, events):
@@ -133,8 +167,7 @@ def test_confirm_and_unsubscribe_reach_an_endpoint_signed_and_no_other(
     time.sleep(0.3)
     assert digests_only.events == []
     assert {row.status for row in deliveries(app)} == {"sent"}
-    digests_only.server.shutdown()
-    digests_only.server.server_close()
+    digests_only.close()
 
 
 def test_leaving_one_newsletter_is_posted_with_its_slug_and_the_last_one_says_so(
@@ -242,9 +275,12 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
     (delivery,) = deliveries(app)
     assert delivery.attempts == 3
     assert delivery.last_status_code is None
-    assert delivery.last_error.startswith("No answer")
+    # Not "Connection refused" (nor "timed out"), which would tell what listens where.
+    assert delivery.last_error == "failed"
     page = admin_client.get("/admin/webhooks").get_data(as_text=True)
-    assert "No answer" in page
+    assert '<td class="wraps">failed</td>' in page
+    assert "Connection refused" not in page
+    assert "Errno" not in page
 
 
 @pytest.mark.parametrize(
@@ -261,7 +297,8 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
         ({"url": "https://example.com/", "events": ["subscriber.erased"]}, 422),
     ],
 )
-def test_bad_urls_and_events_are_refused_with_a_reason(admin_client, body, status):
+def test_bad_urls_and_events_are_refused_with_a_reason(admin_client, dns, body, status):
+    dns.names["example.com"] = [[PUBLIC]]
     if isinstance(body, str):
         answer = admin_client.post("/api/v1/webhooks", data=body, content_type="text/plain")
     else:
@@ -277,7 +314,8 @@ def test_only_an_admin_may_add_an_endpoint(client):
     assert client.get("/admin/webhooks").status_code == 302
 
 
-def test_admins_add_list_and_deactivate_endpoints_on_the_admin_page(app, admin_client):
+def test_admins_add_list_and_deactivate_endpoints_on_the_admin_page(app, admin_client, dns):
+    dns.names["hooks.example"] = [[PUBLIC]]
     page = admin_client.get("/admin/webhooks")
     added = admin_client.post(
         "/admin/webhooks",
@@ -322,3 +360,215 @@ def test_the_payload_is_json_with_type_timestamp_and_data(app, admin_client, rec
     event, _ = receiver.wait_for(1)[0]
     assert set(event) == {"type", "timestamp", "data"}
     assert json.loads(deliveries(app)[0].payload) == event
+
+
+def certificate_for(name):
+    """A CA's certificate (PEM) and a server context with a certificate it signed for
+    ``name``: a private CA that the test makes the worker trust."""
+    now = datetime.now(UTC)
+
+    def build(subject, issuer, public_key, signing_key, ca):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = build("Test CA", "Test CA", ca_key.public_key(), ca_key, ca=True)
+    server = build(name, "Test CA", server_key.public_key(), ca_key, ca=False)
+    return ca.public_bytes(serialization.Encoding.PEM), server, server_key
+
+
+def server_context(certificate, key, tmp_path):
+    chain, key_file = tmp_path / "server.pem", tmp_path / "server.key"
+    chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key_file)
+    return context
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/",
+        "http://10.0.0.5/",
+        "http://192.168.1.1/",
+        "http://0x7f000001/",
+        "http://2130706433/",
+        "http://017700000001/",
+        "http://127.1/",
+        "http://0.0.0.0:5432/",
+        "http://100.64.0.1/",
+        "http://224.0.0.1/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://[::]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://[2002:7f00:1::1]/",
+        "https://internal.example/hook",
+        "https://mixed.example/hook",
+    ],
+)
+def test_an_api_key_cannot_add_an_endpoint_at_an_internal_address(make_app, dns, url):
+    dns.names["internal.example"] = [["10.0.0.1"]]
+    # One public address is not enough: the post could reach the other one.
+    dns.names["mixed.example"] = [[PUBLIC, "10.1.2.3"]]
+    app = make_app()
+    answer = key_holder(app).post("/api/v1/webhooks", json={"url": url, "events": ["digest.sent"]})
+    assert answer.status_code == 422
+    assert "is a private address" in answer.get_json()["error"]
+    with app.app_context():
+        assert db.session.scalar(select(WebhookEndpoint)) is None
+
+
+def test_a_public_host_is_added_and_one_that_does_not_resolve_is_refused(make_app, dns):
+    dns.names["hooks.example"] = [[PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]]
+    script = key_holder(make_app())
+    added = script.post(
+        "/api/v1/webhooks", json={"url": "https://hooks.example/in", "events": ["digest.sent"]}
+    )
+    assert added.status_code == 201
+    unknown = script.post(
+        "/api/v1/webhooks", json={"url": "https://nowhere.example/", "events": ["digest.sent"]}
+    )
+    assert unknown.status_code == 422
+    assert unknown.get_json()["error"] == "The URL's host nowhere.example does not resolve."
+
+
+def test_the_admin_form_refuses_the_cloud_metadata_address(admin_client):
+    page = admin_client.get("/admin/webhooks")
+    refused = admin_client.post(
+        "/admin/webhooks",
+        data={
+            "csrf_token": csrf_token(page),
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "events": ["digest.sent"],
+        },
+    )
+    assert refused.status_code == 400
+    assert "is a private address" in refused.get_data(as_text=True)
+    assert "169.254.169.254</td>" not in refused.get_data(as_text=True)
+
+
+def test_without_allowed_networks_this_machine_is_refused_at_creation_and_delivery(
+    app, make_app, admin_client, receiver, start_worker_for, caplog
+):
+    strict = make_app(**QUICK_RETRIES)
+    answer = key_holder(strict).post(
+        "/api/v1/webhooks", json={"url": receiver.url, "events": ["subscriber.confirmed"]}
+    )
+    assert answer.status_code == 422
+    assert "WEBHOOK_ALLOWED_NETWORKS" in answer.get_json()["error"]
+    # Added while the operator admitted this machine; then they stopped admitting it.
+    add_endpoint(key_holder(app), receiver, ["subscriber.confirmed"])
+    start_worker_for(strict)
+    _, token = a_pending_reader(strict)
+    with strict.app_context():
+        subscriptions.confirm(token)
+
+    wait_until(lambda: deliveries(strict)[0].status == "failed")
+    (delivery,) = deliveries(strict)
+    assert (delivery.attempts, delivery.last_error) == (3, "refused: private address")
+    assert receiver.hits == 0
+    page = admin_client.get("/admin/webhooks").get_data(as_text=True)
+    assert "refused: private address" in page
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("refused, not posted: 127.0.0.1 resolves to 127.0.0.1" in w for w in warnings)
+
+
+def test_a_name_that_changes_its_address_reaches_only_the_address_checked(
+    make_app, dns, start_worker_for
+):
+    """DNS rebinding: evil.example answers 127.0.0.2, where the operator admits a
+    receiver, when it is checked; later it answers 127.0.0.1, where an internal service
+    listens on the same port."""
+    receiver = Receiver(host="127.0.0.2", name="evil.example")
+    internal = Receiver(host="127.0.0.1", port=receiver.port)
+    dns.names["evil.example"] = [["127.0.0.2"], ["127.0.0.2"], ["127.0.0.1"]]
+    app = make_app(**QUICK_RETRIES, WEBHOOK_ALLOWED_NETWORKS="127.0.0.2/32")
+    start_worker_for(app)
+    add_endpoint(key_holder(app), receiver, ["subscriber.confirmed"])
+    _, token = a_pending_reader(app)
+    with app.app_context():
+        subscriptions.confirm(token)
+
+    ((_, headers),) = receiver.wait_for(1)
+    assert headers["host"] == f"evil.example:{receiver.port}"
+    # Once when added and once when delivered: the connection looked nothing up.
+    assert dns.asked == ["evil.example", "evil.example"]
+    # From now on it answers 127.0.0.1: checked again, the next delivery is refused.
+    _, token = a_pending_reader(app, "second@example.org")
+    with app.app_context():
+        subscriptions.confirm(token)
+    wait_until(lambda: deliveries(app)[-1].status == "failed")
+    assert deliveries(app)[-1].last_error == "refused: private address"
+    assert internal.hits == 0
+    assert len(receiver.events) == 1
+    receiver.close()
+    internal.close()
+
+
+def test_https_is_verified_against_the_host_name_not_the_address(
+    app, dns, worker, monkeypatch, tmp_path
+):
+    ca, certificate, key = certificate_for("hooks.test")
+    (tmp_path / "ca.pem").write_bytes(ca)
+    # The worker trusts this CA as it trusts the system's.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    context = server_context(certificate, key, tmp_path)
+    names = []
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+    receiver = Receiver(tls=context, name="hooks.test")
+    # Both names lead to the receiver, whose certificate names only hooks.test.
+    dns.names["hooks.test"] = dns.names["other.test"] = [["127.0.0.1"]]
+    script = key_holder(app)
+    add_endpoint(script, receiver, ["subscriber.confirmed"])
+    other = script.post(
+        "/api/v1/webhooks",
+        json={
+            "url": f"https://other.test:{receiver.port}/hook",
+            "events": ["subscriber.confirmed"],
+        },
+    )
+    assert other.status_code == 201
+    _, token = a_pending_reader(app)
+    with app.app_context():
+        subscriptions.confirm(token)
+
+    ((_, headers),) = receiver.wait_for(1)
+    assert headers["host"] == f"hooks.test:{receiver.port}"
+    wait_until(lambda: {row.status for row in deliveries(app)} == {"sent", "failed"})
+    failed = next(row for row in deliveries(app) if row.status == "failed")
+    assert failed.last_error == "failed"
+    assert "hooks.test" in names
+    assert receiver.hits == 1
+    receiver.close()
+
+
+def test_allowed_networks_that_are_not_networks_stop_the_app(make_app):
+    with pytest.raises(ValueError, match="WEBHOOK_ALLOWED_NETWORKS: 'intranet'"):
+        make_app(WEBHOOK_ALLOWED_NETWORKS="10.0.0.0/8, intranet")
