@@ -740,7 +740,13 @@ def deactivate_webhook(endpoint_id):
 @bp.get("/api-keys")
 def api_key_list():
     """The keys scripts use for /api/v1; each is made with `flask create-api-key`."""
-    return render_template("admin/api_keys.html", keys=api_keys.all_keys(), form=ActionForm())
+    return render_template(
+        "admin/api_keys.html",
+        keys=api_keys.all_keys(),
+        scopes=api_keys.SCOPES,
+        now=utcnow(),
+        form=ActionForm(),
+    )
 
 
 @bp.post("/api-keys/<id:key_id>/revoke")
