@@ -156,8 +156,13 @@ class Config:
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
     UPLOAD_MAX_CONTENT_LENGTH = _env_int("UPLOAD_MAX_CONTENT_LENGTH", 64 * 1024 * 1024)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5/minute;30/hour")
-    # Failed logins to any one admin account, from all clients together.
+    # Failed logins (passwords and codes) to one admin account from one client address.
+    # Not from all clients together: that would let anyone keep the owner out.
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10/hour")
+    # Every this many failed logins to one account within an hour, from anywhere, log a
+    # WARNING and an audit entry (admins.login_failures): an attack spread over many
+    # addresses is seen, and the right password still works. 0: no warning.
+    LOGIN_ACCOUNT_ALERT = _env_int("LOGIN_ACCOUNT_ALERT", 10)
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar = {"pool_pre_ping": True}
 

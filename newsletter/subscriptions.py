@@ -418,11 +418,12 @@ def _leave(subscriber: Subscriber, newsletter: Newsletter, source: str, ip: str 
 def preferences_token_for(link: UnsubscribeLink) -> str | None:
     """A preferences link for the page an unsubscribe link leads to, or None when the
     unsubscribe link is older than a preferences link may be: unsubscribe links never
-    expire, and must not hand out what expires, such as the reader's data."""
+    expire, and must not hand out what expires. The link it makes opens no data
+    (tokens.PREFERENCES_FROM_UNSUBSCRIBE): the unsubscribe link may have been forwarded."""
     max_age = timedelta(seconds=current_app.config["PREFERENCES_MAX_AGE"])
     if datetime.now(UTC) - link.issued_at > max_age:
         return None
-    return tokens.make_token(tokens.PREFERENCES, link.subscriber)
+    return tokens.make_token(tokens.PREFERENCES_FROM_UNSUBSCRIBE, link.subscriber)
 
 
 def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
@@ -455,11 +456,33 @@ def resend_confirmation(subscriber_ids: list[int]) -> int:
     return owed
 
 
-def check_preferences(token: str) -> Subscriber:
+class DataNeedsEmailedLink(Exception):
+    """A preferences link made on the unsubscribe page cannot download or erase data."""
+
+
+def check_preferences(token: str, data: bool = False) -> Subscriber:
     """The subscriber a preferences link is for; raises TokenExpired (each digest
-    carries a fresh link, so an old one may stop working), TokenInvalid or LinkNotValid."""
+    carries a fresh link, so an old one may stop working), TokenInvalid or LinkNotValid.
+    For the reader's ``data`` (download, erase) only a link that came by email will do:
+    one made on the unsubscribe page raises DataNeedsEmailedLink."""
     max_age = current_app.config["PREFERENCES_MAX_AGE"]
-    return _subscriber_for(tokens.read_token(tokens.PREFERENCES, token, max_age=max_age))
+    try:
+        nonce = tokens.read_token(tokens.PREFERENCES, token, max_age=max_age)
+    except tokens.TokenInvalid:
+        nonce = tokens.read_token(tokens.PREFERENCES_FROM_UNSUBSCRIBE, token, max_age=max_age)
+        if data:
+            raise DataNeedsEmailedLink() from None
+    return _subscriber_for(nonce)
+
+
+def link_opens_data(token: str) -> bool:
+    """Whether a preferences link (checked already) came by email, and so may download
+    and erase the reader's data."""
+    try:
+        tokens.read_token(tokens.PREFERENCES, token)
+    except (tokens.TokenInvalid, tokens.TokenExpired):
+        return False
+    return True
 
 
 def update_preferences(

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
+# A preferences link made on the page an unsubscribe link leads to. It changes the
+# newsletters, name and language, but never downloads or erases the reader's data:
+# unsubscribe links never expire and travel in forwarded mail. Its own salt keeps it
+# from ever passing for a PREFERENCES link, which only email carries.
+PREFERENCES_FROM_UNSUBSCRIBE = "preferences-from-unsubscribe"
 
 
 class TokenInvalid(Exception):

@@ -110,3 +110,12 @@ def assert_each_once_but_the_one_in_flight(received, readers, killed_at):
     assert len(received) - len(readers) <= 1, f"{repeated}; {killed_at} sent before the kill"
     for message_ids in repeated.values():
         assert len(set(message_ids)) == 1
+
+
+def bearer(app, *scopes):
+    """The Authorization header of a new API key made with `create-api-key`, with these
+    scopes (none: every scope)."""
+    options = [option for scope in scopes for option in ("--scope", scope)]
+    made = app.test_cli_runner().invoke(args=["create-api-key", "test script", *options])
+    assert made.exit_code == 0, made.output
+    return {"Authorization": f"Bearer {made.output.strip().splitlines()[-1]}"}

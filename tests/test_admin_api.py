@@ -1,21 +1,31 @@
 """The admins' API, /api/v1, as a script with an API key uses it: keys made on the
-command line and revoked on the admin page, subscribers, posts and digests, and the
-OpenAPI document."""
+command line with scopes and an expiry and revoked on the admin page, subscribers, posts
+and digests, the audit log of what each key did, and the OpenAPI document."""
 
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from harness import csrf_token
 from newsletter import digests, posts, privacy
 from newsletter.extensions import db
-from newsletter.models import ApiKey, ConsentEvent, EmailJob, Subscriber, SubscriberStatus
-from tests.helpers import FEED, add_readers
+from newsletter.models import (
+    ApiKey,
+    AuditEntry,
+    ConsentEvent,
+    Digest,
+    DigestStatus,
+    EmailJob,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from tests.helpers import ADMIN, FEED, add_readers
 
 
-def create_key(runner, name="crm sync"):
-    result = runner.invoke(args=["create-api-key", name])
+def create_key(runner, name="crm sync", *options):
+    result = runner.invoke(args=["create-api-key", name, *options])
     assert result.exit_code == 0, result.output
     return result.output.strip().splitlines()[-1]
 
@@ -75,8 +85,119 @@ def test_a_key_revoked_on_the_admin_page_stops_working(admin_client, key):
     assert revoked.status_code == 302
     answer = admin_client.get("/api/v1/posts", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 401
-    # Without a key the admin's own session still works.
-    assert admin_client.get("/api/v1/posts").status_code == 200
+    with admin_client.application.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "api_keys.revoke"))
+        assert (entry.actor, entry.target) == (ADMIN[0], f"crm sync ({key[:8]}…)")
+
+
+def test_a_logged_in_admins_cookie_does_not_open_the_api(app, admin_client):
+    """The API is exempt from CSRF tokens, so a cookie there would let another site's
+    page send a digest with a body-less POST: only a Bearer key opens it."""
+    with app.app_context():
+        posts.import_feed(FEED)
+        digest_id = digests.create_digest("Weekly").id
+    add_readers(app, 2)
+    token = csrf_token(admin_client.get("/admin/api-keys"))
+    for answer in (
+        admin_client.get("/api/v1/posts"),
+        admin_client.post(f"/api/v1/digests/{digest_id}/send"),
+        admin_client.post(f"/api/v1/digests/{digest_id}/send", headers={"X-CSRFToken": token}),
+        admin_client.post(f"/api/v1/digests/{digest_id}/send", data={"csrf_token": token}),
+    ):
+        assert answer.status_code == 401
+        assert "Bearer" in answer.get_json()["error"]
+    with app.app_context():
+        assert db.session.get(Digest, digest_id).status == DigestStatus.DRAFT
+
+
+def test_a_key_may_do_only_what_its_scopes_allow(app, runner, client):
+    key = create_key(runner, "reporting", "--scope", "subscribers:read", "--scope", "digests:read")
+    add_readers(app, 2)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    assert client.get("/api/v1/subscribers").status_code == 200
+    assert client.get("/api/v1/digests").status_code == 200
+
+    refused = client.post(
+        "/api/v1/subscribers", json={"email": "new@example.org", "consent": {"source": "crm"}}
+    )
+    assert refused.status_code == 403
+    assert "subscribers:write" in refused.get_json()["error"]
+    assert client.delete("/api/v1/subscribers/1").status_code == 403
+    assert "digests:write" in client.post("/api/v1/digests", json={}).get_json()["error"]
+    hook = client.post("/api/v1/webhooks", json={"url": "https://example.com/", "events": []})
+    assert (hook.status_code, hook.get_json()["error"]) == (
+        403,
+        "This API key lacks the scope webhooks:write.",
+    )
+    assert client.get("/api/v1/newsletters").status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Subscriber.id))) == 2
+
+
+def test_unknown_scopes_and_bad_expiries_are_refused_with_a_reason(app, runner):
+    unknown = runner.invoke(args=["create-api-key", "x", "--scope", "everything"])
+    assert unknown.exit_code != 0
+    assert "'everything' is not one of" in unknown.output
+    assert "subscribers:read" in unknown.output
+    for days in ("0", "-3", "soon", "99999"):
+        assert runner.invoke(args=["create-api-key", "x", "--expires-in", days]).exit_code != 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ApiKey.id))) == 0
+
+
+def test_an_expired_key_is_refused_like_a_revoked_one(app, runner, client):
+    made = runner.invoke(args=["create-api-key", "one-off", "--expires-in", "7"])
+    assert "every scope, until " in made.output
+    key = made.output.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/posts", headers=headers).status_code == 200
+    with app.app_context():
+        db.session.get(ApiKey, 1).expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    answer = client.get("/api/v1/posts", headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert "expired" in answer.get_json()["error"]
+
+
+def test_the_keys_page_shows_each_keys_scopes_and_expiry(admin_client, runner):
+    create_key(runner, "all of it")
+    create_key(runner, "newsletters", "--scope", "newsletters:write", "--expires-in", "30")
+    page = admin_client.get("/admin/api-keys").get_data(as_text=True)
+    all_row, scoped_row = page.split("all of it")[1], page.split("<td>newsletters</td>")[1]
+    assert "<td>all</td>" in all_row.split("</tr>")[0]
+    assert "never" in all_row.split("</tr>")[0]
+    scoped_row = scoped_row.split("</tr>")[0]
+    assert "<code>newsletters:write</code>" in scoped_row
+    assert f"{utcnow() + timedelta(days=30):%Y-%m-%d}" in scoped_row
+
+
+def test_what_a_key_changes_or_exports_is_in_the_audit_log_under_its_name(app, api, key):
+    add_readers(app, 2)
+    api.get("/api/v1/subscribers?status=confirmed")
+    added = api.post(
+        "/api/v1/subscribers", json={"email": "ann@example.org", "consent": {"source": "crm"}}
+    ).get_json()
+    api.patch(f"/api/v1/subscribers/{added['id']}", json={"name": "Ann"})
+    api.delete(f"/api/v1/subscribers/{added['id']}")
+    api.post("/api/v1/newsletters", json={"slug": "extra", "name": "Extra"})
+    api.get("/api/v1/posts")
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    logged = [(entry.actor_kind, entry.action, entry.target) for entry in entries]
+    subscriber = f"subscriber {added['id']}"
+    assert logged[1:] == [
+        ("api_key", "subscribers.read", None),
+        ("api_key", "subscribers.add", subscriber),
+        ("api_key", "subscribers.change", subscriber),
+        ("api_key", "subscribers.erase", subscriber),
+        ("api_key", "newsletters.create", "extra"),
+    ]
+    assert logged[0][:2] == ("command", "api_keys.create")
+    assert {entry.actor for entry in entries[1:]} == {f"crm sync ({key[:8]}…)"}
+    assert entries[1].detail.startswith("2 on page 1; status=confirmed")
+    # The address left with the reader: the log names them by id only.
+    assert not any("ann@" in (entry.detail or "") for entry in entries)
 
 
 def test_a_revoke_without_the_csrf_token_does_nothing(admin_client, key):
@@ -229,6 +350,20 @@ def test_the_openapi_document_describes_every_route_and_the_bearer_key(app, clie
     assert document["openapi"].startswith("3.")
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert document["security"] == [{"bearer": []}]
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert "`webhooks:write`" in scheme["description"]
+    operations = document["paths"]
+    assert operations["/api/v1/subscribers"]["post"]["security"] == [
+        {"bearer": ["subscribers:write"]}
+    ]
+    assert operations["/api/v1/digests/{digest_id}/send"]["post"]["security"] == [
+        {"bearer": ["digests:write"]}
+    ]
+    assert all(
+        operation["security"][0]["bearer"]
+        for methods in operations.values()
+        for operation in methods.values()
+    )
     documented = {
         (path, method) for path, operations in document["paths"].items() for method in operations
     }

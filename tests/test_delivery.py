@@ -158,6 +158,29 @@ def test_without_a_mail_server_mail_lands_in_the_outbox_page(make_app, start_wor
     assert client.get("/outbox/no-such-message").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9"},
+        {"X-Real-IP": "203.0.113.9"},
+        {"X-Forwarded-Host": "news.example"},
+    ],
+)
+def test_the_outbox_page_refuses_a_visitor_who_came_through_a_proxy_on_this_machine(
+    make_app, forwarded
+):
+    """A proxy on this host makes every visitor's request come from 127.0.0.1."""
+    client = make_app(MAIL_SERVER=None).test_client()
+    assert client.get("/outbox/").status_code == 200
+    assert client.get("/outbox/", headers=forwarded).status_code == 404
+
+
+def test_behind_a_trusted_proxy_the_outbox_page_is_served_to_nobody(make_app):
+    client = make_app(MAIL_SERVER=None, TRUSTED_PROXIES=1).test_client()
+    assert client.get("/outbox/").status_code == 404
+
+
 def test_the_outbox_page_is_gone_when_a_mail_server_is_set(client):
     assert client.get("/outbox/").status_code == 404
 

@@ -32,7 +32,7 @@ from newsletter.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tests.helpers import add_reader, add_readers, wait_until, wait_until_sent
+from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
 from workers.tasks import start_digest
 
 
@@ -108,14 +108,17 @@ def receiver():
 
 def key_holder(app):
     """A client of ``app`` holding a new API key, as a script would."""
-    output = app.test_cli_runner().invoke(args=["create-api-key", "script"]).output
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {output.splitlines()[-1]}"
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer(app)["Authorization"]
     return client
 
 
 def add_endpoint(admin_client, receiver, events):
-    answer = admin_client.post("/api/v1/webhooks", json={"url": receiver.url, "events": events})
+    answer = admin_client.post(
+        "/api/v1/webhooks",
+        json={"url": receiver.url, "events": events},
+        headers=bearer(admin_client.application, "webhooks:write"),
+    )
     assert answer.status_code == 201, answer.get_json()
     created = answer.get_json()
     assert created["url"] == receiver.url
@@ -262,6 +265,7 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
     answer = admin_client.post(
         "/api/v1/webhooks",
         json={"url": f"http://127.0.0.1:{free_port()}/", "events": ["subscriber.confirmed"]},
+        headers=bearer(app),
     )
     assert answer.status_code == 201
     sign_up_started = time.monotonic()
@@ -299,10 +303,13 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
 )
 def test_bad_urls_and_events_are_refused_with_a_reason(admin_client, dns, body, status):
     dns.names["example.com"] = [[PUBLIC]]
+    key = bearer(admin_client.application, "webhooks:write")
     if isinstance(body, str):
-        answer = admin_client.post("/api/v1/webhooks", data=body, content_type="text/plain")
+        answer = admin_client.post(
+            "/api/v1/webhooks", data=body, content_type="text/plain", headers=key
+        )
     else:
-        answer = admin_client.post("/api/v1/webhooks", json=body)
+        answer = admin_client.post("/api/v1/webhooks", json=body, headers=key)
     assert answer.status_code == status
     assert answer.get_json()["error"]
 

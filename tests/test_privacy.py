@@ -2,6 +2,7 @@
 or import undoes."""
 
 import io
+import re
 import time
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from newsletter.models import (
 )
 from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import add_readers, wait_until_sent
-from tests.smtp import code_in, link_in
+from tests.smtp import code_in, link_in, text_of
 
 
 def preferences_path(app, email):
@@ -63,6 +64,39 @@ def test_a_reader_downloads_everything_kept_about_them(app, client, runner, smtp
         True,
     )
     assert newsletter["changed_at"].endswith("Z")
+
+
+def test_a_preferences_link_from_an_unsubscribe_link_cannot_download_or_erase(
+    app, client, runner, smtp, worker
+):
+    """Ann forwards a digest; whoever gets it follows its unsubscribe link (which never
+    expires) to the preferences page. Ann's own choices work there; her data does not."""
+    sign_up_and_get_a_digest(app, client, runner, smtp)
+    digest = smtp.received[-1]
+    paths = re.findall(r"http://127\.0\.0\.1:5000(/\S+)", text_of(digest))
+    [unsubscribe] = [path for path in paths if path.startswith("/unsubscribe/")]
+    [emailed] = [path for path in paths if path.startswith("/preferences/")]
+    stranger = app.test_client()
+    left = stranger.post(unsubscribe)
+    minted = re.search(r'href="(/preferences/[^"]+)"', left.text)[1]
+
+    page = stranger.get(minted)
+    assert page.status_code == 200
+    assert "Subscribe again" in page.text
+    assert "Delete my data" not in page.text
+    assert "needs the preferences link from one of our emails" in page.text
+    for refused in (stranger.get(f"{minted}/data"), stranger.post(f"{minted}/erase", data=YES)):
+        assert refused.status_code == 403
+        assert "This link cannot open your data" in refused.text
+        assert "ann@example.org" not in refused.text
+    assert rows(app, Subscriber) == 1
+
+    # The link that came by email opens both.
+    assert "Delete my data" in client.get(emailed).text
+    assert client.get(f"{emailed}/data").json["email"] == "ann@example.org"
+
+
+YES = {"confirm": "yes"}
 
 
 def test_the_download_lists_each_newsletter_the_reader_chose_on_or_off(app, client, runner):

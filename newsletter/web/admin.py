@@ -33,6 +33,7 @@ from newsletter import (
     feedback,
     i18n,
     inbound,
+    logins,
     newsletters,
     outgoing,
     posts,
@@ -100,7 +101,7 @@ def logout_form():
     return {"logout_form": LogoutForm()}
 
 
-def login_account_key():
+def login_account():
     """The account a login step, or a proof that it is really its admin, is aimed at."""
     if request.endpoint == "admin.login":
         email = request.form.get("email", "")
@@ -108,7 +109,14 @@ def login_account_key():
         email = session.get(PENDING_LOGIN, {}).get("email", "")
     else:
         email = getattr(current_user, "email", "")
-    return f"account:{email.strip().lower()}"
+    return email.strip().lower()
+
+
+def login_account_key():
+    """The account and the client address together: failures from one address slow
+    down that address only, so that nobody can keep the owner out by failing on
+    purpose from elsewhere (logins.py notices failures for one account from many)."""
+    return f"account:{login_account()}|{request.remote_addr}"
 
 
 # Shared scopes: the password and the code that follows it count against the same limits.
@@ -134,10 +142,11 @@ def login():
         return render_template("admin/login.html", form=form)
     admin = accounts.authenticate(form.email.data, form.password.data)
     if admin is None:
+        logins.record_failure(form.email.data, "password")
         flash("Wrong email or password.", "error")
         return render_template("admin/login.html", form=form), 401
     if admin.totp_secret is None:
-        return complete_login(admin)
+        return complete_login(admin, "password")
     session[PENDING_LOGIN] = two_factor.pending_login(admin)
     return redirect(url_for("admin.login_two_factor", next=request.args.get("next")))
 
@@ -159,21 +168,23 @@ def login_two_factor():
     if not form.validate_on_submit():
         return render_template("admin/login_two_factor.html", form=form)
     if two_factor.take_code(admin, form.code.data):
-        return complete_login(admin)
+        return complete_login(admin, "password and code")
     if two_factor.use_recovery_code(admin, form.code.data):
         left = two_factor.recovery_codes_left(admin)
         flash(f"You used a recovery code; it will not work again. Codes left: {left}.", "note")
-        return complete_login(admin)
+        return complete_login(admin, "password and recovery code")
+    logins.record_failure(admin.email, "second factor")
     flash("Wrong code.", "error")
     return render_template("admin/login_two_factor.html", form=form), 401
 
 
-def complete_login(admin):
+def complete_login(admin, step):
     session.pop(PENDING_LOGIN, None)
     # A setup begun by whoever used this browser before must not become this admin's.
     session.pop(SETUP_SECRET, None)
     accounts.record_login(admin)
     login_user(admin)
+    logins.record_login(admin, step)
     return redirect(safe_next(request.args.get("next")))
 
 
@@ -740,7 +751,13 @@ def deactivate_webhook(endpoint_id):
 @bp.get("/api-keys")
 def api_key_list():
     """The keys scripts use for /api/v1; each is made with `flask create-api-key`."""
-    return render_template("admin/api_keys.html", keys=api_keys.all_keys(), form=ActionForm())
+    return render_template(
+        "admin/api_keys.html",
+        keys=api_keys.all_keys(),
+        scopes=api_keys.SCOPES,
+        now=utcnow(),
+        form=ActionForm(),
+    )
 
 
 @bp.post("/api-keys/<id:key_id>/revoke")

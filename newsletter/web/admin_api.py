@@ -3,15 +3,18 @@ webhooks, for scripts holding an API key (api_keys.py).
 
 spectree checks every request body and query against the models of api_models.py (a
 400 with the reason when they do not fit) and writes the OpenAPI document from them,
-served at /api/v1/openapi.json without a key."""
+served at /api/v1/openapi.json without a key.
+
+Each route names the scope it needs (``needs``); a key without it gets a 403 that names
+it. Everything that changes something, or reads subscribers in bulk, is in the audit
+log under the key's name."""
 
 import json
 
-from flask import Blueprint, abort, jsonify, request
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
-from newsletter import api_keys, digests, directory, newsletters, outgoing, posts, privacy
+from newsletter import api_keys, audit, digests, directory, newsletters, outgoing, posts, privacy
 from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db
 from newsletter.models import Digest, Subscriber
@@ -68,34 +71,52 @@ spec = SpecTree(
             data=SecuritySchemeData(
                 type="http",
                 scheme="bearer",
-                description="A key from `flask create-api-key`. A logged-in admin's "
-                "session cookie is accepted as well.",
+                description="A key from `flask create-api-key`, sent as "
+                "'Authorization: Bearer KEY' (an admin's session cookie is not accepted). "
+                "Each operation lists the scope it needs; a key made with --scope has only "
+                "those it names, one made without has all: "
+                + "; ".join(f"`{scope}`: {what}" for scope, what in api_keys.SCOPES.items())
+                + ".",
             ),
         )
     ],
     security={"bearer": []},
 )
 
-UNAUTHORIZED = {"HTTP_401": Error}
-NOT_FOUND = {"HTTP_401": Error, "HTTP_404": Error}
+UNAUTHORIZED = {"HTTP_401": Error, "HTTP_403": Error}
+NOT_FOUND = {**UNAUTHORIZED, "HTTP_404": Error}
+
+
+def needs(scope, **validation):
+    """spec.validate for a route that a key may call only with ``scope``: the scope is
+    kept on the view for ``require_api_key`` and written into the OpenAPI document."""
+
+    def decorate(view):
+        validated = spec.validate(security={"bearer": [scope]}, **validation)(view)
+        validated.api_scope = scope
+        return validated
+
+    return decorate
 
 
 @bp.before_request
 def require_api_key():
-    """Who may call /api/v1: a script with an unrevoked API key, or a logged-in admin.
-
-    The blueprint is exempt from CSRF tokens. A session is still safe here because
-    every route takes only a JSON body: another site's page cannot post
-    application/json without a CORS preflight, which this app never grants."""
+    """Who may call /api/v1: a script with an unrevoked, unexpired API key that has the
+    route's scope. Never a session cookie: the blueprint is exempt from CSRF tokens, and
+    a body-less POST (send, pause, resume) from another site's page would carry it.
+    A route that names no scope is refused to every key."""
     if request.endpoint == "admin_api.openapi_document":
         return None
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        if api_keys.authenticate(key.strip()) is None:
-            return unauthorized("This API key is unknown or revoked.")
-        return None
-    if not current_user.is_authenticated:
+    if scheme.lower() != "bearer":
         return unauthorized("Send an API key as 'Authorization: Bearer KEY' to use this API.")
+    api_key = api_keys.authenticate(key.strip())
+    if api_key is None:
+        return unauthorized("This API key is unknown, revoked or expired.")
+    g.api_key = api_key
+    scope = getattr(current_app.view_functions.get(request.endpoint), "api_scope", None)
+    if scope is None or not api_keys.allows(api_key, scope):
+        return json_error(f"This API key lacks the scope {scope or 'this route needs'}.", 403)
     return None
 
 
@@ -127,8 +148,10 @@ def newsletter_named(slug):
 
 
 @bp.get("/subscribers")
-@spec.validate(
-    query=SubscriberQuery, resp=Response(HTTP_200=SubscriberPage, HTTP_422=Error, **UNAUTHORIZED)
+@needs(
+    "subscribers:read",
+    query=SubscriberQuery,
+    resp=Response(HTTP_200=SubscriberPage, HTTP_422=Error, **UNAUTHORIZED),
 )
 def list_subscribers():
     """Subscribers, newest first: by status, by a newsletter they have on, and matching
@@ -145,17 +168,23 @@ def list_subscribers():
     )
     chosen = newsletters.slugs_by_reader([subscriber.id for subscriber in found.items])
     items = [SubscriberOut.of(subscriber, chosen[subscriber.id]) for subscriber in found.items]
+    # A page of addresses is an export: who took which, and how many, is kept.
+    audit.record(
+        "subscribers.read",
+        detail=f"{len(items)} on page {asked.page}; {request.query_string.decode()[:200]}",
+    )
     return SubscriberPage(items=items, **page_fields(found))
 
 
 @bp.get("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
-@spec.validate(resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
+@needs("subscribers:read", resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
 def get_subscriber(subscriber_id):
     return subscriber_out(db.get_or_404(Subscriber, subscriber_id))
 
 
 @bp.post("/subscribers")
-@spec.validate(
+@needs(
+    "subscribers:write",
     json=NewSubscriber,
     resp=Response(HTTP_201=SubscriberOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
 )
@@ -176,12 +205,16 @@ def add_subscriber():
         return json_error(str(error), 409)
     except InvalidSignup as error:
         return json_error(str(error), 422)
+    # Readers are named by id: an address in the audit log would outlive its erasure.
+    audit.record("subscribers.add", subscriber_target(subscriber.id), subscriber.status)
     return subscriber_out(subscriber), 201
 
 
 @bp.patch("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
-@spec.validate(
-    json=SubscriberChange, resp=Response(HTTP_200=SubscriberOut, HTTP_422=Error, **NOT_FOUND)
+@needs(
+    "subscribers:write",
+    json=SubscriberChange,
+    resp=Response(HTTP_200=SubscriberOut, HTTP_422=Error, **NOT_FOUND),
 )
 def change_subscriber(subscriber_id):
     """Rename a subscriber, set the newsletters they get, or unsubscribe them
@@ -197,15 +230,27 @@ def change_subscriber(subscriber_id):
         )
     except InvalidSignup as error:
         return json_error(str(error), 422)
+    audit.record("subscribers.change", subscriber_target(subscriber_id), changed_fields(change))
     return subscriber_out(subscriber)
 
 
 @bp.delete("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
-@spec.validate(resp=Response("HTTP_204", **NOT_FOUND))
+@needs("subscribers:write", resp=Response("HTTP_204", **NOT_FOUND))
 def erase_subscriber(subscriber_id):
     """Erase a subscriber and all kept about them; the address is never added again."""
     privacy.erase(db.get_or_404(Subscriber, subscriber_id), by="api")
+    audit.record("subscribers.erase", subscriber_target(subscriber_id))
     return "", 204
+
+
+def subscriber_target(subscriber_id):
+    return f"subscriber {subscriber_id}"
+
+
+def changed_fields(change):
+    """Which fields a PATCH set, for the audit log (not their values: names are
+    personal data)."""
+    return ", ".join(sorted(change.model_fields_set))
 
 
 def newsletter_or_404(slug_or_id):
@@ -226,7 +271,7 @@ def set_schedule(newsletter, schedule):
 
 
 @bp.get("/newsletters")
-@spec.validate(resp=Response(HTTP_200=NewsletterList, **UNAUTHORIZED))
+@needs("newsletters:read", resp=Response(HTTP_200=NewsletterList, **UNAUTHORIZED))
 def list_newsletters():
     """Every newsletter, oldest first, with its number of readers."""
     readers = newsletters.reader_counts()
@@ -238,14 +283,15 @@ def list_newsletters():
 
 
 @bp.get("/newsletters/<slug_or_id>")
-@spec.validate(resp=Response(HTTP_200=NewsletterOut, **NOT_FOUND))
+@needs("newsletters:read", resp=Response(HTTP_200=NewsletterOut, **NOT_FOUND))
 def get_newsletter(slug_or_id):
     """One newsletter, by its slug or its id."""
     return newsletter_out(newsletter_or_404(slug_or_id))
 
 
 @bp.post("/newsletters")
-@spec.validate(
+@needs(
+    "newsletters:write",
     json=NewNewsletter,
     resp=Response(HTTP_201=NewsletterOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
 )
@@ -262,12 +308,15 @@ def add_newsletter():
         return json_error(str(error), 409)
     except newsletters.NewsletterError as error:
         return json_error(str(error), 422)
+    audit.record("newsletters.create", newsletter.slug)
     return newsletter_out(newsletter), 201
 
 
 @bp.patch("/newsletters/<slug_or_id>")
-@spec.validate(
-    json=NewsletterChange, resp=Response(HTTP_200=NewsletterOut, HTTP_422=Error, **NOT_FOUND)
+@needs(
+    "newsletters:write",
+    json=NewsletterChange,
+    resp=Response(HTTP_200=NewsletterOut, HTTP_422=Error, **NOT_FOUND),
 )
 def change_newsletter(slug_or_id):
     """Change a newsletter's name, description, default, place in the archive or digest
@@ -286,11 +335,12 @@ def change_newsletter(slug_or_id):
             set_schedule(newsletter, change.schedule)
     except newsletters.NewsletterError as error:
         return json_error(str(error), 422)
+    audit.record("newsletters.change", newsletter.slug, changed_fields(change))
     return newsletter_out(newsletter)
 
 
 @bp.get("/posts")
-@spec.validate(query=PageQuery, resp=Response(HTTP_200=PostPage, **UNAUTHORIZED))
+@needs("digests:read", query=PageQuery, resp=Response(HTTP_200=PostPage, **UNAUTHORIZED))
 def list_posts():
     asked = request.context.query
     found = posts.newest_page(asked.page, asked.per_page)
@@ -298,7 +348,7 @@ def list_posts():
 
 
 @bp.get("/digests")
-@spec.validate(query=PageQuery, resp=Response(HTTP_200=DigestPage, **UNAUTHORIZED))
+@needs("digests:read", query=PageQuery, resp=Response(HTTP_200=DigestPage, **UNAUTHORIZED))
 def list_digests():
     asked = request.context.query
     found = digests.newest_page(asked.page, asked.per_page)
@@ -307,7 +357,7 @@ def list_digests():
 
 
 @bp.get("/digests/<int(min=1, max=2147483647):digest_id>")
-@spec.validate(resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
+@needs("digests:read", resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
 def get_digest(digest_id):
     """A digest with its copies per status: pending, sent, failed, skipped."""
     return digest_detail(db.get_or_404(Digest, digest_id))
@@ -318,7 +368,11 @@ def digest_detail(digest):
 
 
 @bp.post("/digests")
-@spec.validate(json=NewDigest, resp=Response(HTTP_201=DigestDetail, HTTP_422=Error, **UNAUTHORIZED))
+@needs(
+    "digests:write",
+    json=NewDigest,
+    resp=Response(HTTP_201=DigestDetail, HTTP_422=Error, **UNAUTHORIZED),
+)
 def create_digest():
     """A draft digest of the given posts (default: every post not yet sent) for a
     newsletter's readers (default: the first newsletter's)."""
@@ -328,11 +382,16 @@ def create_digest():
         digest = digests.create_digest(new.subject, new.intro, new.post_ids, newsletter_id)
     except (digests.DigestError, newsletters.NewsletterError) as error:
         return json_error(str(error), 422)
+    audit.record("digests.create", digest_target(digest.id), digest.subject)
     return digest_detail(digest), 201
 
 
+def digest_target(digest_id):
+    return f"digest {digest_id}"
+
+
 @bp.post("/digests/<int(min=1, max=2147483647):digest_id>/send")
-@spec.validate(resp=Response(HTTP_202=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+@needs("digests:write", resp=Response(HTTP_202=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def send_digest(digest_id):
     """Start sending a draft (or scheduled) digest now."""
     digest = db.get_or_404(Digest, digest_id)
@@ -340,12 +399,17 @@ def send_digest(digest_id):
         digests.schedule(digest_id)
     except digests.DigestError as error:
         return json_error(str(error), 409)
+    audit.record("digests.send", digest_target(digest_id))
     hints.start_digest_send(digest_id)
     return digest_detail(digest), 202
 
 
 @bp.post("/digests/<int(min=1, max=2147483647):digest_id>/schedule")
-@spec.validate(json=Schedule, resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+@needs(
+    "digests:write",
+    json=Schedule,
+    resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND),
+)
 def schedule_digest(digest_id):
     """Send a draft digest at a set time (a time past sends it at once)."""
     digest = db.get_or_404(Digest, digest_id)
@@ -353,11 +417,12 @@ def schedule_digest(digest_id):
         digests.schedule(digest_id, request.context.json.at)
     except digests.DigestError as error:
         return json_error(str(error), 409)
+    audit.record("digests.schedule", digest_target(digest_id), f"at {digest.scheduled_at} UTC")
     return digest_detail(digest)
 
 
 @bp.post("/digests/<int(min=1, max=2147483647):digest_id>/<any(pause, resume):action>")
-@spec.validate(resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
+@needs("digests:write", resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def pause_or_resume_digest(digest_id, action):
     """Pause a digest that is sending, or resume a paused one."""
     digest = db.get_or_404(Digest, digest_id)
@@ -366,13 +431,18 @@ def pause_or_resume_digest(digest_id, action):
             f"Only a digest that is {'sending' if action == 'pause' else 'paused'} can {action}.",
             409,
         )
+    audit.record(f"digests.{action}", digest_target(digest_id))
     if action == "resume":
         hints.start_digest_send(digest_id)
     return digest_detail(digest)
 
 
 @bp.post("/webhooks")
-@spec.validate(json=NewWebhook, resp=Response(HTTP_201=WebhookOut, HTTP_422=Error, **UNAUTHORIZED))
+@needs(
+    "webhooks:write",
+    json=NewWebhook,
+    resp=Response(HTTP_201=WebhookOut, HTTP_422=Error, **UNAUTHORIZED),
+)
 def add_webhook():
     """Add an endpoint; the answer carries its secret, which is never shown again."""
     new = request.context.json
@@ -380,6 +450,7 @@ def add_webhook():
         endpoint = outgoing.add_endpoint(new.url, new.events)
     except outgoing.InvalidEndpoint as error:
         return json_error(str(error), 422)
+    audit.record("webhooks.add", endpoint.url, " ".join(endpoint.event_list))
     answer = WebhookOut(
         id=endpoint.id, url=endpoint.url, events=endpoint.event_list, secret=endpoint.secret
     )

@@ -49,15 +49,30 @@ def reset_two_factor(email):
 
 @click.command("create-api-key")
 @click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(list(api_keys.SCOPES)),
+    help="What the key may do; repeat for several. None given: every scope.",
+)
+@click.option(
+    "--expires-in",
+    type=click.IntRange(1, api_keys.MAX_DAYS),
+    metavar="DAYS",
+    help="The key stops working after this many days (default: never).",
+)
 @with_appcontext
-def create_api_key(name):
+def create_api_key(name, scopes, expires_in):
     """Make a key for /api/v1; it is printed once, as the last line, and never again."""
     try:
-        api_key, key = api_keys.create(name)
+        api_key, key = api_keys.create(name, list(scopes), expires_in)
     except api_keys.InvalidKeyName as error:
         raise click.ClickException(str(error)) from None
+    expiry = f"until {api_key.expires_at:%Y-%m-%d %H:%M} UTC" if api_key.expires_at else "for good"
     click.echo(
-        f"API key {api_key.name!r} ({api_key.prefix}…) made. Send it as "
+        f"API key {api_key.name!r} ({api_key.prefix}…) made, with "
+        f"{api_key.scopes or 'every scope'}, {expiry}. Send it as "
         "'Authorization: Bearer KEY'; it is shown only now:"
     )
     click.echo(key)

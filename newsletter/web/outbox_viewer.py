@@ -1,17 +1,28 @@
 """The local outbox in the browser, for running the service without a mail server.
 
 Served only while mail goes to the outbox, and only to this machine: the
-messages hold working confirmation links.
+messages hold working confirmation links. A proxy on this machine makes every
+visitor's request come from a loopback address, so a request that went through
+one (any forwarding header, or TRUSTED_PROXIES set) is refused too.
 """
 
 import ipaddress
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 
 from newsletter.mail import outbox
 from newsletter.mail.relay import uses_outbox
 
 bp = Blueprint("outbox_viewer", __name__, url_prefix="/outbox")
+
+# What proxies add: nginx's X-Real-IP, the de-facto X-Forwarded-*, RFC 7239's Forwarded.
+PROXY_HEADERS = (
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "Forwarded",
+    "X-Real-IP",
+)
 
 
 def is_loopback(address):
@@ -21,9 +32,17 @@ def is_loopback(address):
         return False
 
 
+def came_through_a_proxy():
+    # ProxyFix (TRUSTED_PROXIES) keeps the original headers under X-Original-*, and
+    # request.remote_addr is then a header's word: behind a proxy nothing here is local.
+    return current_app.config["TRUSTED_PROXIES"] > 0 or any(
+        name in request.headers for name in PROXY_HEADERS
+    )
+
+
 @bp.before_request
 def only_local_outbox():
-    if not uses_outbox() or not is_loopback(request.remote_addr):
+    if not uses_outbox() or came_through_a_proxy() or not is_loopback(request.remote_addr):
         abort(404)
 
 

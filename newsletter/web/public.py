@@ -310,7 +310,7 @@ def save_preferences(token):
 @bp.get("/preferences/<token>/data")
 def download_data(token):
     """Everything kept about the reader, as a JSON file."""
-    subscriber = subscriptions.check_preferences(token)
+    subscriber = subscriptions.check_preferences(token, data=True)
     response = jsonify(privacy.data_of(subscriber))
     response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
     return response
@@ -318,7 +318,7 @@ def download_data(token):
 
 @bp.post("/preferences/<token>/erase")
 def erase_data(token):
-    subscriber = subscriptions.check_preferences(token)
+    subscriber = subscriptions.check_preferences(token, data=True)
     speak_to(subscriber)
     if request.form.get("confirm") != "yes":
         error = _("Tick the box to say you understand that this cannot be undone.")
@@ -334,12 +334,21 @@ def erase_data(token):
     )
 
 
+DATA_NEEDS_EMAIL = _l(
+    "Downloading or deleting your data needs the preferences link from one of our emails, "
+    "not the one on the unsubscribe page: unsubscribe links never expire and may have been "
+    "forwarded. Use the preferences link in the latest email from us."
+)
+
+
 def render_preferences(subscriber, token, **extra):
     return render_template(
         "public/preferences.html",
         subscriber=subscriber,
         token=token,
         unsubscribe_token=tokens.make_token(tokens.UNSUBSCRIBE, subscriber),
+        opens_data=subscriptions.link_opens_data(token),
+        data_needs_email=DATA_NEEDS_EMAIL,
         chosen=newsletters.chosen_by(subscriber.id),
         languages=i18n.LANGUAGES,
         language=i18n.reader_locale(subscriber.locale),
@@ -360,6 +369,13 @@ def link_expired(_error):
         ), 410
     token = request.view_args["token"]
     return render_template("public/link_expired.html", token=token), 410
+
+
+@bp.errorhandler(subscriptions.DataNeedsEmailedLink)
+def data_needs_emailed_link(_error):
+    return render_template(
+        "public/message.html", title=_("This link cannot open your data"), text=DATA_NEEDS_EMAIL
+    ), 403
 
 
 @bp.errorhandler(tokens.TokenInvalid)
