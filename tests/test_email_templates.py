@@ -128,7 +128,7 @@ REFUSED = {
     "an undefined attribute": (
         break_html(lambda source: source.replace("{{ post.title }}", "{{ post.headline }}")),
         "html",
-        r"Line \d+: 'newsletter.composer.DraftPost object' has no attribute 'headline'",
+        r"Line \d+: 'newsletter.mail.template_data.PostData object' has no attribute 'headline'",
     ),
     "no unsubscribe link in the HTML": (
         break_html(lambda source: source.replace('<a href="{{ unsubscribe_url }}">', "<a>")),
