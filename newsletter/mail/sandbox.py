@@ -77,14 +77,9 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context, operator, left, right):
-        if operator == "**" and _is_int(left) and _is_int(right):
-            if right > 64 or abs(left).bit_length() * max(right, 0) > 256:
-                raise TooCostly("A power that large is more than an email needs.")
-        elif operator == "%" and isinstance(left, str):
-            _check_printf(left)
+        _check_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
-        if operator in {"*", "+", "%"}:
-            _check_size(result)
+        _check_size(result)
         return result
 
 
@@ -157,6 +152,21 @@ def _check_arguments(args, kwargs):
         _check_size(value)
 
 
+def _check_binop(operator, left, right):
+    """Refuses, before it is computed, a result too large: 'a' * 10**9, 10**10**10."""
+    if operator == "**" and _is_int(left) and _is_int(right):
+        if right > 64 or abs(left).bit_length() * max(right, 0) > 256:
+            raise TooCostly("A power that large is more than an email needs.")
+    elif operator == "*":
+        count, repeated = (left, right) if _is_int(left) else (right, left)
+        if _is_int(count) and isinstance(repeated, str | bytes | list | tuple):
+            _check_length(_size(repeated) * max(count, 0))
+    elif operator == "+":
+        _check_length(_size(left) + _size(right))
+    elif operator == "%" and isinstance(left, str):
+        _check_printf(left)
+
+
 def _check_printf(format_string):
     for match in PRINTF_NUMBERS.finditer(str(format_string)):
         for number in match.groups():
@@ -165,7 +175,11 @@ def _check_printf(format_string):
 
 
 def _check_size(value):
-    if _size(value) > MAX_SIZE:
+    _check_length(_size(value))
+
+
+def _check_length(length: int):
+    if length > MAX_SIZE:
         raise TooCostly(f"A value made in a template may hold {MAX_SIZE:,} characters at most.")
 
 
