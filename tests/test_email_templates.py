@@ -13,7 +13,8 @@ from harness import csrf_token
 from newsletter import digests, email_templates
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
-from newsletter.models import Admin, EmailTemplate, WebhookEndpoint
+from newsletter.mail import transactional
+from newsletter.models import Admin, EmailTemplate, Reader, WebhookEndpoint
 from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
@@ -387,3 +388,35 @@ def test_no_template_reaches_past_its_variables_on_any_page_or_email(
         for output in shown:
             assert secret not in output
             assert html.escape(secret) not in output
+
+
+def shapes(context):
+    """Each variable's type, and the types inside the digest and its posts."""
+    found = {name: type(value) for name, value in context.items()}
+    for name in ("digest", "subscriber"):
+        if name in context:
+            found |= {f"{name}.{field}": type(value) for field, value in vars_of(context[name])}
+    for post in context.get("posts", ()):
+        found |= {f"post.{field}": type(value) for field, value in vars_of(post)}
+    return found
+
+
+def vars_of(data):
+    return [(field, getattr(data, field)) for field in data.__dataclass_fields__]
+
+
+def test_the_sample_a_template_is_checked_with_has_the_shapes_it_is_sent_with(app, feed):
+    """A template that passes the check meets the same types when it is sent: what the
+    check took for undefined (``digest.query``) is undefined for real too."""
+    with app.app_context():
+        digest = digests.create_digest("Bridge week", "An *intro*.")
+        links = {"unsubscribe_url": "u", "preferences_url": "p", "archive_url": "a"}
+        sent = digest_mail.context(digest, links)
+        welcome_issue = transactional.WelcomeIssue("Welcome", "Hello.", digest.posts)
+        welcome = digest_mail.context(welcome_issue, links)
+        sample = email_templates.sample("digest")[0]
+        assert shapes(sample) == shapes(sent) == shapes(welcome)
+        reader = Reader(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
+        confirmation = transactional.confirmation_context(reader)
+        assert shapes(email_templates.sample("confirmation")[0]) == shapes(confirmation)
+        assert not any(isinstance(value, db.Model) for value in sent.values())
