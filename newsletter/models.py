@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from newsletter import secret_box
 from newsletter.extensions import db
 
 
@@ -256,8 +257,9 @@ class WebhookEndpoint(db.Model):
     url: Mapped[str] = mapped_column(String(2000))
     # The events it takes, comma-separated (outgoing.EVENTS).
     events: Mapped[str] = mapped_column(String(200))
-    # whsec_ and the base64 of the key's bytes, as the receiver is given it.
-    secret: Mapped[str] = mapped_column(String(100))
+    # whsec_ and the base64 of the key's bytes, as the receiver is given it, sealed
+    # (secret_box): whoever reads the row cannot sign as us. Read and set ``secret``.
+    sealed_secret: Mapped[str] = mapped_column("secret", String(secret_box.SEALED_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A deactivated endpoint keeps its history but gets no new deliveries.
     active: Mapped[bool] = mapped_column(default=True, index=True)
@@ -269,6 +271,14 @@ class WebhookEndpoint(db.Model):
     @property
     def event_list(self) -> list[str]:
         return self.events.split(",")
+
+    @property
+    def secret(self) -> str:
+        return secret_box.open_sealed(self.sealed_secret, secret_box.WEBHOOK)
+
+    @secret.setter
+    def secret(self, plaintext: str) -> None:
+        self.sealed_secret = secret_box.seal(plaintext, secret_box.WEBHOOK)
 
 
 class WebhookDeliveryStatus(StrEnum):
@@ -383,13 +393,28 @@ class Admin(UserMixin, db.Model):
     session_token: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
     # Two-factor login (TOTP): no secret means it is off. The time step of the last code
     # accepted, so that a code seen over a shoulder or in a proxy's log is not taken again.
-    totp_secret: Mapped[str | None] = mapped_column(String(32))
+    # The secret is sealed (secret_box): a copy of the table is no copy of the phone.
+    # Read and set ``totp_secret``.
+    sealed_totp_secret: Mapped[str | None] = mapped_column(
+        "totp_secret", String(secret_box.SEALED_LENGTH)
+    )
     totp_last_step: Mapped[int | None]
     # What this admin may do (roles.py): owner, editor or viewer.
     role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
 
     def get_id(self) -> str:
         return f"{self.id}.{self.session_token}"
+
+    @property
+    def totp_secret(self) -> str | None:
+        sealed = self.sealed_totp_secret
+        return None if sealed is None else secret_box.open_sealed(sealed, secret_box.TOTP)
+
+    @totp_secret.setter
+    def totp_secret(self, plaintext: str | None) -> None:
+        self.sealed_totp_secret = (
+            None if plaintext is None else secret_box.seal(plaintext, secret_box.TOTP)
+        )
 
 
 class ApiKey(db.Model):

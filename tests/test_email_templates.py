@@ -7,13 +7,14 @@ import quopri
 import re
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from harness import csrf_token
-from newsletter import digests
+from newsletter import digests, email_templates
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
-from newsletter.models import EmailTemplate
+from newsletter.mail import transactional
+from newsletter.models import Admin, EmailTemplate, Reader, WebhookEndpoint
 from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
@@ -128,7 +129,7 @@ REFUSED = {
     "an undefined attribute": (
         break_html(lambda source: source.replace("{{ post.title }}", "{{ post.headline }}")),
         "html",
-        r"Line \d+: 'newsletter.composer.DraftPost object' has no attribute 'headline'",
+        r"Line \d+: 'newsletter.mail.template_data.PostData object' has no attribute 'headline'",
     ),
     "no unsubscribe link in the HTML": (
         break_html(lambda source: source.replace('<a href="{{ unsubscribe_url }}">', "<a>")),
@@ -258,3 +259,164 @@ def test_the_default_emails_read_well_in_dark_mode_and_to_screen_readers(admin_c
     assert tables
     assert all('role="presentation"' in table for table in tables)
     assert all("alt=" in image for image in re.findall(r"<img[^>]*>", email))
+
+
+# What an admin might write to reach past a template's variables: the sample-passing
+# database read the sandbox let through, Python's internals, the app's objects, and
+# renders that would exhaust the machine.
+ESCAPES = [
+    "{% if digest.query is defined %}{{ digest.query.session.connection().exec_driver_sql("
+    "'select email, password_hash, totp_secret from admin').all() }}{% endif %}",
+    "{% for post in posts %}{% if post.query is defined %}"
+    "{{ post.query.session.execute('select secret from webhook_endpoint').all() }}"
+    "{% endif %}{% endfor %}",
+    "{% if subscriber is defined and subscriber.query is defined %}"
+    "{{ subscriber.query.all() }}{% endif %}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ _.__globals__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{% if cycler is defined %}{{ cycler.__init__.__globals__ }}{% endif %}",
+    "{{ lipsum.__globals__['os'] }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ config }}",
+    "{% if config is defined %}{{ config.SQLALCHEMY_DATABASE_URI }}{% endif %}",
+    "{% if request is defined %}{{ request.environ }}{% endif %}",
+    "{{ url_for.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{% set ns = namespace(s='a') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s|length }}",
+    "{{ range(10**9)|list|length }}",
+    "{{ ('a' * 10**9)|length }}",
+    "{{ 10**10**10 }}",
+    "{{ 'x'|center(10**9)|length }}",
+    "{{ [1]|batch(10**9, 'x')|list|length }}",
+    "{{ _('%(n)999999999d', n=1)|length }}",
+    "{{ '%999999999d'|format(1)|length }}",
+    "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+    "{{ (digest|attr('__class__')).__init__ }}",
+    "{% if (digest|attr('query')) is defined %}{{ digest|attr('query') }}{% endif %}",
+    "{{ '{0.__class__.__init__.__globals__}'.format(digest) }}",
+    "{{ '%s'|format(digest) }}",
+    "{{ digest|pprint }}",
+]
+
+
+def secrets_of(app):
+    """What no email or page may show: the admins' rows, the webhooks' secrets, the key
+    and where the database is."""
+    with app.app_context():
+        admin = db.session.execute(text("SELECT email, password_hash, totp_secret FROM admin"))
+        [(email, password_hash, sealed_totp)] = admin.all()
+        sealed_webhook = db.session.scalar(text("SELECT secret FROM webhook_endpoint"))
+        db.session.rollback()
+    return [
+        email,
+        password_hash,
+        sealed_totp,
+        TOTP_SECRET,
+        sealed_webhook,
+        WEBHOOK_SECRET,
+        app.config["SECRET_KEY"],
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        "password_hash",
+        "<Config",
+        "<Flask",
+    ]
+
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+WEBHOOK_SECRET = "whsec_bm90LWZvci10ZW1wbGF0ZXMtdG8tc2Vl"
+
+
+def with_escapes(source, escapes):
+    """The source with the escapes written in before its end (the text part's end)."""
+    block = "\n".join(escapes)
+    return (
+        source.replace("</body>", block + "\n</body>")
+        if "</body>" in source
+        else (source + "\n" + block)
+    )
+
+
+def test_no_template_reaches_past_its_variables_on_any_page_or_email(
+    app, admin_client, runner, smtp, worker, feed
+):
+    with app.app_context():
+        admin = db.session.scalar(select(Admin))
+        admin.totp_secret = TOTP_SECRET
+        db.session.add(
+            WebhookEndpoint(
+                url="https://hooks.example/", events="digest.sent", secret=WEBHOOK_SECRET
+            )
+        )
+        db.session.commit()
+    taken = {}
+    for name in email_templates.KINDS:
+        defaults = textareas(admin_client.get(f"/admin/email-templates/{name}"))
+        taken[name] = []
+        for escape in ESCAPES:
+            answer = edit(admin_client, name, *(with_escapes(s, [escape]) for s in defaults))
+            if answer.status_code == 302:
+                taken[name].append(escape)
+                continue
+            assert answer.status_code == 400, (name, escape)
+            [error] = re.findall(r'<p class="error" role="alert">(.*?)</p>', answer.text, re.S)
+            assert error.strip(), (name, escape)
+        # As before, a guarded database read passes the check: it must find nothing to read.
+        assert any(".query" in escape for escape in taken[name])
+        combined = [with_escapes(s, taken[name]) for s in defaults]
+        assert edit(admin_client, name, *combined).status_code == 302
+
+    add_readers(app, 1)
+    with app.app_context():
+        draft_id = digests.create_digest("Not sent yet").id
+    digest_id = int(runner.invoke(args=["send-digest", "--subject", "Bridge week"]).output)
+    assert wait_until_sent(app, digest_id)["sent"] == 1
+    visitor = app.test_client()
+    visitor.post("/subscribe", data={"email": "ann@example.org", "name": "Ann"})
+    confirmation = smtp.wait_for(2)[1]
+    visitor.post(link_in(confirmation))
+    emails = smtp.wait_for(3)
+    shown = [
+        visitor.get(f"/archive/{digest_id}", follow_redirects=True).text,
+        admin_client.get(f"/admin/digests/{digest_id}").text,
+        admin_client.get(f"/admin/digests/{draft_id}").text,
+        *(html_of(email) + text_of(email) for email in emails),
+    ]
+    assert "Council approves new bridge" in shown[0]
+    for secret in secrets_of(app):
+        for output in shown:
+            assert secret not in output
+            assert html.escape(secret) not in output
+
+
+def shapes(context):
+    """Each variable's type, and the types inside the digest and its posts."""
+    found = {name: type(value) for name, value in context.items()}
+    for name in ("digest", "subscriber"):
+        if name in context:
+            found |= {f"{name}.{field}": type(value) for field, value in vars_of(context[name])}
+    for post in context.get("posts", ()):
+        found |= {f"post.{field}": type(value) for field, value in vars_of(post)}
+    return found
+
+
+def vars_of(data):
+    return [(field, getattr(data, field)) for field in data.__dataclass_fields__]
+
+
+def test_the_sample_a_template_is_checked_with_has_the_shapes_it_is_sent_with(app, feed):
+    """A template that passes the check meets the same types when it is sent: what the
+    check took for undefined (``digest.query``) is undefined for real too."""
+    with app.app_context():
+        digest = digests.create_digest("Bridge week", "An *intro*.")
+        links = {"unsubscribe_url": "u", "preferences_url": "p", "archive_url": "a"}
+        sent = digest_mail.context(digest, links)
+        welcome_issue = transactional.WelcomeIssue("Welcome", "Hello.", digest.posts)
+        welcome = digest_mail.context(welcome_issue, links)
+        sample = email_templates.sample("digest")[0]
+        assert shapes(sample) == shapes(sent) == shapes(welcome)
+        reader = Reader(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
+        confirmation = transactional.confirmation_context(reader)
+        assert shapes(email_templates.sample("confirmation")[0]) == shapes(confirmation)
+        assert not any(isinstance(value, db.Model) for value in sent.values())

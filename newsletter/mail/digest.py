@@ -23,7 +23,7 @@ from flask import current_app
 from markupsafe import Markup
 
 from newsletter import archive, i18n, markup, tokens
-from newsletter.mail import mime, templates
+from newsletter.mail import mime, template_data, templates
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest, Reader
 
@@ -71,14 +71,16 @@ def context(digest, links=None, locale=None) -> dict:
     """
     config = current_app.config
     intro_html = markup.to_html(digest.intro)
+    # Frozen plain data, never the row: an admin's template must reach nothing behind it.
+    data = template_data.digest_data(digest)
     return {
         "lang": locale or i18n.default_locale(),
-        "digest": digest,
-        "posts": digest.posts,
+        "digest": data,
+        "posts": data.posts,
         # Sanitized by to_html, so safe to put in as it is.
         "intro_html": Markup(intro_html),
         "intro_text": markup.to_text(intro_html),
-        "summary_texts": [markup.to_text(post.summary_html) for post in digest.posts],
+        "summary_texts": tuple(post.summary_text for post in data.posts),
         "site_name": config["SITE_NAME"],
         "base_url": config["BASE_URL"],
         # The welcome email is made like a digest but is no digest: it has no page.

@@ -1,10 +1,11 @@
 """Email templates as emails are made from them: an admin's stored source where there
 is one, else the file in templates/email/, rendered in Jinja's sandbox.
 
-Admins write these templates, so they run sandboxed: no reaching Python's internals
-through attributes, no unsafe calls. Compiled templates are kept per process, keyed
-by their row's ``updated_at``: a render costs one query per template, whatever the
-number of readers, and compiles again only after an edit.
+Admins write these templates, so they run in sandbox.py's sandbox: no reaching
+Python's internals through attributes, no unsafe calls, no render that exhausts the
+machine, and only frozen plain data (template_data.py) to render. Compiled templates
+are kept per process, keyed by their row's ``updated_at``: a render costs one query
+per template, whatever the number of readers, and compiles again only after an edit.
 
 The default templates speak every language of i18n.LANGUAGES through ``{% trans %}``
 and ``_()``: each language has sandboxes of its own, with that language's catalog
@@ -17,11 +18,11 @@ from pathlib import Path
 
 from flask import current_app
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
 from newsletter import i18n
 from newsletter.extensions import db
+from newsletter.mail import sandbox as template_sandbox
 from newsletter.models import EmailTemplate
 
 # Each part, and the extension of its default file.
@@ -55,11 +56,11 @@ class StoredFirstLoader(BaseLoader):
 
 
 @cache
-def sandbox(part: str, locale: str, strict: bool = False) -> SandboxedEnvironment:
+def sandbox(part: str, locale: str, strict: bool = False) -> template_sandbox.TemplateSandbox:
     """The sandbox a part is rendered in, in a language. Sending forgives what the check
     (``strict``) refuses: a variable misspelt in a branch the sample data did not take
     renders empty rather than stopping a send to every reader."""
-    environment = SandboxedEnvironment(
+    environment = template_sandbox.TemplateSandbox(
         loader=StoredFirstLoader(),
         autoescape=part == "html",
         undefined=StrictUndefined if strict else Undefined,
@@ -83,7 +84,10 @@ def render(name: str, context: dict, locale: str, saved: dict | None = None) -> 
     """The template's HTML and text, rendered with ``context`` in ``locale``; ``saved``
     is its ``versions``, when the caller renders it in several languages at once."""
     saved = versions(name) if saved is None else saved
-    html, text = (compiled(name, part, saved.get(part), locale).render(context) for part in PARTS)
+    html, text = (
+        template_sandbox.render(compiled(name, part, saved.get(part), locale), context)
+        for part in PARTS
+    )
     return html, text
 
 
@@ -99,4 +103,5 @@ def compiled(name: str, part: str, updated_at, locale: str):
 
 def render_source(part: str, source: str, context: dict, locale: str) -> str:
     """Unsaved source rendered strictly: an undefined variable or attribute is an error."""
-    return sandbox(part, locale, strict=True).from_string(source).render(context)
+    template = sandbox(part, locale, strict=True).from_string(source)
+    return template_sandbox.render(template, context)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from newsletter import i18n, settings, tokens
 from newsletter.extensions import db
-from newsletter.mail import mime, templates
+from newsletter.mail import mime, template_data, templates
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Post, Reader, utcnow
@@ -38,7 +38,8 @@ def confirmation_context(reader: Reader) -> dict:
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     return {
         "lang": i18n.reader_locale(reader.locale),
-        "subscriber": reader,
+        # Its name and address only: the row's nonce makes its links.
+        "subscriber": template_data.subscriber_data(reader),
         "site_name": current_app.config["SITE_NAME"],
         "confirm_url": link(f"/confirm/{token}"),
         "code": tokens.confirmation_code(reader.id, reader.token_nonce),
