@@ -14,12 +14,20 @@ from tests.helpers import log_in
 from tests.test_outgoing_webhooks import Receiver, a_pending_reader, add_endpoint
 from tests.test_two_factor import Clock, code_at, enter_code, turn_on
 
+LOOPBACK = "127.0.0.0/8"
+
 
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(two_factor, "time", fake)
     return fake
+
+
+@pytest.fixture
+def app(make_app):
+    # The webhook receiver runs on this machine, which the operator admits here.
+    return make_app(WEBHOOK_ALLOWED_NETWORKS=LOOPBACK)
 
 
 @pytest.fixture
@@ -66,7 +74,10 @@ def test_a_webhook_secret_is_stored_sealed_and_deliveries_are_signed_after_rotat
     assert "whsec_" not in row
 
     rotated = make_app(
-        SECRET_KEY="a-new-key,test-secret", WEBHOOK_RETRY_BASE_SECONDS=0.2, WEBHOOK_MAX_ATTEMPTS=3
+        SECRET_KEY="a-new-key,test-secret",
+        WEBHOOK_RETRY_BASE_SECONDS=0.2,
+        WEBHOOK_MAX_ATTEMPTS=3,
+        WEBHOOK_ALLOWED_NETWORKS=LOOPBACK,
     )
     start_worker_for(rotated)
     _subscriber_id, token = a_pending_reader(rotated)
