@@ -150,7 +150,7 @@ def connection() -> Iterator[Sender]:
         yield OutboxSender(sign)
         return
     try:
-        sender = SMTPSender(_open, envelope_sender(), sign)
+        sender = SMTPSender(open_session, envelope_sender(), sign)
     except (OSError, smtplib.SMTPException) as error:
         raise ConnectionFailure(_describe(error)) from error
     try:
@@ -165,7 +165,7 @@ def relay_name() -> str:
     return f"{state.server}:{state.port}"
 
 
-def _open() -> smtplib.SMTP:
+def open_session() -> smtplib.SMTP:
     """An SMTP session with Flask-Mail's settings, greeted, secured and logged in.
 
     A failure (no answer, a certificate that does not check out, a password that may
