@@ -130,14 +130,14 @@ def the_job(app):
         return job.status, job.last_error or ""
 
 
-def refused_and_waiting(app, server, logins, caplog, reason):
+def refused_and_waiting(app, server, logins, caplog, reason, host="127.0.0.1"):
     """What a relay we cannot trust leaves behind: the email waits, nothing reached
     the relay (not even the password), the worker warned, /healthz says why."""
     wait_until(lambda: reason in the_job(app)[1], timeout=30)
     assert the_job(app)[0] == JobStatus.QUEUED
     assert server.handler.received == []
     assert logins.attempts == []
-    relay = f"127.0.0.1:{server.port}"
+    relay = f"{host}:{server.port}"
     warnings = [
         r
         for r in caplog.records
@@ -145,10 +145,10 @@ def refused_and_waiting(app, server, logins, caplog, reason):
     ]
     assert warnings
     assert warnings[0].levelno == logging.WARNING
-    assert f"relay {relay}" in warnings[0].getMessage()
+    assert f"relay {relay}: " in warnings[0].getMessage()
     health = app.test_client().get("/healthz")
     assert health.status_code == 503
-    assert health.json["relay"].startswith(f"error: relay {relay}: SSLCertVerificationError")
+    assert health.json["relay"].startswith(f"error: relay {relay}: ")
     assert reason in health.json["relay"]
 
 
@@ -160,7 +160,9 @@ def test_a_relay_whose_certificate_no_known_ca_signed_gets_neither_password_nor_
     app = relay_app(make_app, server, tls)
     start_worker_for(app)
     app.test_client().post("/subscribe", data={"email": READER})
-    refused_and_waiting(app, server, logins, caplog, "certificate verify failed")
+    refused_and_waiting(
+        app, server, logins, caplog, "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]"
+    )
 
 
 @pytest.mark.parametrize("relay", ["starttls", "implicit"], indirect=True)
@@ -193,6 +195,20 @@ def test_a_certificate_for_another_name_is_refused_even_from_the_trusted_ca(
     start_worker_for(app)
     app.test_client().post("/subscribe", data={"email": READER})
     refused_and_waiting(app, server, logins, caplog, "not valid for '127.0.0.1'")
+
+
+def test_a_relay_without_tls_on_another_address_never_gets_the_password(
+    make_app, request, start_worker_for, caplog
+):
+    """0.0.0.0 is not a loopback address, yet Linux connects it to this machine: were
+    the password sent, this plaintext relay would record it, and nothing leaves."""
+    server, logins = start_relay(request, context=None)
+    app = relay_app(make_app, server, {}, MAIL_SERVER="0.0.0.0")
+    start_worker_for(app)
+    app.test_client().post("/subscribe", data={"email": READER})
+    refused_and_waiting(
+        app, server, logins, caplog, "refusing to send MAIL_PASSWORD", host="0.0.0.0"
+    )
 
 
 @pytest.mark.parametrize(
