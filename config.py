@@ -33,6 +33,9 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_USE_TLS = _env_bool("MAIL_USE_TLS")
     MAIL_USE_SSL = _env_bool("MAIL_USE_SSL")
+    # The relay's certificate is always checked, against the system's CAs unless this
+    # names a PEM file of the CAs to trust instead (a private relay's own CA).
+    MAIL_TLS_CA_FILE = os.environ.get("MAIL_TLS_CA_FILE")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Newsletter <newsletter@localhost>")
     # Flask-Mail suppresses sending whenever TESTING is on; we never want that,
     # because the tests talk to a real SMTP server.

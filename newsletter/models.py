@@ -380,6 +380,15 @@ class Hint(db.Model):
     set_at: Mapped[datetime | None]
 
 
+class RelayFailure(db.Model):
+    """Why a session with a relay (``host:port``) could not be opened last time, until
+    one opens again: /healthz reads it here, where every worker writes it."""
+
+    relay: Mapped[str] = mapped_column(String(300), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Admin(UserMixin, db.Model):
     """Somebody who may log in to /admin. The password is stored only as a hash."""
 

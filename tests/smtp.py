@@ -120,15 +120,23 @@ class RecordingHandler:
 
 
 class SMTPServer:
-    def __init__(self, port=None, authenticator=None):
+    def __init__(self, port=None, authenticator=None, tls=None, implicit_tls=False):
         self.handler = RecordingHandler()
         self.port = port or free_port()
         # With an authenticator the server offers AUTH without TLS, like a relay on
         # a private network, and judges each login with it.
-        auth = {"authenticator": authenticator, "auth_require_tls": False} if authenticator else {}
+        options = (
+            {"authenticator": authenticator, "auth_require_tls": False} if authenticator else {}
+        )
+        if tls and implicit_tls:
+            # TLS from the first byte (port 465's way); AUTH on it, as it is encrypted.
+            options["ssl_context"] = tls
+        elif tls:
+            # A relay that takes nothing but EHLO before STARTTLS, and offers AUTH after.
+            options.update(tls_context=tls, require_starttls=True, auth_require_tls=True)
         # SMTPUTF8 is on in the server; the handler offers it in EHLO only when told to.
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **auth
+            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True, **options
         )
 
     def start(self):

@@ -6,10 +6,10 @@ from config import TestConfig
 from newsletter import create_app
 
 
-def test_healthz_reports_database_and_broker(client):
+def test_healthz_reports_database_broker_and_relay(client):
     answer = client.get("/healthz")
     assert answer.status_code == 200
-    assert answer.json == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert answer.json == {"status": "ok", "database": "ok", "broker": "ok", "relay": "ok"}
 
 
 def test_healthz_says_which_part_is_down(make_app):

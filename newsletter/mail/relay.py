@@ -11,8 +11,9 @@ The relay's answers are sorted by what they mean, so that the sender can act:
 - MessageRefused: the message itself is refused (size, content, policy: 552/554 to
   DATA, 5.3.x, 5.6.x, 5.7.x); never the reader's fault;
 - TemporaryFailure: this message may go out later (4xx);
-- ConnectionFailure: the relay is unreachable, refused our login or sender, or
-  closes the connection (421); nothing more goes out on it now.
+- ConnectionFailure: the relay is unreachable, cannot be trusted (relay_trust.py),
+  refused our login or sender, or closes the connection (421); nothing more goes out
+  on it now.
 """
 
 import re
@@ -28,7 +29,7 @@ import dkim
 import idna
 from flask import current_app
 
-from newsletter.mail import outbox
+from newsletter.mail import outbox, relay_trust
 
 
 class DeliveryFailure(Exception):
@@ -149,7 +150,7 @@ def connection() -> Iterator[Sender]:
         yield OutboxSender(sign)
         return
     try:
-        sender = SMTPSender(_open, envelope_sender(), sign)
+        sender = SMTPSender(open_session, envelope_sender(), sign)
     except (OSError, smtplib.SMTPException) as error:
         raise ConnectionFailure(_describe(error)) from error
     try:
@@ -158,20 +159,50 @@ def connection() -> Iterator[Sender]:
         sender.close()
 
 
-def _open() -> smtplib.SMTP:
+def relay_name() -> str:
+    """The relay as logs and /healthz name it: ``host:port``."""
+    state = current_app.extensions["mail"]
+    return f"{state.server}:{state.port}"
+
+
+def open_session() -> smtplib.SMTP:
     """An SMTP session with Flask-Mail's settings, greeted, secured and logged in.
 
-    Unlike Flask-Mail's own connection it has a timeout, so a relay that stops
-    answering cannot hold a worker forever, and it is closed when the login fails."""
-    state = current_app.extensions["mail"]
-    kind = smtplib.SMTP_SSL if state.use_ssl else smtplib.SMTP
-    host = kind(state.server, state.port, timeout=SMTP_TIMEOUT_SECONDS)
+    A failure (no answer, a certificate that does not check out, a password that may
+    not go, a refused login) is a ConnectionFailure naming the relay, and what
+    /healthz reports until a session opens again."""
+    relay = relay_name()
+    try:
+        host = _session(current_app.extensions["mail"])
+    except (OSError, smtplib.SMTPException, relay_trust.PasswordRefused) as error:
+        reason = f"relay {relay}: {_describe(error)}"
+        relay_trust.record_failure(relay, reason)
+        raise ConnectionFailure(reason) from error
+    relay_trust.record_success(relay)
+    return host
+
+
+def _session(state) -> smtplib.SMTP:
+    """Unlike Flask-Mail's own connection it checks the relay's certificate, keeps the
+    password off unencrypted connections, has a timeout (so a relay that stops
+    answering cannot hold a worker forever), and is closed when the login fails."""
+    encrypted = bool(state.use_tls or state.use_ssl)
+    log_in = bool(state.username and state.password)
+    if log_in:
+        relay_trust.check_password_may_go(state.server, encrypted)
+    context = relay_trust.tls_context() if encrypted else None
+    if state.use_ssl:
+        host = smtplib.SMTP_SSL(
+            state.server, state.port, timeout=SMTP_TIMEOUT_SECONDS, context=context
+        )
+    else:
+        host = smtplib.SMTP(state.server, state.port, timeout=SMTP_TIMEOUT_SECONDS)
     try:
         host.ehlo()
         if state.use_tls:
-            host.starttls()
+            host.starttls(context=context)
             host.ehlo()
-        if state.username and state.password:
+        if log_in:
             host.login(state.username, state.password)
     except BaseException:
         host.close()
