@@ -2,7 +2,7 @@
 the columns widen to hold a Fernet token, and the plaintext already there is sealed.
 
 Revision ID: 0034
-Revises: 0031
+Revises: 0033
 Create Date: 2026-12-07 18:40:00
 
 """
@@ -14,7 +14,7 @@ from newsletter import secret_box
 
 # revision identifiers, used by Alembic.
 revision = '0034'
-down_revision = '0031'
+down_revision = '0033'
 branch_labels = None
 depends_on = None
 
