@@ -524,7 +524,9 @@ def edit_post(post_id):
             "admin/post_form.html", form=form, post=post, preview=post_preview(post)
         )
     if form.validate_on_submit():
-        saved = posts.save_post(post, form.title.data, form.link.data, form.summary_markdown.data)
+        # A form posted without its summary field (a script) means an empty summary.
+        summary = form.summary_markdown.data or ""
+        saved = posts.save_post(post, form.title.data, form.link.data, summary)
         audit.record("posts.save", target=f"post {saved.id}", detail=form.title.data)
         flash("Post saved.", "note")
         return redirect(url_for("admin.post_list"))

@@ -67,6 +67,9 @@ def change_role(admin_id):
             flash(f"{changed.email} is now {changed.role}.", "note")
     except accounts.AdminError as error:
         flash(str(error), "error")
+    if not roles.can(current_user, "admins.manage"):
+        # An owner who stepped down: this page is no longer theirs.
+        return redirect(url_for("admin.dashboard"))
     return redirect(url_for("admin_team.admins"))
 
 

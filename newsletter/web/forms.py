@@ -52,7 +52,7 @@ class LogoutForm(FlaskForm):
     """Logging out is a POST with a CSRF token, so no other site can do it for you."""
 
 
-ROLE_CHOICES = [(role, role.capitalize()) for role in roles.ROLES]
+ROLE_CHOICES = [SelectChoice(role, role.capitalize()) for role in roles.ROLES]
 
 
 class InviteForm(FlaskForm):
