@@ -2,21 +2,25 @@
 owners invite admins by email and change or remove them, never the last owner."""
 
 import io
+import logging
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from harness import csrf_token
-from newsletter import api_keys, digests
+from harness import csrf_token, free_port
+from newsletter import accounts, api_keys, digests
 from newsletter.extensions import db
 from newsletter.models import (
     Admin,
+    AdminInvitation,
     AuditEntry,
     Post,
     Subscriber,
     SubscriberStatus,
     SuppressedAddress,
     WebhookEndpoint,
+    utcnow,
 )
 from newsletter.privacy import address_hash
 from tests.helpers import ADMIN, add_readers, log_in
@@ -303,3 +307,40 @@ def test_create_admin_takes_a_role_and_makes_owners_by_default(app, runner):
     with app.app_context():
         roles = dict(db.session.execute(select(Admin.email, Admin.role)).all())
     assert roles == {"first@example.org": "owner", "second@example.org": "viewer"}
+
+
+def test_an_invitation_the_broker_or_the_relay_lost_is_sent_by_the_sweep(
+    make_app, smtp, start_worker_for, caplog
+):
+    # Broker and relay both down; the apps share the database and the SMTP server.
+    offline = make_app(CELERY_BROKER_URL="redis://127.0.0.1:1/0", MAIL_PORT=free_port())
+    add_admin(offline.test_cli_runner(), *ADMIN, "owner")
+    client = offline.test_client()
+    log_in(client)
+    invited = client.post(
+        "/admin/admins",
+        data={
+            "csrf_token": csrf_token(client.get("/admin/admins")),
+            "email": "later@example.org",
+            "role": "viewer",
+        },
+        follow_redirects=True,
+    )
+    assert "An invitation is on its way to later@example.org" in invited.text
+    with offline.app_context(), caplog.at_level(logging.WARNING):
+        invitation_id = db.session.scalar(select(AdminInvitation.id))
+        assert accounts.send_invitation(invitation_id) is False
+        # Just made, it is its own task's to send; a while later, the sweep's.
+        assert accounts.unsent_invitation_ids() == []
+        db.session.execute(
+            update(AdminInvitation).values(created_at=utcnow() - timedelta(minutes=5))
+        )
+        db.session.commit()
+    assert "invitation 1 to later@example.org not sent" in caplog.records[-1].getMessage()
+
+    online = make_app()
+    start_worker_for(online)
+    online.extensions["celery"].send_task("newsletter.sweep")
+    [invitation] = smtp.wait_for(1)
+    assert invitation["To"] == "later@example.org"
+    assert link_in(invitation).startswith("/admin/invitation/")
