@@ -302,6 +302,18 @@ def test_create_admin_takes_a_role_and_makes_owners_by_default(app, runner):
     assert wrong.exit_code == 2
     assert "'boss' is not one of 'owner', 'editor', 'viewer'" in wrong.output
     add_admin(runner, "second@example.org", "a long password", "viewer")
+    last = runner.invoke(
+        args=[
+            "create-admin",
+            "first@example.org",
+            "--password",
+            "a long password",
+            "--role",
+            "editor",
+        ]
+    )
+    assert last.exit_code == 1
+    assert "first@example.org is the last owner" in last.output
     # A new password alone keeps the role.
     runner.invoke(args=["create-admin", "second@example.org", "--password", "another long one"])
     with app.app_context():
