@@ -14,6 +14,7 @@ from email.utils import formatdate, make_msgid
 from flask import current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from newsletter import roles, tokens
@@ -242,7 +243,12 @@ def accept_invitation(token: str, password: str) -> Admin:
         password_hash=generate_password_hash(password),
     )
     db.session.add(admin)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another invitation to the same address was accepted a moment ago.
+        db.session.rollback()
+        raise AdminError(f"{invitation.email} is an admin already: log in instead.") from None
     return admin
 
 
