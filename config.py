@@ -52,6 +52,9 @@ class Config:
     # Seconds a preferences link works; every digest carries a fresh one. Unsubscribe
     # links never expire.
     PREFERENCES_MAX_AGE = _env_int("PREFERENCES_MAX_AGE", 90 * 24 * 3600)
+    # Seconds an emailed invitation to become an admin works (once): short, as whoever
+    # holds the link becomes an admin.
+    ADMIN_INVITATION_MAX_AGE = _env_int("ADMIN_INVITATION_MAX_AGE", 72 * 3600)
     # Days after which the IPs of sign-ups, confirmations and consent events are
     # dropped (0: kept).
     IP_RETENTION_DAYS = _env_int("IP_RETENTION_DAYS", 90)

@@ -445,6 +445,24 @@ class ApiKey(db.Model):
     expires_at: Mapped[datetime | None]
 
 
+class AdminInvitation(db.Model):
+    """An owner's invitation to become an admin (accounts.invite): the emailed link names
+    it, and works once, until ADMIN_INVITATION_MAX_AGE has passed."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    # Who invited, by name: the invitation outlives the admin who sent it.
+    invited_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once the email went out; the sweep sends those still unsent.
+    sent_at: Mapped[datetime | None]
+    # Set when the link was used: it never works again.
+    accepted_at: Mapped[datetime | None]
+    # Part of the link, so a link cannot be made from the row id alone.
+    nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
+
+
 class AuditEntry(db.Model):
     """One thing an admin, an API key or an operator's command did (audit.py). Rows are
     only ever added, and deleted after AUDIT_RETENTION_DAYS; the actor is kept by name

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import blocked_domains, i18n, outgoing, privacy, settings, tokens
@@ -21,6 +21,7 @@ from newsletter.models import (
     Newsletter,
     Subscriber,
     SubscriberStatus,
+    SuppressedAddress,
     utcnow,
 )
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
@@ -549,3 +550,70 @@ def _subscribe_again(subscriber: Subscriber, ip: str | None) -> None:
         db.session.commit()
     elif commit_owing_jobs():
         hint_email_jobs()
+
+
+class NotSuppressed(ValueError):
+    """An address that nothing keeps from being mailed: there is nothing to lift."""
+
+
+# The consent log's source for a sign-up an admin started by lifting a suppression.
+LIFTED_SOURCE = "admin-lifted"
+
+
+def _unsuppress(address: str) -> int:
+    """Take the address's hashes (under every key that verifies) off the suppression
+    list, in the caller's transaction; how many there were."""
+    return db.session.execute(
+        delete(SuppressedAddress).where(
+            SuppressedAddress.address_hash.in_(privacy.address_hashes(address))
+        )
+    ).rowcount
+
+
+def is_suppressed(subscriber: Subscriber) -> bool:
+    """Whether the reader is kept from mail by a bounce, a complaint or the
+    suppression list: what ``lift_suppression`` lifts."""
+    stopped = subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+    return stopped or bool(privacy.suppressed([subscriber.email]))
+
+
+def lift_suppression(subscriber: Subscriber) -> bool:
+    """Allow a bounced, complained or suppressed reader's address again, at an admin's
+    hand. Nothing is mailed to them but a fresh confirmation email: they start over as
+    pending, their bounces forgotten, and get digests only once they confirm (a
+    mistaken bounce is no consent to mail an address that may now be somebody else's).
+    Raises NotSuppressed; whether a confirmation email is owed (within the form's
+    limits)."""
+    lifted = _unsuppress(subscriber.email)
+    if not lifted and subscriber.status not in (
+        SubscriberStatus.BOUNCED,
+        SubscriberStatus.COMPLAINED,
+    ):
+        raise NotSuppressed(f"{subscriber.email} is not suppressed: nothing to lift.")
+    now = utcnow()
+    subscriber.status = SubscriberStatus.PENDING
+    subscriber.signup_at = now
+    subscriber.signup_source = LIFTED_SOURCE
+    subscriber.signup_ip = subscriber.unsubscribed_at = subscriber.confirmed_at = None
+    subscriber.hard_bounces = subscriber.code_attempts = 0
+    subscriber.soft_bounces_cleared_at = now
+    log_consent(subscriber.id, ConsentKind.SIGNUP, LIFTED_SOURCE, None)
+    owed = owe_confirmation(subscriber) is not None
+    if not owed:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
+    return owed
+
+
+def lift_erased_address(email: str) -> None:
+    """Allow an address that was erased (no reader is left to show) again, at an admin's
+    hand: it signs up afresh, owed a confirmation email, as from a form. Raises
+    InvalidSignup or NotSuppressed."""
+    address = normalize_email(email)
+    if db.session.scalar(select(Subscriber.id).where(Subscriber.email == address)):
+        raise NotSuppressed(f"{address} is a reader: lift it on the reader's page.")
+    if not _unsuppress(address):
+        db.session.rollback()
+        raise NotSuppressed(f"{address} is not suppressed: nothing to lift.")
+    subscribe(address, source=LIFTED_SOURCE)

@@ -90,6 +90,12 @@ def _serializer(purpose):
     return serializers[purpose]
 
 
+def serializer(purpose: str) -> LinkSerializer:
+    """The signer of one purpose's links, for links that name something other than a
+    reader (an admin's invitation): its own salt, the same keys and rotation."""
+    return _serializer(purpose)
+
+
 def make_token(purpose: str, subscriber: "Subscriber") -> str:
     return make_token_for(purpose, subscriber.token_nonce)
 

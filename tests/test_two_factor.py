@@ -334,3 +334,29 @@ def test_wrong_codes_count_against_the_account_login_limit(make_app, clock):
             select(AuditEntry.detail).where(AuditEntry.action == "admins.login_failed")
         ).all()
     assert steps == ["password", "second factor", "second factor"]
+
+
+def test_each_change_to_two_factor_login_is_in_the_audit_log(admin_client, runner, clock):
+    secret, _codes = turn_on(admin_client, clock)
+    page = admin_client.get("/admin/two-factor")
+    clock.now += STEP
+    admin_client.post(
+        "/admin/two-factor/recovery-codes",
+        data={"csrf_token": csrf_token(page), "proof": code_at(secret, clock)},
+    )
+    admin_client.post(
+        "/admin/two-factor/disable", data={"csrf_token": csrf_token(page), "proof": ADMIN[1]}
+    )
+    turn_on(admin_client, clock)
+    runner.invoke(args=["reset-two-factor", ADMIN[0]])
+
+    log_in(admin_client)
+    audit_page = admin_client.get("/admin/audit").text
+    assert re.findall(r"<code>(two_factor\.[a-z_]+)</code>", audit_page) == [
+        "two_factor.disable",
+        "two_factor.enable",
+        "two_factor.disable",
+        "two_factor.recovery_codes",
+        "two_factor.enable",
+    ]
+    assert "reset-two-factor" in audit_page

@@ -5,7 +5,7 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import audit, digests, inbound, outgoing, posts, privacy
+from newsletter import accounts, audit, digests, inbound, outgoing, posts, privacy
 from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
 from newsletter.sending import digest_deliveries, email_jobs, hints
 
@@ -37,6 +37,8 @@ def sweep():
         process_inbound.delay(inbound_id)
     if outgoing.any_due():
         deliver_webhooks.delay()
+    for invitation_id in accounts.unsent_invitation_ids():
+        send_admin_invitation.delay(invitation_id)
     return lost
 
 
@@ -116,6 +118,12 @@ def import_feed():
 @shared_task(name=hints.SEND_TEST_DIGEST)
 def send_test_digest(digest_id, address):
     digests.send_test(digest_id, address)
+
+
+@shared_task(name=hints.SEND_ADMIN_INVITATION)
+def send_admin_invitation(invitation_id):
+    """Email an admin's invitation its link, unless it went out already."""
+    return accounts.send_invitation(invitation_id)
 
 
 @shared_task(name="newsletter.run_periodic_digest")

@@ -25,6 +25,7 @@ START_DIGEST = "newsletter.start_digest"
 SEND_TEST_DIGEST = "newsletter.send_test_digest"
 PROCESS_INBOUND = "newsletter.process_inbound"
 DELIVER_WEBHOOKS = "newsletter.deliver_webhooks"
+SEND_ADMIN_INVITATION = "newsletter.send_admin_invitation"
 
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
@@ -107,3 +108,13 @@ def send_test_copy(digest_id: int, address: str) -> bool:
         log.warning("broker unreachable, no test copy of digest %s: %s", digest_id, error)
         return False
     return True
+
+
+def send_invitation(invitation_id: int) -> None:
+    """Ask a worker to email an admin's invitation; the sweep sends it if the broker is down."""
+    try:
+        publish(SEND_ADMIN_INVITATION, invitation_id)
+    except (OperationalError, OSError) as error:
+        log.warning(
+            "broker unreachable, invitation %s waits for the sweep: %s", invitation_id, error
+        )

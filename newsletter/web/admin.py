@@ -24,6 +24,7 @@ from wtforms.fields.choices import SelectChoice
 from newsletter import (
     accounts,
     api_keys,
+    audit,
     blocked_domains,
     composer,
     deliverability,
@@ -38,11 +39,13 @@ from newsletter import (
     outgoing,
     posts,
     privacy,
+    roles,
     settings,
     stats,
     subscriptions,
     two_factor,
 )
+from newsletter.addresses import InvalidSignup
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.models import (
     Digest,
@@ -62,6 +65,7 @@ from newsletter.web.forms import (
     DigestForm,
     EmailTemplateForm,
     ImportForm,
+    LiftAddressForm,
     LoginForm,
     LogoutForm,
     NewsletterForm,
@@ -99,6 +103,12 @@ def require_login():
 @bp.context_processor
 def logout_form():
     return {"logout_form": LogoutForm()}
+
+
+@bp.context_processor
+def permissions():
+    """``can("…")`` in templates: a button the admin may not use is not shown."""
+    return {"can": lambda permission: roles.can(current_user, permission)}
 
 
 def login_account():
@@ -218,6 +228,7 @@ def two_factor_settings():
         form.code.errors.append("That is not the code the app shows now; try the next one.")
         return two_factor_page(secret=secret, code_form=form, status=400)
     session.pop(SETUP_SECRET)
+    audit.record("two_factor.enable", target=current_user.email)
     # Enabling ended every session, this one too: it goes on under the new token.
     login_user(current_user._get_current_object())
     return no_store(render_template("admin/recovery_codes.html", codes=codes, new=True))
@@ -233,6 +244,7 @@ def disable_two_factor():
         return wrong_proof(form)
     admin = current_user._get_current_object()
     two_factor.disable(admin)
+    audit.record("two_factor.disable", target=admin.email)
     login_user(admin)
     flash("Two-factor login is off; every other session has ended.", "note")
     return redirect(url_for("admin.two_factor_settings"))
@@ -247,6 +259,7 @@ def new_recovery_codes():
     if not identity_proven(form):
         return wrong_proof(form)
     codes = two_factor.new_recovery_codes(current_user)
+    audit.record("two_factor.recovery_codes", target=current_user.email)
     return no_store(render_template("admin/recovery_codes.html", codes=codes, new=False))
 
 
@@ -319,6 +332,7 @@ def subscribers():
     return render_template(
         "admin/subscribers.html",
         action_form=ActionForm(),
+        lift_form=LiftAddressForm(),
         listing=listing,
         query=query,
         status=status,
@@ -354,39 +368,98 @@ def show_subscriber(subscriber_id):
         feedback_events=feedback.events_of(subscriber.id),
         language=i18n.LANGUAGES[i18n.reader_locale(subscriber.locale)],
         language_is_default=subscriber.locale is None,
+        suppressed=subscriptions.is_suppressed(subscriber),
         action_form=ActionForm(),
     )
 
 
 @bp.post("/subscribers/<id:subscriber_id>/erase")
+@roles.required("subscribers.write")
 def erase_subscriber(subscriber_id):
     """Erase a subscriber at their request (by mail, by phone): as "Delete my data"."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     if ActionForm().validate_on_submit():
         email = subscriber.email
         privacy.erase(subscriber, by="admin")
+        # The entry names the reader by id only: the erasure keeps no address.
+        audit.record("subscribers.erase", target=f"subscriber {subscriber_id}")
         flash(f"Erased {email}; the address will not be added again.", "info")
     return redirect(url_for("admin.subscribers"))
 
 
 @bp.post("/subscribers/<id:subscriber_id>/<any(resend, unsubscribe):action>")
+@roles.required("subscribers.write")
 def subscriber_action(subscriber_id, action):
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     if ActionForm().validate_on_submit():
         flash(BULK_ACTIONS[action]([subscriber.id]), "info")
+        audit.record(f"subscribers.{action}", target=f"subscriber {subscriber_id}")
     return redirect(url_for("admin.show_subscriber", subscriber_id=subscriber_id))
 
 
+@bp.post("/subscribers/<id:subscriber_id>/lift-suppression")
+@roles.required("subscribers.write")
+def lift_suppression(subscriber_id):
+    """Allow a bounced, complained or suppressed address again: the reader gets a fresh
+    confirmation email, and no other mail until they confirm."""
+    subscriber = db.get_or_404(Subscriber, subscriber_id)
+    if ActionForm().validate_on_submit():
+        try:
+            owed = subscriptions.lift_suppression(subscriber)
+        except subscriptions.NotSuppressed as error:
+            flash(str(error), "error")
+        else:
+            audit.record("suppressions.lift", target=f"subscriber {subscriber_id}")
+            flash(lifted_message(subscriber.email, owed), "info")
+    return redirect(url_for("admin.show_subscriber", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/lift-erased")
+@roles.required("subscribers.write")
+def lift_erased_address():
+    """Allow an erased address again: it signs up afresh and must confirm."""
+    form = LiftAddressForm()
+    if not form.validate_on_submit():
+        abort(400, "Give the erased address to allow again.")
+    try:
+        subscriptions.lift_erased_address(form.email.data)
+    except (subscriptions.NotSuppressed, InvalidSignup) as error:
+        flash(str(error), "error")
+    else:
+        audit.record("suppressions.lift", target="an erased address", detail="erased")
+        flash(lifted_message(form.email.data, owed=True), "info")
+    return redirect(url_for("admin.subscribers"))
+
+
+def lifted_message(email, owed):
+    if owed:
+        return (
+            f"{email} is allowed again: a confirmation email is on its way, and no other "
+            "mail until they confirm."
+        )
+    return (
+        f"{email} is allowed again, pending; they had as many confirmation emails today "
+        "as the limit allows."
+    )
+
+
 @bp.post("/subscribers/bulk")
+@roles.required("subscribers.write")
 def bulk_action():
     """One action on the readers ticked in the list."""
-    action = BULK_ACTIONS.get(request.form.get("action", ""))
+    name = request.form.get("action", "")
+    action = BULK_ACTIONS.get(name)
     ids = [int(n) for n in request.form.getlist("ids") if n.isdigit() and int(n) < 2**31]
     if not ActionForm().validate_on_submit() or action is None or not ids:
         flash("Tick some subscribers and choose what to do with them.", "error")
     else:
         flash(action(ids), "info")
+        audit.record("subscribers.bulk", target=name, detail=f"subscribers {ids_text(ids)}")
     return redirect(url_for("admin.subscribers", **request.args))
+
+
+def ids_text(ids):
+    return " ".join(str(n) for n in ids)
 
 
 def resend_to(ids):
@@ -411,7 +484,9 @@ BULK_ACTIONS = {"resend": resend_to, "unsubscribe": unsubscribe_all, "erase": er
 
 
 @bp.get("/subscribers.csv")
+@roles.required("subscribers.export")
 def export_subscribers():
+    audit.record("subscribers.export", detail="subscribers.csv")
     return Response(
         stream_with_context(directory.export_rows()),
         mimetype="text/csv",
@@ -420,6 +495,7 @@ def export_subscribers():
 
 
 @bp.route("/subscribers/import", methods=["GET", "POST"])
+@roles.required("subscribers.write")
 def import_subscribers():
     form = ImportForm()
     if not form.validate_on_submit():
@@ -431,7 +507,16 @@ def import_subscribers():
     except directory.ImportFileError as error:
         form.file.errors.append(str(error))
         return render_template("admin/import.html", form=form), 400
+    audit.record(
+        "subscribers.import",
+        target=form.file.data.filename,
+        detail=f"{import_summary(report)}, confirmed: {'yes' if form.confirmed.data else 'no'}",
+    )
     return render_template("admin/import.html", form=ImportForm(formdata=None), report=report)
+
+
+def import_summary(report):
+    return f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}"
 
 
 @bp.get("/posts")
@@ -441,6 +526,7 @@ def post_list():
 
 @bp.route("/posts/new", methods=["GET", "POST"], defaults={"post_id": None})
 @bp.route("/posts/<id:post_id>", methods=["GET", "POST"])
+@roles.required("posts.write", writes_only=True)
 def edit_post(post_id):
     post = db.get_or_404(Post, post_id) if post_id else None
     form = PostForm(obj=post)
@@ -449,7 +535,10 @@ def edit_post(post_id):
             "admin/post_form.html", form=form, post=post, preview=post_preview(post)
         )
     if form.validate_on_submit():
-        posts.save_post(post, form.title.data, form.link.data, form.summary_markdown.data)
+        # A form posted without its summary field (a script) means an empty summary.
+        summary = form.summary_markdown.data or ""
+        saved = posts.save_post(post, form.title.data, form.link.data, summary)
+        audit.record("posts.save", target=f"post {saved.id}", detail=form.title.data)
         flash("Post saved.", "note")
         return redirect(url_for("admin.post_list"))
     status = 400 if request.method == "POST" else 200
@@ -457,6 +546,7 @@ def edit_post(post_id):
 
 
 @bp.post("/preview")
+@roles.required("posts.write")
 def preview():
     """The composer's live preview: the email of what its form holds, unsaved.
     ``composing`` says which form: a post (``post_id``: the one it edits) or a digest."""
@@ -496,6 +586,7 @@ def digest_list():
 
 
 @bp.route("/digests/new", methods=["GET", "POST"])
+@roles.required("digests.write")
 def new_digest():
     form = DigestForm()
     offered = newsletters.all_newsletters()
@@ -519,6 +610,7 @@ def new_digest():
         except digests.DigestError as error:
             form.posts.errors.append(str(error))
         else:
+            audit.record("digests.create", target=f"digest {digest.id}", detail=digest.subject)
             return redirect(url_for("admin.show_digest", digest_id=digest.id))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/digest_form.html", **shown), status
@@ -550,12 +642,14 @@ def digest_progress(digest_id):
 
 
 @bp.post("/digests/<id:digest_id>/test")
+@roles.required("digests.write")
 def test_digest(digest_id):
     db.get_or_404(Digest, digest_id)
     form = TestSendForm()
     if not form.validate_on_submit():
         flash("Give an address for the test copy.", "error")
     elif hints.send_test_copy(digest_id, form.email.data):
+        audit.record("digests.test", target=f"digest {digest_id}", detail=form.email.data)
         flash(f"A test copy is on its way to {form.email.data}.", "note")
     else:
         flash("The workers cannot be reached right now; try the test copy again soon.", "error")
@@ -563,6 +657,7 @@ def test_digest(digest_id):
 
 
 @bp.post("/digests/<id:digest_id>/<any(send, schedule, pause, resume):action>")
+@roles.required("digests.write")
 def digest_action(digest_id, action):
     db.get_or_404(Digest, digest_id)
     form = ScheduleForm() if action == "schedule" else ActionForm()
@@ -579,15 +674,20 @@ def digest_action(digest_id, action):
             hints.start_digest_send(digest_id)
     except digests.DigestError as error:
         flash(str(error), "error")
+    else:
+        when = form.send_at.data.isoformat() if action == "schedule" else None
+        audit.record(f"digests.{action}", target=f"digest {digest_id}", detail=when)
     return redirect(url_for("admin.show_digest", digest_id=digest_id))
 
 
 @bp.route("/settings", methods=["GET", "POST"])
+@roles.required("settings.write", writes_only=True)
 def edit_settings():
     form = SettingsForm(obj=settings.current())
     if form.validate_on_submit():
         fields = {name: field.data for name, field in form._fields.items() if name != "csrf_token"}
         settings.update(**fields)
+        audit.record("settings.update", detail=", ".join(sorted(fields)))
         flash("Settings saved.", "note")
         return redirect(url_for("admin.edit_settings"))
     status = 400 if request.method == "POST" else 200
@@ -600,6 +700,7 @@ def newsletter_list():
 
 
 @bp.route("/newsletters/new", methods=["GET", "POST"])
+@roles.required("newsletters.write")
 def new_newsletter():
     form = NewsletterForm()
     if form.validate_on_submit():
@@ -615,6 +716,7 @@ def new_newsletter():
             form.slug.errors.append(str(error))
         else:
             set_schedule(newsletter, form)
+            audit.record("newsletters.create", target=newsletter.slug, detail=newsletter.name)
             flash(f"Newsletter “{newsletter.name}” created.", "note")
             return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
@@ -622,6 +724,7 @@ def new_newsletter():
 
 
 @bp.route("/newsletters/<id:newsletter_id>", methods=["GET", "POST"])
+@roles.required("newsletters.write", writes_only=True)
 def edit_newsletter(newsletter_id):
     newsletter = db.get_or_404(Newsletter, newsletter_id)
     form = NewsletterForm(obj=newsletter)
@@ -636,6 +739,7 @@ def edit_newsletter(newsletter_id):
             public=form.public.data,
         )
         set_schedule(newsletter, form)
+        audit.record("newsletters.update", target=newsletter.slug, detail=newsletter.name)
         flash(f"Newsletter “{newsletter.name}” saved.", "note")
         return redirect(url_for("admin.newsletter_list"))
     status = 400 if request.method == "POST" else 200
@@ -661,6 +765,7 @@ TEMPLATE_NAME = f"<any({', '.join(email_templates.KINDS)}):name>"
 
 
 @bp.route(f"/email-templates/{TEMPLATE_NAME}", methods=["GET", "POST"])
+@roles.required("settings.write", writes_only=True)
 def edit_email_template(name):
     """Save or preview (with sample data) both parts; either refuses a template that
     could not be sent, saying why."""
@@ -673,6 +778,7 @@ def edit_email_template(name):
                 shown = email_templates.preview(name, edited)
             else:
                 email_templates.save(name, edited)
+                audit.record("templates.save", target=name)
                 flash(f"The {name} template is saved: the next emails use it.", "note")
                 return redirect(url_for("admin.edit_email_template", name=name))
         except email_templates.TemplateRefused as error:
@@ -689,14 +795,17 @@ def edit_email_template(name):
 
 
 @bp.post(f"/email-templates/{TEMPLATE_NAME}/reset")
+@roles.required("settings.write")
 def reset_email_template(name):
     if ActionForm().validate_on_submit():
         email_templates.reset(name)
+        audit.record("templates.reset", target=name)
         flash(f"The {name} template is the default again.", "note")
     return redirect(url_for("admin.edit_email_template", name=name))
 
 
 @bp.route("/blocked-domains", methods=["GET", "POST"])
+@roles.required("settings.write", writes_only=True)
 def edit_blocked_domains():
     form = BlockedDomainsForm()
     if form.validate_on_submit():
@@ -706,6 +815,7 @@ def edit_blocked_domains():
             form.domains.errors.append(str(error))
         else:
             blocked_domains.replace(domains)
+            audit.record("blocked_domains.update", detail=" ".join(domains))
             flash(f"Saved: {len(domains)} blocked domains.", "note")
             return redirect(url_for("admin.edit_blocked_domains"))
     if request.method == "GET":
@@ -719,6 +829,7 @@ def edit_blocked_domains():
 
 
 @bp.route("/webhooks", methods=["GET", "POST"])
+@roles.required("webhooks.write", writes_only=True)
 def webhooks():
     """Outgoing webhooks: the endpoints and how their latest delivery went; a new one's
     secret is shown on the page that adds it, and never again."""
@@ -729,6 +840,9 @@ def webhooks():
             added = outgoing.add_endpoint(form.url.data.strip(), form.events.data)
         except outgoing.InvalidEndpoint as error:
             form.url.errors.append(str(error))
+        else:
+            events = " ".join(form.events.data)
+            audit.record("webhooks.create", target=form.url.data.strip(), detail=events)
     status = 400 if form.errors else 200
     html = render_template(
         "admin/webhooks.html",
@@ -741,9 +855,11 @@ def webhooks():
 
 
 @bp.post("/webhooks/<id:endpoint_id>/deactivate")
+@roles.required("webhooks.write")
 def deactivate_webhook(endpoint_id):
     if ActionForm().validate_on_submit():
         outgoing.deactivate(endpoint_id)
+        audit.record("webhooks.deactivate", target=f"endpoint {endpoint_id}")
         flash("The endpoint gets no more events.", "note")
     return redirect(url_for("admin.webhooks"))
 
@@ -761,6 +877,7 @@ def api_key_list():
 
 
 @bp.post("/api-keys/<id:key_id>/revoke")
+@roles.required("api_keys.write")
 def revoke_api_key(key_id):
     if ActionForm().validate_on_submit():
         api_keys.revoke(key_id)

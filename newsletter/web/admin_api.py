@@ -335,7 +335,7 @@ def change_newsletter(slug_or_id):
             set_schedule(newsletter, change.schedule)
     except newsletters.NewsletterError as error:
         return json_error(str(error), 422)
-    audit.record("newsletters.change", newsletter.slug, changed_fields(change))
+    audit.record("newsletters.update", newsletter.slug, changed_fields(change))
     return newsletter_out(newsletter)
 
 
@@ -450,7 +450,7 @@ def add_webhook():
         endpoint = outgoing.add_endpoint(new.url, new.events)
     except outgoing.InvalidEndpoint as error:
         return json_error(str(error), 422)
-    audit.record("webhooks.add", endpoint.url, " ".join(endpoint.event_list))
+    audit.record("webhooks.create", endpoint.url, " ".join(endpoint.event_list))
     answer = WebhookOut(
         id=endpoint.id, url=endpoint.url, events=endpoint.event_list, secret=endpoint.secret
     )

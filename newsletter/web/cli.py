@@ -8,7 +8,17 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import accounts, api_keys, digests, directory, newsletters, posts, two_factor
+from newsletter import (
+    accounts,
+    api_keys,
+    audit,
+    digests,
+    directory,
+    newsletters,
+    posts,
+    roles,
+    two_factor,
+)
 from newsletter.addresses import InvalidSignup
 from newsletter.mail.listener import InboundController
 from newsletter.models import DigestSchedule
@@ -18,14 +28,21 @@ from newsletter.sending import hints
 @click.command("create-admin")
 @click.argument("email")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option(
+    "--role",
+    type=click.Choice(roles.ROLES),
+    help="What they may do (a new admin: owner unless given; an existing one keeps theirs).",
+)
 @with_appcontext
-def create_admin(email, password):
-    """Create an admin who can log in at /admin (or set a new password)."""
+def create_admin(email, password, role):
+    """Create an admin who can log in at /admin (or set a new password, or role)."""
     try:
-        admin = accounts.create_admin(email, password)
+        admin = accounts.create_admin(email, password, role)
     except (accounts.AdminError, InvalidSignup) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{admin.email} can log in at {current_app.config['BASE_URL']}/admin/")
+    audit.record("admins.create", target=admin.email, detail=admin.role)
+    base_url = current_app.config["BASE_URL"]
+    click.echo(f"{admin.email} ({admin.role}) can log in at {base_url}/admin/")
 
 
 @click.command("reset-two-factor")
@@ -40,6 +57,7 @@ def reset_two_factor(email):
         click.echo(f"{admin.email} has no two-factor login; nothing changed.")
         return
     two_factor.disable(admin)
+    audit.record("two_factor.disable", target=admin.email, detail="reset-two-factor")
     click.echo(
         f"Two-factor login is off for {admin.email}: their recovery codes are deleted and "
         "every session of theirs has ended. They log in with their password alone, and can "
@@ -89,9 +107,15 @@ def import_subscribers(csv_file, confirmed):
             report = directory.import_subscribers(lines, confirmed=confirmed)
         except directory.ImportFileError as error:
             raise click.ClickException(str(error)) from None
+    summary = f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}"
+    audit.record(
+        "subscribers.import",
+        target=csv_file,
+        detail=f"{summary}, confirmed: {'yes' if confirmed else 'no'}",
+    )
     for line, reason in report.rejections:
         click.echo(f"line {line}: {reason}", err=True)
-    click.echo(f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}")
+    click.echo(summary)
 
 
 @click.command("import-feed")
@@ -106,6 +130,11 @@ def import_feed(url_or_path):
         report = posts.import_feed(source)
     except posts.FeedError as error:
         raise click.ClickException(str(error)) from None
+    audit.record(
+        "posts.import_feed",
+        target=source,
+        detail=f"added {report.added}, updated {report.updated}",
+    )
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"refused {report.refused} (links that are not http or https)"
@@ -127,6 +156,7 @@ def send_digest(subject, newsletter):
         raise click.ClickException(str(error)) from None
     digests.schedule(digest.id)
     hints.start_digest_send(digest.id)
+    audit.record("digests.send", target=f"digest {digest.id}", detail=digest.subject)
     click.echo(digest.id)
 
 
@@ -160,6 +190,7 @@ def create_newsletter(slug, name, description, not_default, private, **schedule)
         newsletters.set_schedule(newsletter, **schedule)
     except newsletters.NewsletterError as error:
         raise click.ClickException(str(error)) from None
+    audit.record("newsletters.create", target=newsletter.slug, detail=newsletter.name)
     click.echo(f"Created newsletter {newsletter.slug!r} ({newsletter.name}), id {newsletter.id}")
 
 

@@ -27,7 +27,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from newsletter import newsletters, outgoing, posts
+from newsletter import accounts, newsletters, outgoing, posts, roles
 from newsletter.models import DigestSchedule
 
 
@@ -50,6 +50,31 @@ class ProveIdentityForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     """Logging out is a POST with a CSRF token, so no other site can do it for you."""
+
+
+ROLE_CHOICES = [SelectChoice(role, role.capitalize()) for role in roles.ROLES]
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default=roles.EDITOR)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class AcceptInvitationForm(FlaskForm):
+    password = PasswordField(
+        "Choose a password",
+        validators=[DataRequired(), Length(min=accounts.PASSWORD_MIN_LENGTH, max=200)],
+    )
+
+
+class LiftAddressForm(FlaskForm):
+    """An erased address to allow again: no reader's page is left to do it from."""
+
+    email = EmailField("Erased address", validators=[DataRequired(), Length(max=320)])
 
 
 class ImportForm(FlaskForm):
