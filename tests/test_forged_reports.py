@@ -9,9 +9,10 @@ import smtplib
 import string
 
 import pytest
+from flask_migrate import downgrade, upgrade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from newsletter.extensions import db
 from newsletter.mail import listener, mailto, return_path
@@ -24,6 +25,7 @@ from newsletter.models import (
     Subscription,
     SuppressedAddress,
 )
+from tests.conftest import build_app
 from tests.helpers import add_readers, wait_until
 from tests.test_feedback import send_digest, status_of
 from tests.test_inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of, start_listener
@@ -384,3 +386,24 @@ def test_mailto_tokens_name_the_reader_and_newsletter_and_fit_a_local_part(inbou
         # A return path's token, the same reader's, unsubscribes nobody.
         verp = return_path.for_message(nonce, return_path.DIGEST, 1)
         assert mailto.read(verp.replace("bounces+", "unsubscribe+")) is None
+
+
+def test_the_migration_keeps_inbound_messages_both_ways(unmigrated_database_url, tmp_path):
+    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
+    recipients = ", ".join([f"bounces+{'a' * 47}@news.example"] * listener.MAX_RECIPIENTS)
+    insert = text(
+        "INSERT INTO inbound_message (received_at, mail_from, rcpt_to, raw) "
+        "VALUES ('2026-12-01', '', :rcpt_to, :raw)"
+    )
+    with app.app_context():
+        upgrade(revision="0032")
+        db.session.execute(insert, {"rcpt_to": recipients, "raw": b"Subject: x\r\n\r\nx\r\n"})
+        db.session.commit()
+        downgrade(revision="0031")
+        # Cut to the old width rather than lost.
+        assert db.session.scalar(text("SELECT rcpt_to FROM inbound_message")) == recipients[:320]
+        db.session.commit()
+        upgrade()
+        assert db.session.scalar(text("SELECT count(*) FROM inbound_message")) == 1
+        db.session.remove()
+        db.engine.dispose()
