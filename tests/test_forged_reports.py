@@ -30,6 +30,7 @@ from tests.helpers import add_readers, wait_until
 from tests.test_feedback import send_digest, status_of
 from tests.test_inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of, start_listener
 
+# start_listener is test_inbound.py's fixture, used here too.
 __all__ = ["start_listener"]
 
 BASE32 = string.ascii_lowercase + "234567"
