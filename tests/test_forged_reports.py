@@ -408,3 +408,27 @@ def test_the_migration_keeps_inbound_messages_both_ways(unmigrated_database_url,
         assert db.session.scalar(text("SELECT count(*) FROM inbound_message")) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+def test_signed_names_outlive_a_key_rotation_and_no_longer_a_dropped_key(make_app):
+    ours = {"BOUNCE_ADDRESS": BOUNCES, "LIST_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE}
+    before = make_app(**ours)
+    add_readers(before, 1)
+    with before.app_context():
+        nonce = db.session.scalar(select(Subscriber.token_nonce))
+        message_id = return_path.message_id(nonce, return_path.DIGEST, 7, "localhost")
+        unsubscribe = mailto.address_for(nonce, 1)
+    old_key = before.config["SECRET_KEY"]
+    # SECRET_KEY is a list: the first key signs, every one verifies.
+    rotated = make_app(**ours, SECRET_KEY=f"a new key,{old_key}")
+    with rotated.app_context():
+        assert return_path.read_message_id(message_id) == return_path.Reference(
+            nonce, return_path.DIGEST, 7
+        )
+        assert mailto.read(unsubscribe) == mailto.Unsubscribe(nonce, 1)
+        # The new key signs what is sent from now on.
+        assert return_path.message_id(nonce, return_path.DIGEST, 7, "localhost") != message_id
+    dropped = make_app(**ours, SECRET_KEY="a new key")
+    with dropped.app_context():
+        assert return_path.read_message_id(message_id) is None
+        assert mailto.read(unsubscribe) is None
