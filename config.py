@@ -93,6 +93,10 @@ class Config:
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # Days the inbound listener's messages are kept once processed (0: kept).
     INBOUND_RETENTION_DAYS = _env_int("INBOUND_RETENTION_DAYS", 30)
+    # What the inbound listener takes from one client address per minute: bounces come
+    # a few at a time, a flood does not; the refusal is temporary, so a real MTA waits.
+    INBOUND_CONNECTIONS_PER_MINUTE = _env_int("INBOUND_CONNECTIONS_PER_MINUTE", 60)
+    INBOUND_MESSAGES_PER_MINUTE = _env_int("INBOUND_MESSAGES_PER_MINUTE", 120)
     # Soft bounces reported (mailbox full…) within BOUNCE_SOFT_DAYS after which an
     # address is marked bounced.
     BOUNCE_SOFT_LIMIT = _env_int("BOUNCE_SOFT_LIMIT", 3)

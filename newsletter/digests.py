@@ -5,6 +5,7 @@ The ``delivery`` rows written by ``start_sending`` are the record of what must g
 out; newsletter.sending.digest_deliveries sends them.
 """
 
+import secrets
 from datetime import datetime, time, timedelta
 
 from flask import current_app
@@ -238,7 +239,9 @@ def send_test(digest_id: int, address: str) -> None:
     if digest is None:
         raise DigestError(f"There is no digest {digest_id}.")
     address = normalize_email(address)
-    raw = DigestMessages(digest).build(Reader(0, address, "", "test", SubscriberStatus.CONFIRMED))
+    # A nonce no subscription has: the copy's links, Message-ID and mailto name nobody.
+    nonce = secrets.token_hex(16)
+    raw = DigestMessages(digest).build(Reader(0, address, "", nonce, SubscriberStatus.CONFIRMED))
     with relay.connection() as sender:
         sender.send(relay.Envelope(address), raw, before_commit=lambda: None)
 

@@ -8,14 +8,19 @@ each becomes a ``Report`` and goes through ``record``. The policy:
 - soft bounces (a final 4.x.x: mailbox full…) do once BOUNCE_SOFT_LIMIT of them fall
   within BOUNCE_SOFT_DAYS; a delivery reported after them clears them;
 - a complaint marks the reader complained, and unsubscribes them in the consent log;
-- mail to the unsubscribe address unsubscribes the reader at once.
+- mail to a reader's unsubscribe address unsubscribes them at once, as the one-click
+  link does: from the newsletter whose email carried it, or from everything.
+
+Only what we signed names the reader of a report that came by mail: the VERP return
+path, our Message-ID, our unsubscribe link or mailto address (each carries a MAC under
+the secret key). A provider's webhook, whose request the provider signed, may name
+them by address. A report that names nobody verifiably is kept and changes nothing.
 
 A bounced or complained address is also kept as a hash (SuppressedAddress), so that
 no import and no sign-up form adds it again, even after its row is gone.
 """
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,15 +28,14 @@ from flask import current_app
 from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import outgoing, privacy, tokens
+from newsletter import outgoing, privacy, subscriptions, tokens
 from newsletter.extensions import db
-from newsletter.mail import return_path
+from newsletter.mail import mailto, return_path
 from newsletter.models import (
     ConsentEvent,
     ConsentKind,
     Delivery,
     Digest,
-    EmailJob,
     FeedbackEvent,
     FeedbackKind,
     Subscriber,
@@ -42,11 +46,6 @@ from newsletter.models import (
 
 log = logging.getLogger(__name__)
 
-# Our own Message-IDs: a digest's copy (digest.<id>.<time>.<subscriber id>@…) and an
-# email job's (<kind>.<job id>@…).
-# Ids of at most 9 digits: anything longer is no row of an INTEGER column.
-DIGEST_MESSAGE_ID = re.compile(r"<?digest\.(\d{1,9})\.\d+\.(\d{1,9})@")
-JOB_MESSAGE_ID = re.compile(r"<?(?:confirmation|welcome)\.(\d{1,9})@")
 STILL_MAILED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 DETAIL_LENGTH = 500
 # An unsubscribe this soon after a digest started counts as a reaction to it.
@@ -66,13 +65,17 @@ class Report:
     # The report's own id at its source: the same report twice counts once.
     reference: str | None = None
     # What names the reader, best first: the VERP return path the report came back
-    # to (or quotes), the Message-ID of our message, the recipient's address.
+    # to (or quotes), the signed Message-ID of our message, the https unsubscribe link
+    # of our message (its List-Unsubscribe header, which a complaint report quotes even
+    # when it redacts the recipient), the mailto unsubscribe address written to.
     return_path: str | None = None
     message_id: str | None = None
-    # The https unsubscribe link of our message (its List-Unsubscribe header), which a
-    # complaint report quotes even when it redacts the recipient.
     unsubscribe_url: str | None = None
+    unsubscribe_address: str | None = None
+    # The recipient's address as the report gives it; it names the reader only when
+    # ``address_is_vouched_for`` (a provider's signed webhook): anybody can write one.
     address: str | None = None
+    address_is_vouched_for: bool = False
     status: str | None = None
     detail: str | None = None
 
@@ -81,6 +84,8 @@ class Report:
 class Reader:
     subscriber: Subscriber | None
     digest_id: int | None = None
+    # The newsletter a mailto unsubscribe leaves (None: everything).
+    newsletter_id: int | None = None
 
 
 def record(report: Report) -> FeedbackEvent | None:
@@ -119,8 +124,9 @@ def add(report: Report) -> FeedbackEvent | None:
     db.session.add(event)
     db.session.flush()
     if reader.subscriber is not None:
-        event.changed_status = POLICY[report.kind](reader.subscriber, report)
-        if event.changed_status:
+        event.changed_status = POLICY[report.kind](reader, report)
+        # An unsubscribe tells the webhooks itself, as the one-click link does.
+        if event.changed_status and report.kind != FeedbackKind.UNSUBSCRIBE:
             outgoing.subscriber_changed(reader.subscriber)
     log.info(
         "%s %s from %s for %s%s",
@@ -143,29 +149,27 @@ def delivered(report: Report) -> None:
 
 
 def find_reader(report: Report) -> Reader:
-    """The reader (and digest) a report is about, by what it quotes, best first."""
-    reference = return_path.read(report.return_path or "")
+    """The reader (and digest) a report is about, by what it quotes that we signed,
+    best first; by its address only when a provider vouches for it."""
+    reference = return_path.read(report.return_path or "") or return_path.read_message_id(
+        report.message_id
+    )
     if reference is not None:
-        subscriber = db.session.scalar(
-            select(Subscriber).where(Subscriber.token_nonce == reference.nonce)
-        )
+        subscriber = _by_nonce(reference.nonce)
         digest_id = reference.row_id if reference.kind == return_path.DIGEST else None
         return Reader(subscriber, _existing_digest(digest_id) if subscriber else None)
-    if match := DIGEST_MESSAGE_ID.search(report.message_id or ""):
-        digest_id, subscriber_id = map(int, match.groups())
-        subscriber = db.session.get(Subscriber, subscriber_id)
-        return Reader(subscriber, _existing_digest(digest_id) if subscriber else None)
-    if match := JOB_MESSAGE_ID.search(report.message_id or ""):
-        job = db.session.get(EmailJob, int(match[1]))
-        return Reader(job.subscriber if job else None)
     if report.unsubscribe_url:
         return Reader(subscriber_by_unsubscribe_url(report.unsubscribe_url))
+    if unsubscribe := mailto.read(report.unsubscribe_address or ""):
+        return Reader(_by_nonce(unsubscribe.nonce), newsletter_id=unsubscribe.newsletter_id)
     address = (report.address or "").strip().strip("<>").lower()
-    return Reader(
-        db.session.scalar(select(Subscriber).where(Subscriber.email == address))
-        if address
-        else None
-    )
+    if not address or not report.address_is_vouched_for:
+        return Reader(None)
+    return Reader(db.session.scalar(select(Subscriber).where(Subscriber.email == address)))
+
+
+def _by_nonce(nonce: str) -> Subscriber | None:
+    return db.session.scalar(select(Subscriber).where(Subscriber.token_nonce == nonce))
 
 
 def subscriber_by_unsubscribe_url(url: str) -> Subscriber | None:
@@ -178,7 +182,7 @@ def subscriber_by_unsubscribe_url(url: str) -> Subscriber | None:
         nonce = tokens.read_token(tokens.UNSUBSCRIBE, url.removeprefix(prefix))
     except tokens.TokenInvalid:
         return None
-    return db.session.scalar(select(Subscriber).where(Subscriber.token_nonce == nonce))
+    return _by_nonce(nonce)
 
 
 def _existing_digest(digest_id: int | None) -> int | None:
@@ -188,14 +192,15 @@ def _existing_digest(digest_id: int | None) -> int | None:
     return digest_id
 
 
-def _hard_bounce(subscriber: Subscriber, _report: Report) -> bool:
-    _suppress(subscriber, "bounced")
-    return _set_status(subscriber, SubscriberStatus.BOUNCED)
+def _hard_bounce(reader: Reader, _report: Report) -> bool:
+    _suppress(reader.subscriber, "bounced")
+    return _set_status(reader.subscriber, SubscriberStatus.BOUNCED)
 
 
-def _soft_bounce(subscriber: Subscriber, report: Report) -> bool:
+def _soft_bounce(reader: Reader, report: Report) -> bool:
     """Bounced once BOUNCE_SOFT_LIMIT soft bounces (this one included) fall within the
     last BOUNCE_SOFT_DAYS, none of them before a reported delivery."""
+    subscriber = reader.subscriber
     since = utcnow() - timedelta(days=current_app.config["BOUNCE_SOFT_DAYS"])
     if subscriber.soft_bounces_cleared_at is not None:
         since = max(since, subscriber.soft_bounces_cleared_at)
@@ -208,10 +213,11 @@ def _soft_bounce(subscriber: Subscriber, report: Report) -> bool:
     )
     if soft_bounces < current_app.config["BOUNCE_SOFT_LIMIT"]:
         return False
-    return _hard_bounce(subscriber, report)
+    return _hard_bounce(reader, report)
 
 
-def _complaint(subscriber: Subscriber, report: Report) -> bool:
+def _complaint(reader: Reader, _report: Report) -> bool:
+    subscriber = reader.subscriber
     _suppress(subscriber, "complained")
     if subscriber.status == SubscriberStatus.COMPLAINED:
         return False
@@ -225,17 +231,10 @@ def _complaint(subscriber: Subscriber, report: Report) -> bool:
     return True
 
 
-def _unsubscribe(subscriber: Subscriber, report: Report) -> bool:
-    if subscriber.status not in STILL_MAILED:
-        return False
-    subscriber.status = SubscriberStatus.UNSUBSCRIBED
-    subscriber.unsubscribed_at = utcnow()
-    db.session.add(
-        ConsentEvent(
-            subscriber_id=subscriber.id, kind=ConsentKind.UNSUBSCRIBE, source=report.source
-        )
-    )
-    return True
+def _unsubscribe(reader: Reader, report: Report) -> bool:
+    """As the one-click link does: off the newsletter the address names (one since
+    deleted: everything), else off everything."""
+    return subscriptions.unsubscribe_reader(reader.subscriber, reader.newsletter_id, report.source)
 
 
 POLICY = {

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SWEEP_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 1000
 OUTCOME_LENGTH = 2000
+# Between a message's recipients in its row: none of ours has a comma or a space.
+RECIPIENT_SEPARATOR = ", "
 
 
 def accepts(address: str) -> bool:
@@ -36,19 +38,17 @@ def accepts(address: str) -> bool:
     return reports.addressed_to(address) is not None
 
 
-def store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> list[int]:
-    """Keep the message, once per recipient, and commit; then ask a worker to process
-    it. The ids of the rows."""
-    rows = [InboundMessage(mail_from=mail_from, rcpt_to=rcpt_to, raw=raw) for rcpt_to in rcpt_tos]
-    db.session.add_all(rows)
+def store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
+    """Keep the message once, with all its recipients, and commit; then ask a worker to
+    process it. The id of its row."""
+    row = InboundMessage(mail_from=mail_from, rcpt_to=RECIPIENT_SEPARATOR.join(rcpt_tos), raw=raw)
+    db.session.add(row)
     db.session.commit()
-    ids = [row.id for row in rows]
-    for inbound_id in ids:
-        try:
-            hints.publish(hints.PROCESS_INBOUND, inbound_id)
-        except (OperationalError, OSError) as error:
-            log.warning("broker unreachable, inbound %s waits for the sweep: %s", inbound_id, error)
-    return ids
+    try:
+        hints.publish(hints.PROCESS_INBOUND, row.id)
+    except (OperationalError, OSError) as error:
+        log.warning("broker unreachable, inbound %s waits for the sweep: %s", row.id, error)
+    return row.id
 
 
 def unprocessed_ids() -> list[int]:
@@ -89,19 +89,23 @@ def _process(inbound_id: int) -> str | None:
         return None
     message = db.session.get(InboundMessage, inbound_id)
     try:
-        reading = reports.read(
-            message.raw, message.mail_from, message.rcpt_to, f"<inbound.{inbound_id}>"
-        )
+        # Read for each recipient: the address it came to may be what names the reader.
+        readings = [
+            reports.read(message.raw, message.mail_from, rcpt_to, f"<inbound.{inbound_id}>")
+            for rcpt_to in message.rcpt_to.split(RECIPIENT_SEPARATOR)
+        ]
     # Whatever a message does to the parser, it must not stop the messages after it.
     except Exception as error:
         log.warning("inbound %s could not be read: %r", inbound_id, error)
         message.outcome = f"failed: {error!r}"[:OUTCOME_LENGTH]
         db.session.commit()
         return message.outcome
-    if reading.reports:
-        outcome = "; ".join(_describe(report, feedback.add(report)) for report in reading.reports)
+    found = [report for reading in readings for report in reading.reports]
+    if found:
+        outcome = "; ".join(_describe(report, feedback.add(report)) for report in found)
     else:
-        outcome = f"ignored: {reading.ignored}"
+        why = dict.fromkeys(reading.ignored for reading in readings)
+        outcome = f"ignored: {'; '.join(why)}"
     message.outcome = outcome[:OUTCOME_LENGTH]
     db.session.commit()
     log.info("inbound %s: %s", inbound_id, message.outcome)

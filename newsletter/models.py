@@ -203,16 +203,17 @@ class FeedbackEvent(db.Model):
 
 
 class InboundMessage(db.Model):
-    """A message the inbound listener accepted for one of its addresses (a bounce, a
+    """A message the inbound listener accepted for its addresses (a bounce, a
     complaint report, an unsubscribe by mail, or anything else sent there), kept as
     it came and committed before the sender was told 250: nothing acknowledged is
     lost. Processing (inbound.py) sets ``processed_at`` with what it made of it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # The envelope: "" is the null sender that delivery reports come from.
+    # The envelope: "" is the null sender that delivery reports come from; the
+    # recipients (a few at most), comma-separated: one row per message, not per recipient.
     mail_from: Mapped[str] = mapped_column(String(320))
-    rcpt_to: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     # Unset until processed; the sweep looks for such rows.
     processed_at: Mapped[datetime | None] = mapped_column(index=True)

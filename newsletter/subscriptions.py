@@ -383,6 +383,16 @@ def unsubscribe(
     return link
 
 
+def unsubscribe_reader(subscriber: Subscriber, newsletter_id: int | None, source: str) -> bool:
+    """What an unsubscribe link does, for a reader already known by a signed name (the
+    mailto address): off that newsletter (None, or one deleted since: everything), in
+    the caller's transaction; whether anything changed."""
+    newsletter = db.session.get(Newsletter, newsletter_id) if newsletter_id else None
+    if newsletter is None:
+        return _stop_mail(subscriber, source)
+    return _leave(subscriber, newsletter, source, None)
+
+
 def _stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
     """Unsubscribe a reader who still gets mail, in the caller's transaction; whether
     anything changed."""

@@ -1,6 +1,7 @@
 """What comes back about sent mail (bounces, complaints, unsubscribes by mail) finds
-its reader by the VERP return path, the Message-ID or the address, and the next
-digest skips exactly the readers it should."""
+its reader by what we signed (the VERP return path, the Message-ID), or by the address
+when a provider's signed webhook gives it, and the next digest skips exactly the
+readers it should."""
 
 import re
 from datetime import timedelta
@@ -125,8 +126,17 @@ def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
         message_id=next(m["Message-ID"] for m in smtp.received if m["To"] == "reader1@example.org"),
     )
     assert record(verp_app, by_message_id)[1:] == (first, True)
-    by_address = feedback.Report(FeedbackKind.UNSUBSCRIBE, "mailto", address="Reader2@Example.org")
-    assert record(verp_app, by_address)[2] is True
+    # An address a report by mail gives names nobody: anybody can write one.
+    forged = feedback.Report(FeedbackKind.UNSUBSCRIBE, "mailto", address="Reader2@Example.org")
+    assert record(verp_app, forged) == (None, None, False)
+    # A provider's signed webhook vouches for the address it gives.
+    vouched = feedback.Report(
+        FeedbackKind.UNSUBSCRIBE,
+        "sendgrid",
+        address="Reader2@Example.org",
+        address_is_vouched_for=True,
+    )
+    assert record(verp_app, vouched)[2] is True
     assert record(verp_app, feedback.Report(FeedbackKind.HARD_BOUNCE, "dsn", address="x@y.z")) == (
         None,
         None,
@@ -145,7 +155,7 @@ def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
     assert status_of(verp_app, "reader2@example.org") == SubscriberStatus.UNSUBSCRIBED
     with verp_app.app_context():
         consent = db.session.scalars(select(ConsentEvent.source).order_by(ConsentEvent.id))
-        assert list(consent) == ["complaint", "mailto"]
+        assert list(consent) == ["complaint", "sendgrid"]
 
 
 def test_soft_bounces_bounce_a_reader_only_when_enough_fall_within_the_window(verp_app):

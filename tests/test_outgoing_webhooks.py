@@ -24,6 +24,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from harness import csrf_token, free_port
 from newsletter import digests, feedback, newsletters, posts, subscriptions, tokens
 from newsletter.extensions import db
+from newsletter.mail import return_path
 from newsletter.models import (
     FeedbackKind,
     Subscriber,
@@ -211,8 +212,11 @@ def test_a_bounce_or_complaint_that_changes_the_status_is_posted(
 ):
     add_endpoint(admin_client, receiver, ["subscriber.bounced", "subscriber.complained"])
     add_readers(app, 1)
-    report = feedback.Report(kind=kind, source="dsn", address="reader0@example.org", status="5.1.1")
     with app.app_context():
+        # A report names its reader by what we signed: here the Message-ID it quotes.
+        nonce = db.session.scalar(select(Subscriber.token_nonce))
+        message_id = return_path.message_id(nonce, return_path.DIGEST, 1, "localhost")
+        report = feedback.Report(kind=kind, source="dsn", message_id=message_id, status="5.1.1")
         feedback.record(report)
         # The same reader again changes nothing, and announces nothing.
         feedback.record(report)

@@ -23,7 +23,7 @@ from flask import current_app
 from markupsafe import Markup
 
 from newsletter import archive, i18n, markup, tokens
-from newsletter.mail import mime, template_data, templates
+from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest, Reader
 
@@ -102,11 +102,9 @@ class DigestMessages:
         """``in_language``: the digest as the readers of a language get it, where it
         differs from ``digest`` (the welcome email's default words, translated)."""
         config = current_app.config
-        # Stable per copy, so a copy sent twice after a crash looks like one to mail clients.
-        self.message_id_prefix = f"digest.{digest.id}.{int(digest.created_at.timestamp())}"
+        self.digest_id = digest.id
         self.domain = sender_domain()
         self.base_url = config["BASE_URL"]
-        self.mailto = config.get("LIST_UNSUBSCRIBE_MAILTO")
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
         # Each newsletter its own list (RFC 2919), so mail clients can tell and filter them.
         newsletter = getattr(digest, "newsletter", None)
@@ -134,8 +132,12 @@ class DigestMessages:
             )
             self.editions[locale] = Edition(head, _pieces(text), _pieces(html))
 
-    def message_id(self, subscriber_id: int) -> str:
-        return f"<{self.message_id_prefix}.{subscriber_id}@{self.domain}>"
+    def message_id(self, reader: Reader) -> str:
+        """A copy's signed Message-ID (return_path.py): it names the reader to whoever
+        holds the secret key, and tells nobody else a row id."""
+        return return_path.message_id(
+            reader.token_nonce, return_path.DIGEST, self.digest_id, self.domain
+        )
 
     def build(
         self, reader: Reader, date: str | None = None, message_id: str | None = None
@@ -146,14 +148,14 @@ class DigestMessages:
         made = tokens.make_tokens_for(LINK_PURPOSES, reader.token_nonce, self.newsletter_id)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
-        if self.mailto:
-            list_unsubscribe += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
+        if mailto_address := mailto.address_for(reader.token_nonce, self.newsletter_id):
+            list_unsubscribe += f",\r\n <mailto:{mailto_address}?subject=unsubscribe>"
         headers = (
             edition.head
             + (
                 f"To: {mime.address_header(reader.name, smtp_address(reader.email))}\r\n"
                 f"Date: {date or formatdate(usegmt=True)}\r\n"
-                f"Message-ID: {message_id or self.message_id(reader.id)}\r\n"
+                f"Message-ID: {message_id or self.message_id(reader)}\r\n"
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"
             ).encode()
         )

@@ -1,7 +1,9 @@
 """What a message that came back to us says, as feedback Reports (feedback.py).
 
-The inbound listener keeps every message sent to BOUNCE_ADDRESS, its VERP forms and
-LIST_UNSUBSCRIBE_MAILTO; this reads one:
+The inbound listener keeps every message sent to a signed VERP form of
+BOUNCE_ADDRESS, to its feedback-loop form (``bounces+fbl@``, the address registered
+with Yahoo's and Microsoft's complaint feedback loops) and to a signed form of
+LIST_UNSUBSCRIBE_MAILTO (mail/mailto.py); this reads one:
 
 - a delivery status notification (RFC 3464: multipart/report, report-type
   delivery-status) from the null sender: each recipient whose Action is failed is a
@@ -11,13 +13,15 @@ LIST_UNSUBSCRIBE_MAILTO; this reads one:
   (Exim's, qmail's: plain_bounces.py);
 - a complaint report (ARF, RFC 5965: report-type feedback-report) of Feedback-Type
   abuse: a complaint;
-- any mail to the unsubscribe address but automatic ones: an unsubscribe of its sender.
+- any mail to an unsubscribe address but automatic ones: an unsubscribe of the reader
+  (and newsletter) its token names, whoever the mail says it is from.
 
 Anything else (replies, auto-replies, junk, reports that say nothing usable) is
-ignored, with the reason for the admin. The reader is named, best first, by the
-VERP address the report came back to, the return path it quotes, the Message-ID of
-our message it returns, our unsubscribe link in that message's List-Unsubscribe, and
-last by the address it gives.
+ignored, with the reason for the admin. Only what we signed names the reader: the
+VERP address the report came back to, the return path it quotes, the signed
+Message-ID of our message it returns, or our unsubscribe link in that message's
+List-Unsubscribe. The addresses a report gives are kept for the admin and name
+nobody: anybody can write them.
 """
 
 import re
@@ -29,11 +33,13 @@ from email.utils import parseaddr
 from flask import current_app
 
 from newsletter.feedback import Report
-from newsletter.mail import plain_bounces, return_path
+from newsletter.mail import mailto, plain_bounces, return_path
 from newsletter.models import FeedbackKind
 
 BOUNCES = "bounces"
 UNSUBSCRIBE = "unsubscribe"
+# The +suffix of BOUNCE_ADDRESS to register with providers' complaint feedback loops.
+FEEDBACK_LOOP = "fbl"
 ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 HTTP_LINK = re.compile(r"<(https?://[^>\s]+)>")
 ORIGINAL_PARTS = ("message/rfc822", "text/rfc822-headers")
@@ -55,19 +61,17 @@ class Original:
 
 
 def addressed_to(address: str) -> str | None:
-    """BOUNCES or UNSUBSCRIBE for our addresses (each also with any +suffix, in any
-    case), None for any other."""
-    config = current_app.config
-    for kind, ours in ((BOUNCES, "BOUNCE_ADDRESS"), (UNSUBSCRIBE, "LIST_UNSUBSCRIBE_MAILTO")):
-        if config.get(ours) and _is_form_of(address, config[ours]):
-            return kind
+    """BOUNCES or UNSUBSCRIBE for an address that can be ours (a signed VERP form of
+    BOUNCE_ADDRESS or its feedback-loop form; a signed form of LIST_UNSUBSCRIBE_MAILTO),
+    in any case; None for any other, the bare addresses and made-up suffixes among them."""
+    suffix = return_path.plus_suffix(address, current_app.config["BOUNCE_ADDRESS"])
+    if suffix is not None and (
+        suffix.lower() == FEEDBACK_LOOP or return_path.read_token(suffix) is not None
+    ):
+        return BOUNCES
+    if mailto.read(address) is not None:
+        return UNSUBSCRIBE
     return None
-
-
-def _is_form_of(address: str, ours: str) -> bool:
-    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
-    our_local, _, our_domain = ours.lower().rpartition("@")
-    return domain == our_domain and local.partition("+")[0] == our_local
 
 
 def read(raw: bytes, mail_from: str, rcpt_to: str, fallback_reference: str) -> Reading:
@@ -76,7 +80,7 @@ def read(raw: bytes, mail_from: str, rcpt_to: str, fallback_reference: str) -> R
     message = message_from_bytes(raw, policy=policy.default)
     reference = str(message["Message-ID"] or "").strip() or fallback_reference
     if addressed_to(rcpt_to) == UNSUBSCRIBE:
-        return _unsubscribe_request(message, mail_from, reference)
+        return _unsubscribe_request(message, mail_from, rcpt_to, reference)
     report_type = str(message.get_param("report-type", "")).lower()
     if message.get_content_type() == "multipart/report" and report_type == "delivery-status":
         return _delivery_status(message, mail_from, rcpt_to, reference)
@@ -89,16 +93,27 @@ def read(raw: bytes, mail_from: str, rcpt_to: str, fallback_reference: str) -> R
     return Reading(ignored="neither a delivery report, a complaint report nor a bounce")
 
 
-def _unsubscribe_request(message: EmailMessage, mail_from: str, reference: str) -> Reading:
-    """RFC 2369: the mail's sender is the reader. Bounces and automatic replies that
-    reach this address are no one's request."""
+def _unsubscribe_request(
+    message: EmailMessage, mail_from: str, rcpt_to: str, reference: str
+) -> Reading:
+    """RFC 2369: a reader's mail client writes to the address their email carried, whose
+    token names them; ``From:`` is anybody's to write and never counts. Bounces and
+    automatic replies that reach this address are no one's request."""
     if not mail_from:
         return Reading(ignored="mail to the unsubscribe address from the null sender")
     if _is_automatic(message):
         return Reading(ignored="an automatic reply to the unsubscribe address")
-    address = parseaddr(str(message["From"] or ""))[1] or mail_from
+    sender = parseaddr(str(message["From"] or ""))[1] or mail_from
     return Reading(
-        (Report(FeedbackKind.UNSUBSCRIBE, "mailto", f"{reference} {address}", address=address),)
+        (
+            Report(
+                FeedbackKind.UNSUBSCRIBE,
+                "mailto",
+                f"{reference} {rcpt_to}",
+                unsubscribe_address=rcpt_to,
+                detail=f"written from {sender}",
+            ),
+        )
     )
 
 

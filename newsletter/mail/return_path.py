@@ -1,13 +1,18 @@
-"""Each email's return path. With BOUNCE_ADDRESS set, a VERP form of it,
-``bounces+<token>@example.org``, whose token names the reader and the message: a
-bounce comes back to it whatever it quotes of the message, and a complaint report
-usually quotes it (Original-Mail-From). Without it, the sender's own address.
+"""Each email's return path and Message-ID, both signed so that what comes back about
+an email names its reader verifiably, and nothing else does.
+
+With BOUNCE_ADDRESS set, the return path is a VERP form of it,
+``bounces+<token>@example.org``: a bounce comes back to it whatever it quotes of the
+message, and a complaint report usually quotes it (Original-Mail-From). Without it,
+the sender's own address. The Message-ID is ``<token@sender's domain>`` with the same
+token, so that a report which keeps only the quoted original's Message-ID (Yahoo's
+and Microsoft's complaint reports, redacted delivery reports) names the reader too.
 
 The token is the subscription's random nonce, what the message was (a digest and its
 id, or an email job and its id) and a MAC under the secret key, in lower-case base32:
 47 characters, within SMTP's 64 for a local part however mail systems fold its case.
-Nobody can make one for another reader, and none tells a row id to anyone who
-cannot read it already.
+Nobody can make one for another reader; the first of ``signing_keys`` signs and all of
+them verify, so the secret key rotates without orphaning mail already sent.
 """
 
 import base64
@@ -23,11 +28,13 @@ DIGEST = b"d"
 EMAIL_JOB = b"j"
 MAC_BYTES = 8
 NONCE_BYTES = 16
+# The MAC's purpose: a token made for one use never verifies for another.
+PURPOSE = b"return-path"
 
 
 @dataclass(frozen=True)
 class Reference:
-    """What a return path names."""
+    """What a return path or Message-ID names."""
 
     nonce: str
     # DIGEST or EMAIL_JOB, and that row's id.
@@ -35,36 +42,15 @@ class Reference:
     row_id: int
 
 
-def for_message(nonce: str, kind: bytes, row_id: int) -> str | None:
-    """The return path for a message, or None when BOUNCE_ADDRESS is not set."""
-    bounce_address = current_app.config["BOUNCE_ADDRESS"]
-    if not bounce_address:
-        return None
-    local, _, domain = bounce_address.rpartition("@")
-    body = bytes.fromhex(nonce) + kind + row_id.to_bytes(4, "big")
-    token = base64.b32encode(body + _mac(current_app.config["SECRET_KEY"], body))
-    return f"{local}+{token.decode().rstrip('=').lower()}@{domain}"
+def token(nonce: str, kind: bytes, row_id: int) -> str:
+    """The signed token naming a reader's message (a digest's copy, an email job's)."""
+    return sign(PURPOSE, bytes.fromhex(nonce) + kind + row_id.to_bytes(4, "big"))
 
 
-def read(address: str) -> Reference | None:
-    """What a VERP form of BOUNCE_ADDRESS names, if it is a genuine one."""
-    bounce_address = current_app.config["BOUNCE_ADDRESS"]
-    if not bounce_address or not address:
-        return None
-    local, _, domain = bounce_address.rpartition("@")
-    their_local, _, their_domain = address.strip().strip("<>").rpartition("@")
-    prefix = f"{local}+".lower()
-    if their_domain.lower() != domain.lower() or not their_local.lower().startswith(prefix):
-        return None
-    token = their_local[len(prefix) :].upper()
-    try:
-        data = base64.b32decode(token + "=" * (-len(token) % 8))
-    except ValueError:
-        return None
-    body, mac = data[:-MAC_BYTES], data[-MAC_BYTES:]
-    if len(body) != NONCE_BYTES + 5 or not any(
-        hmac.compare_digest(mac, _mac(key, body)) for key in signing_keys(current_app.config)
-    ):
+def read_token(text: str) -> Reference | None:
+    """What a token names, if it is a genuine one of ours."""
+    body = verify(PURPOSE, text, NONCE_BYTES + 5)
+    if body is None:
         return None
     return Reference(
         body[:NONCE_BYTES].hex(),
@@ -73,5 +59,70 @@ def read(address: str) -> Reference | None:
     )
 
 
-def _mac(key: str, body: bytes) -> bytes:
-    return hmac.digest(key.encode(), b"return-path" + body, hashlib.sha256)[:MAC_BYTES]
+def for_message(nonce: str, kind: bytes, row_id: int) -> str | None:
+    """The return path for a message, or None when BOUNCE_ADDRESS is not set."""
+    bounce_address = current_app.config["BOUNCE_ADDRESS"]
+    if not bounce_address:
+        return None
+    local, _, domain = bounce_address.rpartition("@")
+    return f"{local}+{token(nonce, kind, row_id)}@{domain}"
+
+
+def read(address: str) -> Reference | None:
+    """What a VERP form of BOUNCE_ADDRESS names, if it is a genuine one."""
+    suffix = plus_suffix(address or "", current_app.config["BOUNCE_ADDRESS"])
+    return read_token(suffix) if suffix else None
+
+
+def message_id(nonce: str, kind: bytes, row_id: int, domain: str) -> str:
+    """The Message-ID of a reader's message: the same every time it is made, so a copy
+    sent twice after a crash is one message to mail clients."""
+    return f"<{token(nonce, kind, row_id)}@{domain}>"
+
+
+def read_message_id(value: str | None) -> Reference | None:
+    """What a Message-ID of ours names; None for any other, and for the sequential
+    ``digest.<id>.<time>.<reader id>@`` ones of old mail, which anybody can make."""
+    local, at, _domain = (value or "").strip().strip("<>").rpartition("@")
+    return read_token(local) if at else None
+
+
+def plus_suffix(address: str, ours: str | None) -> str | None:
+    """The ``+suffix`` of a form of our address ``ours`` (any case), else None."""
+    if not ours:
+        return None
+    local, _, domain = ours.rpartition("@")
+    their_local, _, their_domain = address.strip().strip("<>").rpartition("@")
+    prefix = f"{local}+".lower()
+    if their_domain.lower() != domain.lower() or not their_local.lower().startswith(prefix):
+        return None
+    return their_local[len(prefix) :]
+
+
+def sign(purpose: bytes, body: bytes) -> str:
+    """``body`` and its MAC under the signing key, as a lower-case base32 local part."""
+    mac = _mac(current_app.config["SECRET_KEY"], purpose, body)
+    return base64.b32encode(body + mac).decode().rstrip("=").lower()
+
+
+def verify(purpose: bytes, text: str, length: int) -> bytes | None:
+    """The body of a token ``sign`` made for ``purpose`` of ``length`` bytes, under any
+    key that still verifies; None for anything else."""
+    encoded = text.upper()
+    if not encoded.isascii():
+        return None
+    try:
+        data = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+    except ValueError:
+        return None
+    body, mac = data[:-MAC_BYTES], data[-MAC_BYTES:]
+    if len(body) != length:
+        return None
+    keys = signing_keys(current_app.config)
+    if not any(hmac.compare_digest(mac, _mac(key, purpose, body)) for key in keys):
+        return None
+    return body
+
+
+def _mac(key: str, purpose: bytes, body: bytes) -> bytes:
+    return hmac.digest(key.encode(), purpose + body, hashlib.sha256)[:MAC_BYTES]

@@ -87,6 +87,8 @@ class Event:
             return_path=_text(self.return_path),
             message_id=_text(self.message_id),
             address=_text(self.address),
+            # The provider signed the request: its word on the recipient counts.
+            address_is_vouched_for=True,
             status=_text(self.status, STATUS_LENGTH),
             detail=_text(self.detail, DETAIL_LENGTH),
         )

@@ -30,7 +30,7 @@ from newsletter.sending.pacing import Booking
 class DigestDeliveries:
     model = Delivery
     sent_column = "sent_at"
-    # A copy's Message-ID comes from the digest and the reader, the same every time.
+    # A copy's Message-ID is signed from the digest and the reader, the same every time.
     keeps_message_id = False
     gather_seconds = 0.0
     linger_seconds = 0.0
@@ -65,7 +65,7 @@ class DigestDeliveries:
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
-        message_id = self.messages.message_id(reader.id)
+        message_id = self.messages.message_id(reader)
         raw = self.messages.build(reader, date, message_id)
         envelope = Envelope(
             reader.email,

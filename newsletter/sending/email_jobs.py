@@ -58,7 +58,10 @@ class EmailJobs:
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
-        message_id = f"<{claim.owes}.{claim.row_id}@{self.domain}>"
+        # Signed, never sequential: a report quoting it names this reader and no other.
+        message_id = return_path.message_id(
+            reader.token_nonce, return_path.EMAIL_JOB, claim.row_id, self.domain
+        )
         if claim.owes == EmailKind.CONFIRMATION:
             raw = transactional.build_confirmation(reader, message_id)
         else:
