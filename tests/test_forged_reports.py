@@ -5,6 +5,7 @@ genuine reports, which carry what we signed, still act. The listener also takes
 little: a few recipients per message, each message once, a few messages per
 connection, a few connections and messages per client address a minute."""
 
+import base64
 import smtplib
 import string
 
@@ -432,3 +433,18 @@ def test_signed_names_outlive_a_key_rotation_and_no_longer_a_dropped_key(make_ap
     with dropped.app_context():
         assert return_path.read_message_id(message_id) is None
         assert mailto.read(unsubscribe) is None
+
+
+def test_a_token_shows_no_row_id_and_reads_back_what_it_names(app):
+    nonce = "ab" * return_path.NONCE_BYTES
+    with app.app_context():
+        for row_id in (1, 2, 3):
+            made = return_path.token(nonce, return_path.DIGEST, row_id)
+            raw = base64.b32decode(made.upper() + "=" * (-len(made) % 8))
+            assert raw[: return_path.NONCE_BYTES].hex() == nonce
+            assert raw[return_path.NONCE_BYTES :][:5] != return_path.DIGEST + row_id.to_bytes(
+                4, "big"
+            )
+            assert return_path.read_token(made) == return_path.Reference(
+                nonce, return_path.DIGEST, row_id
+            )

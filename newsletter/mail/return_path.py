@@ -9,7 +9,8 @@ token, so that a report which keeps only the quoted original's Message-ID (Yahoo
 and Microsoft's complaint reports, redacted delivery reports) names the reader too.
 
 The token is the subscription's random nonce, what the message was (a digest and its
-id, or an email job and its id) and a MAC under the secret key, in lower-case base32:
+id, or an email job and its id, masked under the secret key so that no row id shows)
+and a MAC under the secret key, in lower-case base32:
 47 characters, within SMTP's 64 for a local part however mail systems fold its case.
 Nobody can make one for another reader; the first of ``signing_keys`` signs and all of
 them verify, so the secret key rotates without orphaning mail already sent.
@@ -100,9 +101,12 @@ def plus_suffix(address: str, ours: str | None) -> str | None:
 
 
 def sign(purpose: bytes, body: bytes) -> str:
-    """``body`` and its MAC under the signing key, as a lower-case base32 local part."""
-    mac = _mac(current_app.config["SECRET_KEY"], purpose, body)
-    return base64.b32encode(body + mac).decode().rstrip("=").lower()
+    """``body`` (a reader's nonce, then the ids of what it names) and its MAC under the
+    signing key, as a lower-case base32 local part. The ids are masked under the key, so
+    a token shows no row id, nor how many digests or emails came before."""
+    key = current_app.config["SECRET_KEY"]
+    masked = _masked(key, purpose, body)
+    return base64.b32encode(masked + _mac(key, purpose, body)).decode().rstrip("=").lower()
 
 
 def verify(purpose: bytes, text: str, length: int) -> bytes | None:
@@ -115,13 +119,22 @@ def verify(purpose: bytes, text: str, length: int) -> bytes | None:
         data = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
     except ValueError:
         return None
-    body, mac = data[:-MAC_BYTES], data[-MAC_BYTES:]
-    if len(body) != length:
+    masked, mac = data[:-MAC_BYTES], data[-MAC_BYTES:]
+    if len(masked) != length:
         return None
-    keys = signing_keys(current_app.config)
-    if not any(hmac.compare_digest(mac, _mac(key, purpose, body)) for key in keys):
-        return None
-    return body
+    for key in signing_keys(current_app.config):
+        body = _masked(key, purpose, masked)
+        if hmac.compare_digest(mac, _mac(key, purpose, body)):
+            return body
+    return None
+
+
+def _masked(key: str, purpose: bytes, body: bytes) -> bytes:
+    """``body`` with what follows its nonce XORed with a pad drawn from the key and the
+    nonce: the same call masks and unmasks."""
+    nonce, ids = body[:NONCE_BYTES], body[NONCE_BYTES:]
+    pad = hmac.digest(key.encode(), b"mask:" + purpose + nonce, hashlib.sha256)[: len(ids)]
+    return nonce + bytes(a ^ b for a, b in zip(ids, pad, strict=True))
 
 
 def _mac(key: str, purpose: bytes, body: bytes) -> bytes:
