@@ -18,6 +18,7 @@ from newsletter.extensions import (
     mail_extension,
     migrate,
 )
+from newsletter.mail import mailto, return_path
 from newsletter.web import cli, languages, register_blueprints, security
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,8 @@ def check_config(config):
         provider_events.check_config,
         i18n.check_config,
         outgoing_http.check_config,
+        return_path.check_config,
+        mailto.check_config,
     ):
         check(config)
 

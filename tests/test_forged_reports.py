@@ -448,3 +448,14 @@ def test_a_token_shows_no_row_id_and_reads_back_what_it_names(app):
             assert return_path.read_token(made) == return_path.Reference(
                 nonce, return_path.DIGEST, row_id
             )
+
+
+@pytest.mark.parametrize(
+    ("setting", "longest"), [("BOUNCE_ADDRESS", 16), ("LIST_UNSUBSCRIBE_MAILTO", 18)]
+)
+def test_an_address_whose_token_would_pass_a_local_parts_64_characters_stops_the_app(
+    make_app, setting, longest
+):
+    make_app(**{setting: f"{'b' * longest}@x.example"})
+    with pytest.raises(ValueError, match=f"{setting}: .* {longest} characters at most"):
+        make_app(**{setting: f"{'b' * (longest + 1)}@x.example"})

@@ -28,6 +28,12 @@ class Unsubscribe:
     newsletter_id: int | None
 
 
+def check_config(config) -> None:
+    return_path.check_local_part(
+        "LIST_UNSUBSCRIBE_MAILTO", config.get("LIST_UNSUBSCRIBE_MAILTO"), NONCE_BYTES + 4
+    )
+
+
 def address_for(nonce: str, newsletter_id: int | None) -> str | None:
     """The reader's mailto address for one newsletter's email (None: everything), or
     None when LIST_UNSUBSCRIBE_MAILTO is not set."""

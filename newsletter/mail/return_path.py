@@ -31,6 +31,7 @@ MAC_BYTES = 8
 NONCE_BYTES = 16
 # The MAC's purpose: a token made for one use never verifies for another.
 PURPOSE = b"return-path"
+MAX_LOCAL_PART = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,29 @@ class Reference:
     # DIGEST or EMAIL_JOB, and that row's id.
     kind: bytes
     row_id: int
+
+
+def token_length(body_bytes: int) -> int:
+    """Characters of a token over a body of ``body_bytes`` bytes (base32 of it and its MAC)."""
+    return -(-(body_bytes + MAC_BYTES) * 8 // 5)
+
+
+def check_local_part(setting: str, address: str | None, body_bytes: int) -> None:
+    """Refuse to start when ``address``'s ``local+token`` would pass SMTP's 64 characters:
+    mail systems would refuse or cut it, and its token would verify nothing."""
+    if not address:
+        return
+    local = address.rpartition("@")[0]
+    longest = MAX_LOCAL_PART - token_length(body_bytes) - 1
+    if len(local) > longest:
+        raise ValueError(
+            f"{setting}: the part before the @ may have {longest} characters at most, "
+            f"since a token of {token_length(body_bytes)} follows it (SMTP allows 64)"
+        )
+
+
+def check_config(config) -> None:
+    check_local_part("BOUNCE_ADDRESS", config.get("BOUNCE_ADDRESS"), NONCE_BYTES + 5)
 
 
 def token(nonce: str, kind: bytes, row_id: int) -> str:
