@@ -125,7 +125,7 @@ def render(name: str, context: dict, locale: str, saved: dict | None = None) -> 
         except Exception as error:
             # Whatever a template does that Python refuses (a sandbox or size limit, an
             # undefined attribute, a division by zero) is the template's fault.
-            raise TemplateFailed(name, f"{describe(error)} (its {part.upper()} part)") from error
+            raise TemplateFailed(name, f"{part.upper()} part, {describe(error)}") from error
     html, text = rendered
     return html, text
 
