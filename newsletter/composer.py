@@ -9,6 +9,7 @@ from sqlalchemy import select
 from newsletter import posts
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
+from newsletter.mail.templates import TemplateFailed
 from newsletter.markup import to_html
 from newsletter.models import Post, utcnow
 
@@ -38,12 +39,14 @@ class DraftIssue:
 class Preview:
     html: str
     text: str
+    # Why the admin's digest template failed, so that the built-in one is shown.
+    failure: TemplateFailed | None = None
 
 
 def preview(issue) -> Preview:
-    """The email of a digest (saved or not), as readers get it but for their own links."""
-    html, text = digest_mail.render(issue, links=PREVIEW_LINKS)
-    return Preview(html, text)
+    """The email of a digest (saved or not), as readers get it but for their own links;
+    with the built-in template when the admin's fails, and why, for the admin to fix."""
+    return Preview(*digest_mail.render_or_default(issue, links=PREVIEW_LINKS))
 
 
 def post_preview(post: Post | None, title: str, link: str, summary_markdown: str) -> Preview:

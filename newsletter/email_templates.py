@@ -1,7 +1,6 @@
 """Admins' own email templates: checked with sample data before they are kept, and
 taken back to the default file by deleting them."""
 
-import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -151,14 +150,4 @@ def _rendered(part: str, source: str, context: dict) -> str:
     except Exception as error:
         # Whatever stops the sample stops a send: an unsafe or undefined attribute, a
         # division by zero.
-        raise TemplateRefused(part, f"{_where(error)}{error}") from error
-
-
-def _where(error: Exception) -> str:
-    """ "Line n: " of the template line the error came from, as Jinja's traceback tells."""
-    lines = [
-        frame.lineno
-        for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename == "<template>"
-    ]
-    return f"Line {lines[-1]}: " if lines else ""
+        raise TemplateRefused(part, templates.describe(error)) from error

@@ -55,10 +55,19 @@ def _pieces(rendered):
 def render(digest, links=None, template="digest", locale=None, saved=None):
     """The digest's HTML (CSS inlined) and text, as every subscriber sees them, from
     ``template`` (``digest`` or ``welcome``), in ``locale`` (None: the default);
-    ``saved``: the template's versions, when already read."""
+    ``saved``: the template's versions, when already read. TemplateFailed when the
+    admin's template does not render."""
     locale = locale or i18n.default_locale()
     html, text = templates.render(template, context(digest, links, locale), locale, saved)
     return INLINER.inline(html), text
+
+
+def render_or_default(digest, links=None, template="digest", locale=None, saved=None):
+    """As ``render``, but with the built-in template (and a WARNING) when the admin's
+    fails: a page or a preview still shows the digest, and ``failure`` says why."""
+    locale = locale or i18n.default_locale()
+    shown = templates.render_or_default(template, context(digest, links, locale), locale, saved)
+    return shown._replace(html=INLINER.inline(shown.html))
 
 
 def context(digest, links=None, locale=None) -> dict:
@@ -98,9 +107,11 @@ Edition = namedtuple("Edition", "head text_pieces html_pieces")
 class DigestMessages:
     """Makes the raw bytes of one digest for any subscriber, in their language."""
 
-    def __init__(self, digest, template="digest", in_language=None):
+    def __init__(self, digest, template="digest", in_language=None, or_default=False):
         """``in_language``: the digest as the readers of a language get it, where it
-        differs from ``digest`` (the welcome email's default words, translated)."""
+        differs from ``digest`` (the welcome email's default words, translated).
+        When the admin's template fails: TemplateFailed, or with ``or_default`` the
+        built-in template."""
         config = current_app.config
         self.digest_id = digest.id
         self.domain = sender_domain()
@@ -122,7 +133,9 @@ class DigestMessages:
         self.editions = {}
         for locale in i18n.LANGUAGES:
             issue = (in_language or {}).get(locale, digest)
-            html, text = render(issue, template=template, locale=locale, saved=saved)
+            html, text, *_failure = (render_or_default if or_default else render)(
+                issue, template=template, locale=locale, saved=saved
+            )
             head = mime.fixed_headers(
                 From=config["MAIL_DEFAULT_SENDER"],
                 Subject=issue.subject,

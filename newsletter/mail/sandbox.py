@@ -68,6 +68,12 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             return False
         return super().is_safe_attribute(obj, attr, value)
 
+    def wrap_str_format(self, value):
+        # Jinja (3.1.5 on) hands out its own sandboxed str.format before it asks
+        # is_safe_attribute, which then never refuses it: a width in its fields
+        # ('{0:>999999999}') would make a value past every size limit.
+        return None
+
     def call(__self, __context, __obj, *args, **kwargs):
         _check_arguments(args, kwargs)
         # gettext formats its message with "%": _("%(n)999999999d", n=1).

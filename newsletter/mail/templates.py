@@ -11,14 +11,24 @@ The default templates speak every language of i18n.LANGUAGES through ``{% trans 
 and ``_()``: each language has sandboxes of its own, with that language's catalog
 installed, so a render never switches a shared environment's language under another
 thread's feet.
+
+A stored template may still fail when it is rendered: one saved before the sandbox
+refused what it does, or one that real data takes down a branch the sample did not.
+``render`` then raises TemplateFailed, naming the template and why, so that a send
+can stop and say so; ``render_or_default`` renders the built-in file instead, for
+what must not depend on an admin's template (a public page, a confirmation link).
 """
 
+import logging
+import traceback
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import current_app
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import i18n
 from newsletter.extensions import db
@@ -30,6 +40,25 @@ PARTS = {"html": "html", "text": "txt"}
 # The welcome email is made like a digest: until an admin writes its own, it is the digest's.
 DEFAULT_FILES = {"confirmation": "confirmation", "welcome": "digest", "digest": "digest"}
 CACHE_KEY = "newsletter.email_templates"
+
+log = logging.getLogger("newsletter.mail")
+
+
+class TemplateFailed(Exception):
+    """An admin's stored template that did not render; the message, which the admin
+    reads where the digest stopped, names the template and says why."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"the template '{name}' failed: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class Rendered(NamedTuple):
+    html: str
+    text: str
+    # Why the admin's template was not used (the default was), or None.
+    failure: TemplateFailed | None = None
 
 
 def default_source(name: str, part: str) -> str:
@@ -82,13 +111,45 @@ def versions(name: str) -> dict:
 
 def render(name: str, context: dict, locale: str, saved: dict | None = None) -> tuple[str, str]:
     """The template's HTML and text, rendered with ``context`` in ``locale``; ``saved``
-    is its ``versions``, when the caller renders it in several languages at once."""
+    is its ``versions``, when the caller renders it in several languages at once.
+    TemplateFailed when either part does not render."""
     saved = versions(name) if saved is None else saved
-    html, text = (
-        template_sandbox.render(compiled(name, part, saved.get(part), locale), context)
-        for part in PARTS
-    )
+    rendered = []
+    for part in PARTS:
+        try:
+            template = compiled(name, part, saved.get(part), locale)
+            rendered.append(template_sandbox.render(template, context))
+        except SQLAlchemyError:
+            # A database that is away is no fault of the template: the caller retries.
+            raise
+        except Exception as error:
+            # Whatever a template does that Python refuses (a sandbox or size limit, an
+            # undefined attribute, a division by zero) is the template's fault.
+            raise TemplateFailed(name, f"{part.upper()} part, {describe(error)}") from error
+    html, text = rendered
     return html, text
+
+
+def render_or_default(name: str, context: dict, locale: str, saved: dict | None = None) -> Rendered:
+    """As ``render``; but when the admin's template fails, the built-in default with the
+    same context, a WARNING, and ``failure`` saying why."""
+    try:
+        return Rendered(*render(name, context, locale, saved))
+    except TemplateFailed as failure:
+        log.warning("%s; the built-in default was used instead", failure)
+        html, text = (
+            template_sandbox.render(default_template(name, part, locale), context) for part in PARTS
+        )
+        return Rendered(html, text, failure)
+
+
+def default_template(name: str, part: str, locale: str):
+    """The built-in file of that template, compiled once per process and language."""
+    compiled_templates = current_app.extensions.setdefault(CACHE_KEY, {})
+    key = (name, part, locale, "default")
+    if key not in compiled_templates:
+        compiled_templates[key] = sandbox(part, locale).from_string(default_source(name, part))
+    return compiled_templates[key]
 
 
 def compiled(name: str, part: str, updated_at, locale: str):
@@ -105,3 +166,15 @@ def render_source(part: str, source: str, context: dict, locale: str) -> str:
     """Unsaved source rendered strictly: an undefined variable or attribute is an error."""
     template = sandbox(part, locale, strict=True).from_string(source)
     return template_sandbox.render(template, context)
+
+
+def describe(error: Exception) -> str:
+    """The error as an admin reads it: "Line n: " of the template line it came from, as
+    Jinja's traceback tells, then the error's own words."""
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(error.__traceback__)
+        if frame.filename == template_sandbox.TEMPLATE_FILE
+    ]
+    where = f"Line {lines[-1]}: " if lines else ""
+    return f"{where}{str(error) or type(error).__name__}"

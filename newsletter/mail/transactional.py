@@ -48,9 +48,10 @@ def confirmation_context(reader: Reader) -> dict:
 
 
 def build_confirmation(reader: Reader, message_id: str) -> bytes:
-    """The email whose link confirms a pending subscription."""
+    """The email whose link confirms a pending subscription; made from the built-in
+    template when the admin's fails, since a reader must always get their link."""
     context = confirmation_context(reader)
-    html, text = templates.render("confirmation", context, context["lang"])
+    html, text, _failure = templates.render_or_default("confirmation", context, context["lang"])
     frame = _confirmation_frame(context["lang"])
     headers = (
         frame.headers
@@ -101,7 +102,8 @@ class WelcomeIssue:
 
 def welcome_messages() -> DigestMessages:
     """The welcome email, a hello and the latest posts, rendered once for a batch:
-    rendering costs milliseconds, a copy microseconds."""
+    rendering costs milliseconds, a copy microseconds. The built-in template stands in
+    for the admin's when that fails: a welcome is no digest, with nobody to resume it."""
     chosen = settings.current()
     latest = db.session.scalars(
         select(Post).order_by(Post.published_at.desc()).limit(WELCOME_POSTS)
@@ -116,7 +118,7 @@ def welcome_messages() -> DigestMessages:
         )
         for locale in i18n.LANGUAGES
     }
-    return DigestMessages(issue, template="welcome", in_language=in_language)
+    return DigestMessages(issue, template="welcome", in_language=in_language, or_default=True)
 
 
 def _shipped_words_in(locale: str, words: str) -> str:

@@ -6,6 +6,8 @@ a batch task claims rows of that digest and sends them under the admins' rate
 limit (pacing.py). When none is left the digest is marked sent.
 """
 
+import logging
+
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, update
 
@@ -14,6 +16,7 @@ from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope
+from newsletter.mail.templates import TemplateFailed
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -25,6 +28,8 @@ from newsletter.models import (
 from newsletter.sending import engine, leases, pacing
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
+
+log = logging.getLogger("newsletter.sending")
 
 
 class DigestDeliveries:
@@ -75,11 +80,7 @@ class DigestDeliveries:
 
     def refused(self, reason: str) -> None:
         """Pause the digest and say why: every copy would meet the same refusal."""
-        db.session.execute(
-            update(Digest)
-            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
-            .values(status=DigestStatus.PAUSED, paused_reason=reason[: engine.ERROR_LENGTH])
-        )
+        pause(self.digest_id, reason)
 
     def when_idle(self) -> float | None:
         """Mark the digest sent when no copy is left to write or send; else say when
@@ -123,12 +124,32 @@ def messages_for(digest: Digest) -> DigestMessages:
     return _message_makers[key]
 
 
+def pause(digest_id: int, reason: str) -> None:
+    """Pause a sending digest, saying why on its page; its copies stay owed, for the
+    admin to resume. The caller commits."""
+    db.session.execute(
+        update(Digest)
+        .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING)
+        .values(status=DigestStatus.PAUSED, paused_reason=reason[: engine.ERROR_LENGTH])
+    )
+
+
 def send_for(digest_id: int, seconds: float) -> RunReport:
-    """Send the digest's due copies, batch after batch, for about ``seconds``."""
+    """Send the digest's due copies, batch after batch, for about ``seconds``.
+
+    A digest whose template fails is paused, not sent with another: the admin fixes
+    it and resumes, and every copy goes out once, as they wrote it."""
     digest = db.session.get(Digest, digest_id)
     if digest is None or digest.status != DigestStatus.SENDING:
         return RunReport()
-    return engine.run(DigestDeliveries(digest), seconds)
+    try:
+        deliveries = DigestDeliveries(digest)
+    except TemplateFailed as failure:
+        log.warning("digest %d paused: %s", digest_id, failure)
+        pause(digest_id, str(failure))
+        db.session.commit()
+        return RunReport()
+    return engine.run(deliveries, seconds)
 
 
 def stalled_digest_ids() -> list[int]:

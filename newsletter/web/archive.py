@@ -47,14 +47,15 @@ def show(digest_id, slug):
     if slug != archive.slug(digest.subject):
         return redirect(digest_url(digest), 301)
     # The email as readers got it, less their own links: whoever follows them here
-    # is sent to the sign-up page, and the page does not link to itself.
+    # is sent to the sign-up page, and the page does not link to itself. A template
+    # that fails gives way to the built-in one: readers see the digest, the log why.
     signup_url = url_for("public.index")
-    html, _text = digest_mail.render(
+    shown = digest_mail.render_or_default(
         digest,
         links={"unsubscribe_url": signup_url, "preferences_url": signup_url, "archive_url": None},
         locale=str(get_locale()),
     )
-    return html
+    return shown.html
 
 
 @bp.get("/archive.atom")
