@@ -61,9 +61,11 @@ class Config:
     # Days the audit log of admins', API keys' and commands' actions is kept (0: kept).
     AUDIT_RETENTION_DAYS = _env_int("AUDIT_RETENTION_DAYS", 365)
     # A pending address gets at most one confirmation email per this many seconds,
-    # so a form cannot be used to flood somebody's inbox.
+    # so a form cannot be used to flood somebody's inbox; a reader gets at most one
+    # "link to my data" email per this many seconds, for the same reason.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)
-    # And at most this many in 24 hours, whatever the number of sign-ups or IPs.
+    # And at most this many in 24 hours, whatever the number of sign-ups or IPs (and
+    # as many data-link emails, counted apart).
     CONFIRM_MAX_PER_DAY = _env_int("CONFIRM_MAX_PER_DAY", 3)
     # Wrong confirmation codes allowed per confirmation email.
     CONFIRM_CODE_ATTEMPTS = _env_int("CONFIRM_CODE_ATTEMPTS", 5)

@@ -27,6 +27,11 @@ KINDS = {
     "confirmation": Kind(
         "Confirmation", "confirm_url", "without it nobody can confirm a subscription"
     ),
+    "data_link": Kind(
+        "Link to a reader's data",
+        "preferences_url",
+        "it is the link the reader asked for, which opens their data",
+    ),
     "welcome": Kind("Welcome", "unsubscribe_url", "every email must let its reader leave"),
     "digest": Kind("Digest", "unsubscribe_url", "every email must let its reader leave"),
 }
@@ -91,9 +96,11 @@ def preview(name: str, edited: dict[str, str]) -> composer.Preview:
                 f"The {part.upper()} part must keep the link {{{{ {kind.required_link} }}}}: "
                 f"{kind.why}.",
             )
-    # As sent: digests' CSS is inlined; the confirmation's styles are inline already.
+    # As sent: digests' CSS is inlined; the transactional emails' styles are inline already.
     html = (
-        rendered["html"] if name == "confirmation" else digest_mail.INLINER.inline(rendered["html"])
+        rendered["html"]
+        if name in transactional.SUBJECTS
+        else digest_mail.INLINER.inline(rendered["html"])
     )
     return composer.Preview(html, rendered["text"])
 
@@ -128,9 +135,9 @@ def reset(name: str) -> None:
 def sample(name: str) -> tuple[dict, str]:
     """The variables a template of the kind gets, with sample values, and the value of
     its required link."""
-    if name == "confirmation":
-        context = transactional.confirmation_context(SAMPLE_READER)
-        return context, context["confirm_url"]
+    if name in transactional.CONTEXTS:
+        context = transactional.CONTEXTS[name](SAMPLE_READER)
+        return context, context[KINDS[name].required_link]
     base_url = current_app.config["BASE_URL"]
     links = {
         "unsubscribe_url": f"{base_url}/unsubscribe/sample",

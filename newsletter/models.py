@@ -332,6 +332,8 @@ class Reader:
 class EmailKind(StrEnum):
     CONFIRMATION = "confirmation"
     WELCOME = "welcome"
+    # A preferences link that opens the reader's data, which they asked for by email.
+    DATA_LINK = "data_link"
 
 
 class JobStatus(StrEnum):

@@ -217,11 +217,18 @@ def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     anyway, because the token is made when the email is built. A job a worker is
     sending right now counts as sent.
     """
+    return _owe(subscriber, EmailKind.CONFIRMATION)
+
+
+def _owe(subscriber: Subscriber, kind: EmailKind) -> EmailJob | None:
+    """A job of ``kind`` for the subscriber, within CONFIRM_RESEND_INTERVAL and
+    CONFIRM_MAX_PER_DAY (None: one went out just now, or enough went out today),
+    left for the caller to commit. Whoever asks, the mailbox gets no more than that."""
     now = utcnow()
     open_jobs = db.session.scalars(
         select(EmailJob).where(
             EmailJob.subscriber_id == subscriber.id,
-            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.kind == kind,
             EmailJob.status == JobStatus.QUEUED,
         )
     ).all()
@@ -232,7 +239,7 @@ def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     recently_sent = db.session.scalar(
         select(EmailJob.id).where(
             EmailJob.subscriber_id == subscriber.id,
-            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.kind == kind,
             EmailJob.status == JobStatus.SENT,
             EmailJob.finished_at > now - interval,
         )
@@ -242,13 +249,13 @@ def owe_confirmation(subscriber: Subscriber) -> EmailJob | None:
     sent_today = db.session.scalar(
         select(func.count(EmailJob.id)).where(
             EmailJob.subscriber_id == subscriber.id,
-            EmailJob.kind == EmailKind.CONFIRMATION,
+            EmailJob.kind == kind,
             EmailJob.created_at > now - timedelta(days=1),
         )
     )
     if sent_today >= current_app.config["CONFIRM_MAX_PER_DAY"]:
         return None
-    job = EmailJob(kind=EmailKind.CONFIRMATION, subscriber=subscriber)
+    job = EmailJob(kind=kind, subscriber=subscriber)
     db.session.add(job)
     db.session.flush()
     return job
@@ -484,6 +491,33 @@ def check_preferences(token: str, data: bool = False) -> Subscriber:
         if data:
             raise DataNeedsEmailedLink() from None
     return _subscriber_for(nonce)
+
+
+# Who may be sent a link to their data: unsubscribed readers too (it answers their own
+# request, it is no newsletter), never an address that bounced or complained.
+DATA_LINK_STATUSES = (
+    SubscriberStatus.PENDING,
+    SubscriberStatus.CONFIRMED,
+    SubscriberStatus.UNSUBSCRIBED,
+)
+
+
+def email_data_link(token: str) -> Subscriber:
+    """Owe the reader a preferences link that opens their data, by email to their own
+    address: the way to their data for a reader whose link came from an unsubscribe link
+    and who gets no more digests. At most one per CONFIRM_RESEND_INTERVAL and
+    CONFIRM_MAX_PER_DAY a day, whoever presses the button.
+
+    The caller answers the same whatever happens here (sent, limited, or an address we
+    may not mail), so the answer tells nothing about the reader. Returns the reader."""
+    subscriber = check_preferences(token)
+    if subscriber.status not in DATA_LINK_STATUSES or privacy.suppressed([subscriber.email]):
+        return subscriber
+    if _owe(subscriber, EmailKind.DATA_LINK) is None:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
+    return subscriber
 
 
 def link_opens_data(token: str) -> bool:

@@ -1,4 +1,4 @@
-"""Admins edit the confirmation, welcome and digest emails in the browser: checked in
+"""Admins edit the confirmation, data-link, welcome and digest emails in the browser: checked in
 Jinja's sandbox with sample data before anything is kept, sent by real workers once
 saved, and back to the default file after a reset."""
 
@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from harness import csrf_token
-from newsletter import digests, email_templates
+from newsletter import digests, email_templates, tokens
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import transactional
-from newsletter.models import Admin, EmailTemplate, Reader, WebhookEndpoint
+from newsletter.models import Admin, EmailTemplate, Reader, Subscriber, WebhookEndpoint
 from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
@@ -246,7 +246,7 @@ def test_a_digest_reads_each_template_once_and_compiles_it_once_per_version(
     assert EDITORS_LINE.encode() in quopri.decodestring(encoded)
 
 
-@pytest.mark.parametrize("name", ["confirmation", "welcome", "digest"])
+@pytest.mark.parametrize("name", ["confirmation", "data_link", "welcome", "digest"])
 def test_the_default_emails_read_well_in_dark_mode_and_to_screen_readers(admin_client, name):
     defaults = textareas(admin_client.get(f"/admin/email-templates/{name}"))
     page = edit(admin_client, name, *defaults, preview="1").get_data(as_text=True)
@@ -376,7 +376,15 @@ def test_no_template_reaches_past_its_variables_on_any_page_or_email(
     visitor.post("/subscribe", data={"email": "ann@example.org", "name": "Ann"})
     confirmation = smtp.wait_for(2)[1]
     visitor.post(link_in(confirmation))
-    emails = smtp.wait_for(3)
+    smtp.wait_for(3)
+    # Ann asks for a link to her data from a page that cannot open it.
+    with app.app_context():
+        ann = db.session.scalar(select(Subscriber).where(Subscriber.email == "ann@example.org"))
+        minted = f"/preferences/{tokens.make_token(tokens.PREFERENCES_FROM_UNSUBSCRIBE, ann)}"
+    page = visitor.get(minted)
+    visitor.post(f"{minted}/email-data-link", data={"csrf_token": csrf_token(page)})
+    emails = smtp.wait_for(4)
+    assert "Your link to your data" in emails[3]["Subject"]
     shown = [
         visitor.get(f"/archive/{digest_id}", follow_redirects=True).text,
         admin_client.get(f"/admin/digests/{digest_id}").text,
@@ -419,4 +427,6 @@ def test_the_sample_a_template_is_checked_with_has_the_shapes_it_is_sent_with(ap
         reader = Reader(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
         confirmation = transactional.confirmation_context(reader)
         assert shapes(email_templates.sample("confirmation")[0]) == shapes(confirmation)
+        data_link = transactional.data_link_context(reader)
+        assert shapes(email_templates.sample("data_link")[0]) == shapes(data_link)
         assert not any(isinstance(value, db.Model) for value in sent.values())

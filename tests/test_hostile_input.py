@@ -450,6 +450,7 @@ LINK_ROUTES = [
     ("POST", "/preferences/{}"),
     ("GET", "/preferences/{}/data"),
     ("POST", "/preferences/{}/erase"),
+    ("POST", "/preferences/{}/email-data-link"),
 ]
 link_forms = st.fixed_dictionaries(
     {},

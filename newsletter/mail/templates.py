@@ -38,7 +38,12 @@ from newsletter.models import EmailTemplate
 # Each part, and the extension of its default file.
 PARTS = {"html": "html", "text": "txt"}
 # The welcome email is made like a digest: until an admin writes its own, it is the digest's.
-DEFAULT_FILES = {"confirmation": "confirmation", "welcome": "digest", "digest": "digest"}
+DEFAULT_FILES = {
+    "confirmation": "confirmation",
+    "data_link": "data_link",
+    "welcome": "digest",
+    "digest": "digest",
+}
 CACHE_KEY = "newsletter.email_templates"
 
 log = logging.getLogger("newsletter.mail")

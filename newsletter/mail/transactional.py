@@ -1,5 +1,5 @@
-"""What the transactional emails say: the confirmation and the welcome email, each
-in its reader's language.
+"""What the transactional emails say: the confirmation, the welcome email and the
+link to a reader's data, each in its reader's language.
 
 Each message's Message-ID comes from its job (sending.email_jobs), so a message
 sent again after a crash is the same message to the reader's mail client.
@@ -47,12 +47,44 @@ def confirmation_context(reader: Reader) -> dict:
     }
 
 
+def data_link_context(reader: Reader) -> dict:
+    """What the data-link template is rendered with: a fresh preferences link, made as a
+    digest's is, so that it opens the reader's data."""
+    token = tokens.make_token_for(tokens.PREFERENCES, reader.token_nonce)
+    return {
+        "lang": i18n.reader_locale(reader.locale),
+        "subscriber": template_data.subscriber_data(reader),
+        "site_name": current_app.config["SITE_NAME"],
+        "preferences_url": link(f"/preferences/{token}"),
+        "max_age_days": current_app.config["PREFERENCES_MAX_AGE"] // 86400,
+    }
+
+
+# Each transactional email's subject, and what its template is rendered with.
+SUBJECTS = {
+    "confirmation": i18n.N_("Confirm your subscription to %(site_name)s"),
+    "data_link": i18n.N_("Your link to your data at %(site_name)s"),
+}
+CONTEXTS = {"confirmation": confirmation_context, "data_link": data_link_context}
+
+
 def build_confirmation(reader: Reader, message_id: str) -> bytes:
-    """The email whose link confirms a pending subscription; made from the built-in
-    template when the admin's fails, since a reader must always get their link."""
-    context = confirmation_context(reader)
-    html, text, _failure = templates.render_or_default("confirmation", context, context["lang"])
-    frame = _confirmation_frame(context["lang"])
+    """The email whose link confirms a pending subscription."""
+    return build("confirmation", reader, message_id)
+
+
+def build_data_link(reader: Reader, message_id: str) -> bytes:
+    """The email a reader asked for on their preferences page, whose link opens their data."""
+    return build("data_link", reader, message_id)
+
+
+def build(name: str, reader: Reader, message_id: str) -> bytes:
+    """The transactional email ``name`` (of SUBJECTS) for the reader, in their language;
+    made from the built-in template when the admin's fails, since a reader must always get
+    their link."""
+    context = CONTEXTS[name](reader)
+    html, text, _failure = templates.render_or_default(name, context, context["lang"])
+    frame = _frame(name, context["lang"])
     headers = (
         frame.headers
         + (
@@ -68,17 +100,17 @@ def build_confirmation(reader: Reader, message_id: str) -> bytes:
     )
 
 
-ConfirmationFrame = namedtuple("ConfirmationFrame", "headers alternative")
+Frame = namedtuple("Frame", "headers alternative")
 
 
-def _confirmation_frame(locale: str) -> ConfirmationFrame:
-    """What every confirmation in a language shares (From, Subject, the MIME skeleton),
-    made once per app: the stdlib's header encoding is slow."""
-    frames = current_app.extensions.setdefault("newsletter.confirmation_frames", {})
-    if locale not in frames:
+def _frame(name: str, locale: str) -> Frame:
+    """What every email of a kind in a language shares (From, Subject, the MIME
+    skeleton), made once per app: the stdlib's header encoding is slow."""
+    frames = current_app.extensions.setdefault("newsletter.transactional_frames", {})
+    if (name, locale) not in frames:
         config = current_app.config
-        subject = i18n.catalog(locale).gettext("Confirm your subscription to %(site_name)s")
-        frames[locale] = ConfirmationFrame(
+        subject = i18n.catalog(locale).gettext(SUBJECTS[name])
+        frames[name, locale] = Frame(
             mime.fixed_headers(
                 From=config["MAIL_DEFAULT_SENDER"],
                 Subject=subject % {"site_name": config["SITE_NAME"]},
@@ -86,7 +118,7 @@ def _confirmation_frame(locale: str) -> ConfirmationFrame:
             ),
             mime.Alternative(),
         )
-    return frames[locale]
+    return frames[name, locale]
 
 
 @dataclass

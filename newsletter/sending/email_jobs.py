@@ -1,10 +1,12 @@
-"""Confirmation and welcome emails, as the engine sends them: one ``EmailJob`` row each."""
+"""Confirmation, welcome and data-link emails, as the engine sends them: one ``EmailJob``
+row each."""
 
 from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import exists, select
 
+from newsletter import privacy
 from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
@@ -24,9 +26,17 @@ GATHER_SECONDS = 0.02
 LINGER_SECONDS = 0.1
 # Jobs this much past due with no live lease have lost their hint.
 SWEEP_GRACE = timedelta(seconds=10)
-WANTED_STATUS = {
-    EmailKind.CONFIRMATION: SubscriberStatus.PENDING,
-    EmailKind.WELCOME: SubscriberStatus.CONFIRMED,
+# The statuses a reader may still have when their job is sent. The link to one's data
+# answers the reader's own request, so unsubscribed readers get it; no address that
+# bounced or complained ever does.
+WANTED_STATUSES = {
+    EmailKind.CONFIRMATION: (SubscriberStatus.PENDING,),
+    EmailKind.WELCOME: (SubscriberStatus.CONFIRMED,),
+    EmailKind.DATA_LINK: (
+        SubscriberStatus.PENDING,
+        SubscriberStatus.CONFIRMED,
+        SubscriberStatus.UNSUBSCRIBED,
+    ),
 }
 
 
@@ -54,7 +64,11 @@ class EmailJobs:
         return engine.claim_rows(EmailJob, EmailJob.kind, ids)
 
     def wanted(self, claim: Claim) -> bool:
-        return claim.reader.status == WANTED_STATUS.get(claim.owes)
+        if claim.reader.status not in WANTED_STATUSES.get(claim.owes, ()):
+            return False
+        # A bounce or complaint may have suppressed the address since the reader asked;
+        # the other kinds follow the status alone, as before.
+        return claim.owes != EmailKind.DATA_LINK or not privacy.suppressed([claim.reader.email])
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
@@ -64,6 +78,8 @@ class EmailJobs:
         )
         if claim.owes == EmailKind.CONFIRMATION:
             raw = transactional.build_confirmation(reader, message_id)
+        elif claim.owes == EmailKind.DATA_LINK:
+            raw = transactional.build_data_link(reader, message_id)
         else:
             raw = self.welcome.build(reader, date, message_id)
         envelope = Envelope(

@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from newsletter import captcha, i18n, newsletters, privacy, subscriptions, tokens
 from newsletter.addresses import InvalidSignup
-from newsletter.extensions import limiter
+from newsletter.extensions import csrf, limiter
 from newsletter.mail.relay import uses_outbox
 from newsletter.models import SubscriberStatus
 from newsletter.web.languages import browser_locale, speak_to
@@ -337,8 +337,30 @@ def erase_data(token):
 DATA_NEEDS_EMAIL = _l(
     "Downloading or deleting your data needs the preferences link from one of our emails, "
     "not the one on the unsubscribe page: unsubscribe links never expire and may have been "
-    "forwarded. Use the preferences link in the latest email from us."
+    "forwarded. Use the preferences link in the latest email from us, or ask for one here: "
+    "we email it to the address of this subscription."
 )
+
+
+@bp.post("/preferences/<token>/email-data-link")
+def email_data_link(token):
+    """The button "Email me a link to my data": owes the reader an email with a
+    preferences link that opens their data, and answers the same whatever happened
+    (sent, limited, or an address we may not mail), so the page tells nobody anything
+    about the reader."""
+    # Readers' forms are exempt (their links are the secret), but this one sends mail:
+    # only a page of this site may press it, as the admin's forms.
+    csrf.protect()
+    subscriber = subscriptions.email_data_link(token)
+    speak_to(subscriber)
+    return render_template(
+        "public/message.html",
+        title=_("Check your email"),
+        text=_(
+            "If we can send email to the address of this subscription, a link to your data "
+            "is on its way to it. We send at most a few a day; the link in the latest one works."
+        ),
+    )
 
 
 def render_preferences(subscriber, token, **extra):
@@ -374,7 +396,10 @@ def link_expired(_error):
 @bp.errorhandler(subscriptions.DataNeedsEmailedLink)
 def data_needs_emailed_link(_error):
     return render_template(
-        "public/message.html", title=_("This link cannot open your data"), text=DATA_NEEDS_EMAIL
+        "public/message.html",
+        title=_("This link cannot open your data"),
+        text=DATA_NEEDS_EMAIL,
+        data_link_token=request.view_args["token"],
     ), 403
 
 
