@@ -478,7 +478,10 @@ def test_failures_from_many_addresses_never_keep_the_owner_out(make_app, caplog)
         entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     logged = [(entry.action, entry.actor_kind, entry.actor, entry.target) for entry in entries]
     failed = ("admins.login_failed", "visitor", ADMIN[0], ADMIN[0])
-    assert logged == [
+    made_by_the_fixture = ("admins.create", "command")
+    assert logged[0][:2] == made_by_the_fixture
+    entries = entries[1:]
+    assert logged[1:] == [
         *[failed] * 15,
         ("admins.login_failures", "visitor", ADMIN[0], ADMIN[0]),
         ("admins.login", "admin", ADMIN[0], ADMIN[0]),

@@ -65,6 +65,7 @@ def test_an_owner_reads_who_did_what_on_the_audit_page_and_in_its_csv(
         "subscribers.export",
         "newsletters.create",
         "subscribers.import",
+        "admins.login",
         "admins.create",
     ]
     assert f'{ADMIN[0]} <span class="note">(admin)</span>' in rows[0]
@@ -79,12 +80,13 @@ def test_an_owner_reads_who_did_what_on_the_audit_page_and_in_its_csv(
     download = admin_client.get("/admin/audit.csv")
     assert download.headers["Content-Disposition"] == "attachment; filename=audit.csv"
     lines = list(csv.DictReader(io.StringIO(download.text)))
-    assert [(line["actor_kind"], line["action"]) for line in lines][:3] == [
+    assert [(line["actor_kind"], line["action"]) for line in lines][:4] == [
         ("command", "admins.create"),
+        ("admin", "admins.login"),
         ("command", "subscribers.import"),
         ("command", "newsletters.create"),
     ]
-    assert lines[1]["detail"] == "added 1, skipped 0, rejected 0, confirmed: no"
+    assert lines[2]["detail"] == "added 1, skipped 0, rejected 0, confirmed: no"
     assert lines[-1]["actor"] == ADMIN[0]
     assert lines[-1]["ip"] == "127.0.0.1"
 
