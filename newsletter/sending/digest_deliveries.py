@@ -40,9 +40,9 @@ class DigestDeliveries:
         self.label = f"digest {digest.id}"
         self.messages = messages_for(digest)
         self.batch_size = current_app.config["DIGEST_BATCH_SIZE"]
-        # Whether a note that the digest waits for the relay may be on it: once a
-        # batch of this run went out, none is.
-        self.may_wait = True
+        # Whether a note that the digest waits for the relay may be on it, to be
+        # cleared once copies go out again; nothing to clear costs no statement.
+        self.may_wait = digest.paused_reason is not None
 
     def book(self, size: int) -> Booking | None:
         return pacing.book(size)
@@ -86,21 +86,15 @@ class DigestDeliveries:
 
     def waiting(self, note: str | None) -> None:
         """Say on the sending digest that it waits for the relay (its admin page shows
-        ``paused_reason``), or clear that once copies go out again: one statement per
-        run, not per batch."""
+        ``paused_reason``), or clear that once copies go out again: at most one
+        statement per run, none when there is nothing to clear."""
         if note is None and not self.may_wait:
             return
         self.may_wait = note is not None
-        sending = and_(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
-        if note is None:
-            db.session.execute(
-                update(Digest)
-                .where(sending, Digest.paused_reason.is_not(None))
-                .values(paused_reason=None)
-            )
-            return
         db.session.execute(
-            update(Digest).where(sending).values(paused_reason=note[: engine.ERROR_LENGTH])
+            update(Digest)
+            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
+            .values(paused_reason=note and note[: engine.ERROR_LENGTH])
         )
 
     def owed(self) -> tuple:

@@ -134,8 +134,9 @@ def _send_batches(kind: Kind, resources: "RunResources", report: RunReport, dead
 def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
     """Seconds after which another run should look again, or None."""
     waits = [report.retry_in, kind.when_idle()]
-    if report.stopped and report.relay_wait is None:
-        waits.append(leases.retry_delay(1))
+    if report.stopped:
+        relay_wait = report.relay_wait
+        waits.append(leases.retry_delay(1) if relay_wait is None else relay_wait)
     waits = [wait for wait in waits if wait is not None]
     return min(waits) + leases.CLOCK_TOLERANCE_SECONDS if waits else None
 
@@ -435,11 +436,14 @@ def _wait_for_relay(kind: Kind, outcomes: list[Outcome], seconds: float) -> None
     now = utcnow()
     until = now + timedelta(seconds=seconds)
     reason = outcomes[0].error or "the relay is unavailable"
-    db.session.execute(
-        update(model)
+    # Rows another worker is pushing (or claiming) are skipped, not waited for: it
+    # takes care of them, and two pushes never lock the same rows in turn.
+    due_before = (
+        select(model.id)
         .where(*kind.owed(), unsent(kind), leases.unheld(model, now), model.due_at < until)
-        .values(due_at=until)
+        .with_for_update(skip_locked=True)
     )
+    db.session.execute(update(model).where(model.id.in_(due_before)).values(due_at=until))
     ids = [outcome.claim.row_id for outcome in outcomes]
     db.session.execute(
         update(model)
