@@ -313,6 +313,12 @@ def test_the_mail_waits_for_a_relay_it_cannot_trust_for_as_long_as_it_takes(
     page = admin.get(f"/admin/digests/{digest_id}").get_data(as_text=True)
     assert "Waiting for the relay, next try at " in page
     assert all(" 3 emails wait " in line for line in warnings_for(f"digest {digest_id}"))
+    # The waits grow as openings keep failing, up to SEND_RELAY_WAIT_MAX_SECONDS.
+    waits = [
+        float(re.search(r" wait ([\d.]+) s: ", line)[1])
+        for line in warnings_for("email") + warnings_for(f"digest {digest_id}")
+    ]
+    assert max(waits) <= 0.4
     assert not [r for r in caplog.records if re.search(r": message \d+ failed", r.getMessage())]
     assert server.handler.received == []
     assert logins.attempts == []
