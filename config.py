@@ -80,6 +80,11 @@ class Config:
     SEND_MAX_ATTEMPTS = _env_int("SEND_MAX_ATTEMPTS", 8)
     # First wait after a transient failure; it doubles with each attempt (with jitter).
     SEND_RETRY_BASE_SECONDS = _env_int("SEND_RETRY_BASE_SECONDS", 30)
+    # While no session with the relay opens (down, its certificate or login refused)
+    # the mail waits, its attempts untouched, and tries again after the same backoff,
+    # counted in failed openings, but never more than this many seconds apart: an
+    # outage may last hours, and the mail should follow soon after it ends.
+    SEND_RELAY_WAIT_MAX_SECONDS = _env_int("SEND_RELAY_WAIT_MAX_SECONDS", 900)
     # A digest goes out in batches of this many, each over one SMTP connection;
     # this many batches are in flight at once (spread over all workers).
     DIGEST_BATCH_SIZE = _env_int("DIGEST_BATCH_SIZE", 200)

@@ -390,6 +390,8 @@ class RelayFailure(db.Model):
     relay: Mapped[str] = mapped_column(String(300), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Openings that failed in a row: the mail waits longer after each (engine.py).
+    failures: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class Admin(UserMixin, db.Model):

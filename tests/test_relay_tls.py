@@ -8,6 +8,7 @@ sends: the email waits, the worker warns, and /healthz says why."""
 import datetime
 import ipaddress
 import logging
+import re
 import ssl
 
 import pytest
@@ -18,11 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
+from newsletter import digests, posts
 from newsletter.extensions import db
 from newsletter.mail import relay_trust
-from newsletter.models import EmailJob, JobStatus
-from tests.helpers import wait_until
+from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, EmailJob, JobStatus
+from tests.helpers import ADMIN, add_readers, digest_state, log_in, wait_until
 from tests.smtp import SMTPServer
+from workers.tasks import start_digest
 
 USER, PASSWORD = "news", "relay password"
 READER = "patient@example.org"
@@ -242,3 +245,96 @@ def test_the_relay_context_checks_certificate_and_name_and_refuses_old_tls(app):
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def waits_for_the_relay(app, digest_id):
+    """Whether the confirmation and every copy of the digest are still owed, with
+    their attempts given back (at most the one of a claim in flight), and none failed."""
+    with app.app_context():
+        job = db.session.execute(select(EmailJob.status, EmailJob.attempts)).one()
+        copies = db.session.execute(
+            select(Delivery.status, Delivery.attempts).where(Delivery.digest_id == digest_id)
+        ).all()
+        digest = db.session.execute(
+            select(Digest.status, Digest.paused_reason).where(Digest.id == digest_id)
+        ).one()
+    assert job.status == JobStatus.QUEUED
+    assert len(copies) == 3
+    assert {copy.status for copy in copies} == {DeliveryStatus.PENDING}
+    assert all(row.attempts <= 1 for row in [job, *copies])
+    assert digest.status == DigestStatus.SENDING
+    return digest.paused_reason or ""
+
+
+def test_the_mail_waits_for_a_relay_it_cannot_trust_for_as_long_as_it_takes(
+    make_app, relay, authority, start_worker_for, caplog
+):
+    """A confirmation and a digest are owed while the relay's certificate is refused:
+    every claim gives its attempt back, well past SEND_MAX_ATTEMPTS claims, and each
+    batch leaves one WARNING, not one per email. Once the operator gives the app the
+    relay's CA, every email arrives exactly once."""
+    server, logins, tls = relay
+    app = relay_app(
+        make_app,
+        server,
+        tls,
+        SEND_MAX_ATTEMPTS=2,
+        SEND_RETRY_BASE_SECONDS=0.2,
+        SEND_RELAY_WAIT_MAX_SECONDS=0.4,
+    )
+    readers = add_readers(app, 3)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]]).exit_code == 0
+    admin = app.test_client()
+    log_in(admin)
+    start_worker_for(app)
+    app.test_client().post("/subscribe", data={"email": READER})
+    with app.app_context():
+        posts.save_post(None, "Patience", "https://news.example/patience", "")
+        digest_id = digests.create_digest("While the relay is out").id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+
+    def warnings_for(label):
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(f"{label}: the relay is unavailable")
+        ]
+
+    # Three claims of each row, one more than SEND_MAX_ATTEMPTS allows.
+    wait_until(
+        lambda: len(warnings_for("email")) >= 3 and len(warnings_for(f"digest {digest_id}")) >= 3,
+        timeout=60,
+    )
+    note = waits_for_the_relay(app, digest_id)
+    assert note.startswith("Waiting for the relay, next try at ")
+    assert "CERTIFICATE_VERIFY_FAILED" in note
+    page = admin.get(f"/admin/digests/{digest_id}").get_data(as_text=True)
+    assert "Waiting for the relay, next try at " in page
+    assert all(" 3 emails wait " in line for line in warnings_for(f"digest {digest_id}"))
+    # The waits grow as openings keep failing, up to SEND_RELAY_WAIT_MAX_SECONDS.
+    waits = [
+        float(re.search(r" wait ([\d.]+) s: ", line)[1])
+        for line in warnings_for("email") + warnings_for(f"digest {digest_id}")
+    ]
+    assert max(waits) <= 0.4
+    assert not [r for r in caplog.records if re.search(r": message \d+ failed", r.getMessage())]
+    assert server.handler.received == []
+    assert logins.attempts == []
+    assert app.test_client().get("/healthz").status_code == 503
+
+    app.config["MAIL_TLS_CA_FILE"] = str(authority.pem)
+    received = server.handler.wait_for(4, timeout=30)
+    wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT)
+    wait_until(lambda: the_job(app)[0] == JobStatus.SENT)
+    assert sorted(message["To"] for message in server.handler.received) == sorted(
+        [READER, *readers]
+    )
+    assert len(received) == 4
+    assert digest_state(app, digest_id)[1]["sent"] == 3
+    assert set(logins.attempts) == {(USER, PASSWORD)}
+    assert "Waiting for the relay" not in admin.get(f"/admin/digests/{digest_id}").get_data(
+        as_text=True
+    )
+    assert app.test_client().get("/healthz").status_code == 200

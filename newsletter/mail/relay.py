@@ -11,9 +11,11 @@ The relay's answers are sorted by what they mean, so that the sender can act:
 - MessageRefused: the message itself is refused (size, content, policy: 552/554 to
   DATA, 5.3.x, 5.6.x, 5.7.x); never the reader's fault;
 - TemporaryFailure: this message may go out later (4xx);
-- ConnectionFailure: the relay is unreachable, cannot be trusted (relay_trust.py),
-  refused our login or sender, or closes the connection (421); nothing more goes out
-  on it now.
+- ConnectionFailure: the relay refused our sender or closes the connection (421);
+  nothing more goes out on it now;
+- RelayUnavailable, a ConnectionFailure: no session could be opened at all (no
+  answer, a certificate or name that does not check out, relay_trust.py, a refused
+  login); no message was tried.
 """
 
 import re
@@ -42,6 +44,16 @@ class TemporaryFailure(DeliveryFailure):
 
 class ConnectionFailure(TemporaryFailure):
     """No message can go out on this connection now."""
+
+
+class RelayUnavailable(ConnectionFailure):
+    """No session with the relay could be opened, so no message was tried: the mail
+    waits for the relay, whatever its attempts. ``failures`` counts the openings that
+    failed in a row (every worker's), which sets how long it waits."""
+
+    def __init__(self, reason: str, failures: int = 1):
+        super().__init__(reason)
+        self.failures = failures
 
 
 class SlowDown(TemporaryFailure):
@@ -169,15 +181,15 @@ def open_session() -> smtplib.SMTP:
     """An SMTP session with Flask-Mail's settings, greeted, secured and logged in.
 
     A failure (no answer, a certificate that does not check out, a password that may
-    not go, a refused login) is a ConnectionFailure naming the relay, and what
+    not go, a refused login) is a RelayUnavailable naming the relay, and what
     /healthz reports until a session opens again."""
     relay = relay_name()
     try:
         host = _session(current_app.extensions["mail"])
     except (OSError, smtplib.SMTPException, relay_trust.PasswordRefused) as error:
         reason = f"relay {relay}: {_describe(error)}"
-        relay_trust.record_failure(relay, reason)
-        raise ConnectionFailure(reason) from error
+        failures = relay_trust.record_failure(relay, reason)
+        raise RelayUnavailable(reason, failures) from error
     relay_trust.record_success(relay)
     return host
 

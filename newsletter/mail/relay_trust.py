@@ -65,18 +65,26 @@ def check_password_may_go(host: str, encrypted: bool) -> None:
         )
 
 
-def record_failure(relay: str, reason: str) -> None:
-    """Keep why a session with ``relay`` could not be opened, for /healthz."""
-    values = {"relay": relay, "reason": reason[:REASON_LENGTH], "at": utcnow()}
+def record_failure(relay: str, reason: str) -> int:
+    """Keep why a session with ``relay`` could not be opened, for /healthz; return how
+    many openings have failed in a row, every worker's (1 when it cannot be kept)."""
+    values = {"relay": relay, "reason": reason[:REASON_LENGTH], "at": utcnow(), "failures": 1}
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     upsert = (
         dialect.insert(RelayFailure)
         .values(values)
         .on_conflict_do_update(
-            index_elements=["relay"], set_={"reason": values["reason"], "at": values["at"]}
+            index_elements=["relay"],
+            set_={
+                "reason": values["reason"],
+                "at": values["at"],
+                "failures": RelayFailure.failures + 1,
+            },
         )
+        .returning(RelayFailure.failures)
     )
-    _on_own_connection(lambda connection: connection.execute(upsert))
+    failures = _on_own_connection(lambda connection: connection.execute(upsert).scalar_one())
+    return failures or 1
 
 
 def record_success(relay: str) -> None:
@@ -99,11 +107,13 @@ def _failure_of(relay: str):
     return select(RelayFailure.reason).where(RelayFailure.relay == relay)
 
 
-def _on_own_connection(work: Callable[[Connection], object]) -> None:
-    """Run ``work`` in a transaction of its own: the caller's (a batch being sent) is
-    neither committed nor held open by it, and its failure stops no mail."""
+def _on_own_connection(work: Callable[[Connection], object]) -> object:
+    """Run ``work`` in a transaction of its own and return what it returns: the
+    caller's (a batch being sent) is neither committed nor held open by it, and its
+    failure stops no mail (None then)."""
     try:
         with db.engine.begin() as connection:
-            work(connection)
+            return work(connection)
     except SQLAlchemyError as error:
         log.warning("the relay's state could not be recorded: %s", error)
+        return None

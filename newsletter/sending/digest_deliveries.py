@@ -45,6 +45,9 @@ class DigestDeliveries:
         self.label = f"digest {digest.id}"
         self.messages = messages_for(digest)
         self.batch_size = current_app.config["DIGEST_BATCH_SIZE"]
+        # Whether a note that the digest waits for the relay may be on it, to be
+        # cleared once copies go out again; nothing to clear costs no statement.
+        self.may_wait = digest.paused_reason is not None
 
     def book(self, size: int) -> Booking | None:
         return pacing.book(size)
@@ -82,13 +85,27 @@ class DigestDeliveries:
         """Pause the digest and say why: every copy would meet the same refusal."""
         pause(self.digest_id, reason)
 
+    def waiting(self, note: str | None) -> None:
+        """Say on the sending digest that it waits for the relay (its admin page shows
+        ``paused_reason``), or clear that once copies go out again: at most one
+        statement per run, none when there is nothing to clear."""
+        if note is None and not self.may_wait:
+            return
+        self.may_wait = note is not None
+        db.session.execute(
+            update(Digest)
+            .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
+            .values(paused_reason=note and note[: engine.ERROR_LENGTH])
+        )
+
+    def owed(self) -> tuple:
+        return (Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING)
+
     def when_idle(self) -> float | None:
         """Mark the digest sent when no copy is left to write or send; else say when
         the next retry is due. Copies the task that started the digest did not get
         to write (it died) are written here."""
-        pending = and_(
-            Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING
-        )
+        pending = and_(*self.owed())
         engine.settle_stragglers(self, pending)
         if db.session.scalar(select(exists().where(pending))):
             return engine.next_due_in(Delivery, pending)
@@ -101,7 +118,7 @@ class DigestDeliveries:
                 Digest.status == DigestStatus.SENDING,
                 Digest.owed_through.is_(None),
             )
-            .values(status=DigestStatus.SENT, finished_at=utcnow())
+            .values(status=DigestStatus.SENT, finished_at=utcnow(), paused_reason=None)
         ).rowcount
         if finished:
             digests.keep_totals(self.digest_id)

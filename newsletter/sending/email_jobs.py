@@ -100,10 +100,15 @@ class EmailJobs:
         """Nothing to pause: the rest of the batch waits for the next run, where each
         job is tried on its own again."""
 
+    def waiting(self, note: str | None) -> None:
+        """Each job keeps why it waits (``last_error``); /healthz tells the operator."""
+
+    def owed(self) -> tuple:
+        return (EmailJob.status == JobStatus.QUEUED,)
+
     def when_idle(self) -> float | None:
-        queued = EmailJob.status == JobStatus.QUEUED
-        engine.settle_stragglers(self, queued)
-        return engine.next_due_in(EmailJob, queued)
+        engine.settle_stragglers(self, *self.owed())
+        return engine.next_due_in(EmailJob, *self.owed())
 
 
 def send_due_jobs(seconds: float = TASK_SECONDS) -> RunReport:

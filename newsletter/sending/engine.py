@@ -7,7 +7,11 @@ may go out, and what to do when the relay refuses the message itself.
 
 - A worker claims a batch with one conditional UPDATE (a lease, see leases.py);
   each claim counts an attempt, and a row claimed more than SEND_MAX_ATTEMPTS
-  times fails, whatever stopped it, so nothing is claimed forever.
+  times fails, whatever stopped it (a refusal, a worker killed holding it), so
+  nothing is claimed forever.
+- But when no session with the relay opens (down, its certificate or our login
+  refused), no message was tried: the batch gives its attempts back, and all the
+  kind owes waits, for longer after each failed opening (capped), as long as it takes.
 - Each message is built and sent on its own: any exception while building or
   sending it fails that message alone, and the batch goes on.
 - Each accepted message is recorded before the next can be accepted
@@ -83,6 +87,13 @@ class Kind(Protocol):
         """Nothing to claim: settle what must be settled, and say in how many
         seconds the next row is due (None when none waits)."""
 
+    def owed(self) -> tuple:
+        """The conditions on ``model`` of the rows this kind still owes."""
+
+    def waiting(self, note: str | None) -> None:
+        """The mail waits for the relay, as ``note`` says; None: mail goes out again.
+        In the batch's transaction."""
+
 
 def run(kind: Kind, seconds: float) -> RunReport:
     """Send batch after batch for about ``seconds``, over one SMTP connection.
@@ -124,7 +135,8 @@ def _follow_up_in(kind: Kind, report: RunReport) -> float | None:
     """Seconds after which another run should look again, or None."""
     waits = [report.retry_in, kind.when_idle()]
     if report.stopped:
-        waits.append(leases.retry_delay(1))
+        relay_wait = report.relay_wait
+        waits.append(leases.retry_delay(1) if relay_wait is None else relay_wait)
     waits = [wait for wait in waits if wait is not None]
     return min(waits) + leases.CLOCK_TOLERANCE_SECONDS if waits else None
 
@@ -169,7 +181,7 @@ def send_batch(kind: Kind, resources: RunResources, report: RunReport) -> Tally:
     sent = Batch(kind, claims, booking, resources.recorder())
     outcomes = sent.send(resources, report)
     resources.recorder().settle()
-    record(kind, outcomes, sent.refused_reason)
+    record(kind, outcomes, sent.refused_reason, report.relay_wait)
     sent.adjust_domain_paces()
     if sent.refused_reason:
         report.stopped = sent.refused_reason
@@ -211,6 +223,18 @@ class Batch:
     def send(self, resources: RunResources, report: RunReport) -> list[Outcome]:
         try:
             self._send_all(resources)
+        except relay.RelayUnavailable as error:
+            report.stopped = str(error)
+            report.relay_wait = leases.relay_wait(error.failures)
+            self._finish_rest(Verdict.WAITING, str(error))
+            # One line for the batch, not one per email: the relay is out, not the mail.
+            log.warning(
+                "%s: the relay is unavailable, %d emails wait %.1f s: %s",
+                self.kind.label,
+                sum(outcome.verdict is Verdict.WAITING for outcome in self.outcomes),
+                report.relay_wait,
+                error,
+            )
         except relay.ConnectionFailure as error:
             log.warning("%s: the relay is unavailable: %s", self.kind.label, error)
             report.stopped = str(error)
@@ -362,9 +386,15 @@ class Batch:
                 self.outcomes.append(Outcome(claim, verdict, error))
 
 
-def record(kind: Kind, outcomes: list[Outcome], refused_reason: str | None = None) -> None:
+def record(
+    kind: Kind,
+    outcomes: list[Outcome],
+    refused_reason: str | None = None,
+    relay_wait: float | None = None,
+) -> None:
     """Write every outcome in a fixed number of statements, whatever the batch's size;
-    a sent message's time was recorded as it went out, its status follows here."""
+    a sent message's time was recorded as it went out, its status follows here.
+    ``relay_wait``: the seconds the mail waits, when the relay could not be opened."""
     model = kind.model
     by_verdict: dict[Verdict, list[Outcome]] = {verdict: [] for verdict in Verdict}
     for outcome in outcomes:
@@ -388,10 +418,41 @@ def record(kind: Kind, outcomes: list[Outcome], refused_reason: str | None = Non
     if deferred:
         db.session.execute(update(model), deferred)
     _count_bounces(by_verdict[Verdict.FAILED], by_verdict[Verdict.SENT])
+    if by_verdict[Verdict.WAITING]:
+        _wait_for_relay(kind, by_verdict[Verdict.WAITING], relay_wait or 0.0)
+    elif by_verdict[Verdict.SENT]:
+        kind.waiting(None)
     if refused_reason:
         # In the same transaction as the rows handed back, so no batch takes them first.
         kind.refused(refused_reason)
     db.session.commit()
+
+
+def _wait_for_relay(kind: Kind, outcomes: list[Outcome], seconds: float) -> None:
+    """The batch's rows go back with their attempts, and everything the kind owes
+    that is due before the relay's next try waits for it too: neither the sweep nor
+    another batch knocks on the relay before then, and none of it loses an attempt."""
+    model = kind.model
+    now = utcnow()
+    until = now + timedelta(seconds=seconds)
+    reason = outcomes[0].error or "the relay is unavailable"
+    # Rows another worker is pushing (or claiming) are skipped, not waited for: it
+    # takes care of them, and two pushes never lock the same rows in turn.
+    due_before = (
+        select(model.id)
+        .where(*kind.owed(), unsent(kind), leases.unheld(model, now), model.due_at < until)
+        .with_for_update(skip_locked=True)
+    )
+    db.session.execute(update(model).where(model.id.in_(due_before)).values(due_at=until))
+    ids = [outcome.claim.row_id for outcome in outcomes]
+    db.session.execute(
+        update(model)
+        .where(leases.among(model.id, ids))
+        .values(
+            lease_until=None, due_at=until, attempts=model.attempts - 1, last_error=_cut(reason)
+        )
+    )
+    kind.waiting(f"Waiting for the relay, next try at {until:%H:%M:%S} UTC: {reason}")
 
 
 def _retries(outcomes: list[Outcome], failed: list[dict]) -> list[dict]:

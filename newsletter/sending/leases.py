@@ -63,3 +63,9 @@ def retry_delay(attempts):
     """Exponential backoff with jitter, so a recovering server is not hit all at once."""
     base = current_app.config["SEND_RETRY_BASE_SECONDS"]
     return min(base * 2 ** (attempts - 1), MAX_RETRY_DELAY) * random.uniform(0.5, 1.5)
+
+
+def relay_wait(failures: int) -> float:
+    """Seconds the mail waits after ``failures`` openings of the relay failed in a row:
+    the same backoff, capped lower, since it goes on for as long as the relay is out."""
+    return min(retry_delay(failures), current_app.config["SEND_RELAY_WAIT_MAX_SECONDS"])

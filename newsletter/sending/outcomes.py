@@ -42,6 +42,9 @@ class Verdict(StrEnum):
     # Never tried: its domain's next turn is ahead (domain_pacing); back to the queue
     # for that moment, the attempt uncounted.
     DEFERRED = "deferred"
+    # Never tried: no session with the relay could be opened; back to the queue until
+    # the relay is tried again, the attempt uncounted, however long that takes.
+    WAITING = "waiting"
 
 
 @dataclass(slots=True)
@@ -60,6 +63,7 @@ TALLIED_AS = {verdict: verdict.value for verdict in Verdict} | {
     Verdict.RETRY: "retried",
     Verdict.HANDED_BACK: "handed_back",
     Verdict.DEFERRED: "handed_back",
+    Verdict.WAITING: "handed_back",
 }
 
 
@@ -93,6 +97,8 @@ class RunReport(Tally):
     retry_in: float | None = None
     # Why the run stopped early, if it did (the relay is down, the message refused).
     stopped: str | None = None
+    # Seconds until the relay is tried again, when no session with it could be opened.
+    relay_wait: float | None = None
 
     def summary(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried}
