@@ -1,8 +1,8 @@
 """How many openings of a session with each relay failed in a row: the mail waits
 longer after each.
 
-Revision ID: 0039
-Revises: 0034
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-07 18:50:00
 
 """
@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0039'
+revision = '0037'
 # relay_failure is made by 0033 (0034 follows it): this revision needs that table.
-down_revision = '0034'
+down_revision = '0036'
 branch_labels = None
 depends_on = None
 
