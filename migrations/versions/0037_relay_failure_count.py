@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0037'
-# relay_failure is made by 0033 (0034 follows it): this revision needs that table.
+# relay_failure is made by 0033, before 0036: this revision needs that table.
 down_revision = '0036'
 branch_labels = None
 depends_on = None
