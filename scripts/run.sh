@@ -2,7 +2,7 @@
 # Installs and runs the service on the embedded default: the web app on
 # http://127.0.0.1:${PORT:-5000} and a Celery worker (with the beat scheduler),
 # SQLite and a SQLite broker in instance/, and mail in the outbox at /outbox/.
-# Environment variables from the README switch any part to a real server.
+# Environment variables (docs/configuration.md) switch any part to a real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh requirements.txt

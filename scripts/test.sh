@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs and runs every test: lint, then the suite on the embedded default
+# Installs and runs every test: lint, the docs site built strictly, then the suite on the embedded default
 # (SQLite + SQLite broker), then again on PostgreSQL + Redis, browser tests
 # (headless Chromium) included. Those two are
 # started if they are installed but down; on a machine without them that half is
@@ -34,6 +34,12 @@ fi
 echo "== ruff"
 ruff check .
 ruff format --check .
+
+# Any broken link, missing page or setting without its why-comment fails the build.
+echo "== docs: mkdocs build --strict"
+docs_site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$docs_site"
+rm -rf "$docs_site"
 
 echo "== tests on the embedded default: SQLite, SQLite broker"
 pytest "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The translations in newsletter/translations (README, "Languages"):
+# The translations in newsletter/translations (docs/languages.md, docs/contributing.md):
 #   scripts/translations.sh update      extract every marked string, merge it into each catalog
 #   scripts/translations.sh compile     compile each catalog (.po) to the .mo the service reads
 #   scripts/translations.sh add LANG    start a catalog for a new language (e.g. fr)
