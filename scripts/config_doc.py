@@ -9,6 +9,7 @@ sentence "Unset: …" says what an unset value means, in the default column. A m
 """
 
 import ast
+import re
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.py"
@@ -92,7 +93,27 @@ def settings(source=None):
     return rows
 
 
-def table(source=None):
+def section_links(docs_dir):
+    """Each section title of the docs, to its page and anchor (as mkdocs' toc makes it)."""
+    links = {}
+    for page in sorted(Path(docs_dir).glob("*.md")):
+        for title in re.findall(r"^#{1,4} (.+)$", page.read_text(encoding="utf-8"), re.M):
+            anchor = re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", title.lower()).strip())
+            links.setdefault(title.strip(), f"{page.name}#{anchor}")
+    return links
+
+
+def _link_sections(text, links):
+    """``see "Title"`` in a comment becomes a link to that section of the docs."""
+
+    def link(match):
+        title = match.group(1)
+        return f"see [{title}]({links[title]})" if title in links else match.group(0)
+
+    return re.sub(r'see "([^"]+)"', link, text)
+
+
+def table(source=None, links=None):
     """The Markdown table of every setting."""
     out = ["| variable | meaning | default |", "|---|---|---|"]
     for names, description, defaults in settings(source):
@@ -100,15 +121,15 @@ def table(source=None):
         if not description:
             # The build fails (mkdocs --strict or not) rather than show an empty row.
             raise ValueError(f"config.py: {names[0]} has no why-comment above it")
-        meaning = description.replace("|", "\\|")
+        meaning = _link_sections(description.replace("|", "\\|"), links or {})
         out.append(f"| {shown} | {meaning} | {'; '.join(defaults)} |")
     return "\n".join(out)
 
 
-def on_page_markdown(markdown, page, **kwargs):
+def on_page_markdown(markdown, page, config, **kwargs):
     """mkdocs hook: the table where the configuration page asks for it."""
     if MARKER in markdown:
-        return markdown.replace(MARKER, table())
+        return markdown.replace(MARKER, table(links=section_links(config["docs_dir"])))
     return markdown
 
 
