@@ -2,7 +2,7 @@
 
 The admin pages check a permission with ``required`` (a 403 page otherwise) and their
 templates with ``can``, so a button the admin may not use is not shown. The table is
-the one README.md's "Roles" section describes.
+the one docs/security.md's "Who may do what" shows.
 """
 
 from functools import wraps

@@ -1,4 +1,4 @@
-"""Remake the README's screenshots: python scripts/screenshots.py [OUTDIR]
+"""Remake the docs' screenshots: python scripts/screenshots.py [OUTDIR]
 
 Builds the app on a temporary SQLite database with demo data (readers who came over
 90 days, a few who left, posts and two sent digests), serves it on a free port of
