@@ -239,7 +239,7 @@ class SpentChallenge(db.Model):
 
 
 class WebhookReplay(db.Model):
-    """A signed webhook request already taken (provider_events/), kept while a copy of it
+    """A signed webhook request already taken (bounces/providers/), kept while a copy of it
     could still pass the freshness check, so that a copy is refused."""
 
     # mailgun, ses, sendgrid

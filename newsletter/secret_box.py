@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from newsletter.tokens import signing_keys
+from newsletter.core.tokens import signing_keys
 
 TOTP = "admin.totp_secret"
 WEBHOOK = "webhook_endpoint.secret"

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import privacy, settings
+from newsletter.core import settings
+from newsletter.core.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import (
     EmailJob,
@@ -18,7 +19,7 @@ from newsletter.models import (
     SubscriberStatus,
     SuppressedAddress,
 )
-from newsletter.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
+from newsletter.subscribers import privacy
 from tests.helpers import add_readers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 

@@ -7,8 +7,11 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
-from newsletter import secret_box, subscriptions, tokens, two_factor
+from newsletter import secret_box
+from newsletter.admins import two_factor
+from newsletter.core import tokens
 from newsletter.extensions import db
+from newsletter.subscribers import subscriptions
 from tests.conftest import build_app
 from tests.helpers import log_in
 from tests.test_outgoing_webhooks import Receiver, a_pending_reader, add_endpoint

@@ -22,7 +22,8 @@ import css_inline
 from flask import current_app
 from markupsafe import Markup
 
-from newsletter import archive, i18n, markup, tokens
+from newsletter.content import archive
+from newsletter.core import i18n, markup, tokens
 from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest, Reader

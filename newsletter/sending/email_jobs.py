@@ -6,7 +6,6 @@ from functools import cached_property
 
 from sqlalchemy import exists, select
 
-from newsletter import privacy
 from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
@@ -15,6 +14,7 @@ from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, 
 from newsletter.sending import engine, hints, leases
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
+from newsletter.subscribers import privacy
 
 # Jobs a worker takes at once; and how long one task goes on taking batches
 # before it hands the rest to a new task.

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from newsletter import archive
+from newsletter.content import archive
 from newsletter.mail import digest as digest_mail
 
 bp = Blueprint("archive", __name__)
