@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from harness import csrf_token
 from newsletter.content import posts
+from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.models import (
     AuditEntry,
@@ -14,7 +15,6 @@ from newsletter.models import (
     SubscriberStatus,
     SuppressedAddress,
 )
-from newsletter.subscribers.privacy import address_hash
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import link_in
 

@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.core import tokens
+from newsletter.core import suppression, tokens
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.models import (
@@ -43,7 +43,7 @@ from newsletter.models import (
     SuppressedAddress,
     utcnow,
 )
-from newsletter.subscribers import privacy, subscriptions
+from newsletter.subscribers import subscriptions
 from newsletter.webhooks import outgoing
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def _set_status(subscriber: Subscriber, status: SubscriberStatus) -> bool:
 
 def _suppress(subscriber: Subscriber, reason: str) -> None:
     """Keep the address's hash, so that it is never added again once its row is gone."""
-    digest = privacy.address_hash(subscriber.email)
+    digest = suppression.address_hash(subscriber.email)
     if db.session.get(SuppressedAddress, digest) is None:
         db.session.add(SuppressedAddress(address_hash=digest, reason=reason))
 

@@ -6,7 +6,6 @@ newsletter goes there once there are several.
 """
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
@@ -15,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from newsletter.core import markup
+from newsletter.core.permalinks import page_url
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus, Newsletter, utcnow
 
 PAGE_SIZE = 20
 FEED_SIZE = 20
-SLUG_LENGTH = 60
 ATOM = "http://www.w3.org/2005/Atom"
 # Characters XML 1.0 forbids, which an admin's paste could still carry into a subject.
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -35,19 +34,6 @@ class ArchivePage:
     digests: list[Digest]
     number: int
     pages: int
-
-
-def slug(subject: str) -> str:
-    """The subject in lowercase ASCII words joined by hyphens, for a readable URL."""
-    ascii_subject = unicodedata.normalize("NFKD", subject).encode("ascii", "ignore").decode()
-    words = re.sub(r"[^a-z0-9]+", "-", ascii_subject.lower()).strip("-")
-    return words[:SLUG_LENGTH].rstrip("-") or "digest"
-
-
-def page_url(digest) -> str:
-    """The digest's archive page (the route is in web/archive.py), from BASE_URL, as
-    emails and the feed link to it: they are read away from any request."""
-    return f"{current_app.config['BASE_URL']}/archive/{digest.id}-{slug(digest.subject)}"
 
 
 def sent_digests():

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from newsletter.secret_box import signing_keys
+
 if TYPE_CHECKING:
     from newsletter.models import Subscriber
 
@@ -43,15 +45,6 @@ class TokenExpired(Exception):
     def __init__(self, nonce):
         super().__init__("expired")
         self.nonce = nonce
-
-
-def signing_keys(config):
-    """All keys that verify, oldest first: itsdangerous signs with the last one.
-
-    ``SECRET_KEY`` signs; ``SECRET_KEY_FALLBACKS`` (from the comma-separated
-    environment value) still verify, so keys rotate without breaking links.
-    """
-    return [*reversed(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]
 
 
 class KeyCachingSigner(TimestampSigner):

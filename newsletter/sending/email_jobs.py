@@ -6,6 +6,7 @@ from functools import cached_property
 
 from sqlalchemy import exists, select
 
+from newsletter.core import suppression
 from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
@@ -14,7 +15,6 @@ from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, 
 from newsletter.sending import engine, hints, leases
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
-from newsletter.subscribers import privacy
 
 # Jobs a worker takes at once; and how long one task goes on taking batches
 # before it hands the rest to a new task.
@@ -68,7 +68,7 @@ class EmailJobs:
             return False
         # A bounce or complaint may have suppressed the address since the reader asked;
         # the other kinds follow the status alone, as before.
-        return claim.owes != EmailKind.DATA_LINK or not privacy.suppressed([claim.reader.email])
+        return claim.owes != EmailKind.DATA_LINK or not suppression.suppressed([claim.reader.email])
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader

@@ -10,6 +10,7 @@ from typing import TextIO
 from sqlalchemy import delete, exists, false, func, insert, or_, select
 
 from newsletter.content import newsletters as newsletter_list
+from newsletter.core import suppression
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -22,7 +23,7 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
-from newsletter.subscribers import blocked_domains, privacy, subscriptions
+from newsletter.subscribers import blocked_domains, subscriptions
 from newsletter.webhooks import outgoing
 
 IMPORT_BATCH_SIZE = 1000
@@ -373,7 +374,7 @@ def _add_batch(batch, confirmed, report, source="import"):
         return
     known = set(db.session.scalars(select(Subscriber.email).where(Subscriber.email.in_(batch))))
     # Addresses erased at their owners' request count as known: never added again.
-    known |= privacy.suppressed(list(batch))
+    known |= suppression.suppressed(list(batch))
     now = utcnow()
     status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
     rows = [
@@ -416,7 +417,7 @@ def add_subscriber(
     known = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
     if known is not None:
         raise AlreadyKnown(f"{address} is subscriber {known} already.")
-    if privacy.suppressed([address]):
+    if suppression.suppressed([address]):
         raise InvalidSignup("This address was erased at its owner's request: never added again.")
     if confirmed:
         report = ImportReport()

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content import newsletters as newsletter_list
-from newsletter.core import i18n, settings, tokens
+from newsletter.core import i18n, settings, suppression, tokens
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.extensions import db
 from newsletter.models import (
@@ -25,7 +25,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
-from newsletter.subscribers import blocked_domains, privacy
+from newsletter.subscribers import blocked_domains
 from newsletter.webhooks import outgoing
 
 # Addresses a sign-up form never sends a confirmation to: confirmed already, or
@@ -106,7 +106,7 @@ _NEW_SUBSCRIBER = (
     .from_select(
         _SIGNUP_COLUMNS,
         select(*(bindparam(column) for column in _SIGNUP_COLUMNS)).where(
-            privacy.NOT_SUPPRESSED, blocked_domains.NOT_BLOCKED
+            suppression.NOT_SUPPRESSED, blocked_domains.NOT_BLOCKED
         ),
     )
     .returning(Subscriber.__table__.c.id)
@@ -150,7 +150,7 @@ def _record_new_address(signup: Signup) -> bool | None:
                 "signup_source": source,
                 "signup_ip": ip,
                 "locale": signup.locale,
-                "hashes": privacy.address_hashes(address),
+                "hashes": suppression.address_hashes(address),
                 "domains": blocked_domains.domains_of(address),
             },
         ).scalar()
@@ -513,7 +513,7 @@ def email_data_link(token: str) -> Subscriber:
     The caller answers the same whatever happens here (sent, limited, or an address we
     may not mail), so the answer tells nothing about the reader. Returns the reader."""
     subscriber = check_preferences(token)
-    if subscriber.status not in DATA_LINK_STATUSES or privacy.suppressed([subscriber.email]):
+    if subscriber.status not in DATA_LINK_STATUSES or suppression.suppressed([subscriber.email]):
         return subscriber
     if _owe(subscriber, EmailKind.DATA_LINK) is None:
         db.session.commit()
@@ -611,7 +611,7 @@ def _unsuppress(address: str) -> int:
     list, in the caller's transaction; how many there were."""
     return db.session.execute(
         delete(SuppressedAddress).where(
-            SuppressedAddress.address_hash.in_(privacy.address_hashes(address))
+            SuppressedAddress.address_hash.in_(suppression.address_hashes(address))
         )
     ).rowcount
 
@@ -620,7 +620,7 @@ def is_suppressed(subscriber: Subscriber) -> bool:
     """Whether the reader is kept from mail by a bounce, a complaint or the
     suppression list: what ``lift_suppression`` lifts."""
     stopped = subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
-    return stopped or bool(privacy.suppressed([subscriber.email]))
+    return stopped or bool(suppression.suppressed([subscriber.email]))
 
 
 def lift_suppression(subscriber: Subscriber) -> bool:
