@@ -22,7 +22,8 @@ from sqlalchemy import case, insert, literal, select
 from bench.report import Targets, ratio, table
 from bench.stack import STACKS, Stack, available
 from harness import log_in
-from newsletter import accounts, digests, directory, newsletters
+from newsletter.admins import accounts
+from newsletter.content import digests, newsletters
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
@@ -39,6 +40,7 @@ from newsletter.models import (
     new_token_nonce,
     utcnow,
 )
+from newsletter.subscribers import directory
 
 # Where the admin lands with "Older" after as many pages as the OFFSET page it replaced.
 DEEP_ROWS = 2_000 * 50

@@ -18,7 +18,7 @@ from bench.sink import Sink
 from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
-from newsletter import digests, newsletters
+from newsletter.content import digests, newsletters
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope, SMTPSender

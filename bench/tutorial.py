@@ -6,7 +6,7 @@ from celery import shared_task
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 
-from newsletter import tokens
+from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import relay

@@ -7,8 +7,9 @@ from pathlib import Path
 from flask import Flask
 
 from config import Config
-from newsletter import captcha, i18n, limit_counters, outgoing_http, provider_events
+from newsletter.bounces import providers
 from newsletter.celery_app import celery_init_app
+from newsletter.core import i18n, limit_counters
 from newsletter.extensions import (
     babel,
     csrf,
@@ -19,7 +20,9 @@ from newsletter.extensions import (
     migrate,
 )
 from newsletter.mail import mailto, return_path
+from newsletter.subscribers import captcha
 from newsletter.web import cli, languages, register_blueprints, security
+from newsletter.webhooks import outgoing_http
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +76,7 @@ def check_config(config):
     """Refuse to start with a setting that could never work, rather than fail later."""
     for check in (
         captcha.check_config,
-        provider_events.check_config,
+        providers.check_config,
         i18n.check_config,
         outgoing_http.check_config,
         return_path.check_config,

@@ -148,7 +148,7 @@ class ConsentEvent(db.Model):
 
 class SuppressedAddress(db.Model):
     """An address never to be added or mailed again, kept only as a keyed hash
-    (privacy.address_hash), nothing to read it back from: it was erased, or it
+    (suppression.address_hash), nothing to read it back from: it was erased, or it
     bounced, or its owner reported us as spam; this outlives the subscriber's row."""
 
     address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -239,7 +239,7 @@ class SpentChallenge(db.Model):
 
 
 class WebhookReplay(db.Model):
-    """A signed webhook request already taken (provider_events/), kept while a copy of it
+    """A signed webhook request already taken (bounces/providers/), kept while a copy of it
     could still pass the freshness check, so that a copy is refused."""
 
     # mailgun, ses, sendgrid

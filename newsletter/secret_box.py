@@ -16,12 +16,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from newsletter.tokens import signing_keys
-
 TOTP = "admin.totp_secret"
 WEBHOOK = "webhook_endpoint.secret"
 # Fernet's token for the longest secret we keep (a 40-character whsec_): 140 characters.
 SEALED_LENGTH = 255
+
+
+def signing_keys(config):
+    """All keys that verify, oldest first: itsdangerous signs with the last one.
+
+    ``SECRET_KEY`` signs; ``SECRET_KEY_FALLBACKS`` (from the comma-separated
+    environment value) still verify, so keys rotate without breaking links.
+    """
+    return [*reversed(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]
 
 
 class CannotOpen(ValueError):

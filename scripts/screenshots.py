@@ -25,7 +25,9 @@ from sqlalchemy import select
 
 from config import Config
 from harness import CHROMIUM, CHROMIUM_ARGS, another_site, free_port, served
-from newsletter import accounts, create_app, digests, posts
+from newsletter import create_app
+from newsletter.admins import accounts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,

@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, delete, func, make_url, select, text, upda
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
-from newsletter import create_app, outgoing_http
+from newsletter import create_app
+from newsletter.core.settings import update as update_settings
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -33,7 +34,7 @@ from newsletter.models import (
     Newsletter,
     utcnow,
 )
-from newsletter.settings import update as update_settings
+from newsletter.webhooks import outgoing_http
 from tests.helpers import ADMIN, log_in
 from tests.smtp import SMTPServer
 

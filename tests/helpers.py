@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 import harness
-from newsletter import digests
+from newsletter.content import digests
 from newsletter.extensions import db
 from newsletter.models import (
     Digest,

@@ -15,10 +15,10 @@ from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from sqlalchemy import func, select
 
 from harness import csrf_token, free_port
-from newsletter import captcha
+from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
-from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
+from newsletter.subscribers import captcha
 
 COMPLETE_THE_CHECK = "Please complete the check that you are not a robot"
 

@@ -7,7 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from harness import free_port, served
-from newsletter import api_keys, newsletters
+from newsletter.admins import api_keys
+from newsletter.content import newsletters
+from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token, make_token_for
 from newsletter.extensions import db
 from newsletter.models import (
     Digest,
@@ -18,7 +20,6 @@ from newsletter.models import (
     WebhookEndpoint,
     utcnow,
 )
-from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token, make_token_for
 from tests.helpers import ADMIN, add_reader
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")

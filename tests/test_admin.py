@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import digests
+from newsletter.content import digests
 from newsletter.extensions import db
 from newsletter.models import (
     AuditEntry,
@@ -462,7 +462,7 @@ def test_failures_from_many_addresses_never_keep_the_owner_out(make_app, caplog)
         LOGIN_ACCOUNT_ALERT=15,
     )
     app.test_cli_runner().invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
-    with caplog.at_level(logging.WARNING, logger="newsletter.logins"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.admins.logins"):
         guesses = [
             log_in(client_at(app, f"192.0.2.{n}"), password=f"guess {n}").status_code
             for n in range(15)

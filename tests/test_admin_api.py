@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import digests, posts, privacy
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.models import (
     ApiKey,
@@ -21,6 +21,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
+from newsletter.subscribers import privacy
 from tests.helpers import ADMIN, FEED, add_readers
 
 

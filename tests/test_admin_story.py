@@ -6,9 +6,9 @@ send it to every reader while the progress bar fills, and find it on the dashboa
 import pytest
 from sqlalchemy import select
 
+from newsletter.core.tokens import CONFIRM, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
-from newsletter.tokens import CONFIRM, make_token
 from tests.helpers import ADMIN, add_readers
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")

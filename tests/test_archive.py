@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from newsletter import digests, posts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail.transactional import WelcomeIssue

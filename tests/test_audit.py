@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from harness import csrf_token
-from newsletter import audit
+from newsletter.admins import audit
 from newsletter.extensions import db
 from newsletter.models import AuditEntry, utcnow
 from tests.helpers import ADMIN

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from harness import another_site, free_port, served
-from newsletter import posts
+from newsletter.content import posts
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
 from tests.smtp import code_in, link_in

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from newsletter import stats
+from newsletter.admins import stats
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,

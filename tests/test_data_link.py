@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import privacy, settings
+from newsletter.core import settings, suppression
+from newsletter.core.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import (
     EmailJob,
@@ -18,7 +19,6 @@ from newsletter.models import (
     SubscriberStatus,
     SuppressedAddress,
 )
-from newsletter.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from tests.helpers import add_readers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
@@ -144,7 +144,7 @@ def test_bounced_complained_and_suppressed_addresses_get_nothing_and_the_same_an
     with app.app_context():
         db.session.add(
             SuppressedAddress(
-                address_hash=privacy.address_hash("suppressed0@example.org"), reason="bounced"
+                address_hash=suppression.address_hash("suppressed0@example.org"), reason="bounced"
             )
         )
         db.session.commit()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dns.rdtypes.ANY.TXT import TXT
 
-from newsletter import deliverability
+from newsletter.admins import deliverability
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,

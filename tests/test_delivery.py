@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from harness import free_port
-from newsletter import settings
+from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import outbox
 from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus

@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from harness import free_port
-from newsletter import digests, settings
+from newsletter.content import digests
+from newsletter.core import settings
+from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import (
     Delivery,
@@ -25,7 +27,6 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import (
     FEED,
     add_readers,

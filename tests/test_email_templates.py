@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from harness import csrf_token
-from newsletter import digests, email_templates, tokens
+from newsletter.content import digests, email_templates
+from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import transactional

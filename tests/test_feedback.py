@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select
 
-from newsletter import digests, feedback, posts, privacy
+from newsletter.bounces import feedback
+from newsletter.content import digests, posts
+from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -23,7 +25,7 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from newsletter.tokens import UNSUBSCRIBE, make_token
+from newsletter.subscribers import privacy
 from tests.helpers import add_readers, wait_until_sent
 from workers.tasks import start_digest
 

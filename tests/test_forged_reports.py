@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
+from newsletter.bounces import listener
 from newsletter.extensions import db
-from newsletter.mail import listener, mailto, return_path
+from newsletter.mail import mailto, return_path
 from newsletter.models import (
     ConsentEvent,
     FeedbackEvent,

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from harness import csrf_token
-from newsletter import settings as newsletter_settings
-from newsletter.addresses import clean_name, normalize_email
+from newsletter.core import settings as newsletter_settings
+from newsletter.core.addresses import clean_name, normalize_email
+from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import add_readers
 
 # Each property reuses the test's app (a fresh database per test, not per example):

@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import free_port
-from newsletter import feedback, inbound, tokens
+from newsletter.bounces import feedback, inbound, reports
+from newsletter.bounces.listener import InboundController
+from newsletter.core import tokens
 from newsletter.extensions import db
-from newsletter.mail import mailto, reports, return_path
-from newsletter.mail.listener import InboundController
+from newsletter.mail import mailto, return_path
 from newsletter.models import (
     FeedbackEvent,
     FeedbackKind,
@@ -318,7 +319,7 @@ def test_a_message_that_breaks_the_parser_is_kept_as_failed(inbound_app, monkeyp
     monkeypatch.setattr(reports, "read", broken)
     with inbound_app.app_context():
         inbound_id = inbound.store("", [FEEDBACK_LOOP], b"Subject: ?\r\n\r\n?\r\n")
-        with caplog.at_level(logging.WARNING, logger="newsletter.inbound"):
+        with caplog.at_level(logging.WARNING, logger="newsletter.bounces.inbound"):
             assert inbound.process(inbound_id) == "failed: ValueError('no sense in it')"
         assert "inbound %s could not be read" in caplog.records[-1].msg
         assert db.session.get(InboundMessage, inbound_id).processed_at is not None

@@ -6,10 +6,10 @@ import re
 import pytest
 from sqlalchemy import select
 
-from newsletter import settings
+from newsletter.core import settings
+from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from tests.helpers import FEED, add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 

@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
-from newsletter import posts
+from newsletter.content import posts
+from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.models import (
     AuditEntry,
@@ -14,7 +15,6 @@ from newsletter.models import (
     SubscriberStatus,
     SuppressedAddress,
 )
-from newsletter.privacy import address_hash
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import link_in
 

@@ -4,7 +4,7 @@ import time
 
 from sqlalchemy import select
 
-from newsletter import tokens
+from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from tests.smtp import link_in

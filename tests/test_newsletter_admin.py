@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import digests, posts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.models import Newsletter, SubscriberStatus
 from tests.helpers import add_readers

@@ -7,7 +7,7 @@ from datetime import datetime, time
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, func, select, text
 
-from newsletter import digests, posts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus, Newsletter, Post, utcnow
 from tests.conftest import build_app

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import event, insert, select
 
 from harness import csrf_token
-from newsletter import digests, newsletters, posts
+from newsletter.content import digests, newsletters, posts
+from newsletter.core.tokens import PREFERENCES, make_token
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
@@ -18,7 +19,6 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
-from newsletter.tokens import PREFERENCES, make_token
 from tests.helpers import FEED, add_readers, newsletters_of, wait_until_sent
 from workers.tasks import start_digest
 

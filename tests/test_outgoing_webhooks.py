@@ -22,7 +22,9 @@ from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from harness import csrf_token, free_port
-from newsletter import digests, feedback, newsletters, posts, subscriptions, tokens
+from newsletter.bounces import feedback
+from newsletter.content import digests, newsletters, posts
+from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -33,6 +35,7 @@ from newsletter.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from newsletter.subscribers import subscriptions
 from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
 from workers.tasks import start_digest
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from newsletter.content.posts import sanitize
 from newsletter.extensions import db
 from newsletter.models import Post, utcnow
-from newsletter.posts import sanitize
 
 DATA = Path(__file__).parent / "data"
 

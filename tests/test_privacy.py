@@ -9,7 +9,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter import privacy, settings
+from newsletter.core import settings
+from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
@@ -19,7 +20,7 @@ from newsletter.models import (
     SuppressedAddress,
     utcnow,
 )
-from newsletter.tokens import PREFERENCES, UNSUBSCRIBE, make_token
+from newsletter.subscribers import privacy
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import code_in, link_in, text_of
 

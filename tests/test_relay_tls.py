@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from newsletter import digests, posts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.mail import relay_trust
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, EmailJob, JobStatus

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import select, update
 
 from harness import csrf_token, free_port
-from newsletter import accounts, api_keys, digests
+from newsletter.admins import accounts, api_keys
+from newsletter.content import digests
+from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.models import (
     Admin,
@@ -22,7 +24,6 @@ from newsletter.models import (
     WebhookEndpoint,
     utcnow,
 )
-from newsletter.privacy import address_hash
 from tests.helpers import ADMIN, add_readers, log_in
 from tests.smtp import link_in, text_of
 

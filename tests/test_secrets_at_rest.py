@@ -7,8 +7,10 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
-from newsletter import secret_box, subscriptions, tokens, two_factor
+from newsletter import secret_box
+from newsletter.admins import two_factor
 from newsletter.extensions import db
+from newsletter.subscribers import subscriptions
 from tests.conftest import build_app
 from tests.helpers import log_in
 from tests.test_outgoing_webhooks import Receiver, a_pending_reader, add_endpoint
@@ -131,4 +133,4 @@ def test_one_purpose_key_opens_nothing_sealed_for_another(app):
         sealed = secret_box.seal("whsec_c2VjcmV0", secret_box.WEBHOOK)
         with pytest.raises(secret_box.CannotOpen):
             secret_box.open_sealed(sealed, secret_box.TOTP)
-        assert tokens.signing_keys(app.config)[-1] not in sealed
+        assert secret_box.signing_keys(app.config)[-1] not in sealed

@@ -15,10 +15,10 @@ from urllib.request import Request, urlopen
 from sqlalchemy import select
 
 from harness import csrf_token, free_port
-from newsletter import digests
+from newsletter.content import digests
+from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber
-from newsletter.tokens import UNSUBSCRIBE, make_token
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
 from tests.helpers import FEED, add_readers, log_in
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bench.sink import Sink
 from harness import free_port
-from newsletter import digests, settings
+from newsletter.content import digests
+from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.models import (

@@ -5,10 +5,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from newsletter import settings
+from newsletter.core import settings
+from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
-from newsletter.tokens import UNSUBSCRIBE, make_token
 from tests.smtp import code_in, html_of, link_in, text_of
 
 

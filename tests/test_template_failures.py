@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
-from newsletter import digests
+from newsletter.content import digests
 from newsletter.extensions import db
 from newsletter.mail import templates
 from newsletter.models import Digest, DigestStatus, EmailTemplate

@@ -6,7 +6,7 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from newsletter import digests, posts
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.models import DomainPace, Subscriber, SubscriberStatus, Subscription

@@ -10,7 +10,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from newsletter import i18n
+from newsletter.core import i18n
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = [language for language in i18n.LANGUAGES if language != i18n.SOURCE_LOCALE]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
-from newsletter import two_factor
+from newsletter.admins import two_factor
 from newsletter.extensions import db
 from newsletter.models import AuditEntry
 from tests.helpers import ADMIN, log_in

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from newsletter import tokens
+from newsletter.core import tokens
 from newsletter.mail import mime, relay
 from newsletter.mail.transactional import build_confirmation
 from newsletter.models import Reader, new_token_nonce

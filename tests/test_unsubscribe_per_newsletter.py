@@ -6,7 +6,9 @@ import re
 
 from sqlalchemy import select
 
-from newsletter import feedback, posts, tokens
+from newsletter.bounces import feedback
+from newsletter.content import posts
+from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,

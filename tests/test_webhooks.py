@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from newsletter import feedback
+from newsletter.bounces import feedback
+from newsletter.bounces.providers import ses
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.models import (
@@ -30,7 +31,6 @@ from newsletter.models import (
     WebhookReplay,
     utcnow,
 )
-from newsletter.provider_events import ses
 from tests.helpers import add_readers
 from tests.test_feedback import send_digest
 

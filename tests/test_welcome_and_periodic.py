@@ -5,7 +5,8 @@ from datetime import datetime
 from pathlib import Path
 
 from harness import csrf_token
-from newsletter import digests, newsletters, settings
+from newsletter.content import digests, newsletters
+from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.models import Digest, DigestStatus
 from tests.smtp import html_of, link_in, text_of

@@ -5,9 +5,13 @@ The web side publishes them by name (newsletter.sending.hints)."""
 from celery import shared_task
 from flask import current_app
 
-from newsletter import accounts, audit, digests, inbound, outgoing, posts, privacy
+from newsletter.admins import accounts, audit
+from newsletter.bounces import inbound
 from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
-from newsletter.sending import digest_deliveries, email_jobs, hints
+from newsletter.content import digest_deliveries, digests, posts
+from newsletter.sending import email_jobs, hints
+from newsletter.subscribers import privacy
+from newsletter.webhooks import outgoing
 
 
 @shared_task(name=hints.SEND_EMAIL_JOBS)

@@ -22,7 +22,7 @@ import css_inline
 from flask import current_app
 from markupsafe import Markup
 
-from newsletter import archive, i18n, markup, tokens
+from newsletter.core import i18n, markup, permalinks, tokens
 from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
 from newsletter.models import Digest, Reader
@@ -93,7 +93,7 @@ def context(digest, links=None, locale=None) -> dict:
         "site_name": config["SITE_NAME"],
         "base_url": config["BASE_URL"],
         # The welcome email is made like a digest but is no digest: it has no page.
-        "archive_url": archive.page_url(digest) if isinstance(digest, Digest) else None,
+        "archive_url": permalinks.page_url(digest) if isinstance(digest, Digest) else None,
         "unsubscribe_url": "__NEWSLETTER_UNSUBSCRIBE_URL__",
         "preferences_url": "__NEWSLETTER_PREFERENCES_URL__",
         **(links or {}),

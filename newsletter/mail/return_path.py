@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from newsletter.tokens import signing_keys
+from newsletter.secret_box import signing_keys
 
 DIGEST = b"d"
 EMAIL_JOB = b"j"

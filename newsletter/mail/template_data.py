@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from newsletter import markup
+from newsletter.core import markup
 
 
 @dataclass(frozen=True, slots=True)

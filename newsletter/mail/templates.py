@@ -30,7 +30,7 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter import i18n
+from newsletter.core import i18n
 from newsletter.extensions import db
 from newsletter.mail import sandbox as template_sandbox
 from newsletter.models import EmailTemplate

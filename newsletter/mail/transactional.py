@@ -13,7 +13,7 @@ from email.utils import formatdate
 from flask import current_app
 from sqlalchemy import select
 
-from newsletter import i18n, settings, tokens
+from newsletter.core import i18n, settings, tokens
 from newsletter.extensions import db
 from newsletter.mail import mime, template_data, templates
 from newsletter.mail.digest import DigestMessages

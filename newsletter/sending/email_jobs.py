@@ -6,7 +6,7 @@ from functools import cached_property
 
 from sqlalchemy import exists, select
 
-from newsletter import privacy
+from newsletter.core import suppression
 from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
@@ -68,7 +68,7 @@ class EmailJobs:
             return False
         # A bounce or complaint may have suppressed the address since the reader asked;
         # the other kinds follow the status alone, as before.
-        return claim.owes != EmailKind.DATA_LINK or not privacy.suppressed([claim.reader.email])
+        return claim.owes != EmailKind.DATA_LINK or not suppression.suppressed([claim.reader.email])
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader

@@ -21,31 +21,20 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
-from newsletter import (
+from newsletter.admins import (
     accounts,
     api_keys,
     audit,
-    blocked_domains,
-    composer,
     deliverability,
-    digests,
-    directory,
-    email_templates,
-    feedback,
-    i18n,
-    inbound,
     logins,
-    newsletters,
-    outgoing,
-    posts,
-    privacy,
     roles,
-    settings,
     stats,
-    subscriptions,
     two_factor,
 )
-from newsletter.addresses import InvalidSignup
+from newsletter.bounces import feedback, inbound
+from newsletter.content import composer, digests, email_templates, newsletters, posts
+from newsletter.core import i18n, settings
+from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.models import (
     Digest,
@@ -57,6 +46,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.sending import hints
+from newsletter.subscribers import blocked_domains, directory, privacy, subscriptions
 from newsletter.web import charts
 from newsletter.web.forms import (
     ActionForm,
@@ -76,6 +66,7 @@ from newsletter.web.forms import (
     TestSendForm,
     WebhookEndpointForm,
 )
+from newsletter.webhooks import outgoing
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

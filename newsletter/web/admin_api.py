@@ -14,11 +14,13 @@ import json
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
-from newsletter import api_keys, audit, digests, directory, newsletters, outgoing, posts, privacy
-from newsletter.addresses import InvalidSignup
+from newsletter.admins import api_keys, audit
+from newsletter.content import digests, newsletters, posts
+from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db
 from newsletter.models import Digest, Subscriber
 from newsletter.sending import hints
+from newsletter.subscribers import directory, privacy
 from newsletter.web.api import json_error
 from newsletter.web.api_models import (
     DigestDetail,
@@ -42,6 +44,7 @@ from newsletter.web.api_models import (
     SubscriberQuery,
     WebhookOut,
 )
+from newsletter.webhooks import outgoing
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 

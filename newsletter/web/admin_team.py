@@ -5,8 +5,8 @@ their email links to, before they have an account."""
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
-from newsletter import accounts, audit, roles
-from newsletter.addresses import InvalidSignup
+from newsletter.admins import accounts, audit, roles
+from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db, login_manager
 from newsletter.models import Admin, AdminInvitation
 from newsletter.sending import hints

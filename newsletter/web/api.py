@@ -3,9 +3,10 @@
 from flask import Blueprint, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
-from newsletter import captcha, i18n, subscriptions
-from newsletter.addresses import InvalidSignup
+from newsletter.core import i18n
+from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import limiter
+from newsletter.subscribers import captcha, subscriptions
 from newsletter.web.languages import browser_locale
 from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit, signup_source
 

@@ -15,9 +15,9 @@ from pydantic import (
     StrictStr,
 )
 
-from newsletter.directory import LAST_PAGE, SEARCH_MAX_LENGTH
+from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.models import Digest, Newsletter, Post, Subscriber, SubscriberStatus
-from newsletter.posts import CATEGORY_LENGTH
+from newsletter.subscribers.directory import LAST_PAGE, SEARCH_MAX_LENGTH
 
 
 def _no_nul(text: str) -> str:

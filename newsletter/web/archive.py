@@ -6,7 +6,8 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from newsletter import archive
+from newsletter.content import archive
+from newsletter.core import permalinks
 from newsletter.mail import digest as digest_mail
 
 bp = Blueprint("archive", __name__)
@@ -29,7 +30,7 @@ def links():
 
 
 def digest_url(digest):
-    return url_for("archive.show", digest_id=digest.id, slug=archive.slug(digest.subject))
+    return url_for("archive.show", digest_id=digest.id, slug=permalinks.slug(digest.subject))
 
 
 @bp.get("/archive")
@@ -44,7 +45,7 @@ def index():
 @bp.get("/archive/<id:digest_id>-<slug>")
 def show(digest_id, slug):
     digest = archive.sent_digest(digest_id)
-    if slug != archive.slug(digest.subject):
+    if slug != permalinks.slug(digest.subject):
         return redirect(digest_url(digest), 301)
     # The email as readers got it, less their own links: whoever follows them here
     # is sent to the sign-up page, and the page does not link to itself. A template

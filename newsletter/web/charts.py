@@ -3,7 +3,7 @@ policy runs no inline script, and a picture needs none."""
 
 from dataclasses import dataclass
 
-from newsletter.stats import Day
+from newsletter.admins.stats import Day
 
 WIDTH = 720
 HEIGHT = 340

@@ -8,21 +8,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter import (
-    accounts,
-    api_keys,
-    audit,
-    digests,
-    directory,
-    newsletters,
-    posts,
-    roles,
-    two_factor,
-)
-from newsletter.addresses import InvalidSignup
-from newsletter.mail.listener import InboundController
+from newsletter.admins import accounts, api_keys, audit, roles, two_factor
+from newsletter.bounces.listener import InboundController
+from newsletter.content import digests, newsletters, posts
+from newsletter.core.addresses import InvalidSignup
 from newsletter.models import DigestSchedule
 from newsletter.sending import hints
+from newsletter.subscribers import directory
 
 
 @click.command("create-admin")

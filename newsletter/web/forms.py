@@ -27,8 +27,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from newsletter import accounts, newsletters, outgoing, posts, roles
+from newsletter.admins import accounts, roles
+from newsletter.content import newsletters, posts
 from newsletter.models import DigestSchedule
+from newsletter.webhooks import outgoing
 
 
 class LoginForm(FlaskForm):

@@ -3,7 +3,7 @@
 from flask import g, has_request_context, request
 from flask_babel import get_locale, refresh
 
-from newsletter import i18n
+from newsletter.core import i18n
 
 # The admin's pages, and whatever answers machines, are written in English only.
 ENGLISH_ONLY = {"admin", "admin_api", "outbox_viewer", "health", "webhooks"}

@@ -8,11 +8,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
-from newsletter import captcha, i18n, newsletters, privacy, subscriptions, tokens
-from newsletter.addresses import InvalidSignup
+from newsletter.content import newsletters
+from newsletter.core import i18n, tokens
+from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import csrf, limiter
 from newsletter.mail.relay import uses_outbox
 from newsletter.models import SubscriberStatus
+from newsletter.subscribers import captcha, privacy, subscriptions
 from newsletter.web.languages import browser_locale, speak_to
 from newsletter.web.security import embeddable
 

@@ -7,8 +7,8 @@ import secrets
 from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import captcha
 from newsletter.extensions import cors
+from newsletter.subscribers import captcha
 
 # Where an admin uploads a CSV file: larger than any other request.
 UPLOAD_ENDPOINTS = {"admin.import_subscribers"}

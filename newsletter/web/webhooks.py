@@ -1,12 +1,12 @@
 """Mail providers' webhooks: what they tell of the mail they carried for us. Each
 answers 404 until its setting is set; the proof and the reading are in
-newsletter.provider_events."""
+newsletter.bounces.providers."""
 
 import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from newsletter.provider_events import events, mailgun, postmark, sendgrid, ses
+from newsletter.bounces.providers import events, mailgun, postmark, sendgrid, ses
 
 log = logging.getLogger(__name__)
 
