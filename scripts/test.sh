@@ -5,10 +5,27 @@
 # started if they are installed but down; on a machine without them that half is
 # skipped with a notice, except under CI (CI=true), where it must run.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k unsubscribe
+#
+# scripts/test.sh --fast: ruff, then only the tests marked neither browser, worker nor
+# slow (see pyproject's markers), on SQLite, spread over the CPUs: the loop to run
+# while working (under a minute). The full run stays the one that counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+FAST=false
+if [ "${1:-}" = "--fast" ]; then
+    FAST=true
+    shift
+fi
 scripts/install.sh requirements-dev.txt
 export PATH="$PWD/.venv/bin:$PATH"
+
+if [ "$FAST" = true ]; then
+    echo "== ruff"
+    ruff check .
+    ruff format --check .
+    echo "== fast tests: SQLite, no browser, no worker, nothing slow"
+    exec pytest -n auto -q -m "not browser and not worker and not slow" "$@"
+fi
 
 POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_test}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}

@@ -55,6 +55,21 @@ FIRST_NEWSLETTER_AS_MADE = {
 }
 
 
+# Markers put on by the fixtures a test uses, so `-m "not worker"` needs no list to keep.
+MARKED_BY_FIXTURE = {
+    "browser": "browser",
+    "start_worker_for": "worker",
+    "start_worker_process": "worker",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests by what they start: a browser, a real worker (see pyproject's markers)."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKED_BY_FIXTURE.keys():
+            item.add_marker(MARKED_BY_FIXTURE[fixture])
+
+
 def build_app(instance_path, **settings):
     config = type("PerTestConfig", (TestConfig,), settings)
     return create_app(config, instance_path=str(instance_path))

@@ -5,6 +5,7 @@ import logging
 import re
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
@@ -451,6 +452,7 @@ def client_at(app, address):
     return client
 
 
+@pytest.mark.slow
 def test_failures_from_many_addresses_never_keep_the_owner_out(make_app, caplog):
     """Someone guesses the owner's password from 15 addresses: each guess is logged, the
     pile of them is a warning, and the owner's right password from their own address

@@ -351,6 +351,7 @@ def test_the_inbound_command_needs_an_address_to_listen_for(runner):
     assert "Set BOUNCE_ADDRESS or LIST_UNSUBSCRIBE_MAILTO first." in result.output
 
 
+@pytest.mark.slow
 def test_the_inbound_command_listens_until_stopped(inbound_app):
     port = free_port()
     config = inbound_app.config
