@@ -52,12 +52,17 @@ echo "== ruff"
 ruff check .
 ruff format --check .
 
+# Each stack's tests are spread over the CPUs (pytest-xdist): every test still runs on
+# both. Each pytest-xdist worker has its own databases, broker queues, ports and
+# PostgreSQL schema. TEST_WORKERS=0 runs them in one process.
+WORKERS=(-n "${TEST_WORKERS:-auto}")
+
 echo "== tests on the embedded default: SQLite, SQLite broker"
-pytest "$@"
+pytest "${WORKERS[@]}" "$@"
 
 echo "== tests on PostgreSQL + Redis"
 if python scripts/services.py "$POSTGRES_URL" "$REDIS_URL"; then
-    TEST_DATABASE_URL=$POSTGRES_URL TEST_BROKER_URL=$REDIS_URL pytest "$@"
+    TEST_DATABASE_URL=$POSTGRES_URL TEST_BROKER_URL=$REDIS_URL pytest "${WORKERS[@]}" "$@"
 elif [ "${CI:-}" = "true" ]; then
     echo "ERROR: PostgreSQL and Redis are required under CI and could not be reached." >&2
     exit 1

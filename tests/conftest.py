@@ -19,6 +19,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, delete, func, make_url, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
@@ -34,7 +35,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.settings import update as update_settings
-from tests.helpers import ADMIN, log_in
+from tests.helpers import ADMIN, FEED, log_in
 from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -104,21 +105,48 @@ def smtp(smtp_server):
     smtp_server.handler.reset()
 
 
+def create_shared_extensions(server):
+    """pg_trgm in ``public``, once for every session; sessions starting together take
+    turns (a lock). One an older run made in its own schema is moved to ``public``: its
+    indexes keep working, and dropping that schema no longer drops it (and, by
+    CASCADE, every other session's trigram indexes). A server that refuses leaves the
+    migration to say so."""
+    try:
+        with server.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(20230023)"))
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+            lives_in = connection.scalar(
+                text(
+                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n"
+                    " ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+                )
+            )
+            if lives_in != "public":
+                connection.execute(text("ALTER EXTENSION pg_trgm SET SCHEMA public"))
+    except DBAPIError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory):
     """The schema, made once per session by the real migrations.
 
-    On PostgreSQL each test session gets a schema of its own (through the URL's
-    search_path), so two runs on one server never touch each other's tables.
+    On PostgreSQL each test session (each pytest-xdist worker too) gets a schema of
+    its own (through the URL's search_path), so two runs on one server never touch
+    each other's tables. Extensions are per database: pg_trgm is made once in
+    ``public``, which follows the session's schema on the search_path. Made by the
+    first session's migration 0023 instead, it would land in that session's schema,
+    out of the others' sight, and go when that schema is dropped.
     """
     if SERVER_DATABASE_URL:
         schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
         server = create_engine(SERVER_DATABASE_URL)
         with server.begin() as connection:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
+        create_shared_extensions(server)
         url = (
             make_url(SERVER_DATABASE_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .update_query_dict({"options": f"-csearch_path={schema},public"})
             .render_as_string(hide_password=False)
         )
     else:
@@ -250,6 +278,12 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def feed(runner):
+    """The posts of tests/data/feed.rss, imported with `import-feed`."""
+    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 @pytest.fixture

@@ -90,6 +90,33 @@ def newsletters_of(app, email):
         )
 
 
+def status_of(app, reader):
+    """A reader's status as last stored, by address or by id."""
+    with app.app_context():
+        if isinstance(reader, int):
+            status = db.session.get(Subscriber, reader).status
+        else:
+            status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == reader))
+        db.session.rollback()
+        return status
+
+
+def copy_of_session(app, client):
+    """Another browser holding a copy of this client's session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def tab_to(page, target, presses=40):
+    """Press Tab until ``target`` has the focus, as a keyboard user moves through a page."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{presses} presses of Tab never reached {target}")
+
+
 def digest_state(app, digest_id):
     with app.app_context():
         return db.session.get(Digest, digest_id).status, digests.progress(digest_id)

@@ -20,7 +20,7 @@ from newsletter.models import (
     SubscriberStatus,
     Subscription,
 )
-from tests.helpers import ADMIN, add_readers, log_in
+from tests.helpers import ADMIN, add_readers, copy_of_session, log_in
 from workers.tasks import sweep
 
 
@@ -396,13 +396,6 @@ def test_a_test_copy_while_the_broker_is_down_says_so(make_app, runner, admin):
     assert answer.status_code == 302
     page = client.get(path).get_data(as_text=True)
     assert "The workers cannot be reached right now" in page
-
-
-def copy_of_session(app, client):
-    """Another browser holding a copy of this client's session cookie."""
-    thief = app.test_client()
-    thief.set_cookie("session", client.get_cookie("session").value)
-    return thief
 
 
 def test_logging_out_ends_a_copied_session_too(app, admin_client):

@@ -9,7 +9,6 @@ import time
 from datetime import timedelta
 
 import dkim
-import pytest
 from sqlalchemy import func, select, update
 
 from harness import free_port
@@ -36,11 +35,6 @@ from tests.helpers import (
 )
 from tests.smtp import SMTPServer, html_of, link_in, text_of
 from workers.tasks import start_digest, sweep
-
-
-@pytest.fixture
-def feed(runner):
-    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, worker, feed):

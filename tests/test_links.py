@@ -7,6 +7,7 @@ from sqlalchemy import select
 from newsletter import tokens
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from tests.helpers import status_of
 from tests.smtp import link_in
 
 
@@ -21,11 +22,6 @@ def add_subscriber(app, email="reader@example.org", status=SubscriberStatus.PEND
 def token_for(app, purpose, subscriber_id):
     with app.app_context():
         return tokens.make_token(purpose, db.session.get(Subscriber, subscriber_id))
-
-
-def status_of(app, subscriber_id):
-    with app.app_context():
-        return db.session.get(Subscriber, subscriber_id).status
 
 
 def test_opening_a_confirmation_link_changes_nothing(app, client):
