@@ -3,7 +3,6 @@
 import io
 import logging
 import re
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from newsletter.models import (
     SubscriberStatus,
     Subscription,
 )
-from tests.helpers import ADMIN, add_readers, copy_of_session, log_in
+from tests.helpers import ADMIN, add_readers, copy_of_session, log_in, wait_until
 from workers.tasks import sweep
 
 
@@ -331,10 +330,7 @@ def test_an_admin_composes_previews_tests_and_sends_a_digest(
     def finished():
         return admin_client.get(f"{digest_path}/progress").json["status"] == "sent"
 
-    deadline = time.monotonic() + 20
-    while not finished():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(finished)
     assert admin_client.get(f"{digest_path}/progress").json == {
         "status": "sent",
         "sent": 2,

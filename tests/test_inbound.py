@@ -8,7 +8,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -385,7 +384,6 @@ def listening(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:
-        time.sleep(0.1)
         return False
     return True
 
