@@ -5,6 +5,7 @@ TEST_DATABASE_URL and TEST_BROKER_URL set (scripts/test.sh sets them) it runs
 on PostgreSQL and Redis instead.
 """
 
+import functools
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, delete, func, make_url, select, text, update
 from sqlalchemy.exc import DBAPIError
+from werkzeug import security
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
@@ -87,6 +89,25 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes():
+    """Werkzeug's PBKDF2 with few rounds for the passwords tests set: scrypt as the app
+    uses it costs 0.2 s a hash, and 180 tests make an admin and log in. Still a real
+    hash, checked as ever (a hash names its own method), so it speeds up what the
+    tests do without changing it. Found by value, wherever the module that hashes lives."""
+    quick = functools.partial(security.generate_password_hash, method="pbkdf2:sha256:1000")
+    ours = [
+        module
+        for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and Path(module.__file__).is_relative_to(PROJECT_ROOT)
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        for module in ours:
+            if getattr(module, "generate_password_hash", None) is security.generate_password_hash:
+                patch.setattr(module, "generate_password_hash", quick)
+        yield
 
 
 @pytest.fixture(scope="session")
