@@ -5,10 +5,27 @@
 # started if they are installed but down; on a machine without them that half is
 # skipped with a notice, except under CI (CI=true), where it must run.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k unsubscribe
+#
+# scripts/test.sh --fast: ruff, then only the tests marked neither browser, worker nor
+# slow (see pyproject's markers), on SQLite, spread over the CPUs: the loop to run
+# while working (under a minute). The full run stays the one that counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+FAST=false
+if [ "${1:-}" = "--fast" ]; then
+    FAST=true
+    shift
+fi
 scripts/install.sh requirements-dev.txt
 export PATH="$PWD/.venv/bin:$PATH"
+
+if [ "$FAST" = true ]; then
+    echo "== ruff"
+    ruff check .
+    ruff format --check .
+    echo "== fast tests: SQLite, no browser, no worker, nothing slow"
+    exec pytest -n auto -q -m "not browser and not worker and not slow" "$@"
+fi
 
 POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_test}
 REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
@@ -41,12 +58,17 @@ docs_site=$(mktemp -d)
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$docs_site"
 rm -rf "$docs_site"
 
+# Each stack's tests are spread over the CPUs (pytest-xdist): every test still runs on
+# both. Each pytest-xdist worker has its own databases, broker queues, ports and
+# PostgreSQL schema. TEST_WORKERS=0 runs them in one process.
+WORKERS=(-n "${TEST_WORKERS:-auto}")
+
 echo "== tests on the embedded default: SQLite, SQLite broker"
-pytest "$@"
+pytest "${WORKERS[@]}" "$@"
 
 echo "== tests on PostgreSQL + Redis"
 if python scripts/services.py "$POSTGRES_URL" "$REDIS_URL"; then
-    TEST_DATABASE_URL=$POSTGRES_URL TEST_BROKER_URL=$REDIS_URL pytest "$@"
+    TEST_DATABASE_URL=$POSTGRES_URL TEST_BROKER_URL=$REDIS_URL pytest "${WORKERS[@]}" "$@"
 elif [ "${CI:-}" = "true" ]; then
     echo "ERROR: PostgreSQL and Redis are required under CI and could not be reached." >&2
     exit 1

@@ -5,6 +5,7 @@ TEST_DATABASE_URL and TEST_BROKER_URL set (scripts/test.sh sets them) it runs
 on PostgreSQL and Redis instead.
 """
 
+import functools
 import os
 import secrets
 import shutil
@@ -19,6 +20,8 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, delete, func, make_url, select, text, update
+from sqlalchemy.exc import DBAPIError
+from werkzeug import security
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
@@ -35,7 +38,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.webhooks import outgoing_http
-from tests.helpers import ADMIN, log_in
+from tests.helpers import ADMIN, FEED, log_in
 from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +59,21 @@ FIRST_NEWSLETTER_AS_MADE = {
 }
 
 
+# Markers put on by the fixtures a test uses, so `-m "not worker"` needs no list to keep.
+MARKED_BY_FIXTURE = {
+    "browser": "browser",
+    "start_worker_for": "worker",
+    "start_worker_process": "worker",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests by what they start: a browser, a real worker (see pyproject's markers)."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & MARKED_BY_FIXTURE.keys():
+            item.add_marker(MARKED_BY_FIXTURE[fixture])
+
+
 def build_app(instance_path, **settings):
     config = type("PerTestConfig", (TestConfig,), settings)
     return create_app(config, instance_path=str(instance_path))
@@ -74,6 +92,25 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes():
+    """Werkzeug's PBKDF2 with few rounds for the passwords tests set: scrypt as the app
+    uses it costs 0.2 s a hash, and 180 tests make an admin and log in. Still a real
+    hash, checked as ever (a hash names its own method), so it speeds up what the
+    tests do without changing it. Found by value, wherever the module that hashes lives."""
+    quick = functools.partial(security.generate_password_hash, method="pbkdf2:sha256:1000")
+    ours = [
+        module
+        for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and Path(module.__file__).is_relative_to(PROJECT_ROOT)
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        for module in ours:
+            if getattr(module, "generate_password_hash", None) is security.generate_password_hash:
+                patch.setattr(module, "generate_password_hash", quick)
+        yield
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     server = SMTPServer()
@@ -90,21 +127,48 @@ def smtp(smtp_server):
     smtp_server.handler.reset()
 
 
+def create_shared_extensions(server):
+    """pg_trgm in ``public``, once for every session; sessions starting together take
+    turns (a lock). One an older run made in its own schema is moved to ``public``: its
+    indexes keep working, and dropping that schema no longer drops it (and, by
+    CASCADE, every other session's trigram indexes). A server that refuses leaves the
+    migration to say so."""
+    try:
+        with server.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(20230023)"))
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+            lives_in = connection.scalar(
+                text(
+                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n"
+                    " ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+                )
+            )
+            if lives_in != "public":
+                connection.execute(text("ALTER EXTENSION pg_trgm SET SCHEMA public"))
+    except DBAPIError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory):
     """The schema, made once per session by the real migrations.
 
-    On PostgreSQL each test session gets a schema of its own (through the URL's
-    search_path), so two runs on one server never touch each other's tables.
+    On PostgreSQL each test session (each pytest-xdist worker too) gets a schema of
+    its own (through the URL's search_path), so two runs on one server never touch
+    each other's tables. Extensions are per database: pg_trgm is made once in
+    ``public``, which follows the session's schema on the search_path. Made by the
+    first session's migration 0023 instead, it would land in that session's schema,
+    out of the others' sight, and go when that schema is dropped.
     """
     if SERVER_DATABASE_URL:
         schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
         server = create_engine(SERVER_DATABASE_URL)
         with server.begin() as connection:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
+        create_shared_extensions(server)
         url = (
             make_url(SERVER_DATABASE_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .update_query_dict({"options": f"-csearch_path={schema},public"})
             .render_as_string(hide_password=False)
         )
     else:
@@ -236,6 +300,12 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def feed(runner):
+    """The posts of tests/data/feed.rss, imported with `import-feed`."""
+    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import harness
 from newsletter.content import digests
@@ -16,6 +16,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
     Subscription,
+    utcnow,
 )
 
 ADMIN = ("admin@example.org", "correct horse battery")
@@ -88,6 +89,52 @@ def newsletters_of(app, email):
                 .where(Subscriber.email == email, Subscription.active.is_(True))
             )
         )
+
+
+def status_of(app, reader):
+    """A reader's status as last stored, by address or by id."""
+    with app.app_context():
+        if isinstance(reader, int):
+            status = db.session.get(Subscriber, reader).status
+        else:
+            status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == reader))
+        db.session.rollback()
+        return status
+
+
+def copy_of_session(app, client):
+    """Another browser holding a copy of this client's session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def tab_to(page, target, presses=40):
+    """Press Tab until ``target`` has the focus, as a keyboard user moves through a page."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{presses} presses of Tab never reached {target}")
+
+
+def after_one_more_email(app, smtp, email="later@example.org"):
+    """Sign ``email`` up and wait for its confirmation: a positive event that comes after
+    whatever the worker was given before it. A test that must show that something was
+    NOT sent waits for this instead of sleeping. The messages received, less this one."""
+    app.test_client().post("/subscribe", data={"email": email})
+    wait_until(lambda: smtp.messages_to(email))
+    return [message for message in smtp.received if email not in message["To"]]
+
+
+def wait_until_leases_run_out(app, model):
+    """Wait until every lease held now on ``model``'s rows (EmailJob, Delivery) has run
+    out: what a killed worker held can then be claimed again."""
+    with app.app_context():
+        held = db.session.scalar(select(func.max(model.lease_until)))
+        db.session.rollback()
+    if held is not None:
+        wait_until(lambda: utcnow() > held)
 
 
 def digest_state(app, digest_id):

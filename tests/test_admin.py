@@ -3,8 +3,8 @@
 import io
 import logging
 import re
-import time
 
+import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
@@ -19,7 +19,7 @@ from newsletter.models import (
     SubscriberStatus,
     Subscription,
 )
-from tests.helpers import ADMIN, add_readers, log_in
+from tests.helpers import ADMIN, add_readers, copy_of_session, log_in, wait_until
 from workers.tasks import sweep
 
 
@@ -330,10 +330,7 @@ def test_an_admin_composes_previews_tests_and_sends_a_digest(
     def finished():
         return admin_client.get(f"{digest_path}/progress").json["status"] == "sent"
 
-    deadline = time.monotonic() + 20
-    while not finished():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(finished)
     assert admin_client.get(f"{digest_path}/progress").json == {
         "status": "sent",
         "sent": 2,
@@ -397,13 +394,6 @@ def test_a_test_copy_while_the_broker_is_down_says_so(make_app, runner, admin):
     assert "The workers cannot be reached right now" in page
 
 
-def copy_of_session(app, client):
-    """Another browser holding a copy of this client's session cookie."""
-    thief = app.test_client()
-    thief.set_cookie("session", client.get_cookie("session").value)
-    return thief
-
-
 def test_logging_out_ends_a_copied_session_too(app, admin_client):
     thief = copy_of_session(app, admin_client)
     assert thief.get("/admin/").status_code == 200
@@ -451,6 +441,7 @@ def client_at(app, address):
     return client
 
 
+@pytest.mark.slow
 def test_failures_from_many_addresses_never_keep_the_owner_out(make_app, caplog):
     """Someone guesses the owner's password from 15 addresses: each guess is logged, the
     pile of them is a warning, and the owner's right password from their own address

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from newsletter.core.tokens import CONFIRM, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
-from tests.helpers import ADMIN, add_readers
+from tests.helpers import ADMIN, add_readers, tab_to
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 expect = sync_api.expect
@@ -33,15 +33,6 @@ def confirm_through_the_page(browser, app, emails):
         page.get_by_role("button", name="Confirm subscription").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
     context.close()
-
-
-def tab_to(page, field, presses=40):
-    """Press Tab until ``field`` has the focus, as someone without a mouse does."""
-    for _ in range(presses):
-        page.keyboard.press("Tab")
-        if field.evaluate("element => element === document.activeElement"):
-            return
-    raise AssertionError(f"{presses} presses of Tab never reached {field}")
 
 
 def preview_frame(page, width):

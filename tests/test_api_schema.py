@@ -2,6 +2,7 @@
 every operation from the document and checks each answer against it. No 5xx, no
 status code, content type or body the document does not declare."""
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -29,6 +30,7 @@ EXAMPLES = settings(
 )
 
 
+@pytest.mark.slow
 def test_every_operation_answers_as_its_document_says(app, runner):
     add_readers(app, 3)
     key = runner.invoke(args=["create-api-key", "schemathesis"]).output.splitlines()[-1]

@@ -12,16 +12,10 @@ from harness import another_site, free_port, served
 from newsletter.content import posts
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
+from tests.helpers import status_of, tab_to
 from tests.smtp import code_in, link_in
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-
-
-def status_of(app, email):
-    with app.app_context():
-        status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == email))
-        db.session.rollback()
-        return status
 
 
 def sign_up(page, base, email, smtp, count):
@@ -66,15 +60,6 @@ def test_the_code_from_the_email_confirms_on_the_check_email_page(browser, site,
     page.get_by_role("button", name="Confirm with the code").click()
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
     assert status_of(site, "coder@example.org") == SubscriberStatus.CONFIRMED
-
-
-def tab_to(page, target, presses=40):
-    """Press Tab until ``target`` has the focus, as a keyboard user moves through a page."""
-    for _ in range(presses):
-        page.keyboard.press("Tab")
-        if target.evaluate("element => element === document.activeElement"):
-            return
-    raise AssertionError(f"{presses} presses of Tab never reached {target}")
 
 
 def test_a_reader_chooses_one_newsletter_and_turns_another_on_by_keyboard(browser, site, smtp):

@@ -16,15 +16,10 @@ from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import transactional
 from newsletter.models import Admin, EmailTemplate, Reader, Subscriber, WebhookEndpoint
-from tests.helpers import FEED, add_readers, log_in, wait_until_sent
+from tests.helpers import add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 EDITORS_LINE = "Thanks for reading, from the editors."
-
-
-@pytest.fixture
-def feed(runner):
-    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 def textareas(page):

@@ -26,7 +26,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.subscribers import privacy
-from tests.helpers import add_readers, wait_until_sent
+from tests.helpers import add_readers, status_of, wait_until_sent
 from workers.tasks import start_digest
 
 BOUNCES = "bounces@news.example"
@@ -46,13 +46,6 @@ def send_digest(app, subject):
     start_digest.delay(digest_id)
     wait_until_sent(app, digest_id)
     return digest_id
-
-
-def status_of(app, email):
-    with app.app_context():
-        status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == email))
-        db.session.rollback()
-        return status
 
 
 def test_each_email_returns_to_a_verp_address_naming_its_reader_and_message(

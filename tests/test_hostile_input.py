@@ -266,6 +266,7 @@ sign_up_forms = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(fields=sign_up_forms)
 @example(fields={"email": "ann@example.org\r\nBcc: victim@evil.example", "name": ""})
@@ -306,6 +307,7 @@ def pending_reader(app, client):
         )
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(
     email=st.one_of(
@@ -363,6 +365,7 @@ json_bodies = st.one_of(
 )
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(
     body=json_bodies,
@@ -468,6 +471,7 @@ def path_for(pattern, token):
     return pattern.format(quote(token.encode("utf-8", "surrogatepass"), safe=""))
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(data=st.data(), route=st.sampled_from(LINK_ROUTES), form=link_forms)
 def test_any_token_on_any_link_route_is_answered_and_a_refusal_changes_nothing(
@@ -482,6 +486,7 @@ def test_any_token_on_any_link_route_is_answered_and_a_refusal_changes_nothing(
     assert_no_harm(app, before, answer)
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(token=hostile_text(surrogates=True), form=link_forms)
 def test_one_click_unsubscribe_with_a_bad_token_unsubscribes_nobody(
@@ -551,6 +556,7 @@ def import_form(admin_client):
     return {"csrf_token": csrf_token(admin_client.get("/admin/subscribers/import"))}
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(
     content=csv_files,
@@ -719,6 +725,7 @@ def two_readers(app):
     return add_readers(app, 2)
 
 
+@pytest.mark.slow
 @HTTP_PROPERTY
 @given(query=hostile_text(surrogates=False, max_size=40), status=hostile_text(), place=st.text())
 @example(query="\x00", status="", place="1")

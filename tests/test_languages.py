@@ -10,7 +10,7 @@ from newsletter.core import settings
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus
-from tests.helpers import FEED, add_readers, log_in, wait_until_sent
+from tests.helpers import add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
@@ -30,11 +30,6 @@ def set_language(app, emails, locale):
         for reader in db.session.scalars(select(Subscriber).where(Subscriber.email.in_(emails))):
             reader.locale = locale
         db.session.commit()
-
-
-@pytest.fixture
-def feed(runner):
-    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 def test_a_german_browser_signs_up_and_every_page_and_email_speaks_german(

@@ -12,6 +12,7 @@ import time
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
+import pytest
 from sqlalchemy import select
 
 from harness import csrf_token, free_port
@@ -111,6 +112,7 @@ def test_under_https_cookies_are_secure_and_browsers_are_told_to_stay_on_https(m
     assert "SameSite=Lax" in cookie
 
 
+@pytest.mark.slow
 def test_the_served_app_counts_one_clients_sign_ups_in_one_place(app, tmp_path):
     """As scripts/run.sh serves it, from two processes: they count in one SQLite file on
     the embedded default, in the Redis broker on the other stack. Either way the limit

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from config import TestConfig
 from newsletter import create_app
 
@@ -12,6 +14,7 @@ def test_healthz_reports_database_broker_and_relay(client):
     assert answer.json == {"status": "ok", "database": "ok", "broker": "ok", "relay": "ok"}
 
 
+@pytest.mark.slow
 def test_healthz_says_which_part_is_down(make_app):
     broker_down = make_app(CELERY_BROKER_URL="redis://127.0.0.1:1/0").test_client().get("/healthz")
     assert broker_down.status_code == 503

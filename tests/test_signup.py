@@ -1,7 +1,5 @@
 """A visitor signs up, gets the confirmation email from a real worker, and confirms."""
 
-import time
-
 import pytest
 from sqlalchemy import select
 
@@ -9,6 +7,7 @@ from newsletter.core import settings
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from tests.helpers import after_one_more_email
 from tests.smtp import code_in, html_of, link_in, text_of
 
 
@@ -138,8 +137,8 @@ def test_an_address_gets_at_most_confirm_max_per_day_confirmations(
         smtp.wait_for(1)
     # The third may still be on its way on a busy machine; a fourth would come as soon.
     smtp.wait_for(3)
-    time.sleep(0.5)
-    assert len(smtp.messages_to("victim@example.org")) == 3
+    received = after_one_more_email(app, smtp)
+    assert [m["To"] for m in received] == ["victim@example.org"] * 3
 
 
 def test_api_signup_answers_202_and_sends_the_confirmation(app, client, smtp, worker):
@@ -283,8 +282,7 @@ def test_a_bot_that_fills_the_hidden_field_gets_the_same_answer_and_nothing_is_s
     assert (api.status_code, api.json) == (202, {"status": "pending"})
     assert subscriber(app, "api-bot@example.org") is None
     smtp.wait_for(1)
-    time.sleep(0.3)
-    assert len(smtp.received) == 1
+    assert len(after_one_more_email(app, smtp)) == 1
 
 
 @pytest.mark.parametrize("status", [SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED])
@@ -298,8 +296,7 @@ def test_a_bounced_or_complained_address_never_returns_to_pending_by_the_form(
     assert b"Now check your email" in answer.data
     client.post("/subscribe", data={"email": "other@example.org"})
     smtp.wait_for(1)
-    time.sleep(0.3)
-    assert [m["To"] for m in smtp.received] == ["other@example.org"]
+    assert [m["To"] for m in after_one_more_email(app, smtp)] == ["other@example.org"]
     assert subscriber(app, "gone@example.org").status == status
 
 
@@ -330,7 +327,7 @@ def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
         )
         answers.add(answer.status_code)
     smtp.wait_for(3)
-    time.sleep(1)
     assert answers == {200}
-    assert len(smtp.messages_to("victim@example.org")) == 3
     assert confirmation_jobs(app) == 3
+    received = after_one_more_email(app, smtp)
+    assert [m["To"] for m in received] == ["victim@example.org"] * 3

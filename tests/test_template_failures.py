@@ -10,7 +10,6 @@ import html
 import logging
 import re
 
-import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
@@ -18,7 +17,7 @@ from newsletter.content import digests
 from newsletter.extensions import db
 from newsletter.mail import templates
 from newsletter.models import Digest, DigestStatus, EmailTemplate
-from tests.helpers import FEED, add_readers, wait_until, wait_until_sent
+from tests.helpers import add_readers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 # What the sandbox has refused since it came, and what only real data makes too costly.
@@ -26,11 +25,6 @@ FORMAT_CALL = "{{ '{0}'.format(1) }}"
 HUGE_RANGE = "{% for n in range(10**6) %}{{ n }}{% endfor %}"
 FIXED_LINE = "Fixed by the editors."
 FORMAT_REFUSED = "access to attribute 'format' of 'str' object is unsafe"
-
-
-@pytest.fixture
-def feed(runner):
-    assert runner.invoke(args=["import-feed", FEED]).exit_code == 0
 
 
 def store_template(app, name, part, source):

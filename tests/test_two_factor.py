@@ -12,7 +12,7 @@ from harness import csrf_token
 from newsletter.admins import two_factor
 from newsletter.extensions import db
 from newsletter.models import AuditEntry
-from tests.helpers import ADMIN, log_in
+from tests.helpers import ADMIN, copy_of_session, log_in
 
 STEP = 30  # seconds each TOTP code lasts
 
@@ -57,13 +57,6 @@ def enter_code(client, code, path="/admin/login/two-factor"):
 def log_out(client):
     token = csrf_token(client.get("/admin/"))
     assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
-
-
-def copy_of_session(app, client):
-    """Another browser holding a copy of this client's session cookie."""
-    thief = app.test_client()
-    thief.set_cookie("session", client.get_cookie("session").value)
-    return thief
 
 
 def test_turning_it_on_takes_a_code_from_the_app_and_shows_recovery_codes_once(

@@ -17,7 +17,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
-from tests.helpers import add_reader, newsletters_of, wait_until_sent
+from tests.helpers import add_reader, newsletters_of, status_of, wait_until_sent
 from tests.smtp import html_of, text_of
 
 ANN, BOB, CY = "ann@example.org", "bob@example.org", "cy@example.org"
@@ -36,11 +36,6 @@ def create_breaking(app, runner):
     assert made.exit_code == 0, made.output
     with app.app_context():
         return db.session.scalar(select(Newsletter.id).where(Newsletter.slug == "breaking"))
-
-
-def status_of(app, email):
-    with app.app_context():
-        return db.session.scalar(select(Subscriber.status).where(Subscriber.email == email))
 
 
 def consent_of(app, email):

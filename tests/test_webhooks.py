@@ -31,7 +31,7 @@ from newsletter.models import (
     WebhookReplay,
     utcnow,
 )
-from tests.helpers import add_readers
+from tests.helpers import add_readers, status_of
 from tests.test_feedback import send_digest
 
 BOUNCES = "bounces@news.example"
@@ -107,13 +107,6 @@ def verp(app, email, digest_id=1):
     with app.app_context():
         nonce = db.session.scalar(select(Subscriber.token_nonce).where(Subscriber.email == email))
         return return_path.for_message(nonce, return_path.DIGEST, digest_id)
-
-
-def status_of(app, email):
-    with app.app_context():
-        status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == email))
-        db.session.rollback()
-        return status
 
 
 def feedback_events(app):
