@@ -28,8 +28,8 @@ from newsletter.models import (
     SuppressedAddress,
 )
 from tests.conftest import build_app
-from tests.helpers import add_readers, wait_until
-from tests.test_feedback import send_digest, status_of
+from tests.helpers import add_readers, status_of, wait_until
+from tests.test_feedback import send_digest
 from tests.test_inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of, start_listener
 
 # start_listener is test_inbound.py's fixture, used here too.

@@ -31,8 +31,8 @@ from newsletter.models import (
     utcnow,
 )
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import add_readers, log_in, wait_until
-from tests.test_feedback import send_digest, status_of
+from tests.helpers import add_readers, log_in, status_of, wait_until
+from tests.test_feedback import send_digest
 from workers.tasks import sweep
 
 CORPUS = Path(__file__).parent / "data" / "bounces"

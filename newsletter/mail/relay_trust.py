@@ -9,6 +9,7 @@ Why the last session with a relay could not be opened is kept in the database, w
 every worker writes it and /healthz reads it, until a session opens again.
 """
 
+import functools
 import ipaddress
 import logging
 import ssl
@@ -36,7 +37,14 @@ def tls_context() -> ssl.SSLContext:
     """The context of every TLS session with the relay, STARTTLS or implicit: its
     certificate checked against MAIL_TLS_CA_FILE's CAs (a private relay's) or else
     the system's, and its host name against MAIL_SERVER."""
-    context = ssl.create_default_context(cafile=current_app.config.get("MAIL_TLS_CA_FILE") or None)
+    return _context_for(current_app.config.get("MAIL_TLS_CA_FILE") or None)
+
+
+@functools.cache
+def _context_for(cafile: str | None) -> ssl.SSLContext:
+    # Made once a CA file: loading the CA store costs milliseconds, and every batch
+    # opens a session.
+    context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     return context
