@@ -23,24 +23,14 @@ from bench.report import Targets, ratio, table
 from bench.stack import STACKS, Stack, available
 from harness import log_in
 from newsletter.admins import accounts
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
 from newsletter.content import digests, newsletters
+from newsletter.content.models import Digest, DigestStatus, Subscription
+from newsletter.core.models import new_token_nonce, utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    DeliveryStatus,
-    Digest,
-    DigestStatus,
-    FeedbackEvent,
-    FeedbackKind,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    new_token_nonce,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers import directory
+from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 
 # Where the admin lands with "Older" after as many pages as the OFFSET page it replaced.
 DEEP_ROWS = 2_000 * 50

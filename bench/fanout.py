@@ -19,21 +19,13 @@ from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
 from newsletter.content import digests, newsletters
+from newsletter.content.models import Digest, DigestStatus, Post, Subscription
+from newsletter.core.models import new_token_nonce, utcnow
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope, SMTPSender
-from newsletter.models import (
-    Digest,
-    DigestStatus,
-    Post,
-    Reader,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    new_token_nonce,
-    utcnow,
-)
 from newsletter.sending import hints
+from newsletter.subscribers.models import Subscriber, SubscriberSnapshot, SubscriberStatus
 
 SENDER = "newsletter@news.example.com"
 # Readers per step when the time per step is compared, first to last.
@@ -55,7 +47,7 @@ def seed(subscribers, chunk=5000):
             [
                 {
                     "email": f"reader{number}@example{number % 50}.org",
-                    "name": f"Reader {number}",
+                    "name": f"SubscriberSnapshot {number}",
                     "status": SubscriberStatus.CONFIRMED,
                     "token_nonce": new_token_nonce(),
                     "signup_source": "benchmark",
@@ -109,7 +101,10 @@ def prebuilt_messages(stack, digest_id, distinct=1000):
             .order_by(Subscriber.id)
             .limit(distinct)
         ).all()
-        return [(row.email, maker.build(Reader(*row, SubscriberStatus.CONFIRMED))) for row in rows]
+        return [
+            (row.email, maker.build(SubscriberSnapshot(*row, SubscriberStatus.CONFIRMED)))
+            for row in rows
+        ]
 
 
 def measure_wire(sink, prebuilt, messages):

@@ -30,7 +30,8 @@ from bench.stack import PROJECT_ROOT, STACKS, Stack, available, log_tail, stop
 from bench.web import NOOP_PATH
 from harness import free_port
 from newsletter.extensions import db
-from newsletter.models import EmailJob, EmailKind, Subscriber
+from newsletter.sending.models import EmailJob, EmailKind
+from newsletter.subscribers.models import Subscriber
 
 WRK_SCRIPT = Path(__file__).with_name("signup.lua")
 RESULT_MARKER = "bench-result "

@@ -6,11 +6,12 @@ from celery import shared_task
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 
+from newsletter.content.models import Digest
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import relay
-from newsletter.models import Digest, Subscriber
+from newsletter.subscribers.models import Subscriber
 
 
 @shared_task(name="bench.tutorial_send")

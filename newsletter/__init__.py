@@ -1,5 +1,6 @@
 """The newsletter service: a Flask app made by ``create_app``."""
 
+import importlib
 import os
 import secrets
 from pathlib import Path
@@ -26,6 +27,23 @@ from newsletter.webhooks import outgoing_http
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Each domain keeps its tables in its own models module. All are loaded before the first
+# query, whatever a process imported first, so that relationships named by string resolve
+# and create_all and Alembic see the whole schema.
+MODEL_MODULES = tuple(
+    f"newsletter.{domain}.models"
+    for domain in (
+        "core",
+        "mail",
+        "sending",
+        "webhooks",
+        "content",
+        "subscribers",
+        "bounces",
+        "admins",
+    )
+)
+
 
 def create_app(config=Config, instance_path=None):
     """Build the app from a config class (or mapping); embedded defaults fill the gaps.
@@ -50,6 +68,8 @@ def create_app(config=Config, instance_path=None):
     apply_embedded_defaults(app)
     check_config(app.config)
 
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     mail_extension.init_app(app)

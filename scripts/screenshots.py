@@ -28,17 +28,11 @@ from harness import CHROMIUM, CHROMIUM_ARGS, another_site, free_port, served
 from newsletter import create_app
 from newsletter.admins import accounts
 from newsletter.content import digests, posts
+from newsletter.content.models import DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    DeliveryStatus,
-    DigestStatus,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 
 ADMIN = ("editor@example.org", secrets.token_urlsafe(16))
 DAYS = 90

@@ -26,17 +26,11 @@ from werkzeug import security
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
 from newsletter import create_app
+from newsletter.content.models import Newsletter
+from newsletter.core.models import utcnow
 from newsletter.core.settings import update as update_settings
 from newsletter.extensions import db
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    EmailJob,
-    Hint,
-    JobStatus,
-    Newsletter,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, DeliveryStatus, EmailJob, Hint, JobStatus
 from newsletter.webhooks import outgoing_http
 from tests.helpers import ADMIN, FEED, log_in
 from tests.smtp import SMTPServer

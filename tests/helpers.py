@@ -8,16 +8,10 @@ from sqlalchemy import func, select
 
 import harness
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus, Newsletter, Subscription
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    Digest,
-    DigestStatus,
-    Newsletter,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    utcnow,
-)
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from harness import csrf_token, free_port
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from newsletter.sending.models import EmailJob
 from newsletter.subscribers import captcha
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 COMPLETE_THE_CHECK = "Please complete the check that you are not a robot"
 

@@ -9,17 +9,12 @@ from sqlalchemy import select
 from harness import free_port, served
 from newsletter.admins import api_keys
 from newsletter.content import newsletters
+from newsletter.content.models import Digest, DigestStatus, Post
+from newsletter.core.models import utcnow
 from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token, make_token_for
 from newsletter.extensions import db
-from newsletter.models import (
-    Digest,
-    DigestStatus,
-    Post,
-    Subscriber,
-    SubscriberStatus,
-    WebhookEndpoint,
-    utcnow,
-)
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
+from newsletter.webhooks.models import WebhookEndpoint
 from tests.helpers import ADMIN, add_reader
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")

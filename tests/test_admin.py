@@ -8,17 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
+from newsletter.admins.models import AuditEntry
 from newsletter.content import digests
+from newsletter.content.models import Newsletter, Post, Subscription
 from newsletter.extensions import db
-from newsletter.models import (
-    AuditEntry,
-    ConsentEvent,
-    Newsletter,
-    Post,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-)
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.helpers import ADMIN, add_readers, copy_of_session, log_in, wait_until
 from workers.tasks import sweep
 

@@ -8,20 +8,14 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
+from newsletter.admins.models import ApiKey, AuditEntry
 from newsletter.content import digests, posts
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    ApiKey,
-    AuditEntry,
-    ConsentEvent,
-    Digest,
-    DigestStatus,
-    EmailJob,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import EmailJob
 from newsletter.subscribers import privacy
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.helpers import ADMIN, FEED, add_readers
 
 

@@ -6,9 +6,10 @@ send it to every reader while the progress bar fills, and find it on the dashboa
 import pytest
 from sqlalchemy import select
 
+from newsletter.core.models import utcnow
 from newsletter.core.tokens import CONFIRM, make_token
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import ADMIN, add_readers, tab_to
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")

@@ -8,10 +8,11 @@ from xml.etree import ElementTree
 import pytest
 
 from newsletter.content import digests, posts
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail.transactional import WelcomeIssue
-from newsletter.models import Digest, DigestStatus, utcnow
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import html_of, text_of
 from workers.tasks import start_digest

@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from harness import csrf_token
 from newsletter.admins import audit
+from newsletter.admins.models import AuditEntry
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import AuditEntry, utcnow
 from tests.helpers import ADMIN
 
 

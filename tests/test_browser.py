@@ -11,7 +11,7 @@ from sqlalchemy import select
 from harness import another_site, free_port, served
 from newsletter.content import posts
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import status_of, tab_to
 from tests.smtp import code_in, link_in
 

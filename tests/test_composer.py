@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
+from newsletter.content.models import Digest, Post
 from newsletter.extensions import db
-from newsletter.models import Digest, Post
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import html_of, text_of
 

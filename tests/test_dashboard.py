@@ -7,15 +7,12 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from newsletter.admins import stats
+from newsletter.bounces.models import FeedbackEvent
+from newsletter.content.models import Digest
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    Delivery,
-    Digest,
-    FeedbackEvent,
-    Subscriber,
-    utcnow,
-)
+from newsletter.sending.models import Delivery
+from newsletter.subscribers.models import ConsentEvent, Subscriber
 
 
 def days_ago(days: int) -> datetime:

@@ -9,16 +9,11 @@ from sqlalchemy import func, select
 
 from harness import csrf_token
 from newsletter.core import settings, suppression
+from newsletter.core.models import SuppressedAddress
 from newsletter.core.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import (
-    EmailJob,
-    EmailKind,
-    JobStatus,
-    Subscriber,
-    SubscriberStatus,
-    SuppressedAddress,
-)
+from newsletter.sending.models import EmailJob, EmailKind, JobStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import add_readers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 

@@ -16,20 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dns.rdtypes.ANY.TXT import TXT
 
 from newsletter.admins import deliverability
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    Delivery,
-    Digest,
-    DigestStatus,
-    EmailJob,
-    EmailKind,
-    FeedbackEvent,
-    FeedbackKind,
-    JobStatus,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, EmailJob, EmailKind, JobStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 SPF = "v=spf1 include:_spf.relay.example -all"
 DMARC = "v=DMARC1; p=reject; rua=mailto:dmarc@example.org"

@@ -11,7 +11,8 @@ from harness import free_port
 from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import outbox
-from newsletter.models import EmailJob, JobStatus, Subscriber, SubscriberStatus
+from newsletter.sending.models import EmailJob, JobStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     after_one_more_email,
     assert_each_once_but_the_one_in_flight,

@@ -12,20 +12,15 @@ import dkim
 from sqlalchemy import func, select, update
 
 from harness import free_port
+from newsletter.bounces.models import FeedbackEvent
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus
 from newsletter.core import settings
+from newsletter.core.models import utcnow
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    Digest,
-    DigestStatus,
-    FeedbackEvent,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     FEED,
     add_readers,

@@ -10,12 +10,15 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from harness import csrf_token
+from newsletter.admins.models import Admin
 from newsletter.content import digests, email_templates
+from newsletter.content.models import EmailTemplate
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import transactional
-from newsletter.models import Admin, EmailTemplate, Reader, Subscriber, WebhookEndpoint
+from newsletter.subscribers.models import Subscriber, SubscriberSnapshot
+from newsletter.webhooks.models import WebhookEndpoint
 from tests.helpers import add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
@@ -420,7 +423,7 @@ def test_the_sample_a_template_is_checked_with_has_the_shapes_it_is_sent_with(ap
         welcome = digest_mail.context(welcome_issue, links)
         sample = email_templates.sample("digest")[0]
         assert shapes(sample) == shapes(sent) == shapes(welcome)
-        reader = Reader(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
+        reader = SubscriberSnapshot(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
         confirmation = transactional.confirmation_context(reader)
         assert shapes(email_templates.sample("confirmation")[0]) == shapes(confirmation)
         data_link = transactional.data_link_context(reader)

@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import EmailJob, Subscriber
+from newsletter.sending.models import EmailJob
+from newsletter.subscribers.models import Subscriber
 from tests.helpers import log_in
 
 SITES = "https://news.example https://*.blog.example:8443"

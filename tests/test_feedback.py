@@ -10,22 +10,16 @@ import pytest
 from sqlalchemy import event, func, select
 
 from newsletter.bounces import feedback
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
 from newsletter.content import digests, posts
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail import return_path
-from newsletter.models import (
-    ConsentEvent,
-    Delivery,
-    Digest,
-    DigestStatus,
-    FeedbackEvent,
-    FeedbackKind,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import Delivery
 from newsletter.subscribers import privacy
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.helpers import add_readers, status_of, wait_until_sent
 from workers.tasks import start_digest
 

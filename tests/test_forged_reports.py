@@ -16,17 +16,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from newsletter.bounces import listener
+from newsletter.bounces.models import FeedbackEvent, InboundMessage
+from newsletter.content.models import Subscription
+from newsletter.core.models import SuppressedAddress
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
-from newsletter.models import (
-    ConsentEvent,
-    FeedbackEvent,
-    InboundMessage,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SuppressedAddress,
-)
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.conftest import build_app
 from tests.helpers import add_readers, status_of, wait_until
 from tests.test_feedback import send_digest

@@ -25,7 +25,7 @@ from newsletter.core.addresses import clean_name, normalize_email
 from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail.relay import smtp_address
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import add_readers
 
 # Each property reuses the test's app (a fresh database per test, not per example):

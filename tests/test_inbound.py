@@ -19,17 +19,12 @@ from sqlalchemy import func, select
 from harness import free_port
 from newsletter.bounces import feedback, inbound, reports
 from newsletter.bounces.listener import InboundController
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind, InboundMessage
 from newsletter.core import tokens
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
-from newsletter.models import (
-    FeedbackEvent,
-    FeedbackKind,
-    InboundMessage,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
 from tests.helpers import add_readers, log_in, status_of, wait_until
 from tests.test_feedback import send_digest

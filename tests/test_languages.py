@@ -9,7 +9,7 @@ from sqlalchemy import select
 from newsletter.core import settings
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import add_readers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 

@@ -5,16 +5,13 @@ import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
+from newsletter.admins.models import AuditEntry
 from newsletter.content import posts
+from newsletter.core.models import SuppressedAddress
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
-from newsletter.models import (
-    AuditEntry,
-    EmailJob,
-    Subscriber,
-    SubscriberStatus,
-    SuppressedAddress,
-)
+from newsletter.sending.models import EmailJob
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import add_readers, wait_until_sent
 from tests.smtp import link_in
 

@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from newsletter.core import tokens
 from newsletter.extensions import db
-from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from newsletter.sending.models import EmailJob
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import status_of, wait_until
 from tests.smtp import link_in
 

@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 
 from harness import csrf_token
 from newsletter.content import digests, posts
+from newsletter.content.models import Newsletter
 from newsletter.extensions import db
-from newsletter.models import Newsletter, SubscriberStatus
+from newsletter.subscribers.models import SubscriberStatus
 from tests.helpers import add_readers
 
 

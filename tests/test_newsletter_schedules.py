@@ -8,8 +8,9 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, func, select, text
 
 from newsletter.content import digests, posts
+from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus, Newsletter, Post, utcnow
 from tests.conftest import build_app
 from tests.helpers import FEED, add_readers, wait_until, wait_until_sent
 from workers.tasks import run_periodic_digest

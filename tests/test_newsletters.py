@@ -8,17 +8,10 @@ from sqlalchemy import event, insert, select
 
 from harness import csrf_token
 from newsletter.content import digests, newsletters, posts
+from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
 from newsletter.core.tokens import PREFERENCES, make_token
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    Digest,
-    DigestStatus,
-    Newsletter,
-    Post,
-    Subscriber,
-    SubscriberStatus,
-)
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.helpers import FEED, add_readers, newsletters_of, wait_until_sent
 from workers.tasks import start_digest
 

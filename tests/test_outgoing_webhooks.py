@@ -23,19 +23,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from harness import csrf_token, free_port
 from newsletter.bounces import feedback
+from newsletter.bounces.models import FeedbackKind
 from newsletter.content import digests, newsletters, posts
+from newsletter.content.models import Subscription
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
-from newsletter.models import (
-    FeedbackKind,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
 from newsletter.subscribers import subscriptions
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
+from newsletter.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
 from workers.tasks import start_digest
 

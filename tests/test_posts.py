@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from newsletter.content.models import Post
 from newsletter.content.posts import sanitize
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Post, utcnow
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,17 +9,12 @@ from sqlalchemy import func, select
 
 from harness import csrf_token
 from newsletter.core import settings
+from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    Delivery,
-    EmailJob,
-    Subscriber,
-    SuppressedAddress,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, EmailJob
 from newsletter.subscribers import privacy
+from newsletter.subscribers.models import ConsentEvent, Subscriber
 from tests.helpers import add_readers, after_one_more_email, wait_until_sent
 from tests.smtp import code_in, link_in, text_of
 

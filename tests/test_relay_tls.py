@@ -20,9 +20,10 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from newsletter.content import digests, posts
+from newsletter.content.models import Digest, DigestStatus
 from newsletter.extensions import db
 from newsletter.mail import relay_trust
-from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, EmailJob, JobStatus
+from newsletter.sending.models import Delivery, DeliveryStatus, EmailJob, JobStatus
 from tests.helpers import ADMIN, add_readers, digest_state, log_in, wait_until
 from tests.smtp import SMTPServer
 from workers.tasks import start_digest

@@ -10,20 +10,14 @@ from sqlalchemy import select, update
 
 from harness import csrf_token, free_port
 from newsletter.admins import accounts, api_keys
+from newsletter.admins.models import Admin, AdminInvitation, AuditEntry
 from newsletter.content import digests
+from newsletter.content.models import Post
+from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
-from newsletter.models import (
-    Admin,
-    AdminInvitation,
-    AuditEntry,
-    Post,
-    Subscriber,
-    SubscriberStatus,
-    SuppressedAddress,
-    WebhookEndpoint,
-    utcnow,
-)
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
+from newsletter.webhooks.models import WebhookEndpoint
 from tests.helpers import ADMIN, add_readers, log_in
 from tests.smtp import link_in, text_of
 

@@ -19,7 +19,7 @@ from harness import csrf_token, free_port
 from newsletter.content import digests
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import Subscriber
+from newsletter.subscribers.models import Subscriber
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
 from tests.helpers import FEED, add_readers, log_in
 

@@ -15,20 +15,12 @@ from sqlalchemy import select
 from bench.sink import Sink
 from harness import free_port
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus, Subscription
 from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import relay
-from newsletter.models import (
-    Delivery,
-    Digest,
-    DigestStatus,
-    EmailJob,
-    EmailKind,
-    JobStatus,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-)
+from newsletter.sending.models import Delivery, EmailJob, EmailKind, JobStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     FEED,
     add_readers,

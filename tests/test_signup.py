@@ -6,7 +6,8 @@ from sqlalchemy import select
 from newsletter.core import settings
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
-from newsletter.models import EmailJob, Subscriber, SubscriberStatus
+from newsletter.sending.models import EmailJob
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import after_one_more_email
 from tests.smtp import code_in, html_of, link_in, text_of
 

@@ -9,9 +9,10 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select, text
 
 from harness import csrf_token
+from newsletter.content.models import Subscription
 from newsletter.extensions import db
-from newsletter.models import Subscriber, SubscriberStatus, SubscriberTally, Subscription
 from newsletter.subscribers import directory
+from newsletter.subscribers.models import Subscriber, SubscriberStatus, SubscriberTally
 from tests.conftest import build_app
 from tests.helpers import add_readers
 from tests.smtp import link_in

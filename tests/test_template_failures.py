@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from harness import csrf_token
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus, EmailTemplate
 from newsletter.extensions import db
 from newsletter.mail import templates
-from newsletter.models import Digest, DigestStatus, EmailTemplate
 from tests.helpers import add_readers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 

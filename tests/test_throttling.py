@@ -7,10 +7,12 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.content import digests, posts
+from newsletter.content.models import Subscription
 from newsletter.extensions import db
 from newsletter.mail import relay
-from newsletter.models import DomainPace, Subscriber, SubscriberStatus, Subscription
 from newsletter.sending import domain_pacing
+from newsletter.sending.models import DomainPace
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import wait_until_sent
 from workers.tasks import start_digest
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from harness import csrf_token
 from newsletter.admins import two_factor
+from newsletter.admins.models import AuditEntry
 from newsletter.extensions import db
-from newsletter.models import AuditEntry
 from tests.helpers import ADMIN, copy_of_session, log_in
 
 STEP = 30  # seconds each TOTP code lasts

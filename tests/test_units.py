@@ -7,11 +7,12 @@ from email import message_from_bytes, policy
 import pytest
 
 from newsletter.core import tokens
+from newsletter.core.models import new_token_nonce
 from newsletter.mail import mime, relay
 from newsletter.mail.transactional import build_confirmation
-from newsletter.models import Reader, new_token_nonce
 from newsletter.sending import leases, pacing
 from newsletter.sending.outcomes import Tally, Verdict
+from newsletter.subscribers.models import SubscriberSnapshot
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_quoted_printable_keeps_every_character_and_short_lines():
 
 
 def test_a_confirmation_email_is_well_formed_and_keeps_its_message_id(app):
-    reader = Reader(7, "ann@example.org", "Ann Ñandú", "nonce", "pending")
+    reader = SubscriberSnapshot(7, "ann@example.org", "Ann Ñandú", "nonce", "pending")
     with app.test_request_context():
         raw = build_confirmation(reader, "<confirmation.3@localhost>")
     message = message_from_bytes(raw, policy=policy.default)

@@ -8,15 +8,10 @@ from sqlalchemy import select
 
 from newsletter.bounces import feedback
 from newsletter.content import posts
+from newsletter.content.models import Digest, Newsletter
 from newsletter.core import tokens
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    Digest,
-    Newsletter,
-    Subscriber,
-    SubscriberStatus,
-)
+from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 from tests.helpers import add_reader, newsletters_of, status_of, wait_until_sent
 from tests.smtp import html_of, text_of
 

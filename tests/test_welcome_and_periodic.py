@@ -6,9 +6,9 @@ from pathlib import Path
 
 from harness import csrf_token
 from newsletter.content import digests, newsletters
+from newsletter.content.models import Digest, DigestStatus
 from newsletter.core import settings
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus
 from tests.smtp import html_of, link_in, text_of
 
 FEED = str(Path(__file__).parent / "data" / "feed.rss")

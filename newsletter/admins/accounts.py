@@ -18,12 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from newsletter.admins import roles
+from newsletter.admins.models import Admin, AdminInvitation, RecoveryCode
 from newsletter.core import tokens
 from newsletter.core.addresses import normalize_email
+from newsletter.core.models import new_token_nonce, utcnow
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.mail.digest import sender_domain
-from newsletter.models import Admin, AdminInvitation, RecoveryCode, new_token_nonce, utcnow
 
 log = logging.getLogger(__name__)
 # The salt of invitation links: a token made for a reader's link never works here.

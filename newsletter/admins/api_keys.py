@@ -17,8 +17,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from newsletter.admins import audit
+from newsletter.admins.models import ApiKey
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import ApiKey, utcnow
 
 KEY_PREFIX = "nl_"
 SHOWN_PREFIX_LENGTH = 8

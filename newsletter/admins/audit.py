@@ -16,8 +16,9 @@ from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import delete, select, update
 
+from newsletter.admins.models import AuditEntry
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import AuditEntry, utcnow
 
 PAGE_SIZE = 50
 TARGET_LENGTH = 320

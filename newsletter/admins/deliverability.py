@@ -22,17 +22,12 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 from flask import current_app
 from sqlalchemy import func, select
 
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
+from newsletter.content.models import Digest
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail.relay import dkim_domain, dkim_enabled, sender_domain
-from newsletter.models import (
-    Delivery,
-    Digest,
-    EmailJob,
-    FeedbackEvent,
-    FeedbackKind,
-    JobStatus,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, EmailJob, JobStatus
 
 # Each DNS question gets this long in all, retries included: a dead resolver makes
 # the page slow by seconds, never hangs it.

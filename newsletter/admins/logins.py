@@ -14,8 +14,9 @@ from flask import current_app
 from sqlalchemy import distinct, func, select
 
 from newsletter.admins import audit
+from newsletter.admins.models import Admin, AuditEntry
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Admin, AuditEntry, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,21 +8,14 @@ from sqlalchemy import Date, case, func, or_, select
 
 from newsletter.bounces import feedback
 from newsletter.bounces.feedback import COMPLAINT_SOURCE
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    CONSENT_MOVES,
-    ConsentEvent,
-    ConsentKind,
-    DeliveryStatus,
-    Digest,
-    DigestStatus,
-    FeedbackEvent,
-    FeedbackKind,
-    SubscriberStatus,
-    utcnow,
-)
+from newsletter.sending.models import DeliveryStatus
 from newsletter.subscribers import directory
+from newsletter.subscribers.models import CONSENT_MOVES, ConsentEvent, ConsentKind, SubscriberStatus
 
 HISTORY_DAYS = 90
 ACTIVE_SEND_STATUSES = (DigestStatus.SENDING, DigestStatus.PAUSED, DigestStatus.SCHEDULED)

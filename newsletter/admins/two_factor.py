@@ -13,8 +13,9 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from newsletter.admins import accounts
+from newsletter.admins.models import Admin, RecoveryCode
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Admin, RecoveryCode, utcnow
 
 RECOVERY_CODE_COUNT = 10
 # Between the password and the code: time to find the phone, not to leave a browser

@@ -28,22 +28,15 @@ from flask import current_app
 from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
+from newsletter.content.models import Digest
 from newsletter.core import suppression, tokens
+from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    Digest,
-    FeedbackEvent,
-    FeedbackKind,
-    Subscriber,
-    SubscriberStatus,
-    SuppressedAddress,
-    utcnow,
-)
+from newsletter.sending.models import Delivery
 from newsletter.subscribers import subscriptions
+from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.bounces import feedback, reports
+from newsletter.bounces.models import FeedbackEvent, InboundMessage
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import FeedbackEvent, InboundMessage, Subscriber, utcnow
 from newsletter.sending import hints
+from newsletter.subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
 

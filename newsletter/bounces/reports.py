@@ -34,8 +34,8 @@ from flask import current_app
 
 from newsletter.bounces import plain_bounces
 from newsletter.bounces.feedback import Report
+from newsletter.bounces.models import FeedbackKind
 from newsletter.mail import mailto, return_path
-from newsletter.models import FeedbackKind
 
 BOUNCES = "bounces"
 UNSUBSCRIBE = "unsubscribe"

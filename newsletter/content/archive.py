@@ -13,10 +13,11 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from newsletter.content.models import Digest, DigestStatus, Newsletter
 from newsletter.core import markup
+from newsletter.core.models import utcnow
 from newsletter.core.permalinks import page_url
 from newsletter.extensions import db
-from newsletter.models import Digest, DigestStatus, Newsletter, utcnow
 
 PAGE_SIZE = 20
 FEED_SIZE = 20

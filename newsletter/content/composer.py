@@ -7,11 +7,12 @@ from datetime import datetime
 from sqlalchemy import select
 
 from newsletter.content import posts
+from newsletter.content.models import Post
 from newsletter.core.markup import to_html
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail.templates import TemplateFailed
-from newsletter.models import Post, utcnow
 
 # A reader's own links have no address in a preview: they go nowhere.
 PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferences"}

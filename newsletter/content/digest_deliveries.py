@@ -12,22 +12,18 @@ from flask import current_app
 from sqlalchemy import and_, exists, or_, select, update
 
 from newsletter.content import digests
+from newsletter.content.models import Digest, DigestStatus
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope
 from newsletter.mail.templates import TemplateFailed
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    Digest,
-    DigestStatus,
-    SubscriberStatus,
-    utcnow,
-)
 from newsletter.sending import engine, leases, pacing
+from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
+from newsletter.subscribers.models import SubscriberStatus
 from newsletter.webhooks import outgoing
 
 log = logging.getLogger("newsletter.sending")

@@ -14,27 +14,24 @@ from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.content import newsletters, posts
-from newsletter.core.addresses import normalize_email
-from newsletter.extensions import db
-from newsletter.mail import relay
-from newsletter.mail.digest import DigestMessages
-from newsletter.mail.templates import TemplateFailed
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
+from newsletter.content.models import (
     Digest,
     DigestSchedule,
     DigestStatus,
     Newsletter,
     Post,
     PostCategory,
-    Reader,
-    Subscriber,
-    SubscriberStatus,
     Subscription,
     digest_post,
-    utcnow,
 )
+from newsletter.core.addresses import normalize_email
+from newsletter.core.models import utcnow
+from newsletter.extensions import db
+from newsletter.mail import relay
+from newsletter.mail.digest import DigestMessages
+from newsletter.mail.templates import TemplateFailed
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.subscribers.models import Subscriber, SubscriberSnapshot, SubscriberStatus
 
 # Delivery rows deleted per statement when old ones are folded away.
 FOLD_CHUNK = 10_000
@@ -251,7 +248,7 @@ def send_test(digest_id: int, address: str) -> None:
         return
     # A nonce no subscription has: the copy's links, Message-ID and mailto name nobody.
     nonce = secrets.token_hex(16)
-    raw = messages.build(Reader(0, address, "", nonce, SubscriberStatus.CONFIRMED))
+    raw = messages.build(SubscriberSnapshot(0, address, "", nonce, SubscriberStatus.CONFIRMED))
     with relay.connection() as sender:
         sender.send(relay.Envelope(address), raw, before_commit=lambda: None)
 

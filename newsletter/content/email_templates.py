@@ -9,10 +9,12 @@ from jinja2 import TemplateSyntaxError
 from sqlalchemy import delete, select
 
 from newsletter.content import composer
+from newsletter.content.models import EmailTemplate
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail import templates, transactional
-from newsletter.models import EmailTemplate, Reader, utcnow
+from newsletter.subscribers.models import SubscriberSnapshot
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,12 @@ KINDS = {
     "digest": Kind("Digest", "unsubscribe_url", "every email must let its reader leave"),
 }
 
-SAMPLE_READER = Reader(
-    id=0, email="reader@example.org", name="Ann Reader", token_nonce="sample", status="pending"
+SAMPLE_READER = SubscriberSnapshot(
+    id=0,
+    email="reader@example.org",
+    name="Ann SubscriberSnapshot",
+    token_nonce="sample",
+    status="pending",
 )
 SAMPLE_POSTS = [
     composer.DraftPost(

@@ -7,21 +7,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.content.models import Digest, DigestSchedule, DigestStatus, Newsletter, Subscription
 from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.core.addresses import InvalidSignup
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    Digest,
-    DigestSchedule,
-    DigestStatus,
-    Newsletter,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 

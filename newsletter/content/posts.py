@@ -10,9 +10,10 @@ import feedparser
 import nh3
 from sqlalchemy import or_, select
 
+from newsletter.content.models import Post, PostCategory
 from newsletter.core.markup import sanitize, to_html
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Post, PostCategory, utcnow
 
 FETCH_TIMEOUT_SECONDS = 20
 MAX_FEED_BYTES = 10 * 1024 * 1024

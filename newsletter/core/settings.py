@@ -2,8 +2,8 @@
 
 from sqlalchemy import select
 
+from newsletter.core.models import Settings
 from newsletter.extensions import db
-from newsletter.models import Settings
 
 
 def current() -> Settings:

@@ -9,8 +9,8 @@ import hmac
 from flask import current_app
 from sqlalchemy import bindparam, exists, select
 
+from newsletter.core.models import SuppressedAddress
 from newsletter.extensions import db
-from newsletter.models import SuppressedAddress
 from newsletter.secret_box import signing_keys
 
 

@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from newsletter.secret_box import signing_keys
 
 if TYPE_CHECKING:
-    from newsletter.models import Subscriber
+    from newsletter.subscribers.models import Subscriber
 
 CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"

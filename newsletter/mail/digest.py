@@ -22,10 +22,11 @@ import css_inline
 from flask import current_app
 from markupsafe import Markup
 
+from newsletter.content.models import Digest
 from newsletter.core import i18n, markup, permalinks, tokens
 from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
-from newsletter.models import Digest, Reader
+from newsletter.subscribers.models import SubscriberSnapshot
 
 # Where each subscriber's own links go in the rendered digest.
 PLACEHOLDERS = {
@@ -145,7 +146,7 @@ class DigestMessages:
             )
             self.editions[locale] = Edition(head, _pieces(text), _pieces(html))
 
-    def message_id(self, reader: Reader) -> str:
+    def message_id(self, reader: SubscriberSnapshot) -> str:
         """A copy's signed Message-ID (return_path.py): it names the reader to whoever
         holds the secret key, and tells nobody else a row id."""
         return return_path.message_id(
@@ -153,7 +154,7 @@ class DigestMessages:
         )
 
     def build(
-        self, reader: Reader, date: str | None = None, message_id: str | None = None
+        self, reader: SubscriberSnapshot, date: str | None = None, message_id: str | None = None
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP, in their language
         (None, or one we no longer have: the default)."""

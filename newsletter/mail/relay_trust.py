@@ -20,8 +20,9 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import RelayFailure, utcnow
+from newsletter.mail.models import RelayFailure
 
 log = logging.getLogger("newsletter.mail.relay")
 

@@ -30,10 +30,10 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.content.models import EmailTemplate
 from newsletter.core import i18n
 from newsletter.extensions import db
 from newsletter.mail import sandbox as template_sandbox
-from newsletter.models import EmailTemplate
 
 # Each part, and the extension of its default file.
 PARTS = {"html": "html", "text": "txt"}

@@ -13,12 +13,14 @@ from email.utils import formatdate
 from flask import current_app
 from sqlalchemy import select
 
+from newsletter.content.models import Post
 from newsletter.core import i18n, settings, tokens
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import mime, template_data, templates
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import smtp_address
-from newsletter.models import Post, Reader, utcnow
+from newsletter.subscribers.models import SubscriberSnapshot
 
 WELCOME_POSTS = 5
 # The welcome email's words as shipped (models.Settings' defaults): readers get them in
@@ -33,7 +35,7 @@ def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def confirmation_context(reader: Reader) -> dict:
+def confirmation_context(reader: SubscriberSnapshot) -> dict:
     """What the confirmation template is rendered with, ``lang`` the reader's language."""
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     return {
@@ -47,7 +49,7 @@ def confirmation_context(reader: Reader) -> dict:
     }
 
 
-def data_link_context(reader: Reader) -> dict:
+def data_link_context(reader: SubscriberSnapshot) -> dict:
     """What the data-link template is rendered with: a fresh preferences link, made as a
     digest's is, so that it opens the reader's data."""
     token = tokens.make_token_for(tokens.PREFERENCES, reader.token_nonce)
@@ -68,17 +70,17 @@ SUBJECTS = {
 CONTEXTS = {"confirmation": confirmation_context, "data_link": data_link_context}
 
 
-def build_confirmation(reader: Reader, message_id: str) -> bytes:
+def build_confirmation(reader: SubscriberSnapshot, message_id: str) -> bytes:
     """The email whose link confirms a pending subscription."""
     return build("confirmation", reader, message_id)
 
 
-def build_data_link(reader: Reader, message_id: str) -> bytes:
+def build_data_link(reader: SubscriberSnapshot, message_id: str) -> bytes:
     """The email a reader asked for on their preferences page, whose link opens their data."""
     return build("data_link", reader, message_id)
 
 
-def build(name: str, reader: Reader, message_id: str) -> bytes:
+def build(name: str, reader: SubscriberSnapshot, message_id: str) -> bytes:
     """The transactional email ``name`` (of SUBJECTS) for the reader, in their language;
     made from the built-in template when the admin's fails, since a reader must always get
     their link."""

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.extensions import db
-from newsletter.models import DomainPace
+from newsletter.sending.models import DomainPace
 
 START_SECONDS = 1.0
 MAX_SECONDS = 300.0

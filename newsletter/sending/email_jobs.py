@@ -7,14 +7,16 @@ from functools import cached_property
 from sqlalchemy import exists, select
 
 from newsletter.core import suppression
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
 from newsletter.mail.relay import Envelope
-from newsletter.models import EmailJob, EmailKind, JobStatus, SubscriberStatus, utcnow
 from newsletter.sending import engine, hints, leases
+from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
+from newsletter.subscribers.models import SubscriberStatus
 
 # Jobs a worker takes at once; and how long one task goes on taking batches
 # before it hands the rest to a new task.

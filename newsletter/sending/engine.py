@@ -31,20 +31,15 @@ from typing import Protocol
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
+from newsletter.bounces.models import FeedbackEvent, FeedbackKind
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import relay
-from newsletter.models import (
-    FeedbackEvent,
-    FeedbackKind,
-    Reader,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
 from newsletter.sending import domain_pacing, leases, pacing
 from newsletter.sending.outcomes import Claim, Email, Outcome, RunReport, Tally, Verdict
 from newsletter.sending.pacing import Booking
 from newsletter.sending.recorder import Recorder, RecordFailed, recorder_for
+from newsletter.subscribers.models import Subscriber, SubscriberSnapshot, SubscriberStatus
 
 log = logging.getLogger("newsletter.sending")
 
@@ -595,7 +590,8 @@ def claim_rows(model, owes_column, ids: list[int]) -> list[Claim]:
     # vacuum and SQLite's checkpoints from cleaning up behind the other workers.
     db.session.commit()
     return [
-        Claim(row_id, attempts, Reader(*reader), owes) for row_id, attempts, owes, *reader in rows
+        Claim(row_id, attempts, SubscriberSnapshot(*reader), owes)
+        for row_id, attempts, owes, *reader in rows
     ]
 
 

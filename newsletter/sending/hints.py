@@ -14,8 +14,9 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 from sqlalchemy import select, update
 
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import Hint, utcnow
+from newsletter.sending.models import Hint
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import ARRAY, Integer, any_, bindparam, func, or_, select, update
 
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import utcnow
 
 # A follow-up for a retry waits this much longer than the retry's delay: another
 # host's clock may be a little behind.

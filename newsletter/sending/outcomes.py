@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from newsletter.mail.relay import Envelope
-from newsletter.models import Reader
+from newsletter.subscribers.models import SubscriberSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class Claim:
     row_id: int
     # Claims so far, this one included: each claim counts an attempt.
     attempts: int
-    reader: Reader
+    reader: SubscriberSnapshot
     # What the row owes: an EmailKind for a job, the digest's id for a delivery.
     owes: str | int
 

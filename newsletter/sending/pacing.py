@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, select, update
 
+from newsletter.core.models import Settings
 from newsletter.extensions import db
-from newsletter.models import Settings
 
 AHEAD_SECONDS = 5.0
 # Under a limit a batch lasts about this long, so nobody books far ahead.

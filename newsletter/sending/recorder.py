@@ -28,8 +28,8 @@ from typing import Protocol
 import psycopg
 from psycopg import pq
 
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import utcnow
 
 PREPARED_NAME = b"newsletter_record_sent"
 

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select
 
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db
-from newsletter.models import BlockedDomain
+from newsletter.subscribers.models import BlockedDomain
 
 # Built once and run on the session's connection: every sign-up asks it.
 _BLOCKED = select(BlockedDomain.__table__.c.domain).where(

@@ -22,8 +22,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import SpentChallenge, utcnow
+from newsletter.subscribers.models import SpentChallenge
 
 log = logging.getLogger(__name__)
 

@@ -10,20 +10,19 @@ from typing import TextIO
 from sqlalchemy import delete, exists, false, func, insert, or_, select
 
 from newsletter.content import newsletters as newsletter_list
+from newsletter.content.models import Newsletter, Subscription
 from newsletter.core import suppression
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
+from newsletter.subscribers import blocked_domains, subscriptions
+from newsletter.subscribers.models import (
     ConsentEvent,
     ConsentKind,
-    Newsletter,
     Subscriber,
     SubscriberStatus,
     SubscriberTally,
-    Subscription,
-    utcnow,
 )
-from newsletter.subscribers import blocked_domains, subscriptions
 from newsletter.webhooks import outgoing
 
 IMPORT_BATCH_SIZE = 1000

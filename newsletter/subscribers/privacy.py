@@ -11,20 +11,12 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from newsletter.content.models import Digest, Newsletter, Subscription
+from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    Digest,
-    EmailJob,
-    Newsletter,
-    Subscriber,
-    Subscription,
-    SuppressedAddress,
-    utcnow,
-)
+from newsletter.sending.models import Delivery, EmailJob
+from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber
 
 
 def erase(subscriber: Subscriber, by: str) -> None:

@@ -9,23 +9,15 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content import newsletters as newsletter_list
+from newsletter.content.models import Newsletter
 from newsletter.core import i18n, settings, suppression, tokens
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
+from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    EmailJob,
-    EmailKind,
-    JobStatus,
-    Newsletter,
-    Subscriber,
-    SubscriberStatus,
-    SuppressedAddress,
-    utcnow,
-)
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
+from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.subscribers import blocked_domains
+from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing
 
 # Addresses a sign-up form never sends a confirmation to: confirmed already, or

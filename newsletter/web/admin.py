@@ -33,20 +33,14 @@ from newsletter.admins import (
 )
 from newsletter.bounces import feedback, inbound
 from newsletter.content import composer, digests, email_templates, newsletters, posts
+from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
 from newsletter.core import i18n, settings
 from newsletter.core.addresses import InvalidSignup
+from newsletter.core.models import utcnow
 from newsletter.extensions import db, limiter, login_manager
-from newsletter.models import (
-    Digest,
-    DigestStatus,
-    Newsletter,
-    Post,
-    Subscriber,
-    SubscriberStatus,
-    utcnow,
-)
 from newsletter.sending import hints
 from newsletter.subscribers import blocked_domains, directory, privacy, subscriptions
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.web import charts
 from newsletter.web.forms import (
     ActionForm,

@@ -16,11 +16,12 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 
 from newsletter.admins import api_keys, audit
 from newsletter.content import digests, newsletters, posts
+from newsletter.content.models import Digest
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db
-from newsletter.models import Digest, Subscriber
 from newsletter.sending import hints
 from newsletter.subscribers import directory, privacy
+from newsletter.subscribers.models import Subscriber
 from newsletter.web.api import json_error
 from newsletter.web.api_models import (
     DigestDetail,

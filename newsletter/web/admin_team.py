@@ -6,9 +6,9 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user, login_user
 
 from newsletter.admins import accounts, audit, roles
+from newsletter.admins.models import Admin, AdminInvitation
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db, login_manager
-from newsletter.models import Admin, AdminInvitation
 from newsletter.sending import hints
 from newsletter.web import admin
 from newsletter.web.forms import AcceptInvitationForm, ActionForm, InviteForm, RoleForm

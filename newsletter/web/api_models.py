@@ -15,9 +15,10 @@ from pydantic import (
     StrictStr,
 )
 
+from newsletter.content.models import Digest, Newsletter, Post
 from newsletter.content.posts import CATEGORY_LENGTH
-from newsletter.models import Digest, Newsletter, Post, Subscriber, SubscriberStatus
 from newsletter.subscribers.directory import LAST_PAGE, SEARCH_MAX_LENGTH
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 
 def _no_nul(text: str) -> str:

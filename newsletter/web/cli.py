@@ -11,8 +11,8 @@ from flask.cli import with_appcontext
 from newsletter.admins import accounts, api_keys, audit, roles, two_factor
 from newsletter.bounces.listener import InboundController
 from newsletter.content import digests, newsletters, posts
+from newsletter.content.models import DigestSchedule
 from newsletter.core.addresses import InvalidSignup
-from newsletter.models import DigestSchedule
 from newsletter.sending import hints
 from newsletter.subscribers import directory
 

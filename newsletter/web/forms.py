@@ -29,7 +29,7 @@ from wtforms.validators import (
 
 from newsletter.admins import accounts, roles
 from newsletter.content import newsletters, posts
-from newsletter.models import DigestSchedule
+from newsletter.content.models import DigestSchedule
 from newsletter.webhooks import outgoing
 
 

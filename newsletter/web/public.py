@@ -13,8 +13,8 @@ from newsletter.core import i18n, tokens
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import csrf, limiter
 from newsletter.mail.relay import uses_outbox
-from newsletter.models import SubscriberStatus
 from newsletter.subscribers import captcha, privacy, subscriptions
+from newsletter.subscribers.models import SubscriberStatus
 from newsletter.web.languages import browser_locale, speak_to
 from newsletter.web.security import embeddable
 

@@ -25,20 +25,14 @@ from sqlalchemy import event, exists, func, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
+from newsletter.content.models import Digest
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    Digest,
-    Subscriber,
-    SubscriberStatus,
-    WebhookDelivery,
-    WebhookDeliveryStatus,
-    WebhookEndpoint,
-    utcnow,
-)
 from newsletter.sending import hints
+from newsletter.sending.models import Delivery, DeliveryStatus
+from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing_http
+from newsletter.webhooks.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
 SUBSCRIBER_CONFIRMED = "subscriber.confirmed"
 SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"

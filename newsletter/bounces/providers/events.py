@@ -15,8 +15,9 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from newsletter.bounces import feedback
+from newsletter.bounces.models import FeedbackKind, WebhookReplay
+from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from newsletter.models import FeedbackKind, WebhookReplay, utcnow
 
 log = logging.getLogger(__name__)
 

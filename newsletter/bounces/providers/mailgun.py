@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
 from newsletter.bounces.providers.events import (
     DELIVERED,
@@ -23,7 +24,6 @@ from newsletter.bounces.providers.events import (
     Tally,
     parse_json,
 )
-from newsletter.models import FeedbackKind
 
 SOURCE = "mailgun"
 FRESH_FOR = timedelta(minutes=5)

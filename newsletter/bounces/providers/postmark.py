@@ -11,6 +11,7 @@ only those still learns of bounces and complaints.
 
 import hmac
 
+from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
 from newsletter.bounces.providers.events import (
     DELIVERED,
@@ -20,7 +21,6 @@ from newsletter.bounces.providers.events import (
     Unauthenticated,
     parse_json,
 )
-from newsletter.models import FeedbackKind
 
 SOURCE = "postmark"
 SHAPE = 'Postmark\'s JSON: {"RecordType": …}'

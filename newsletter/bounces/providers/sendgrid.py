@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
 from newsletter.bounces.providers.events import (
     DELIVERED,
@@ -27,7 +28,6 @@ from newsletter.bounces.providers.events import (
     Tally,
     parse_json,
 )
-from newsletter.models import FeedbackKind
 
 SOURCE = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

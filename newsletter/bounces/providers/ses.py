@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
 from newsletter.bounces.providers.events import (
     DELIVERED,
@@ -43,7 +44,6 @@ from newsletter.bounces.providers.events import (
     Unreachable,
     parse_json,
 )
-from newsletter.models import FeedbackKind
 
 log = logging.getLogger(__name__)
 
