@@ -3,11 +3,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import (
-    ForeignKey,
-    String,
-    Text,
-)
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter import secret_box

@@ -4,16 +4,7 @@ the admins' email templates."""
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import (
-    Column,
-    ForeignKey,
-    Index,
-    String,
-    Table,
-    Text,
-    func,
-    select,
-)
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import utcnow

@@ -3,10 +3,7 @@
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    String,
-    Text,
-)
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.extensions import db

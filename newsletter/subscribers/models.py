@@ -6,12 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import (
-    ForeignKey,
-    Index,
-    String,
-    text,
-)
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import new_token_nonce, utcnow
