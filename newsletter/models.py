@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     select,
     text,
@@ -74,6 +75,9 @@ class Subscriber(db.Model):
     # The language of the reader's emails and pages (i18n.LANGUAGES): their browser's at
     # sign-up, or their choice on the preferences page; None: DEFAULT_LOCALE.
     locale: Mapped[str | None] = mapped_column(String(16))
+    # The reader said "don't track me" on their preferences page: what they open and
+    # click is counted with no name on it, even in a newsletter tracked per reader.
+    tracking_refused: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -502,6 +506,17 @@ class DigestSchedule(StrEnum):
     WEEKLY = "weekly"
 
 
+class TrackingMode(StrEnum):
+    """What a newsletter's digests let us learn of their reading (docs/engagement.md)."""
+
+    # Nothing rewritten, no pixel: the digest is as written.
+    OFF = "off"
+    # Opens and clicks counted per digest and per link; no row names a reader.
+    COUNTS = "counts"
+    # Who opened and clicked what, on the reader's admin page and in their data.
+    PER_READER = "per-reader"
+
+
 class Newsletter(db.Model):
     """One list readers may choose (the weekly digest, breaking news…): its digests go
     to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
@@ -526,6 +541,10 @@ class Newsletter(db.Model):
     schedule_category: Mapped[str | None] = mapped_column(String(100))
     # When the schedule last made (or found nothing for) a digest: one per day or week.
     schedule_last_run_at: Mapped[datetime | None]
+    # Whether its digests count opens and clicks, and how (TrackingMode).
+    tracking: Mapped[str] = mapped_column(
+        String(16), default=TrackingMode.OFF, server_default=TrackingMode.OFF
+    )
 
 
 class Subscription(db.Model):
@@ -679,6 +698,64 @@ class Delivery(db.Model):
         Index("ix_delivery_digest_status_due", "digest_id", "status", "due_at"),
         Index("ix_delivery_subscriber_id", "subscriber_id"),
     )
+
+
+class DigestLink(db.Model):
+    """One link of a tracked digest, recorded once when its body is first rendered for
+    sending: a click token names the digest and the position, so ``/r/<token>`` can only
+    lead to a link the digest itself carries. Position 0 is never stored: it is the
+    trap link (engagement/rules.py)."""
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    url: Mapped[str] = mapped_column(String(2000))
+
+
+class EngagementKind(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+
+
+class EngagementEvent(db.Model):
+    """One request on a tracked digest's pixel or link: the one small write a redirect
+    does. It keeps no IP address and no user agent, only what the request-by-request
+    rules made of them (``machine``); the rules that look at a copy's requests together
+    are applied when the events are counted. Folded into EngagementTotal and deleted:
+    anonymous ones after an hour, a reader's after TRACKING_RETENTION_DAYS."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digest.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    # The link's position in DigestLink (0: the trap); None for an open.
+    position: Mapped[int | None]
+    # A keyed hash of the copy (engagement.copy_key), so that one copy's requests are
+    # seen together; nobody without the secret key can tell whose copy it is.
+    copy_key: Mapped[str] = mapped_column(String(16))
+    # The reader, only when their newsletter is tracked per reader and they did not
+    # refuse it (nor did their browser, with Sec-GPC).
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    # Why this request alone was a machine's (engagement/rules.py); None: it looked human.
+    machine: Mapped[str | None] = mapped_column(String(16))
+
+
+class EngagementTotal(db.Model):
+    """Folded events of one digest: opens (position 0), clicks on each link (its
+    position) and on all of them together (position 0, trap hits included as machine)."""
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    human: Mapped[int] = mapped_column(default=0)
+    machine: Mapped[int] = mapped_column(default=0)
+    # Copies with at least one human request among the events folded.
+    human_copies: Mapped[int] = mapped_column(default=0)
 
 
 class Settings(db.Model):
