@@ -13,6 +13,7 @@ from newsletter.web import (
     health,
     outbox_viewer,
     public,
+    tracking,
     webhooks,
 )
 
@@ -46,3 +47,4 @@ def register_blueprints(app):
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(tracking.bp)
