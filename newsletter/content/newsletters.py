@@ -20,6 +20,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
     Subscription,
+    TrackingMode,
     utcnow,
 )
 
@@ -94,9 +95,13 @@ def update_newsletter(
     description: str | None = None,
     default_on: bool | None = None,
     public: bool | None = None,
+    tracking: str | None = None,
 ) -> Newsletter:
-    """Change what is given of a newsletter's name, description, default and archive
-    visibility; its slug stays, since List-Id headers and readers' filters carry it."""
+    """Change what is given of a newsletter's name, description, default, archive
+    visibility and tracking mode; its slug stays, since List-Id headers and readers'
+    filters carry it."""
+    if tracking is not None and tracking not in set(TrackingMode):
+        raise NewsletterError(f"Tracking is one of {', '.join(TrackingMode)}.")
     if name is not None:
         name = " ".join(name.split())
         if not name:
@@ -108,6 +113,8 @@ def update_newsletter(
         newsletter.default_on = default_on
     if public is not None:
         newsletter.public = public
+    if tracking is not None:
+        newsletter.tracking = str(tracking)
     db.session.commit()
     return newsletter
 

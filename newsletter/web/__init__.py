@@ -6,6 +6,7 @@ from newsletter.extensions import csrf
 from newsletter.web import (
     admin,
     admin_api,
+    admin_engagement,
     admin_team,
     api,
     archive,
@@ -40,6 +41,7 @@ def register_blueprints(app):
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_team.bp)
+    app.register_blueprint(admin_engagement.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
