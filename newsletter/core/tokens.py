@@ -15,6 +15,7 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeSerializer,
     URLSafeTimedSerializer,
+    base64_encode,
 )
 
 from newsletter.secret_box import signing_keys
@@ -193,15 +194,24 @@ class Tracked:
 def make_tracking_tokens(
     digest_id: int, positions: list[int], nonce: str, newsletter_id: int
 ) -> tuple[dict[int, str], str]:
-    """One copy's click tokens, by link position, and its open token."""
-    clicks = _serializer(CLICK)
-    signer = clicks.make_signer()
-    made = {
-        position: signer.sign(
-            clicks.dump_payload([digest_id, position, nonce, newsletter_id])
+    """One copy's click tokens, by link position, and its open token.
+
+    Each is what the CLICK serializer makes of [digest, newsletter, nonce, position], and
+    reads back, but made faster than it would, as a digest makes several per copy: the
+    JSON before the position is padded with spaces to whole base64 groups, so it is
+    encoded and fed to the HMAC once per copy, and each link adds only its own end."""
+    signer = _serializer(CLICK).make_signer()
+    head = f'[{digest_id},{newsletter_id},"{nonce}",'.encode()
+    encoded_head = base64_encode(head + b" " * (-len(head) % 3))
+    mac = hmac.new(signer.derive_key(), encoded_head, signer.digest_method)
+    made = {}
+    for position in positions:
+        tail = base64_encode(f"{position}]".encode())
+        signature = mac.copy()
+        signature.update(tail)
+        made[position] = b"".join(
+            (encoded_head, tail, signer.sep, base64_encode(signature.digest()))
         ).decode("ascii")
-        for position in positions
-    }
     return made, _serializer(OPEN).dumps([digest_id, nonce, newsletter_id])
 
 
@@ -212,7 +222,7 @@ def read_tracked(purpose: str, token: str) -> Tracked:
     except BadSignature:
         raise TokenInvalid() from None
     match purpose, payload:
-        case "click", [int() as digest, int() as position, str() as nonce, int() as newsletter]:
+        case "click", [int() as digest, int() as newsletter, str() as nonce, int() as position]:
             return Tracked(digest, nonce, newsletter, position)
         case "open", [int() as digest, str() as nonce, int() as newsletter]:
             return Tracked(digest, nonce, newsletter)

@@ -291,9 +291,10 @@ class DigestMessages:
             self.digest_id, self.positions, reader.token_nonce, self.newsletter_id
         )
         links = {
-            position: mime.qp(f"{self.base_url}/r/{token}") for position, token in clicks.items()
+            position: mime.qp_url(f"{self.base_url}/r/{token}")
+            for position, token in clicks.items()
         }
-        links[OPEN_PIECE] = mime.qp(f"{self.base_url}/o/{opened}")
+        links[OPEN_PIECE] = mime.qp_url(f"{self.base_url}/o/{opened}")
         return links
 
 
