@@ -129,6 +129,22 @@ class Config:
     # the digest and deleted, so the table holds about this many days of digests.
     # 0 keeps them forever.
     DELIVERY_RETENTION_DAYS = _env_int("DELIVERY_RETENTION_DAYS", 90)
+    # Engagement tracking (docs/engagement.md), for newsletters that turn it on. A
+    # click on the invisible trap link, which no person can see or reach, marks every
+    # request on that copy this many seconds either side of it as a machine's: link
+    # scanners fetch every link of a message at once, the trap among them.
+    TRACKING_TRAP_WINDOW_SECONDS = _env_int("TRACKING_TRAP_WINDOW_SECONDS", 10)
+    # A request this soon after the copy was handed to the relay is a machine's: no
+    # person reads a digest and clicks within seconds of its delivery, a gateway that
+    # scans mail on arrival does.
+    TRACKING_MIN_SECONDS = _env_int("TRACKING_MIN_SECONDS", 5)
+    # Distinct links of one copy requested within this many seconds of each other are a
+    # machine's: a person opens one article, a scanner all of them.
+    TRACKING_BURST_SECONDS = _env_int("TRACKING_BURST_SECONDS", 2)
+    # Days a reader's opens and clicks (per-reader tracking) are kept before they are
+    # folded into each digest's totals and deleted by the beat task
+    # `newsletter.fold_engagement`; anonymous ones go within the hour.
+    TRACKING_RETENTION_DAYS = _env_int("TRACKING_RETENTION_DAYS", 90)
     # Refusals of the reader's address in a row (5xx to RCPT, or 5.1.x / 5.2.x) after
     # which it is marked bounced; a refusal of the message itself never counts.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)

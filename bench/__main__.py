@@ -8,10 +8,7 @@ import argparse
 import sys
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_fanout(commands):
     fanout = commands.add_parser("fanout", help="one digest to N subscribers, beside baselines")
     fanout.add_argument(
         "--subscribers",
@@ -32,8 +29,21 @@ def main(argv=None):
         "--tutorial-messages", type=int, default=2000, help="the tutorial's sample (0: skip)"
     )
     fanout.add_argument(
+        "--tracking",
+        choices=["off", "counts", "per-reader"],
+        default="off",
+        help="the newsletter's engagement tracking: its digest's links and pixel signed per copy",
+    )
+    fanout.add_argument(
         "--aiosmtpd", action="store_true", help="use the aiosmtpd sink even if smtp-sink exists"
     )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    add_fanout(commands)
 
     signup = commands.add_parser("signup", help="sign-ups under load, and confirmation latency")
     signup.add_argument("--seconds", type=int, default=20)

@@ -38,9 +38,11 @@ PARAGRAPH = (
 )
 
 
-def seed(subscribers, chunk=5000):
-    """N confirmed subscribers and a digest of six posts (~8 KB per message)."""
+def seed(subscribers, chunk=5000, tracking="off"):
+    """N confirmed subscribers and a digest of six posts (~8 KB per message), for a
+    newsletter with this engagement tracking."""
     now = utcnow()
+    newsletters.first().tracking = tracking
     for start in range(0, subscribers, chunk):
         db.session.execute(
             insert(Subscriber),
@@ -306,7 +308,7 @@ def run_stack(stack_name, subscribers, sink, args, baselines, tutorial):
         stack = Stack(stack_name, workdir, sink.port)
         try:
             with stack.app.app_context():
-                digest_id = seed(subscribers)
+                digest_id = seed(subscribers, tracking=args.tracking)
             if baselines.prebuilt is None:
                 baselines.prebuilt = prebuilt_messages(stack, digest_id)
             baselines.measure()
@@ -327,7 +329,7 @@ def main(args):
     sink = Sink(prefer_smtp_sink=not args.aiosmtpd)
     print(
         f"fanout benchmark: {os.cpu_count()} cores, sink: {sink.kind}, "
-        f"{args.workers} worker processes per stack, DKIM off, "
+        f"{args.workers} worker processes per stack, DKIM off, tracking {args.tracking}, "
         f"batches of {Config.DIGEST_BATCH_SIZE} ({Config.DIGEST_PARALLEL_BATCHES} in flight), "
         "each accepted message recorded before the next is accepted"
     )

@@ -38,6 +38,7 @@ MODEL_MODULES = tuple(
         "sending",
         "webhooks",
         "content",
+        "engagement",
         "subscribers",
         "bounces",
         "admins",

@@ -65,6 +65,11 @@ def celery_settings(config):
                 "task": "newsletter.fold_old_deliveries",
                 "schedule": 3600.0,
             },
+            # Anonymous events go within the hour of being made (engagement/figures.py).
+            "fold-engagement": {
+                "task": "newsletter.fold_engagement",
+                "schedule": 600.0,
+            },
             "drop-old-ips": {
                 "task": "newsletter.drop_old_ips",
                 "schedule": 3600.0,

@@ -50,6 +50,7 @@ FIRST_NEWSLETTER_AS_MADE = {
     "schedule_hour": 8,
     "schedule_category": None,
     "schedule_last_run_at": None,
+    "tracking": "off",
 }
 
 

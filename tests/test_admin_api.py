@@ -391,6 +391,7 @@ FIRST = {
     "default_on": True,
     "public": True,
     "schedule": {"every": "off", "weekday": 0, "hour": 8, "category": None},
+    "tracking": "off",
 }
 
 
@@ -407,6 +408,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
             "description": "As it happens",
             "default_on": False,
             "schedule": {"every": "daily", "hour": 6},
+            "tracking": "counts",
         },
     )
     assert made.status_code == 201
@@ -419,6 +421,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
         "public": True,
         "readers": 0,
         "schedule": {"every": "daily", "weekday": 0, "hour": 6, "category": None},
+        "tracking": "counts",
     }
     assert made.get_json() == breaking
     listed = api.get("/api/v1/newsletters").get_json()["items"]
@@ -434,6 +437,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
             "public": False,
             "default_on": True,
             "schedule": {"every": "weekly", "weekday": 4, "hour": 17, "category": " Politics "},
+            "tracking": "per-reader",
         },
     )
     assert changed.status_code == 200
@@ -443,6 +447,7 @@ def test_newsletters_are_created_listed_read_and_changed(app, api):
         "public": False,
         "default_on": True,
         "schedule": {"every": "weekly", "weekday": 4, "hour": 17, "category": "Politics"},
+        "tracking": "per-reader",
     }
     unchanged = api.patch("/api/v1/newsletters/1", json={}).get_json()
     assert unchanged == {**FIRST, "readers": 2}
@@ -505,6 +510,8 @@ def test_an_all_digit_slug_wins_over_the_id_it_looks_like(api):
             "A newsletter needs a name.",
         ),
         ("patch", "/api/v1/newsletters/newsletter", {"slug": "renamed"}, 400, None),
+        ("patch", "/api/v1/newsletters/newsletter", {"tracking": "everything"}, 400, None),
+        ("post", "/api/v1/newsletters", {"slug": "x", "name": "X", "tracking": None}, 400, None),
         (
             "patch",
             "/api/v1/newsletters/newsletter",

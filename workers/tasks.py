@@ -9,6 +9,7 @@ from newsletter.admins import accounts, audit
 from newsletter.bounces import inbound
 from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
 from newsletter.content import digest_deliveries, digests, posts
+from newsletter.engagement import figures
 from newsletter.sending import email_jobs, hints
 from newsletter.subscribers import privacy
 from newsletter.webhooks import outgoing
@@ -108,6 +109,12 @@ def drop_old_inbound():
 def fold_old_deliveries():
     """Keep the delivery table bounded: old digests keep their totals, not their rows."""
     return digests.fold_old_deliveries()
+
+
+@shared_task(name="newsletter.fold_engagement")
+def fold_engagement():
+    """Fold old opens and clicks into their digests' totals (TRACKING_RETENTION_DAYS)."""
+    return figures.fold_old_events()
 
 
 @shared_task(name="newsletter.import_feed")

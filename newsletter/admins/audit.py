@@ -58,6 +58,7 @@ ACTIONS = {
     "templates.reset": "An email template reset to the default",
     "newsletters.create": "A newsletter created",
     "newsletters.update": "A newsletter changed",
+    "newsletters.tracking": "A newsletter's tracking changed",
     "blocked_domains.update": "The blocked domains changed",
     "webhooks.create": "An outgoing webhook added",
     "webhooks.deactivate": "An outgoing webhook turned off",

@@ -6,6 +6,7 @@ a batch task claims rows of that digest and sends them under the admins' rate
 limit (pacing.py). When none is left the digest is marked sent.
 """
 
+import functools
 import logging
 
 from flask import current_app
@@ -14,6 +15,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from newsletter.content import digests
 from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
+from newsletter.engagement import links
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
@@ -130,11 +132,17 @@ _message_makers: dict[tuple[int, int], DigestMessages] = {}
 
 
 def messages_for(digest: Digest) -> DigestMessages:
-    """One renderer per digest and process: the digest is rendered once, not per batch."""
+    """One renderer per digest and process: the digest is rendered once, not per batch.
+    A tracked newsletter's digest has its links recorded (links.positions_for)."""
     key = (id(current_app._get_current_object()), digest.id)
     if key not in _message_makers:
         _message_makers.clear()
-        _message_makers[key] = DigestMessages(digest)
+        track = (
+            functools.partial(links.positions_for, digest.id)
+            if links.is_tracked(digest.newsletter)
+            else None
+        )
+        _message_makers[key] = DigestMessages(digest, track_links=track)
     return _message_makers[key]
 
 

@@ -17,6 +17,17 @@ class DigestSchedule(StrEnum):
     WEEKLY = "weekly"
 
 
+class TrackingMode(StrEnum):
+    """What a newsletter's digests let us learn of their reading (docs/engagement.md)."""
+
+    # Nothing rewritten, no pixel: the digest is as written.
+    OFF = "off"
+    # Opens and clicks counted per digest and per link; no row names a reader.
+    COUNTS = "counts"
+    # Who opened and clicked what, on the reader's admin page and in their data.
+    PER_READER = "per-reader"
+
+
 class Newsletter(db.Model):
     """One list readers may choose (the weekly digest, breaking news…): its digests go
     to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
@@ -41,6 +52,10 @@ class Newsletter(db.Model):
     schedule_category: Mapped[str | None] = mapped_column(String(100))
     # When the schedule last made (or found nothing for) a digest: one per day or week.
     schedule_last_run_at: Mapped[datetime | None]
+    # Whether its digests count opens and clicks, and how (TrackingMode).
+    tracking: Mapped[str] = mapped_column(
+        String(16), default=TrackingMode.OFF, server_default=TrackingMode.OFF
+    )
 
 
 class Subscription(db.Model):

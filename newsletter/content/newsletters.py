@@ -7,7 +7,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.content.models import Digest, DigestSchedule, DigestStatus, Newsletter, Subscription
+from newsletter.content.models import (
+    Digest,
+    DigestSchedule,
+    DigestStatus,
+    Newsletter,
+    Subscription,
+    TrackingMode,
+)
 from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.models import utcnow
@@ -86,9 +93,13 @@ def update_newsletter(
     description: str | None = None,
     default_on: bool | None = None,
     public: bool | None = None,
+    tracking: str | None = None,
 ) -> Newsletter:
-    """Change what is given of a newsletter's name, description, default and archive
-    visibility; its slug stays, since List-Id headers and readers' filters carry it."""
+    """Change what is given of a newsletter's name, description, default, archive
+    visibility and tracking mode; its slug stays, since List-Id headers and readers'
+    filters carry it."""
+    if tracking is not None and tracking not in set(TrackingMode):
+        raise NewsletterError(f"Tracking is one of {', '.join(TrackingMode)}.")
     if name is not None:
         name = " ".join(name.split())
         if not name:
@@ -100,6 +111,8 @@ def update_newsletter(
         newsletter.default_on = default_on
     if public is not None:
         newsletter.public = public
+    if tracking is not None:
+        newsletter.tracking = str(tracking)
     db.session.commit()
     return newsletter
 

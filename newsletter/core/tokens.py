@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    Signer,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+    base64_encode,
+)
 
 from newsletter.secret_box import signing_keys
 
@@ -23,6 +31,10 @@ PREFERENCES = "preferences"
 # unsubscribe links never expire and travel in forwarded mail. Its own salt keeps it
 # from ever passing for a PREFERENCES link, which only email carries.
 PREFERENCES_FROM_UNSUBSCRIBE = "preferences-from-unsubscribe"
+# A tracked digest's links and pixel (engagement): untimed, so shorter, and they never
+# act on anything but a count.
+CLICK = "click"
+OPEN = "open"
 
 
 class TokenInvalid(Exception):
@@ -47,7 +59,7 @@ class TokenExpired(Exception):
         self.nonce = nonce
 
 
-class KeyCachingSigner(TimestampSigner):
+class KeyCaching:
     """Derives each key once; itsdangerous derives it again for every signature."""
 
     def derive_key(self, secret_key=None):
@@ -57,12 +69,18 @@ class KeyCachingSigner(TimestampSigner):
         return derived[secret_key]
 
 
-class LinkSerializer(URLSafeTimedSerializer):
-    """itsdangerous' URL-safe timed serializer with one signer per salt, made once:
-    a digest makes two links per reader, and remaking the signer for each was a
-    tenth of the cost of a message. The links are the ones itsdangerous makes."""
+class KeyCachingSigner(KeyCaching, TimestampSigner):
+    pass
 
-    default_signer = KeyCachingSigner
+
+class KeyCachingUntimedSigner(KeyCaching, Signer):
+    pass
+
+
+class SignerPerSalt:
+    """One signer per salt, made once: a digest makes several links per reader, and
+    remaking the signer for each was a tenth of the cost of a message. The links are
+    the ones itsdangerous makes."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,12 +92,26 @@ class LinkSerializer(URLSafeTimedSerializer):
         return self._signers[salt]
 
 
+class LinkSerializer(SignerPerSalt, URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, its signers made once."""
+
+    default_signer = KeyCachingSigner
+
+
+class UntimedSerializer(SignerPerSalt, URLSafeSerializer):
+    """itsdangerous' URL-safe serializer without a timestamp, its signers made once."""
+
+    default_signer = KeyCachingUntimedSigner
+
+
+UNTIMED = {CLICK, OPEN}
+
+
 def _serializer(purpose):
     serializers = current_app.extensions.setdefault("newsletter.serializers", {})
     if purpose not in serializers:
-        serializers[purpose] = LinkSerializer(
-            signing_keys(current_app.config), salt=f"newsletter.{purpose}"
-        )
+        kind = UntimedSerializer if purpose in UNTIMED else LinkSerializer
+        serializers[purpose] = kind(signing_keys(current_app.config), salt=f"newsletter.{purpose}")
     return serializers[purpose]
 
 
@@ -145,6 +177,55 @@ def _link(payload, issued_at: datetime | None = None) -> Link:
             return Link(nonce, None, issued_at)
         case [str() as nonce, int() as newsletter_id] if nonce and type(newsletter_id) is int:
             return Link(nonce, newsletter_id, issued_at)
+    raise TokenInvalid()
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What a genuine click or open token names: one copy of one digest, and for a
+    click the position of its link (0: the trap)."""
+
+    digest_id: int
+    nonce: str
+    newsletter_id: int
+    position: int | None = None
+
+
+def make_tracking_tokens(
+    digest_id: int, positions: list[int], nonce: str, newsletter_id: int
+) -> tuple[dict[int, str], str]:
+    """One copy's click tokens, by link position, and its open token.
+
+    Each is what the CLICK serializer makes of [digest, newsletter, nonce, position], and
+    reads back, but made faster than it would, as a digest makes several per copy: the
+    JSON before the position is padded with spaces to whole base64 groups, so it is
+    encoded and fed to the HMAC once per copy, and each link adds only its own end."""
+    signer = _serializer(CLICK).make_signer()
+    head = f'[{digest_id},{newsletter_id},"{nonce}",'.encode()
+    encoded_head = base64_encode(head + b" " * (-len(head) % 3))
+    mac = hmac.new(signer.derive_key(), encoded_head, signer.digest_method)
+    made = {}
+    for position in positions:
+        tail = base64_encode(f"{position}]".encode())
+        signature = mac.copy()
+        signature.update(tail)
+        made[position] = b"".join(
+            (encoded_head, tail, signer.sep, base64_encode(signature.digest()))
+        ).decode("ascii")
+    return made, _serializer(OPEN).dumps([digest_id, nonce, newsletter_id])
+
+
+def read_tracked(purpose: str, token: str) -> Tracked:
+    """What a CLICK or OPEN token names; TokenInvalid for any other."""
+    try:
+        payload = _serializer(purpose).loads(token)
+    except BadSignature:
+        raise TokenInvalid() from None
+    match purpose, payload:
+        case "click", [int() as digest, int() as newsletter, str() as nonce, int() as position]:
+            return Tracked(digest, nonce, newsletter, position)
+        case "open", [int() as digest, str() as nonce, int() as newsletter]:
+            return Tracked(digest, nonce, newsletter)
     raise TokenInvalid()
 
 

@@ -9,13 +9,19 @@ the admin wrote stays as written); each copy only adds its
 own headers and its own links, which takes tens of microseconds. Each link sits
 between encoded pieces joined by soft line breaks, so the decoded text is exact.
 
+A tracked digest (engagement) has its links, in both parts, and a pixel point at
+``/r/<token>`` and ``/o/<token>``: they are marked once per digest like the reader's
+own links, and each copy signs its tokens for them.
+
 Headers are written as plain ``<URL>`` values: the stdlib's default policy would
 turn a long List-Unsubscribe into an RFC 2047 encoded-word, which mail clients
 cannot use.
 """
 
+import html as html_entities
 import re
 from collections import namedtuple
+from collections.abc import Callable
 from email.utils import formatdate, parseaddr
 
 import css_inline
@@ -35,22 +41,87 @@ PLACEHOLDERS = {
 }
 PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
 LINK_PURPOSES = list(PLACEHOLDERS.values())
+# A tracked digest's links (by position; 0 is the trap) and its pixel.
+TRACKED_PLACEHOLDER = re.compile(
+    "|".join([*map(re.escape, PLACEHOLDERS), r"__NEWSLETTER_LINK_(\d+)__", "__NEWSLETTER_OPEN__"])
+)
+OPEN_PIECE = tokens.OPEN
+TRAP_POSITION = 0
+# Invisible to people and to screen readers, and out of the tab order: only a machine
+# that fetches every link of a message requests it (engagement/rules.py).
+TRAP_LINK = (
+    '<a href="__NEWSLETTER_LINK_0__" aria-hidden="true" tabindex="-1" '
+    'style="display:none;font-size:0;line-height:0;max-height:0;overflow:hidden"></a>'
+)
+PIXEL = (
+    '<img src="__NEWSLETTER_OPEN__" width="1" height="1" alt="" '
+    'style="display:block;width:1px;height:1px;border:0">'
+)
+HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]+)(")', re.IGNORECASE)
+TEXT_URL = re.compile(r"https?://[^\s<>\"']+")
+BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+# The service's own pages are never tracked: readers' links and "View in browser".
+UNTRACKED_PATHS = ("/unsubscribe/", "/preferences/", "/archive")
 SOFT_BREAK = b"=\r\n"
 # @media rules (the dark scheme's) cannot be inlined, so they are kept; stylesheets an
 # admin's template links to are never fetched: the server would fetch any URL given.
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def _pieces(rendered):
-    """Encoded static pieces, with the purpose (a str) where a subscriber's link goes."""
+def _pieces(rendered, tracked=False):
+    """Encoded static pieces, with the purpose (a str) where a subscriber's link goes
+    and, in a tracked digest, a link's position (an int) or OPEN_PIECE."""
     pieces = []
     position = 0
-    for match in PLACEHOLDER.finditer(rendered):
+    for match in (TRACKED_PLACEHOLDER if tracked else PLACEHOLDER).finditer(rendered):
         pieces.append(mime.qp(rendered[position : match.start()]))
-        pieces.append(PLACEHOLDERS[match.group()])
+        found = match.group()
+        if found in PLACEHOLDERS:
+            pieces.append(PLACEHOLDERS[found])
+        else:
+            pieces.append(OPEN_PIECE if match.group(1) is None else int(match.group(1)))
         position = match.end()
     pieces.append(mime.qp(rendered[position:]))
     return pieces
+
+
+def trackable_links(html: str, text: str, base_url: str) -> list[str]:
+    """The links of a rendered digest that tracking may rewrite, each once, in order:
+    every web link of the HTML and text parts but the service's own pages."""
+    found = [html_entities.unescape(match[2]) for match in HREF.finditer(html)]
+    found += TEXT_URL.findall(text)
+    own = tuple(f"{base_url}{path}" for path in UNTRACKED_PATHS)
+    return list(dict.fromkeys(url for url in found if not url.startswith(own)))
+
+
+def mark_tracked(html: str, text: str, positions: dict[str, int]) -> tuple[str, str]:
+    """The digest with its tracked links (``positions``: URL to position) and the trap
+    link and the pixel marked for each copy's own tokens."""
+
+    def in_html(match):
+        position = positions.get(html_entities.unescape(match[2]))
+        if position is None:
+            return match[0]
+        return f"{match[1]}__NEWSLETTER_LINK_{position}__{match[3]}"
+
+    def in_text(match):
+        position = positions.get(match[0])
+        return match[0] if position is None else f"__NEWSLETTER_LINK_{position}__"
+
+    html = HREF.sub(in_html, html)
+    html = (
+        BODY_OPEN.sub(lambda body: body[0] + TRAP_LINK, html, count=1)
+        if BODY_OPEN.search(html)
+        else TRAP_LINK + html
+    )
+    closing = list(BODY_CLOSE.finditer(html))
+    html = (
+        f"{html[: closing[-1].start()]}{PIXEL}{html[closing[-1].start() :]}"
+        if closing
+        else html + PIXEL
+    )
+    return html, TEXT_URL.sub(in_text, text)
 
 
 def render(digest, links=None, template="digest", locale=None, saved=None):
@@ -108,11 +179,19 @@ Edition = namedtuple("Edition", "head text_pieces html_pieces")
 class DigestMessages:
     """Makes the raw bytes of one digest for any subscriber, in their language."""
 
-    def __init__(self, digest, template="digest", in_language=None, or_default=False):
+    def __init__(
+        self,
+        digest,
+        template="digest",
+        in_language=None,
+        or_default=False,
+        track_links: Callable[[list[str]], dict[str, int]] | None = None,
+    ):
         """``in_language``: the digest as the readers of a language get it, where it
         differs from ``digest`` (the welcome email's default words, translated).
         When the admin's template fails: TemplateFailed, or with ``or_default`` the
-        built-in template."""
+        built-in template. ``track_links``, for a tracked digest, gets its trackable
+        links and answers the position of each that its tokens may name."""
         config = current_app.config
         self.digest_id = digest.id
         self.domain = sender_domain()
@@ -131,7 +210,7 @@ class DigestMessages:
         self.alternative = mime.Alternative()
         self.default_locale = i18n.default_locale()
         saved = templates.versions(template)
-        self.editions = {}
+        rendered = {}
         for locale in i18n.LANGUAGES:
             issue = (in_language or {}).get(locale, digest)
             html, text, *_failure = (render_or_default if or_default else render)(
@@ -144,7 +223,32 @@ class DigestMessages:
                 List_Unsubscribe_Post="List-Unsubscribe=One-Click",
                 Content_Language=locale,
             )
-            self.editions[locale] = Edition(head, _pieces(text), _pieces(html))
+            rendered[locale] = (head, html, text)
+        self.tracked = track_links is not None and self.newsletter_id is not None
+        positions = self._positions(rendered, track_links) if self.tracked else {}
+        self.editions = {}
+        for locale, (head, *parts) in rendered.items():
+            html, text = mark_tracked(*parts, positions) if self.tracked else parts
+            self.editions[locale] = Edition(
+                head, _pieces(text, self.tracked), _pieces(html, self.tracked)
+            )
+        # Every link position the pieces name, the trap's included.
+        self.positions = sorted(
+            {
+                piece
+                for edition in self.editions.values()
+                for piece in (*edition.text_pieces, *edition.html_pieces)
+                if type(piece) is int
+            }
+        )
+
+    def _positions(self, rendered, track_links) -> dict[str, int]:
+        links = [
+            url
+            for _head, html, text in rendered.values()
+            for url in trackable_links(html, text, self.base_url)
+        ]
+        return track_links(list(dict.fromkeys(links)))
 
     def message_id(self, reader: SubscriberSnapshot) -> str:
         """A copy's signed Message-ID (return_path.py): it names the reader to whoever
@@ -174,11 +278,25 @@ class DigestMessages:
             ).encode()
         )
         links = {purpose: mime.qp(url) for purpose, url in urls.items()}
+        if self.tracked:
+            links.update(self._tracking_links(reader))
         return self.alternative.message(
             headers,
             SOFT_BREAK.join(links.get(piece, piece) for piece in edition.text_pieces),
             SOFT_BREAK.join(links.get(piece, piece) for piece in edition.html_pieces),
         )
+
+    def _tracking_links(self, reader: SubscriberSnapshot) -> dict:
+        """The copy's own click and open links, encoded, by the pieces they fill."""
+        clicks, opened = tokens.make_tracking_tokens(
+            self.digest_id, self.positions, reader.token_nonce, self.newsletter_id
+        )
+        links = {
+            position: mime.qp_url(f"{self.base_url}/r/{token}")
+            for position, token in clicks.items()
+        }
+        links[OPEN_PIECE] = mime.qp_url(f"{self.base_url}/o/{opened}")
+        return links
 
 
 def sender_domain() -> str:

@@ -32,6 +32,23 @@ def qp(text):
     return encoded.replace(b"\n.", b"\n=2E")
 
 
+# What a link made of our base URL and a token holds: no "=" and no white space, so as
+# quoted-printable only its line length needs care.
+PLAIN_URL = re.compile(r"[A-Za-z0-9:/._~%-]*")
+URL_LINE = 73
+
+
+def qp_url(url: str) -> bytes:
+    """A URL as ``qp`` encodes it, made faster for a plain one (a tracked digest puts
+    several in every copy): cut into lines with soft breaks, a leading dot written =2E."""
+    if not PLAIN_URL.fullmatch(url):
+        return qp(url)
+    lines = [url[start : start + URL_LINE] for start in range(0, len(url), URL_LINE)]
+    return b"=\r\n".join(
+        f"=2E{line[1:]}".encode() if line.startswith(".") else line.encode() for line in lines
+    )
+
+
 def address_header(name: str, address: str) -> str:
     """``Name <address>`` as a To header carries it: the stdlib quotes and encodes the
     names that need it, a plain name is written as it is. An address with a non-ASCII

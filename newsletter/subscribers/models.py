@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import new_token_nonce, utcnow
@@ -58,6 +58,9 @@ class Subscriber(db.Model):
     # The language of the reader's emails and pages (i18n.LANGUAGES): their browser's at
     # sign-up, or their choice on the preferences page; None: DEFAULT_LOCALE.
     locale: Mapped[str | None] = mapped_column(String(16))
+    # The reader said "don't track me" on their preferences page: what they open and
+    # click is counted with no name on it, even in a newsletter tracked per reader.
+    tracking_refused: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     jobs: Mapped[list["EmailJob"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

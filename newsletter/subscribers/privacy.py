@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from newsletter.content.models import Digest, Newsletter, Subscription
 from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
+from newsletter.engagement import figures
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, EmailJob
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber
@@ -21,12 +22,14 @@ from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber
 
 def erase(subscriber: Subscriber, by: str) -> None:
     """Delete the subscriber with everything kept about them (their emails, their
-    digest copies, their consent log), keep the address's hash so that it is never
-    added again, and log the erasure itself, with no one's data in it."""
+    digest copies, their consent log, their opens and clicks), keep the address's hash
+    so that it is never added again, and log the erasure itself, with no one's data in
+    it."""
     digest = address_hash(subscriber.email)
     if db.session.get(SuppressedAddress, digest) is None:
         db.session.add(SuppressedAddress(address_hash=digest))
-    # The database deletes their emails, digest copies and consent log with them.
+    # The database deletes their emails, digest copies, consent log and opens and
+    # clicks with them.
     db.session.delete(subscriber)
     db.session.add(ConsentEvent(subscriber_id=None, kind=ConsentKind.ERASURE, source=by))
     db.session.commit()
@@ -123,6 +126,17 @@ def data_of(subscriber: Subscriber) -> dict:
         "digests": [
             {"subject": subject, "status": status, "sent_at": _time(sent_at)}
             for subject, status, sent_at in copies
+        ],
+        # Only from newsletters tracked per reader, unless they refused it.
+        "opens_and_clicks": [
+            {
+                "kind": event.kind,
+                "at": _time(event.at),
+                "digest": event.subject,
+                "link": event.url,
+                "machine": event.machine,
+            }
+            for event in figures.reader_events(subscriber.id)
         ],
         "exported_at": _time(utcnow()),
     }

@@ -554,6 +554,13 @@ def update_preferences(
     return subscriber
 
 
+def refuse_tracking(subscriber: Subscriber, refused: bool) -> None:
+    """The reader's "don't track me": their opens and clicks are then counted with no
+    name on them, whatever their newsletters' tracking (engagement)."""
+    subscriber.tracking_refused = refused
+    db.session.commit()
+
+
 def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | None) -> None:
     """Give a reader exactly the newsletters they ticked, logging each one they join or
     leave, in the caller's transaction. Unticking every one is unsubscribing, as leaving

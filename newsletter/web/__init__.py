@@ -6,6 +6,7 @@ from newsletter.extensions import csrf
 from newsletter.web import (
     admin,
     admin_api,
+    admin_engagement,
     admin_team,
     api,
     archive,
@@ -13,6 +14,7 @@ from newsletter.web import (
     health,
     outbox_viewer,
     public,
+    tracking,
     webhooks,
 )
 
@@ -39,6 +41,7 @@ def register_blueprints(app):
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_team.bp)
+    app.register_blueprint(admin_engagement.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
@@ -46,3 +49,4 @@ def register_blueprints(app):
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(tracking.bp)

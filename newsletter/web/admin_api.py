@@ -308,6 +308,8 @@ def add_newsletter():
         )
         if new.schedule:
             set_schedule(newsletter, new.schedule)
+        if new.tracking != newsletter.tracking:
+            newsletters.update_newsletter(newsletter, tracking=new.tracking)
     except newsletters.SlugTaken as error:
         return json_error(str(error), 409)
     except newsletters.NewsletterError as error:
@@ -323,8 +325,8 @@ def add_newsletter():
     resp=Response(HTTP_200=NewsletterOut, HTTP_422=Error, **NOT_FOUND),
 )
 def change_newsletter(slug_or_id):
-    """Change a newsletter's name, description, default, place in the archive or digest
-    schedule."""
+    """Change a newsletter's name, description, default, place in the archive, digest
+    schedule or tracking."""
     newsletter = newsletter_or_404(slug_or_id)
     change = request.context.json
     try:
@@ -334,6 +336,7 @@ def change_newsletter(slug_or_id):
             description=change.description,
             default_on=change.default_on,
             public=change.public,
+            tracking=change.tracking,
         )
         if change.schedule:
             set_schedule(newsletter, change.schedule)

@@ -267,6 +267,15 @@ class DigestSchedule(BaseModel):
         )
 
 
+TrackingChoice = Literal["off", "counts", "per-reader"]
+TRACKING_DESCRIPTION = (
+    "Whether its digests count opens and clicks: off (nothing rewritten, no pixel); "
+    "counts (per digest and per link totals, no row that names a reader); per-reader "
+    "(who opened and clicked, shown to admins and in the reader's data, erased with them; "
+    "readers may refuse it). Machines (link scanners, mail proxies) are counted apart."
+)
+
+
 class NewsletterOut(BaseModel):
     id: int
     slug: str
@@ -276,6 +285,7 @@ class NewsletterOut(BaseModel):
     public: bool = Field(description="Its sent digests are in the public archive.")
     readers: int = Field(description="Confirmed subscribers who have it on.")
     schedule: DigestSchedule
+    tracking: TrackingChoice = Field(description=TRACKING_DESCRIPTION)
 
     @classmethod
     def of(cls, newsletter: Newsletter, readers: int) -> "NewsletterOut":
@@ -288,6 +298,7 @@ class NewsletterOut(BaseModel):
             public=newsletter.public,
             readers=readers,
             schedule=DigestSchedule.of(newsletter),
+            tracking=newsletter.tracking,
         )
 
 
@@ -306,6 +317,7 @@ class NewNewsletter(BaseModel):
     default_on: StrictBool = True
     public: StrictBool = True
     schedule: DigestSchedule | None = None
+    tracking: TrackingChoice = Field("off", description=TRACKING_DESCRIPTION)
 
 
 class NewsletterChange(BaseModel):
@@ -317,3 +329,4 @@ class NewsletterChange(BaseModel):
     default_on: StrictBool | None = None
     public: StrictBool | None = None
     schedule: DigestSchedule | None = None
+    tracking: TrackingChoice | None = Field(None, description=TRACKING_DESCRIPTION)

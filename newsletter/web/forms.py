@@ -29,7 +29,7 @@ from wtforms.validators import (
 
 from newsletter.admins import accounts, roles
 from newsletter.content import newsletters, posts
-from newsletter.content.models import DigestSchedule
+from newsletter.content.models import DigestSchedule, TrackingMode
 from newsletter.webhooks import outgoing
 
 
@@ -172,6 +172,19 @@ SCHEDULES = [
     SelectChoice(DigestSchedule.DAILY, "Daily"),
     SelectChoice(DigestSchedule.WEEKLY, "Weekly"),
 ]
+
+
+TRACKING_MODES = [
+    SelectChoice(TrackingMode.OFF, "Off: nothing rewritten, no pixel"),
+    SelectChoice(TrackingMode.COUNTS, "Counts: per digest and per link totals, nobody named"),
+    SelectChoice(TrackingMode.PER_READER, "Per reader: who opened and clicked what"),
+]
+
+
+class TrackingForm(FlaskForm):
+    """A newsletter's engagement tracking (docs/engagement.md)."""
+
+    tracking = SelectField("Tracking", choices=TRACKING_MODES, default=TrackingMode.OFF)
 
 
 class NewsletterForm(FlaskForm):

@@ -303,10 +303,19 @@ def save_preferences(token):
         subscriber = subscriptions.check_preferences(token)
         speak_to(subscriber)
         return render_preferences(subscriber, token, error=str(error)), 400
+    if (refused := tracking_refused()) is not None:
+        subscriptions.refuse_tracking(subscriber, refused)
     # A new language shows at once, on the page that says it is saved.
     speak_to(subscriber)
     confirmation_sent = resubscribe and subscriber.status == SubscriberStatus.PENDING
     return render_preferences(subscriber, token, saved=True, confirmation_sent=confirmation_sent)
+
+
+def tracking_refused() -> bool | None:
+    """The "don't track me" box, when the form showed it (an unticked box sends nothing)."""
+    if "tracking_shown" not in request.form:
+        return None
+    return request.form.get("tracking_refused") == "yes"
 
 
 @bp.get("/preferences/<token>/data")

@@ -1,0 +1,39 @@
+"""The admin area's engagement tracking: each newsletter's choice of it, at
+/admin/newsletters/<id>/tracking (docs/engagement.md)."""
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from newsletter.admins import audit, roles
+from newsletter.content import newsletters
+from newsletter.content.models import Newsletter
+from newsletter.extensions import db, login_manager
+from newsletter.web import admin
+from newsletter.web.forms import TrackingForm
+
+bp = Blueprint("admin_engagement", __name__, url_prefix="/admin")
+bp.context_processor(admin.logout_form)
+bp.context_processor(admin.permissions)
+
+
+@bp.before_request
+def require_login():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+@bp.route("/newsletters/<id:newsletter_id>/tracking", methods=["GET", "POST"])
+@roles.required("newsletters.write", writes_only=True)
+def newsletter_tracking(newsletter_id):
+    newsletter = db.get_or_404(Newsletter, newsletter_id)
+    form = TrackingForm(obj=newsletter)
+    if form.validate_on_submit():
+        newsletters.update_newsletter(newsletter, tracking=form.tracking.data)
+        audit.record("newsletters.tracking", target=newsletter.slug, detail=newsletter.tracking)
+        flash(f"Tracking of “{newsletter.name}”: {newsletter.tracking}.", "note")
+        return redirect(url_for("admin.edit_newsletter", newsletter_id=newsletter.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "admin/newsletter_tracking.html", form=form, newsletter=newsletter
+    ), status
