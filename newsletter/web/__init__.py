@@ -6,7 +6,6 @@ from newsletter.extensions import csrf
 from newsletter.web import (
     admin,
     admin_api,
-    admin_team,
     api,
     archive,
     errors,
@@ -38,7 +37,6 @@ def register_blueprints(app):
     # Providers post without cookies or tokens; a signature or a password proves them.
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(admin_team.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
