@@ -1,6 +1,6 @@
 """The admin area at /admin: one blueprint, its routes in one module per area.
 
-Here are what every area shares: the login every page needs (bar those marked
+Here is what every area shares: the login every page needs (bar those marked
 ``open_to_visitors``), what every page's template gets, and small helpers of the request
 and the response."""
 
