@@ -53,6 +53,26 @@ def test_the_admin_area_needs_a_login(client, admin):
         assert answer.headers["Location"].startswith("/admin/login")
 
 
+def test_every_admin_page_but_the_login_and_an_invitation_needs_a_login(app, client):
+    """Walks every route of the admin area, as a visitor, by each of its methods."""
+    token = csrf_token(client.get("/admin/login"))
+    open_to_visitors = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin/"):
+            continue
+        # Each part of the path filled in with a value it takes: an item of any(…), or 1.
+        path = re.sub(r"<any\(([^,)]+)[^>]*>", r"\1", rule.rule)
+        path = re.sub(r"<[^>]+>", "1", path)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = client.open(path, method=method, data={"csrf_token": token})
+            # Sent to log in, and back here after.
+            if answer.headers.get("Location", "").startswith("/admin/login?next="):
+                assert answer.status_code == 302
+            else:
+                open_to_visitors.add(rule.endpoint)
+    assert open_to_visitors == {"admin.login", "admin.login_two_factor", "admin.accept_invitation"}
+
+
 def test_an_admin_logs_in_sees_the_counts_and_logs_out(app, client, admin):
     add(app, ("a@example.org", "confirmed", ""), ("b@example.org", "pending", ""))
     wrong = log_in(client, password="wrong password")

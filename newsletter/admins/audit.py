@@ -125,15 +125,19 @@ def record(
     return entry
 
 
-def page_of_entries(before_id: int | None = None, action: str | None = None) -> list[AuditEntry]:
-    """The newest entries (older than ``before_id`` when given), at most PAGE_SIZE + 1 so
-    that the caller can tell whether there is a next page."""
+def page_of_entries(
+    before_id: int | None = None, action: str | None = None
+) -> tuple[list[AuditEntry], int | None]:
+    """A page of the newest entries (older than ``before_id`` when given), and the id
+    the next, older page starts before: None when there is none."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE + 1)
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     if action:
         query = query.where(AuditEntry.action == action)
-    return list(db.session.scalars(query))
+    entries = list(db.session.scalars(query))
+    more = len(entries) > PAGE_SIZE
+    return entries[:PAGE_SIZE], entries[PAGE_SIZE - 1].id if more else None
 
 
 def as_csv() -> str:

@@ -2,9 +2,9 @@
 
 Failures never lock an account: whoever knows the password logs in from an address that
 has not been guessing. Guessing is slowed per client address and per account and address
-together (the limits in web/admin.py); failures for one account from everywhere only raise
-a WARNING and an audit entry, so that an attack spread over many addresses is seen
-without letting it keep the owner out.
+together (the limits in web/admin/sessions.py); failures for one account from everywhere
+only raise a WARNING and an audit entry, so that an attack spread over many addresses is
+seen without letting it keep the owner out.
 """
 
 import logging

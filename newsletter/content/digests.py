@@ -30,6 +30,7 @@ from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.templates import TemplateFailed
+from newsletter.sending import hints
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers.models import Subscriber, SubscriberSnapshot, SubscriberStatus
 
@@ -224,6 +225,32 @@ def schedule(digest_id: int, at: datetime | None = None) -> None:
     digest.status = DigestStatus.SCHEDULED
     digest.scheduled_at = at or utcnow()
     db.session.commit()
+
+
+def send_now(digest_id: int) -> None:
+    """Send a draft (or scheduled) digest at once: due now, and a worker woken to start it."""
+    schedule(digest_id)
+    hints.start_digest_send(digest_id)
+
+
+def pause(digest_id: int) -> None:
+    """Pause a digest that is sending: the copies not sent yet wait until it resumes."""
+    if not set_paused(digest_id, paused=True):
+        raise DigestError("Only a digest that is sending can pause.")
+
+
+def resume(digest_id: int) -> None:
+    """Resume a paused digest, and wake a worker to go on with it."""
+    if not set_paused(digest_id, paused=False):
+        raise DigestError("Only a digest that is paused can resume.")
+    hints.start_digest_send(digest_id)
+
+
+def is_under_way(digest: Digest) -> bool:
+    """Whether the digest is sending, or about to: just after "Send now" it is still
+    scheduled, and due, until a worker starts it."""
+    due = digest.status == DigestStatus.SCHEDULED and digest.scheduled_at <= utcnow()
+    return due or digest.status == DigestStatus.SENDING
 
 
 def due_scheduled_digest_ids() -> list[int]:

@@ -7,7 +7,6 @@ from newsletter.web import (
     admin,
     admin_api,
     admin_engagement,
-    admin_team,
     api,
     archive,
     errors,
@@ -40,7 +39,6 @@ def register_blueprints(app):
     # Providers post without cookies or tokens; a signature or a password proves them.
     csrf.exempt(webhooks.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(admin_team.bp)
     app.register_blueprint(admin_engagement.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)

@@ -19,7 +19,6 @@ from newsletter.content import digests, newsletters, posts
 from newsletter.content.models import Digest
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import db
-from newsletter.sending import hints
 from newsletter.subscribers import directory, privacy
 from newsletter.subscribers.models import Subscriber
 from newsletter.web.api import json_error
@@ -403,11 +402,10 @@ def send_digest(digest_id):
     """Start sending a draft (or scheduled) digest now."""
     digest = db.get_or_404(Digest, digest_id)
     try:
-        digests.schedule(digest_id)
+        digests.send_now(digest_id)
     except digests.DigestError as error:
         return json_error(str(error), 409)
     audit.record("digests.send", digest_target(digest_id))
-    hints.start_digest_send(digest_id)
     return digest_detail(digest), 202
 
 
@@ -433,14 +431,11 @@ def schedule_digest(digest_id):
 def pause_or_resume_digest(digest_id, action):
     """Pause a digest that is sending, or resume a paused one."""
     digest = db.get_or_404(Digest, digest_id)
-    if not digests.set_paused(digest_id, paused=action == "pause"):
-        return json_error(
-            f"Only a digest that is {'sending' if action == 'pause' else 'paused'} can {action}.",
-            409,
-        )
+    try:
+        (digests.pause if action == "pause" else digests.resume)(digest_id)
+    except digests.DigestError as error:
+        return json_error(str(error), 409)
     audit.record(f"digests.{action}", digest_target(digest_id))
-    if action == "resume":
-        hints.start_digest_send(digest_id)
     return digest_detail(digest)
 
 

@@ -13,7 +13,6 @@ from newsletter.bounces.listener import InboundController
 from newsletter.content import digests, newsletters, posts
 from newsletter.content.models import DigestSchedule
 from newsletter.core.addresses import InvalidSignup
-from newsletter.sending import hints
 from newsletter.subscribers import directory
 
 
@@ -146,8 +145,7 @@ def send_digest(subject, newsletter):
         digest = digests.create_digest(subject, newsletter_id=newsletter_id)
     except (digests.DigestError, newsletters.NewsletterError) as error:
         raise click.ClickException(str(error)) from None
-    digests.schedule(digest.id)
-    hints.start_digest_send(digest.id)
+    digests.send_now(digest.id)
     audit.record("digests.send", target=f"digest {digest.id}", detail=digest.subject)
     click.echo(digest.id)
 

@@ -1,31 +1,19 @@
-"""The admin area's people and record: owners manage admins (roles, invitations) at
-/admin/admins and read the audit log at /admin/audit; an invitee accepts at the page
-their email links to, before they have an account."""
+"""The admin area's people and record: owners manage admins (roles, invitations) and read
+the audit log; an invitee accepts at the page their email links to, before they have an
+account."""
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
 from newsletter.admins import accounts, audit, roles
 from newsletter.admins.models import Admin, AdminInvitation
 from newsletter.core.addresses import InvalidSignup
-from newsletter.extensions import db, login_manager
+from newsletter.extensions import db
 from newsletter.sending import hints
-from newsletter.web import admin
+from newsletter.web.admin import bp, open_to_visitors, row_id_arg
 from newsletter.web.forms import AcceptInvitationForm, ActionForm, InviteForm, RoleForm
 
-bp = Blueprint("admin_team", __name__, url_prefix="/admin")
 ASK_AGAIN = "Ask an owner for a new one."
-# The invitee has no account yet: the link is their only credential.
-OPEN_ENDPOINTS = {"admin_team.accept_invitation"}
-bp.context_processor(admin.logout_form)
-bp.context_processor(admin.permissions)
-
-
-@bp.before_request
-def require_login():
-    if request.endpoint not in OPEN_ENDPOINTS and not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
 
 
 @bp.route("/admins", methods=["GET", "POST"])
@@ -42,7 +30,7 @@ def admins():
             hints.send_invitation(invitation.id)
             audit.record("admins.invite", target=invitation.email, detail=invitation.role)
             flash(f"An invitation is on its way to {invitation.email}.", "note")
-            return redirect(url_for("admin_team.admins"))
+            return redirect(url_for("admin.admins"))
     return render_template(
         "admin/admins.html",
         form=form,
@@ -70,7 +58,7 @@ def change_role(admin_id):
     if not roles.can(current_user, "admins.manage"):
         # An owner who stepped down: this page is no longer theirs.
         return redirect(url_for("admin.dashboard"))
-    return redirect(url_for("admin_team.admins"))
+    return redirect(url_for("admin.admins"))
 
 
 @bp.post("/admins/<id:admin_id>/remove")
@@ -86,7 +74,7 @@ def remove_admin(admin_id):
         else:
             audit.record("admins.remove", target=email, detail=role)
             flash(f"{email} is no longer an admin; their sessions have ended.", "note")
-    return redirect(url_for("admin_team.admins"))
+    return redirect(url_for("admin.admins"))
 
 
 @bp.post("/invitations/<id:invitation_id>/withdraw")
@@ -97,10 +85,12 @@ def withdraw_invitation(invitation_id):
         accounts.withdraw_invitation(invitation)
         audit.record("admins.invitation_withdraw", target=invitation.email)
         flash(f"The invitation to {invitation.email} no longer works.", "note")
-    return redirect(url_for("admin_team.admins"))
+    return redirect(url_for("admin.admins"))
 
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
+# The invitee has no account yet: the link is their only credential.
+@open_to_visitors
 def accept_invitation(token):
     """The invitee chooses a password and is an admin, logged in, with the invited role."""
     try:
@@ -134,13 +124,11 @@ def audit_log():
     """The newest entries first, a page at a time (``before``: older than that id),
     only one action's when ``action`` is given."""
     action = request.args.get("action", "").strip()[:48] or None
-    before = admin.row_id_arg("before")
-    entries = audit.page_of_entries(before, action)
-    more = len(entries) > audit.PAGE_SIZE
+    entries, older = audit.page_of_entries(row_id_arg("before"), action)
     return render_template(
         "admin/audit.html",
-        entries=entries[: audit.PAGE_SIZE],
-        older=entries[audit.PAGE_SIZE - 1].id if more else None,
+        entries=entries,
+        older=older,
         action=action or "",
         actions=audit.ACTIONS,
     )

@@ -1,0 +1,23 @@
+"""The dashboard: readers per status, the last 90 days drawn as a chart, the latest
+digests' figures and what is sending."""
+
+from flask import render_template
+
+from newsletter.admins import stats
+from newsletter.subscribers import directory
+from newsletter.web import charts
+from newsletter.web.admin import bp
+
+
+@bp.get("/")
+def dashboard():
+    history = stats.daily_history()
+    recent_digests = stats.recent_digests()
+    return render_template(
+        "admin/dashboard.html",
+        counts=directory.status_counts(),
+        history=history,
+        chart=charts.list_chart(history),
+        recent_digests=recent_digests,
+        active_sends=stats.active_sends(counted=recent_digests),
+    )
