@@ -19,6 +19,7 @@ from bench.stack import STACKS, Stack, available, stop
 from bench.tutorial import send_one
 from config import Config
 from newsletter.content import digests, newsletters
+from newsletter.core import task_names
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope, SMTPSender
@@ -408,7 +409,7 @@ def print_database_work(results):
     for (name, subscribers), runs in results.items():
         digest = runs["digest"]
         stats = digest.stats
-        batches = stats.get("task:newsletter.send_digest_batch", 0)
+        batches = stats.get(f"task:{task_names.SEND_DIGEST_BATCH}", 0)
         rows.append(
             [
                 f"{name}, {subscribers:,}",

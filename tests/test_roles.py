@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from harness import csrf_token, free_port
 from newsletter.admins import accounts, api_keys
 from newsletter.content import digests
+from newsletter.core import task_names
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.models import (
@@ -353,7 +354,7 @@ def test_an_invitation_the_broker_or_the_relay_lost_is_sent_by_the_sweep(
 
     online = make_app()
     start_worker_for(online)
-    online.extensions["celery"].send_task("newsletter.sweep")
+    online.extensions["celery"].send_task(task_names.SWEEP)
     [invitation] = smtp.wait_for(1)
     assert invitation["To"] == "later@example.org"
     assert link_in(invitation).startswith("/admin/invitation/")

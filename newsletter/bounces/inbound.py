@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.bounces import feedback, reports
+from newsletter.core import task_names
 from newsletter.extensions import db
 from newsletter.models import FeedbackEvent, InboundMessage, Subscriber, utcnow
 from newsletter.sending import hints
@@ -44,7 +45,7 @@ def store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
     db.session.add(row)
     db.session.commit()
     try:
-        hints.publish(hints.PROCESS_INBOUND, row.id)
+        hints.publish(task_names.PROCESS_INBOUND, row.id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, inbound %s waits for the sweep: %s", row.id, error)
     return row.id

@@ -14,18 +14,13 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 from sqlalchemy import select, update
 
+from newsletter.core import task_names
 from newsletter.extensions import db
 from newsletter.models import Hint, utcnow
 
 log = logging.getLogger(__name__)
 
 EMAIL_HINT = "email"
-SEND_EMAIL_JOBS = "newsletter.send_email_jobs"
-START_DIGEST = "newsletter.start_digest"
-SEND_TEST_DIGEST = "newsletter.send_test_digest"
-PROCESS_INBOUND = "newsletter.process_inbound"
-DELIVER_WEBHOOKS = "newsletter.deliver_webhooks"
-SEND_ADMIN_INVITATION = "newsletter.send_admin_invitation"
 
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
@@ -57,7 +52,7 @@ def hint_email_jobs() -> None:
     if not _raise_hint():
         return
     try:
-        publish(SEND_EMAIL_JOBS)
+        publish(task_names.SEND_EMAIL_JOBS)
     except (OperationalError, OSError) as error:
         forget_hint()
         log.warning("broker unreachable, email jobs wait for the sweep: %s", error)
@@ -86,7 +81,7 @@ def forget_hint() -> None:
 def hint_webhooks() -> None:
     """Ask a worker to post the due outgoing webhooks; the sweep does if the broker is down."""
     try:
-        publish(DELIVER_WEBHOOKS)
+        publish(task_names.DELIVER_WEBHOOKS)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, outgoing webhooks wait for the sweep: %s", error)
 
@@ -94,7 +89,7 @@ def hint_webhooks() -> None:
 def start_digest_send(digest_id: int) -> None:
     """Ask a worker to start sending a digest; the sweep starts it if the broker is down."""
     try:
-        publish(START_DIGEST, digest_id)
+        publish(task_names.START_DIGEST, digest_id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)
 
@@ -103,7 +98,7 @@ def send_test_copy(digest_id: int, address: str) -> bool:
     """Ask a worker to send one test copy; False when the broker cannot be reached
     (a test copy is not worth keeping for later: the admin is waiting for it)."""
     try:
-        publish(SEND_TEST_DIGEST, digest_id, address)
+        publish(task_names.SEND_TEST_DIGEST, digest_id, address)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, no test copy of digest %s: %s", digest_id, error)
         return False
@@ -113,7 +108,7 @@ def send_test_copy(digest_id: int, address: str) -> bool:
 def send_invitation(invitation_id: int) -> None:
     """Ask a worker to email an admin's invitation; the sweep sends it if the broker is down."""
     try:
-        publish(SEND_ADMIN_INVITATION, invitation_id)
+        publish(task_names.SEND_ADMIN_INVITATION, invitation_id)
     except (OperationalError, OSError) as error:
         log.warning(
             "broker unreachable, invitation %s waits for the sweep: %s", invitation_id, error
