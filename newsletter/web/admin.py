@@ -35,6 +35,7 @@ from newsletter.bounces import feedback, inbound
 from newsletter.content import composer, digests, email_templates, newsletters, posts
 from newsletter.core import i18n, settings
 from newsletter.core.addresses import InvalidSignup
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db, limiter, login_manager
 from newsletter.models import (
     Digest,
@@ -76,8 +77,6 @@ PENDING_LOGIN = "pending_login"
 # confirms it: an abandoned setup leaves nothing behind in the database.
 SETUP_SECRET = "two_factor_setup_secret"
 LOGIN_ENDPOINTS = {"admin.login", "admin.login_two_factor"}
-# The largest id an INTEGER column holds: a larger one is no place in any list.
-MAX_ROW_ID = 2**31 - 1
 
 
 @login_manager.user_loader
@@ -440,7 +439,7 @@ def bulk_action():
     """One action on the readers ticked in the list."""
     name = request.form.get("action", "")
     action = BULK_ACTIONS.get(name)
-    ids = [int(n) for n in request.form.getlist("ids") if n.isdigit() and int(n) < 2**31]
+    ids = [int(n) for n in request.form.getlist("ids") if n.isdigit() and int(n) <= MAX_ROW_ID]
     if not ActionForm().validate_on_submit() or action is None or not ids:
         flash("Tick some subscribers and choose what to do with them.", "error")
     else:
