@@ -4,9 +4,33 @@ became of it; and what a batch and a run report."""
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
+
+from sqlalchemy.orm import Mapped
 
 from newsletter.mail.relay import Envelope
-from newsletter.models import Reader
+from newsletter.models import EmailKind, Reader
+
+# Errors are kept to the length of the columns that hold them.
+ERROR_LENGTH = 500
+
+
+def cut(error: str | None) -> str | None:
+    return error[:ERROR_LENGTH] if error else error
+
+
+class WorkRow(Protocol):
+    """The columns the engine reads and writes on a row of work (an email job, a
+    digest delivery)."""
+
+    __tablename__: str
+    id: Mapped[int]
+    subscriber_id: Mapped[int]
+    status: Mapped[str]
+    due_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int]
+    last_error: Mapped[str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,8 +41,10 @@ class Claim:
     # Claims so far, this one included: each claim counts an attempt.
     attempts: int
     reader: Reader
-    # What the row owes: an EmailKind for a job, the digest's id for a delivery.
-    owes: str | int
+    # What the row owes: an email job, one kind of email; a digest copy, its digest.
+    # The other stays None.
+    email_kind: EmailKind | None = None
+    digest_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
