@@ -25,7 +25,7 @@ from newsletter import secret_box
 from newsletter.extensions import db
 
 
-def utcnow():
+def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 

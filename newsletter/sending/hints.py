@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 from sqlalchemy import select, update
 
 from newsletter.core import task_names
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.models import Hint, utcnow
 
@@ -25,7 +26,7 @@ EMAIL_HINT = "email"
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
 
-def publish(task_name: str, *args) -> None:
+def publish(task_name: str, *args: object) -> None:
     current_app.extensions["celery"].send_task(task_name, args)
 
 
@@ -62,11 +63,11 @@ def _raise_hint() -> bool:
     """Raise the flag: True when this caller raised it and must publish the hint.
     With no flag row (the migration makes it; emptying the table loses it), every
     caller publishes."""
-    raised = db.session.execute(
+    raised = rows_changed(
         update(Hint)
         .where(Hint.name == EMAIL_HINT, Hint.pending.is_(False))
         .values(pending=True, set_at=utcnow())
-    ).rowcount
+    )
     db.session.commit()
     return raised == 1 or db.session.get(Hint, EMAIL_HINT) is None
 

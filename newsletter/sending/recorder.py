@@ -22,6 +22,7 @@ once: the ORM would cost more than the write.
 
 import select
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -47,11 +48,14 @@ class Recorder(Protocol):
 
 
 @contextmanager
-def recorder_for(table: str, sent_column: str, keeps_message_id: bool):
+def recorder_for(table: str, sent_column: str, keeps_message_id: bool) -> Iterator[Recorder]:
     """A Recorder for rows of ``table``; ``sent_column`` gets the time sent."""
     raw = db.engine.raw_connection()
     driver = raw.driver_connection
     try:
+        if driver is None:
+            # Only a connection the pool has invalidated has none.
+            raise RecordFailed("the database connection was invalidated")
         if db.engine.dialect.name == "postgresql":
             recorder = PostgresRecorder(driver, table, sent_column, keeps_message_id)
             try:
@@ -74,7 +78,9 @@ class PostgresRecorder:
     second of records, whose messages then go out again.
     """
 
-    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
+    def __init__(
+        self, driver: psycopg.Connection, table: str, sent_column: str, keeps_message_id: bool
+    ) -> None:
         # A pool's liveness ping may have left a read transaction open.
         driver.rollback()
         self.pgconn = driver.pgconn
@@ -131,13 +137,15 @@ class PostgresRecorder:
             self._check(self.pgconn.exec_(b"RESET synchronous_commit"))
 
     @staticmethod
-    def _check(result) -> None:
+    def _check(result: pq.abc.PGresult) -> None:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
             raise RecordFailed(result.error_message.decode("utf-8", "replace"))
 
 
 class LocalRecorder:
-    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
+    def __init__(
+        self, driver: sqlite3.Connection, table: str, sent_column: str, keeps_message_id: bool
+    ) -> None:
         self.driver = driver
         self.keeps_message_id = keeps_message_id
         columns = f"{sent_column} = ?, message_id = ?" if keeps_message_id else f"{sent_column} = ?"
