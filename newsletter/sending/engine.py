@@ -276,7 +276,7 @@ class Batch:
         log.warning(
             "%s: the relay refuses the message itself, stopping: %s", self.kind.label, reason
         )
-        self.kind.refused(reason)
+        self.refused_reason = reason
         self._finish_rest(Verdict.HANDED_BACK)
         return False
 
