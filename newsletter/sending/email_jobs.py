@@ -117,7 +117,7 @@ def send_due_jobs(seconds: float = TASK_SECONDS) -> RunReport:
     """Send the email jobs that are due, batch after batch, for about ``seconds``.
 
     The hint flag goes down first: a sign-up committed after this raises it again."""
-    hints.forget_hint()
+    hints.clear_flag()
     return engine.run(EmailJobs(), seconds)
 
 

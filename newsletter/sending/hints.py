@@ -50,16 +50,16 @@ def commit_owing_jobs() -> bool:
 
 def hint_email_jobs() -> None:
     """Ask a worker to send the due email jobs, unless a hint is on its way already."""
-    if not _raise_hint():
+    if not _raise_flag():
         return
     try:
         publish(task_names.SEND_EMAIL_JOBS)
     except (OperationalError, OSError) as error:
-        forget_hint()
+        clear_flag()
         log.warning("broker unreachable, email jobs wait for the sweep: %s", error)
 
 
-def _raise_hint() -> bool:
+def _raise_flag() -> bool:
     """Raise the flag: True when this caller raised it and must publish the hint.
     With no flag row (the migration makes it; emptying the table loses it), every
     caller publishes."""
@@ -72,7 +72,7 @@ def _raise_hint() -> bool:
     return raised == 1 or db.session.get(Hint, EMAIL_HINT) is None
 
 
-def forget_hint() -> None:
+def clear_flag() -> None:
     """A worker took the hint, or it could not be published: the next transaction
     that owes jobs raises it again."""
     db.session.execute(update(Hint).where(Hint.name == EMAIL_HINT).values(pending=False))

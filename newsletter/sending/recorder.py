@@ -8,7 +8,7 @@ The record writes only the time sent (and the Message-ID), columns no index
 covers: PostgreSQL updates the row in place (a HOT update) and SQLite rewrites one
 page. The row's status follows at the end of the batch, in one statement for all;
 claims pass over rows with a time sent, and a row whose worker died before its
-status followed is settled when its lease has run out (engine.settle_stragglers).
+status followed is settled when its lease has run out (outcome_writer.settle_stragglers).
 
 - on PostgreSQL, the UPDATE goes out through libpq's asynchronous interface the
   moment the relay accepts, as a prepared statement in its own implicit
