@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from newsletter.extensions import db
 from newsletter.models import EmailKind, Reader, Subscriber, utcnow
 from newsletter.sending import leases
-from newsletter.sending.outcomes import Claim, Email, WorkRow
+from newsletter.sending.outcomes import Claim, Email, WorkModel
 from newsletter.sending.pacing import Booking
 
 
@@ -34,7 +34,7 @@ class Kind(Protocol):
     linger_seconds: float
 
     @property
-    def model(self) -> type[WorkRow]: ...
+    def model(self) -> WorkModel: ...
 
     def book(self, size: int) -> Booking | None:
         """Time to send up to ``size`` messages, or None when none is free now."""
@@ -69,7 +69,7 @@ def unsent(kind: Kind) -> ColumnElement[bool]:
 
 
 def claim_rows(
-    model: type[WorkRow],
+    model: WorkModel,
     ids: list[int],
     email_kind_column: InstrumentedAttribute[str] | None = None,
     digest_id: int | None = None,
@@ -112,10 +112,10 @@ def claim_rows(
     ]
 
 
-def next_due_in(model: type[WorkRow], *open_rows: ColumnElement[bool]) -> float | None:
+def next_due_in(model: WorkModel, *open_rows: ColumnElement[bool]) -> float | None:
     """Seconds until the earliest of ``open_rows`` is due, if it lies ahead."""
     now = utcnow()
-    next_due = db.session.scalar(select(func.min(model.due_at)).where(*open_rows))
+    next_due: datetime | None = db.session.scalar(select(func.min(model.due_at)).where(*open_rows))
     if next_due is None or next_due <= now:
         return None
     return (next_due - now).total_seconds()

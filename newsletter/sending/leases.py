@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from newsletter.sending.outcomes import WorkRow
+from newsletter.sending.outcomes import WorkModel
 
 # A follow-up for a retry waits this much longer than the retry's delay: another
 # host's clock may be a little behind.
@@ -26,13 +26,13 @@ CLOCK_TOLERANCE_SECONDS = 1.0
 MAX_RETRY_DELAY = 3600
 
 
-def unheld(model: type[WorkRow], now: datetime) -> ColumnElement[bool]:
+def unheld(model: WorkModel, now: datetime) -> ColumnElement[bool]:
     """Rows of ``model`` that no worker holds now."""
     return or_(model.lease_until.is_(None), model.lease_until < now)
 
 
 def take_due(
-    model: type[WorkRow],
+    model: WorkModel,
     *conditions: ColumnElement[bool],
     order_by: InstrumentedAttribute[Any],
     limit: int,

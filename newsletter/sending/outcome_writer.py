@@ -18,7 +18,7 @@ from newsletter.extensions import db
 from newsletter.models import utcnow
 from newsletter.sending import leases, relay_bounces
 from newsletter.sending.kinds import Kind, unsent
-from newsletter.sending.outcomes import Outcome, Verdict, WorkRow, cut
+from newsletter.sending.outcomes import Outcome, Verdict, WorkModel, cut
 
 # One row's new values, for an UPDATE by primary key of many rows at once.
 Row = dict[str, Any]
@@ -120,7 +120,7 @@ def _failed_row(outcome: Outcome) -> Row:
     }
 
 
-def _update_ids(model: type[WorkRow], outcomes: list[Outcome], **values: Any) -> None:
+def _update_ids(model: WorkModel, outcomes: list[Outcome], **values: Any) -> None:
     if outcomes:
         ids = [outcome.claim.row_id for outcome in outcomes]
         db.session.execute(update(model).where(leases.among(model.id, ids)).values(**values))
