@@ -20,6 +20,7 @@ from bench.tutorial import send_one
 from config import Config
 from newsletter.content import digests, newsletters
 from newsletter.content.models import Digest, DigestStatus, Post, Subscription
+from newsletter.core import task_names
 from newsletter.core.models import new_token_nonce, utcnow
 from newsletter.extensions import db
 from newsletter.mail.digest import DigestMessages
@@ -405,7 +406,7 @@ def print_database_work(results):
     for (name, subscribers), runs in results.items():
         digest = runs["digest"]
         stats = digest.stats
-        batches = stats.get("task:newsletter.send_digest_batch", 0)
+        batches = stats.get(f"task:{task_names.SEND_DIGEST_BATCH}", 0)
         rows.append(
             [
                 f"{name}, {subscribers:,}",

@@ -5,6 +5,7 @@ from celery import current_app as current_celery
 from celery.signals import worker_process_init
 from flask import has_app_context
 
+from newsletter.core import task_names
 from newsletter.extensions import db
 
 SWEEP_INTERVAL_SECONDS = 30.0
@@ -54,36 +55,36 @@ def celery_settings(config):
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "sweep": {
-                "task": "newsletter.sweep",
+                "task": task_names.SWEEP,
                 "schedule": SWEEP_INTERVAL_SECONDS,
             },
             "periodic-digest": {
-                "task": "newsletter.run_periodic_digest",
+                "task": task_names.RUN_PERIODIC_DIGEST,
                 "schedule": 300.0,
             },
             "fold-old-deliveries": {
-                "task": "newsletter.fold_old_deliveries",
+                "task": task_names.FOLD_OLD_DELIVERIES,
                 "schedule": 3600.0,
             },
             # Anonymous events go within the hour of being made (engagement/figures.py).
             "fold-engagement": {
-                "task": "newsletter.fold_engagement",
+                "task": task_names.FOLD_ENGAGEMENT,
                 "schedule": 600.0,
             },
             "drop-old-ips": {
-                "task": "newsletter.drop_old_ips",
+                "task": task_names.DROP_OLD_IPS,
                 "schedule": 3600.0,
             },
             "drop-old-audit": {
-                "task": "newsletter.drop_old_audit",
+                "task": task_names.DROP_OLD_AUDIT,
                 "schedule": 3600.0,
             },
             "drop-old-inbound": {
-                "task": "newsletter.drop_old_inbound",
+                "task": task_names.DROP_OLD_INBOUND,
                 "schedule": 3600.0,
             },
             "import-feed": {
-                "task": "newsletter.import_feed",
+                "task": task_names.IMPORT_FEED,
                 "schedule": float(config["FEED_POLL_SECONDS"]),
             },
         },

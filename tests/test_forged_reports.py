@@ -19,6 +19,7 @@ from newsletter.bounces import listener
 from newsletter.bounces.models import FeedbackEvent, InboundMessage
 from newsletter.content.models import Subscription
 from newsletter.core.models import SuppressedAddress
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
@@ -379,7 +380,7 @@ def test_mailto_tokens_name_the_reader_and_newsletter_and_fit_a_local_part(inbou
     add_readers(inbound_app, 1)
     with inbound_app.app_context():
         nonce = db.session.scalar(select(Subscriber.token_nonce))
-        for newsletter_id in (None, 1, 2**31 - 1):
+        for newsletter_id in (None, 1, MAX_ROW_ID):
             address = mailto.address_for(nonce, newsletter_id)
             local = address.partition("@")[0]
             assert len(local) <= 64

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from harness import csrf_token
 from newsletter.core import settings as newsletter_settings
 from newsletter.core.addresses import clean_name, normalize_email
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail.relay import smtp_address
@@ -744,7 +745,7 @@ def test_the_admin_search_answers_any_query_and_place(
 
 
 def test_an_id_too_large_for_the_database_is_a_missing_page(admin_client):
-    too_large = 2**31
+    too_large = MAX_ROW_ID + 1
     for path in [f"/admin/posts/{too_large}", f"/admin/digests/{too_large}/progress"]:
         assert admin_client.get(path).status_code == 404
     assert admin_client.get(f"/admin/digests/{too_large - 1}").status_code == 404

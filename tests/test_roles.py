@@ -13,6 +13,7 @@ from newsletter.admins import accounts, api_keys
 from newsletter.admins.models import Admin, AdminInvitation, AuditEntry
 from newsletter.content import digests
 from newsletter.content.models import Post
+from newsletter.core import task_names
 from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
@@ -347,7 +348,7 @@ def test_an_invitation_the_broker_or_the_relay_lost_is_sent_by_the_sweep(
 
     online = make_app()
     start_worker_for(online)
-    online.extensions["celery"].send_task("newsletter.sweep")
+    online.extensions["celery"].send_task(task_names.SWEEP)
     [invitation] = smtp.wait_for(1)
     assert invitation["To"] == "later@example.org"
     assert link_in(invitation).startswith("/admin/invitation/")

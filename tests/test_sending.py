@@ -19,6 +19,7 @@ from newsletter.content.models import Digest, DigestStatus, Subscription
 from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import relay
+from newsletter.sending import email_jobs
 from newsletter.sending.models import Delivery, EmailJob, EmailKind, JobStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
@@ -162,6 +163,31 @@ def test_when_the_relay_refuses_every_copy_the_digest_pauses_and_says_why(
         waiting = db.session.scalars(select(Delivery).where(Delivery.status == "pending"))
         assert {delivery.attempts for delivery in waiting} == {0}
     # With pipelining the fourth envelope had gone out: it was taken back, not sent.
+    assert smtp.received == []
+
+
+def test_when_the_relay_refuses_three_emails_in_a_row_the_run_stops_and_the_rest_wait(app, smtp):
+    addresses = [f"reader{number}@example.org" for number in range(5)]
+    for address in addresses[:3]:
+        smtp.data_replies[address] = ["554 5.7.1 Rejected by policy"]
+    with app.app_context():
+        for address in addresses:
+            reader = Subscriber(
+                email=address,
+                signup_source="test",
+                subscriptions=[Subscription(newsletter_id=1)],
+            )
+            db.session.add_all([reader, EmailJob(kind=EmailKind.CONFIRMATION, subscriber=reader)])
+        db.session.commit()
+        report = email_jobs.send_due_jobs()
+
+    assert report.stopped.startswith("554 5.7.1")
+    assert (report.sent, report.failed, report.handed_back) == (0, 3, 2)
+    # The next run, not this one, tries the rest, each on its own again.
+    assert report.retry_in is not None
+    jobs = jobs_by_address(app)
+    assert [jobs[address][0] for address in addresses] == ["failed"] * 3 + ["queued"] * 2
+    assert {jobs[address][1] for address in addresses[3:]} == {0}
     assert smtp.received == []
 
 

@@ -1,6 +1,6 @@
 """Celery tasks: thin, idempotent wrappers that take ids and call the services.
 
-The web side publishes them by name (newsletter.sending.hints)."""
+The app publishes them by name (newsletter.sending.hints), from newsletter.core.task_names."""
 
 from celery import shared_task
 from flask import current_app
@@ -9,13 +9,14 @@ from newsletter.admins import accounts, audit
 from newsletter.bounces import inbound
 from newsletter.celery_app import SWEEP_INTERVAL_SECONDS
 from newsletter.content import digest_deliveries, digests, posts
+from newsletter.core import task_names
 from newsletter.engagement import figures
 from newsletter.sending import email_jobs, hints
 from newsletter.subscribers import privacy
 from newsletter.webhooks import outgoing
 
 
-@shared_task(name=hints.SEND_EMAIL_JOBS)
+@shared_task(name=task_names.SEND_EMAIL_JOBS)
 def send_email_jobs():
     """Send every email job that is due; another task follows while work is left,
     unless a sign-up has sent one already (see hints.commit_owing_jobs)."""
@@ -27,7 +28,7 @@ def send_email_jobs():
     return report.summary()
 
 
-@shared_task(name="newsletter.sweep")
+@shared_task(name=task_names.SWEEP)
 def sweep():
     """The sweep: re-publish work whose hint was lost (email jobs, stalled digests,
     inbound messages, outgoing webhooks and their retries), and start scheduled digests."""
@@ -47,7 +48,7 @@ def sweep():
     return lost
 
 
-@shared_task(name=hints.START_DIGEST)
+@shared_task(name=task_names.START_DIGEST)
 def start_digest(digest_id):
     """Owe the digest to a first chunk of readers, set batches sending it, and write
     the rest of the copies while they do."""
@@ -58,7 +59,7 @@ def start_digest(digest_id):
         pass
 
 
-@shared_task(name="newsletter.send_digest_batch")
+@shared_task(name=task_names.SEND_DIGEST_BATCH)
 def send_digest_batch(digest_id):
     """Send batches for a few seconds, then hand the rest on: another hint while work is left."""
     report = digest_deliveries.send_for(digest_id, current_app.config["DIGEST_TASK_SECONDS"])
@@ -69,13 +70,13 @@ def send_digest_batch(digest_id):
     return report.summary()
 
 
-@shared_task(name=hints.PROCESS_INBOUND)
+@shared_task(name=task_names.PROCESS_INBOUND)
 def process_inbound(inbound_id):
     """Turn a message the inbound listener stored into feedback; a repeat does nothing."""
     return inbound.process(inbound_id)
 
 
-@shared_task(name=hints.DELIVER_WEBHOOKS)
+@shared_task(name=task_names.DELIVER_WEBHOOKS)
 def deliver_webhooks():
     """Post the due outgoing webhooks for a few seconds; another task follows while some
     are due, or when a retry is due before the next sweep would find it."""
@@ -87,37 +88,37 @@ def deliver_webhooks():
     return report.summary()
 
 
-@shared_task(name="newsletter.drop_old_ips")
+@shared_task(name=task_names.DROP_OLD_IPS)
 def drop_old_ips():
     """Forget IPs older than IP_RETENTION_DAYS."""
     return privacy.drop_old_ips()
 
 
-@shared_task(name="newsletter.drop_old_audit")
+@shared_task(name=task_names.DROP_OLD_AUDIT)
 def drop_old_audit():
     """Forget audit entries older than AUDIT_RETENTION_DAYS, and their IPs sooner."""
     return audit.drop_old()
 
 
-@shared_task(name="newsletter.drop_old_inbound")
+@shared_task(name=task_names.DROP_OLD_INBOUND)
 def drop_old_inbound():
     """Forget inbound mail older than INBOUND_RETENTION_DAYS."""
     return inbound.drop_old()
 
 
-@shared_task(name="newsletter.fold_old_deliveries")
+@shared_task(name=task_names.FOLD_OLD_DELIVERIES)
 def fold_old_deliveries():
     """Keep the delivery table bounded: old digests keep their totals, not their rows."""
     return digests.fold_old_deliveries()
 
 
-@shared_task(name="newsletter.fold_engagement")
+@shared_task(name=task_names.FOLD_ENGAGEMENT)
 def fold_engagement():
     """Fold old opens and clicks into their digests' totals (TRACKING_RETENTION_DAYS)."""
     return figures.fold_old_events()
 
 
-@shared_task(name="newsletter.import_feed")
+@shared_task(name=task_names.IMPORT_FEED)
 def import_feed():
     feed_url = current_app.config["FEED_URL"]
     if not feed_url:
@@ -126,18 +127,18 @@ def import_feed():
     return {"added": report.added, "updated": report.updated}
 
 
-@shared_task(name=hints.SEND_TEST_DIGEST)
+@shared_task(name=task_names.SEND_TEST_DIGEST)
 def send_test_digest(digest_id, address):
     digests.send_test(digest_id, address)
 
 
-@shared_task(name=hints.SEND_ADMIN_INVITATION)
+@shared_task(name=task_names.SEND_ADMIN_INVITATION)
 def send_admin_invitation(invitation_id):
     """Email an admin's invitation its link, unless it went out already."""
     return accounts.send_invitation(invitation_id)
 
 
-@shared_task(name="newsletter.run_periodic_digest")
+@shared_task(name=task_names.RUN_PERIODIC_DIGEST)
 def run_periodic_digest():
     """Make the digests whose schedule is due and start them (the sweep would too)."""
     digest_ids = digests.run_periodic()

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.bounces import feedback, reports
 from newsletter.bounces.models import FeedbackEvent, InboundMessage
+from newsletter.core import task_names
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.sending import hints
@@ -46,7 +47,7 @@ def store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> int:
     db.session.add(row)
     db.session.commit()
     try:
-        hints.publish(hints.PROCESS_INBOUND, row.id)
+        hints.publish(task_names.PROCESS_INBOUND, row.id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, inbound %s waits for the sweep: %s", row.id, error)
     return row.id

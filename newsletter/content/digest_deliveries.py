@@ -10,7 +10,7 @@ import functools
 import logging
 
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 
 from newsletter.content import digests
 from newsletter.content.models import Digest, DigestStatus
@@ -21,9 +21,10 @@ from newsletter.mail import return_path
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import Envelope
 from newsletter.mail.templates import TemplateFailed
-from newsletter.sending import engine, leases, pacing
+from newsletter.sending import engine, leases, outcome_writer, pacing
+from newsletter.sending.kinds import claim_rows, next_due_in, unsent
 from newsletter.sending.models import Delivery, DeliveryStatus
-from newsletter.sending.outcomes import Claim, Email, RunReport
+from newsletter.sending.outcomes import Claim, Email, RunReport, cut
 from newsletter.sending.pacing import Booking
 from newsletter.subscribers.models import SubscriberStatus
 from newsletter.webhooks import outgoing
@@ -59,13 +60,13 @@ class DigestDeliveries:
             Delivery,
             Delivery.digest_id.in_(still_sending),
             Delivery.status == DeliveryStatus.PENDING,
-            engine.unsent(self),
+            unsent(self),
             # The (digest, status, due_at) index gives the rows in this order, so a
             # claim reads a batch's worth of rows, not every row still pending.
             order_by=Delivery.due_at,
             limit=size,
         )
-        return engine.claim_rows(Delivery, Delivery.digest_id, ids)
+        return claim_rows(Delivery, ids, digest_id=self.digest_id)
 
     def wanted(self, claim: Claim) -> bool:
         return claim.reader.status == SubscriberStatus.CONFIRMED
@@ -94,10 +95,10 @@ class DigestDeliveries:
         db.session.execute(
             update(Digest)
             .where(Digest.id == self.digest_id, Digest.status == DigestStatus.SENDING)
-            .values(paused_reason=note and note[: engine.ERROR_LENGTH])
+            .values(paused_reason=cut(note))
         )
 
-    def owed(self) -> tuple:
+    def owed(self) -> tuple[ColumnElement[bool], ...]:
         return (Delivery.digest_id == self.digest_id, Delivery.status == DeliveryStatus.PENDING)
 
     def when_idle(self) -> float | None:
@@ -105,9 +106,9 @@ class DigestDeliveries:
         the next retry is due. Copies the task that started the digest did not get
         to write (it died) are written here."""
         pending = and_(*self.owed())
-        engine.settle_stragglers(self, pending)
+        outcome_writer.settle_stragglers(self, pending)
         if db.session.scalar(select(exists().where(pending))):
-            return engine.next_due_in(Delivery, pending)
+            return next_due_in(Delivery, pending)
         if digests.owe_more(self.digest_id):
             return 0.0
         finished = db.session.execute(
@@ -152,7 +153,7 @@ def pause(digest_id: int, reason: str) -> None:
     db.session.execute(
         update(Digest)
         .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING)
-        .values(status=DigestStatus.PAUSED, paused_reason=reason[: engine.ERROR_LENGTH])
+        .values(status=DigestStatus.PAUSED, paused_reason=cut(reason))
     )
 
 

@@ -18,6 +18,7 @@ from newsletter.content.models import (
 from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.models import utcnow
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
@@ -82,7 +83,7 @@ def by_slug_or_id(key: str) -> Newsletter | None:
     if not SLUG.fullmatch(key):
         return None
     found = db.session.scalar(select(Newsletter).where(Newsletter.slug == key))
-    if found is None and key.isdigit() and int(key) < 2**31:
+    if found is None and key.isdigit() and int(key) <= MAX_ROW_ID:
         found = db.session.get(Newsletter, int(key))
     return found
 

@@ -16,10 +16,12 @@ to those domains pay for a turn, one conditional UPDATE each.
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending.models import DomainPace
 
@@ -28,6 +30,47 @@ MAX_SECONDS = 300.0
 RECOVERY = 0.9
 # Below this interval the domain is at full speed again.
 FULL_SPEED_SECONDS = 0.05
+
+
+class BatchTurns:
+    """One batch's dealings with the paced domains: the set of them, read once as the
+    batch starts, and the domains that ask to slow down during it."""
+
+    def __init__(self) -> None:
+        self.paced = paced_domains()
+        self.slowed: set[str] = set()
+
+    def next_turn(self, address: str) -> datetime | None:
+        """None when a message to ``address`` may go now as far as its domain is
+        concerned; else when the domain's next turn comes (UTC)."""
+        domain = domain_of(address)
+        if domain in self.slowed:
+            # Its pace is written when the batch ends: until then, a first step.
+            next_at: float | None = time.time() + START_SECONDS
+        elif domain in self.paced:
+            next_at = take_turn(domain)
+        else:
+            return None
+        if next_at is None:
+            return None
+        return datetime.fromtimestamp(next_at, UTC).replace(tzinfo=None)
+
+    def asked_to_slow_down(self, address: str) -> None:
+        self.slowed.add(domain_of(address))
+
+    def adjust(self, sent_to: Iterable[str]) -> None:
+        """Slow the domains that asked during this batch; step the paced ones that
+        messages went through to back towards full speed. Commits, if anything changed."""
+        through = Counter(
+            domain
+            for domain in map(domain_of, sent_to)
+            if domain in self.paced and domain not in self.slowed
+        )
+        if not (self.slowed or through):
+            return
+        slow_down(self.slowed)
+        went_through(through)
+        db.session.commit()
 
 
 def domain_of(address: str) -> str:
@@ -43,11 +86,11 @@ def take_turn(domain: str, now: float | None = None) -> float | None:
     comes (Unix time). Commits."""
     now = time.time() if now is None else now
     table = DomainPace.__table__
-    taken = db.session.execute(
+    taken = rows_changed(
         update(table)
         .where(table.c.domain == domain, table.c.next_at <= now)
         .values(next_at=now + table.c.interval_seconds)
-    ).rowcount
+    )
     next_at = (
         None
         if taken
@@ -75,12 +118,12 @@ def slow_down(domains: Iterable[str], now: float | None = None) -> None:
                     )
                 continue
             except IntegrityError:
-                pace = db.session.get(DomainPace, domain)
+                pace = db.session.get_one(DomainPace, domain)
         pace.interval_seconds = min(MAX_SECONDS, max(START_SECONDS, pace.interval_seconds * 2))
         pace.next_at = now + pace.interval_seconds
 
 
-def went_through(sent: Counter) -> None:
+def went_through(sent: Counter[str]) -> None:
     """Messages to paced domains got through: each shrinks its domain's interval, and a
     domain back at full speed is no longer paced. In the caller's transaction."""
     table = DomainPace.__table__

@@ -4,7 +4,7 @@ row each."""
 from datetime import timedelta
 from functools import cached_property
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, select
 
 from newsletter.core import suppression
 from newsletter.core.models import utcnow
@@ -12,7 +12,8 @@ from newsletter.extensions import db
 from newsletter.mail import return_path, transactional
 from newsletter.mail.digest import DigestMessages, sender_domain
 from newsletter.mail.relay import Envelope
-from newsletter.sending import engine, hints, leases
+from newsletter.sending import engine, hints, leases, outcome_writer
+from newsletter.sending.kinds import claim_rows, next_due_in, unsent
 from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.sending.outcomes import Claim, Email, RunReport
 from newsletter.sending.pacing import Booking
@@ -59,18 +60,19 @@ class EmailJobs:
         ids = leases.take_due(
             EmailJob,
             EmailJob.status == JobStatus.QUEUED,
-            engine.unsent(self),
+            unsent(self),
             order_by=EmailJob.due_at,
             limit=size,
         )
-        return engine.claim_rows(EmailJob, EmailJob.kind, ids)
+        return claim_rows(EmailJob, ids, email_kind_column=EmailJob.kind)
 
     def wanted(self, claim: Claim) -> bool:
-        if claim.reader.status not in WANTED_STATUSES.get(claim.owes, ()):
+        email_kind = claim.email_kind
+        if email_kind is None or claim.reader.status not in WANTED_STATUSES[email_kind]:
             return False
         # A bounce or complaint may have suppressed the address since the reader asked;
         # the other kinds follow the status alone, as before.
-        return claim.owes != EmailKind.DATA_LINK or not suppression.suppressed([claim.reader.email])
+        return email_kind != EmailKind.DATA_LINK or not suppression.suppressed([claim.reader.email])
 
     def build(self, claim: Claim, date: str) -> Email:
         reader = claim.reader
@@ -78,9 +80,9 @@ class EmailJobs:
         message_id = return_path.message_id(
             reader.token_nonce, return_path.EMAIL_JOB, claim.row_id, self.domain
         )
-        if claim.owes == EmailKind.CONFIRMATION:
+        if claim.email_kind == EmailKind.CONFIRMATION:
             raw = transactional.build_confirmation(reader, message_id)
-        elif claim.owes == EmailKind.DATA_LINK:
+        elif claim.email_kind == EmailKind.DATA_LINK:
             raw = transactional.build_data_link(reader, message_id)
         else:
             raw = self.welcome.build(reader, date, message_id)
@@ -105,19 +107,19 @@ class EmailJobs:
     def waiting(self, note: str | None) -> None:
         """Each job keeps why it waits (``last_error``); /healthz tells the operator."""
 
-    def owed(self) -> tuple:
+    def owed(self) -> tuple[ColumnElement[bool], ...]:
         return (EmailJob.status == JobStatus.QUEUED,)
 
     def when_idle(self) -> float | None:
-        engine.settle_stragglers(self, *self.owed())
-        return engine.next_due_in(EmailJob, *self.owed())
+        outcome_writer.settle_stragglers(self, *self.owed())
+        return next_due_in(EmailJob, *self.owed())
 
 
 def send_due_jobs(seconds: float = TASK_SECONDS) -> RunReport:
     """Send the email jobs that are due, batch after batch, for about ``seconds``.
 
     The hint flag goes down first: a sign-up committed after this raises it again."""
-    hints.forget_hint()
+    hints.clear_flag()
     return engine.run(EmailJobs(), seconds)
 
 
@@ -129,4 +131,4 @@ def any_lost_jobs() -> bool:
         EmailJob.due_at <= now - SWEEP_GRACE,
         leases.unheld(EmailJob, now),
     )
-    return db.session.scalar(select(lost))
+    return db.session.scalar(select(lost)) is True

@@ -14,24 +14,20 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 from sqlalchemy import select, update
 
+from newsletter.core import task_names
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending.models import Hint
 
 log = logging.getLogger(__name__)
 
 EMAIL_HINT = "email"
-SEND_EMAIL_JOBS = "newsletter.send_email_jobs"
-START_DIGEST = "newsletter.start_digest"
-SEND_TEST_DIGEST = "newsletter.send_test_digest"
-PROCESS_INBOUND = "newsletter.process_inbound"
-DELIVER_WEBHOOKS = "newsletter.deliver_webhooks"
-SEND_ADMIN_INVITATION = "newsletter.send_admin_invitation"
 
 _HINT_PENDING = select(Hint.pending).where(Hint.name == EMAIL_HINT).with_for_update(read=True)
 
 
-def publish(task_name: str, *args) -> None:
+def publish(task_name: str, *args: object) -> None:
     current_app.extensions["celery"].send_task(task_name, args)
 
 
@@ -55,29 +51,29 @@ def commit_owing_jobs() -> bool:
 
 def hint_email_jobs() -> None:
     """Ask a worker to send the due email jobs, unless a hint is on its way already."""
-    if not _raise_hint():
+    if not _raise_flag():
         return
     try:
-        publish(SEND_EMAIL_JOBS)
+        publish(task_names.SEND_EMAIL_JOBS)
     except (OperationalError, OSError) as error:
-        forget_hint()
+        clear_flag()
         log.warning("broker unreachable, email jobs wait for the sweep: %s", error)
 
 
-def _raise_hint() -> bool:
+def _raise_flag() -> bool:
     """Raise the flag: True when this caller raised it and must publish the hint.
     With no flag row (the migration makes it; emptying the table loses it), every
     caller publishes."""
-    raised = db.session.execute(
+    raised = rows_changed(
         update(Hint)
         .where(Hint.name == EMAIL_HINT, Hint.pending.is_(False))
         .values(pending=True, set_at=utcnow())
-    ).rowcount
+    )
     db.session.commit()
     return raised == 1 or db.session.get(Hint, EMAIL_HINT) is None
 
 
-def forget_hint() -> None:
+def clear_flag() -> None:
     """A worker took the hint, or it could not be published: the next transaction
     that owes jobs raises it again."""
     db.session.execute(update(Hint).where(Hint.name == EMAIL_HINT).values(pending=False))
@@ -87,7 +83,7 @@ def forget_hint() -> None:
 def hint_webhooks() -> None:
     """Ask a worker to post the due outgoing webhooks; the sweep does if the broker is down."""
     try:
-        publish(DELIVER_WEBHOOKS)
+        publish(task_names.DELIVER_WEBHOOKS)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, outgoing webhooks wait for the sweep: %s", error)
 
@@ -95,7 +91,7 @@ def hint_webhooks() -> None:
 def start_digest_send(digest_id: int) -> None:
     """Ask a worker to start sending a digest; the sweep starts it if the broker is down."""
     try:
-        publish(START_DIGEST, digest_id)
+        publish(task_names.START_DIGEST, digest_id)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, digest %s waits for the sweep: %s", digest_id, error)
 
@@ -104,7 +100,7 @@ def send_test_copy(digest_id: int, address: str) -> bool:
     """Ask a worker to send one test copy; False when the broker cannot be reached
     (a test copy is not worth keeping for later: the admin is waiting for it)."""
     try:
-        publish(SEND_TEST_DIGEST, digest_id, address)
+        publish(task_names.SEND_TEST_DIGEST, digest_id, address)
     except (OperationalError, OSError) as error:
         log.warning("broker unreachable, no test copy of digest %s: %s", digest_id, error)
         return False
@@ -114,7 +110,7 @@ def send_test_copy(digest_id: int, address: str) -> bool:
 def send_invitation(invitation_id: int) -> None:
     """Ask a worker to email an admin's invitation; the sweep sends it if the broker is down."""
     try:
-        publish(SEND_ADMIN_INVITATION, invitation_id)
+        publish(task_names.SEND_ADMIN_INVITATION, invitation_id)
     except (OperationalError, OSError) as error:
         log.warning(
             "broker unreachable, invitation %s waits for the sweep: %s", invitation_id, error

@@ -4,9 +4,25 @@ became of it; and what a batch and a run report."""
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from newsletter.mail.relay import Envelope
+from newsletter.sending.models import EmailKind
 from newsletter.subscribers.models import SubscriberSnapshot
+
+# Errors are kept to the length of the columns that hold them.
+ERROR_LENGTH = 500
+
+
+def cut(error: str | None) -> str | None:
+    return error[:ERROR_LENGTH] if error else error
+
+
+# The model of a kind's rows of work (EmailJob, Delivery): each has the columns id,
+# subscriber_id, status, due_at, lease_until, attempts and last_error. Typed as any
+# class: mypy matches no mapped column against a Protocol (it applies no descriptor to
+# a protocol's members), and the engine names no model of the domains above it.
+WorkModel = type[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,8 +33,10 @@ class Claim:
     # Claims so far, this one included: each claim counts an attempt.
     attempts: int
     reader: SubscriberSnapshot
-    # What the row owes: an EmailKind for a job, the digest's id for a delivery.
-    owes: str | int
+    # What the row owes: an email job, one kind of email; a digest copy, its digest.
+    # The other stays None.
+    email_kind: EmailKind | None = None
+    digest_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

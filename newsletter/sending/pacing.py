@@ -37,7 +37,7 @@ class Booking:
     start: float
     interval: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.end = self.start + self.size * self.interval
         self._next_slot = self.start
 

@@ -8,7 +8,7 @@ The record writes only the time sent (and the Message-ID), columns no index
 covers: PostgreSQL updates the row in place (a HOT update) and SQLite rewrites one
 page. The row's status follows at the end of the batch, in one statement for all;
 claims pass over rows with a time sent, and a row whose worker died before its
-status followed is settled when its lease has run out (engine.settle_stragglers).
+status followed is settled when its lease has run out (outcome_writer.settle_stragglers).
 
 - on PostgreSQL, the UPDATE goes out through libpq's asynchronous interface the
   moment the relay accepts, as a prepared statement in its own implicit
@@ -22,6 +22,7 @@ once: the ORM would cost more than the write.
 
 import select
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -47,11 +48,14 @@ class Recorder(Protocol):
 
 
 @contextmanager
-def recorder_for(table: str, sent_column: str, keeps_message_id: bool):
+def recorder_for(table: str, sent_column: str, keeps_message_id: bool) -> Iterator[Recorder]:
     """A Recorder for rows of ``table``; ``sent_column`` gets the time sent."""
     raw = db.engine.raw_connection()
     driver = raw.driver_connection
     try:
+        if driver is None:
+            # Only a connection the pool has invalidated has none.
+            raise RecordFailed("the database connection was invalidated")
         if db.engine.dialect.name == "postgresql":
             recorder = PostgresRecorder(driver, table, sent_column, keeps_message_id)
             try:
@@ -74,7 +78,9 @@ class PostgresRecorder:
     second of records, whose messages then go out again.
     """
 
-    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
+    def __init__(
+        self, driver: psycopg.Connection, table: str, sent_column: str, keeps_message_id: bool
+    ) -> None:
         # A pool's liveness ping may have left a read transaction open.
         driver.rollback()
         self.pgconn = driver.pgconn
@@ -131,13 +137,15 @@ class PostgresRecorder:
             self._check(self.pgconn.exec_(b"RESET synchronous_commit"))
 
     @staticmethod
-    def _check(result) -> None:
+    def _check(result: pq.abc.PGresult) -> None:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
             raise RecordFailed(result.error_message.decode("utf-8", "replace"))
 
 
 class LocalRecorder:
-    def __init__(self, driver, table: str, sent_column: str, keeps_message_id: bool):
+    def __init__(
+        self, driver: sqlite3.Connection, table: str, sent_column: str, keeps_message_id: bool
+    ) -> None:
         self.driver = driver
         self.keeps_message_id = keeps_message_id
         columns = f"{sent_column} = ?, message_id = ?" if keeps_message_id else f"{sent_column} = ?"

@@ -2,6 +2,7 @@
 
 from werkzeug.routing import IntegerConverter
 
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import csrf
 from newsletter.web import (
     admin,
@@ -23,7 +24,7 @@ class RowIdConverter(IntegerConverter):
     not a query that PostgreSQL refuses."""
 
     def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=2**31 - 1)
+        super().__init__(url_map, min=1, max=MAX_ROW_ID)
 
 
 def register_blueprints(app):

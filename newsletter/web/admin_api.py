@@ -18,6 +18,7 @@ from newsletter.admins import api_keys, audit
 from newsletter.content import digests, newsletters, posts
 from newsletter.content.models import Digest
 from newsletter.core.addresses import InvalidSignup
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.subscribers import directory, privacy
 from newsletter.subscribers.models import Subscriber
@@ -179,7 +180,9 @@ def list_subscribers():
     return SubscriberPage(items=items, **page_fields(found))
 
 
-@bp.get("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
+# Werkzeug's own int converter, not the app's <id:…>: spectree reads the parameter's schema
+# from it.
+@bp.get(f"/subscribers/<int(min=1, max={MAX_ROW_ID}):subscriber_id>")
 @needs("subscribers:read", resp=Response(HTTP_200=SubscriberOut, **NOT_FOUND))
 def get_subscriber(subscriber_id):
     return subscriber_out(db.get_or_404(Subscriber, subscriber_id))
@@ -213,7 +216,7 @@ def add_subscriber():
     return subscriber_out(subscriber), 201
 
 
-@bp.patch("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
+@bp.patch(f"/subscribers/<int(min=1, max={MAX_ROW_ID}):subscriber_id>")
 @needs(
     "subscribers:write",
     json=SubscriberChange,
@@ -237,7 +240,7 @@ def change_subscriber(subscriber_id):
     return subscriber_out(subscriber)
 
 
-@bp.delete("/subscribers/<int(min=1, max=2147483647):subscriber_id>")
+@bp.delete(f"/subscribers/<int(min=1, max={MAX_ROW_ID}):subscriber_id>")
 @needs("subscribers:write", resp=Response("HTTP_204", **NOT_FOUND))
 def erase_subscriber(subscriber_id):
     """Erase a subscriber and all kept about them; the address is never added again."""
@@ -362,7 +365,7 @@ def list_digests():
     return DigestPage(items=items, **page_fields(found))
 
 
-@bp.get("/digests/<int(min=1, max=2147483647):digest_id>")
+@bp.get(f"/digests/<int(min=1, max={MAX_ROW_ID}):digest_id>")
 @needs("digests:read", resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
 def get_digest(digest_id):
     """A digest with its copies per status: pending, sent, failed, skipped."""
@@ -396,7 +399,7 @@ def digest_target(digest_id):
     return f"digest {digest_id}"
 
 
-@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/send")
+@bp.post(f"/digests/<int(min=1, max={MAX_ROW_ID}):digest_id>/send")
 @needs("digests:write", resp=Response(HTTP_202=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def send_digest(digest_id):
     """Start sending a draft (or scheduled) digest now."""
@@ -409,7 +412,7 @@ def send_digest(digest_id):
     return digest_detail(digest), 202
 
 
-@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/schedule")
+@bp.post(f"/digests/<int(min=1, max={MAX_ROW_ID}):digest_id>/schedule")
 @needs(
     "digests:write",
     json=Schedule,
@@ -426,7 +429,7 @@ def schedule_digest(digest_id):
     return digest_detail(digest)
 
 
-@bp.post("/digests/<int(min=1, max=2147483647):digest_id>/<any(pause, resume):action>")
+@bp.post(f"/digests/<int(min=1, max={MAX_ROW_ID}):digest_id>/<any(pause, resume):action>")
 @needs("digests:write", resp=Response(HTTP_200=DigestDetail, HTTP_409=Error, **NOT_FOUND))
 def pause_or_resume_digest(digest_id, action):
     """Pause a digest that is sending, or resume a paused one."""

@@ -8,13 +8,11 @@ from flask import Blueprint, current_app, make_response, request
 from flask_login import current_user
 
 from newsletter.admins import accounts, roles
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import login_manager
 from newsletter.web.forms import LogoutForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-# The largest id an INTEGER column holds: a larger one is no place in any list.
-MAX_ROW_ID = 2**31 - 1
 
 
 @login_manager.user_loader

@@ -20,10 +20,11 @@ from newsletter.bounces import feedback
 from newsletter.content import newsletters
 from newsletter.core import i18n
 from newsletter.core.addresses import InvalidSignup
+from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.subscribers import directory, privacy, subscriptions
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from newsletter.web.admin import MAX_ROW_ID, bp, row_id_arg
+from newsletter.web.admin import bp, row_id_arg
 from newsletter.web.forms import ActionForm, ImportForm, LiftAddressForm
 
 
