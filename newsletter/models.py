@@ -22,14 +22,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter import secret_box
-from newsletter.extensions import db
+from newsletter.extensions import Model, db
 
 
-def utcnow():
+def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def new_token_nonce():
+def new_token_nonce() -> str:
     return secrets.token_hex(16)
 
 
@@ -41,7 +41,7 @@ class SubscriberStatus(StrEnum):
     COMPLAINED = "complained"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     """A reader's address and the record of their consent.
 
     ``token_nonce`` is random per subscription and goes into every token made for
@@ -86,7 +86,7 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
 
 
-class SubscriberTally(db.Model):
+class SubscriberTally(Model):
     """Changes to the number of subscribers in a status, appended by triggers on
     subscriber (migration 0029) whatever code changed it: summed per status they are
     the counts the admin sees, without reading every subscriber. A migration that
@@ -112,7 +112,7 @@ CONSENT_MOVES = (ConsentKind.CONFIRM, ConsentKind.UNSUBSCRIBE, ConsentKind.ERASU
 MOVES_WHERE = "kind IN ({})".format(", ".join(f"'{kind}'" for kind in CONSENT_MOVES))
 
 
-class ConsentEvent(db.Model):
+class ConsentEvent(Model):
     """The consent log: every sign-up, confirmation, unsubscribe (from everything or from
     one newsletter) and erasure, appended
     and never rewritten, but for its IP, which is dropped after IP_RETENTION_DAYS. An
@@ -146,7 +146,7 @@ class ConsentEvent(db.Model):
     )
 
 
-class SuppressedAddress(db.Model):
+class SuppressedAddress(Model):
     """An address never to be added or mailed again, kept only as a keyed hash
     (suppression.address_hash), nothing to read it back from: it was erased, or it
     bounced, or its owner reported us as spam; this outlives the subscriber's row."""
@@ -157,7 +157,7 @@ class SuppressedAddress(db.Model):
     reason: Mapped[str] = mapped_column(String(16), default="erased", server_default="erased")
 
 
-class DomainPace(db.Model):
+class DomainPace(Model):
     """A recipient domain that asked us to slow down, and the pace every worker keeps
     for it (sending/domain_pacing.py)."""
 
@@ -175,7 +175,7 @@ class FeedbackKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
 
 
-class FeedbackEvent(db.Model):
+class FeedbackEvent(Model):
     """What came back about a message sent: a bounce, a complaint or an unsubscribe by
     mail, from the inbound listener or a provider's webhook (feedback.py)."""
 
@@ -202,7 +202,7 @@ class FeedbackEvent(db.Model):
     __table_args__ = (UniqueConstraint("source", "reference"),)
 
 
-class InboundMessage(db.Model):
+class InboundMessage(Model):
     """A message the inbound listener accepted for its addresses (a bounce, a
     complaint report, an unsubscribe by mail, or anything else sent there), kept as
     it came and committed before the sender was told 250: nothing acknowledged is
@@ -221,7 +221,7 @@ class InboundMessage(db.Model):
     outcome: Mapped[str | None] = mapped_column(Text)
 
 
-class BlockedDomain(db.Model):
+class BlockedDomain(Model):
     """A domain whose addresses, and those of every domain under it, may not subscribe
     (blocked_domains.py), in its IDNA ASCII form. The key is the index every sign-up's
     lookup uses."""
@@ -230,7 +230,7 @@ class BlockedDomain(db.Model):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SpentChallenge(db.Model):
+class SpentChallenge(Model):
     """A solved ALTCHA challenge (captcha.py), kept until it expires so that its
     payload counts once."""
 
@@ -238,7 +238,7 @@ class SpentChallenge(db.Model):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
-class WebhookReplay(db.Model):
+class WebhookReplay(Model):
     """A signed webhook request already taken (bounces/providers/), kept while a copy of it
     could still pass the freshness check, so that a copy is refused."""
 
@@ -250,7 +250,7 @@ class WebhookReplay(db.Model):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(Model):
     """A URL that admins asked us to post events to (outgoing.py), signed per the
     Standard Webhooks specification with its own secret."""
 
@@ -288,7 +288,7 @@ class WebhookDeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One event owed to one endpoint: the record that it must be posted, and how it went.
     Written in the transaction that made the event happen."""
 
@@ -344,7 +344,7 @@ class JobStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class EmailJob(db.Model):
+class EmailJob(Model):
     """One transactional email owed to a subscriber.
 
     The row, not the broker message, is the record that the email must go out:
@@ -372,7 +372,7 @@ class EmailJob(db.Model):
     __table_args__ = (Index("ix_email_job_status_due", "status", "due_at"),)
 
 
-class Hint(db.Model):
+class Hint(Model):
     """Whether a hint to send email jobs is on its way to a worker (see sending/hints.py).
 
     One row per kind of work; the migration makes the row for email jobs.
@@ -383,7 +383,7 @@ class Hint(db.Model):
     set_at: Mapped[datetime | None]
 
 
-class RelayFailure(db.Model):
+class RelayFailure(Model):
     """Why a session with a relay (``host:port``) could not be opened last time, until
     one opens again: /healthz reads it here, where every worker writes it."""
 
@@ -394,7 +394,7 @@ class RelayFailure(db.Model):
     failures: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
-class Admin(UserMixin, db.Model):
+class Admin(UserMixin, Model):
     """Somebody who may log in to /admin. The password is stored only as a hash."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -431,7 +431,7 @@ class Admin(UserMixin, db.Model):
         )
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """A key that a script sends as ``Authorization: Bearer …`` to use /api/v1
     (api_keys.py). Only its SHA-256 is kept: the key itself is shown once, when made."""
 
@@ -450,7 +450,7 @@ class ApiKey(db.Model):
     expires_at: Mapped[datetime | None]
 
 
-class AdminInvitation(db.Model):
+class AdminInvitation(Model):
     """An owner's invitation to become an admin (accounts.invite): the emailed link names
     it, and works once, until ADMIN_INVITATION_MAX_AGE has passed."""
 
@@ -468,7 +468,7 @@ class AdminInvitation(db.Model):
     nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One thing an admin, an API key or an operator's command did (audit.py). Rows are
     only ever added, and deleted after AUDIT_RETENTION_DAYS; the actor is kept by name
     too, so an entry outlives the admin or key it names."""
@@ -486,7 +486,7 @@ class AuditEntry(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(Model):
     """A code that stands in for the authenticator app once; only its SHA-256 is kept."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -502,7 +502,7 @@ class DigestSchedule(StrEnum):
     WEEKLY = "weekly"
 
 
-class Newsletter(db.Model):
+class Newsletter(Model):
     """One list readers may choose (the weekly digest, breaking news…): its digests go
     to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
 
@@ -528,7 +528,7 @@ class Newsletter(db.Model):
     schedule_last_run_at: Mapped[datetime | None]
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """A reader's choice of one newsletter. Mail goes to a reader for a newsletter
     while the choice is active and the reader confirmed (Subscriber.status), so
     leaving everything and leaving one list are two different things."""
@@ -548,7 +548,7 @@ class Subscription(db.Model):
     )
 
 
-class Post(db.Model):
+class Post(Model):
     """An article of the site, pulled from its feed or written by hand.
 
     ``summary_html`` is always sanitized before it is stored, so it is safe to
@@ -577,7 +577,7 @@ class Post(db.Model):
         return {category.name for category in self.categories}
 
 
-class PostCategory(db.Model):
+class PostCategory(Model):
     """A category the feed gave a post (RSS ``<category>``, Atom ``<category term>``),
     case-folded so that a newsletter's filter matches however either is written."""
 
@@ -610,7 +610,7 @@ def _first_newsletter_id(context) -> int | None:
     return context.connection.scalar(select(func.min(Newsletter.__table__.c.id)))
 
 
-class Digest(db.Model):
+class Digest(Model):
     """One issue of a newsletter: a subject, an intro and the posts it carries."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -657,7 +657,7 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One subscriber's copy of one digest: the record that it must go out, and how it went.
 
     Unique per (digest, subscriber), so no subscriber ever gets a digest twice
@@ -681,7 +681,7 @@ class Delivery(db.Model):
     )
 
 
-class Settings(db.Model):
+class Settings(Model):
     """What admins set in the admin area; a single row."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -696,7 +696,7 @@ class Settings(db.Model):
     send_clock: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
 
-class EmailTemplate(db.Model):
+class EmailTemplate(Model):
     """An admin's own source for one part (``html`` or ``text``) of an email template;
     without a row the email uses the file in templates/email/."""
 
