@@ -15,8 +15,10 @@ cannot use.
 """
 
 import re
-from collections import namedtuple
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from email.utils import formatdate, parseaddr
+from typing import Any, NamedTuple
 
 import css_inline
 from flask import current_app
@@ -25,6 +27,7 @@ from markupsafe import Markup
 from newsletter.core import i18n, markup, permalinks, tokens
 from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
+from newsletter.mail.template_data import Issue
 from newsletter.models import Digest, Reader
 
 # Where each subscriber's own links go in the rendered digest.
@@ -40,9 +43,9 @@ SOFT_BREAK = b"=\r\n"
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def _pieces(rendered):
+def _pieces(rendered: str) -> list[bytes | str]:
     """Encoded static pieces, with the purpose (a str) where a subscriber's link goes."""
-    pieces = []
+    pieces: list[bytes | str] = []
     position = 0
     for match in PLACEHOLDER.finditer(rendered):
         pieces.append(mime.qp(rendered[position : match.start()]))
@@ -52,7 +55,13 @@ def _pieces(rendered):
     return pieces
 
 
-def render(digest, links=None, template="digest", locale=None, saved=None):
+def render(
+    digest: Issue,
+    links: Mapping[str, str | None] | None = None,
+    template: str = "digest",
+    locale: str | None = None,
+    saved: dict[str, datetime] | None = None,
+) -> tuple[str, str]:
     """The digest's HTML (CSS inlined) and text, as every subscriber sees them, from
     ``template`` (``digest`` or ``welcome``), in ``locale`` (None: the default);
     ``saved``: the template's versions, when already read. TemplateFailed when the
@@ -62,7 +71,13 @@ def render(digest, links=None, template="digest", locale=None, saved=None):
     return INLINER.inline(html), text
 
 
-def render_or_default(digest, links=None, template="digest", locale=None, saved=None):
+def render_or_default(
+    digest: Issue,
+    links: Mapping[str, str | None] | None = None,
+    template: str = "digest",
+    locale: str | None = None,
+    saved: dict[str, datetime] | None = None,
+) -> templates.Rendered:
     """As ``render``, but with the built-in template (and a WARNING) when the admin's
     fails: a page or a preview still shows the digest, and ``failure`` says why."""
     locale = locale or i18n.default_locale()
@@ -70,7 +85,9 @@ def render_or_default(digest, links=None, template="digest", locale=None, saved=
     return shown._replace(html=INLINER.inline(shown.html))
 
 
-def context(digest, links=None, locale=None) -> dict:
+def context(
+    digest: Issue, links: Mapping[str, str | None] | None = None, locale: str | None = None
+) -> dict[str, Any]:
     """What a digest template is rendered with: its intro is Markdown, rendered to
     HTML; the text part has the text of that HTML and of each post's summary; ``lang``
     is the language of its readers (None: the default).
@@ -100,20 +117,32 @@ def context(digest, links=None, locale=None) -> dict:
     }
 
 
-# What every copy of a digest in one language shares: its headers and its pieces.
-Edition = namedtuple("Edition", "head text_pieces html_pieces")
+class Edition(NamedTuple):
+    """What every copy of a digest in one language shares: its headers and its pieces."""
+
+    head: bytes
+    text_pieces: list[bytes | str]
+    html_pieces: list[bytes | str]
 
 
 class DigestMessages:
     """Makes the raw bytes of one digest for any subscriber, in their language."""
 
-    def __init__(self, digest, template="digest", in_language=None, or_default=False):
+    def __init__(
+        self,
+        digest: Issue,
+        template: str = "digest",
+        in_language: Mapping[str, Issue] | None = None,
+        or_default: bool = False,
+    ) -> None:
         """``in_language``: the digest as the readers of a language get it, where it
         differs from ``digest`` (the welcome email's default words, translated).
         When the admin's template fails: TemplateFailed, or with ``or_default`` the
         built-in template."""
         config = current_app.config
-        self.digest_id = digest.id
+        # A saved digest's copies have Message-IDs of their own; the welcome email's
+        # come from its email jobs.
+        self.digest_id = digest.id if isinstance(digest, Digest) else None
         self.domain = sender_domain()
         self.base_url = config["BASE_URL"]
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
@@ -130,7 +159,7 @@ class DigestMessages:
         self.alternative = mime.Alternative()
         self.default_locale = i18n.default_locale()
         saved = templates.versions(template)
-        self.editions = {}
+        self.editions: dict[str, Edition] = {}
         for locale in i18n.LANGUAGES:
             issue = (in_language or {}).get(locale, digest)
             html, text, *_failure = (render_or_default if or_default else render)(
@@ -148,6 +177,8 @@ class DigestMessages:
     def message_id(self, reader: Reader) -> str:
         """A copy's signed Message-ID (return_path.py): it names the reader to whoever
         holds the secret key, and tells nobody else a row id."""
+        if self.digest_id is None:
+            raise ValueError("only a saved digest's copies have Message-IDs of their own")
         return return_path.message_id(
             reader.token_nonce, return_path.DIGEST, self.digest_id, self.domain
         )
@@ -157,7 +188,10 @@ class DigestMessages:
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP, in their language
         (None, or one we no longer have: the default)."""
-        edition = self.editions.get(reader.locale) or self.editions[self.default_locale]
+        edition = (
+            self.editions.get(reader.locale or self.default_locale)
+            or self.editions[self.default_locale]
+        )
         made = tokens.make_tokens_for(LINK_PURPOSES, reader.token_nonce, self.newsletter_id)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
@@ -175,9 +209,15 @@ class DigestMessages:
         links = {purpose: mime.qp(url) for purpose, url in urls.items()}
         return self.alternative.message(
             headers,
-            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.text_pieces),
-            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.html_pieces),
+            SOFT_BREAK.join(_filled(edition.text_pieces, links)),
+            SOFT_BREAK.join(_filled(edition.html_pieces, links)),
         )
+
+
+def _filled(pieces: list[bytes | str], links: dict[str, bytes]) -> Iterator[bytes]:
+    """The pieces with the reader's own link where each purpose stands."""
+    for piece in pieces:
+        yield links[piece] if isinstance(piece, str) else piece
 
 
 def sender_domain() -> str:

@@ -5,10 +5,10 @@ Each message's Message-ID comes from its job (sending.email_jobs), so a message
 sent again after a crash is the same message to the reader's mail client.
 """
 
-from collections import namedtuple
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from newsletter.extensions import db
 from newsletter.mail import mime, template_data, templates
 from newsletter.mail.digest import DigestMessages
 from newsletter.mail.relay import smtp_address
-from newsletter.models import Post, Reader, utcnow
+from newsletter.models import Post, Reader
 
 WELCOME_POSTS = 5
 # The welcome email's words as shipped (models.Settings' defaults): readers get them in
@@ -33,7 +33,7 @@ def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def confirmation_context(reader: Reader) -> dict:
+def confirmation_context(reader: Reader) -> dict[str, Any]:
     """What the confirmation template is rendered with, ``lang`` the reader's language."""
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     return {
@@ -47,7 +47,7 @@ def confirmation_context(reader: Reader) -> dict:
     }
 
 
-def data_link_context(reader: Reader) -> dict:
+def data_link_context(reader: Reader) -> dict[str, Any]:
     """What the data-link template is rendered with: a fresh preferences link, made as a
     digest's is, so that it opens the reader's data."""
     token = tokens.make_token_for(tokens.PREFERENCES, reader.token_nonce)
@@ -65,7 +65,10 @@ SUBJECTS = {
     "confirmation": i18n.N_("Confirm your subscription to %(site_name)s"),
     "data_link": i18n.N_("Your link to your data at %(site_name)s"),
 }
-CONTEXTS = {"confirmation": confirmation_context, "data_link": data_link_context}
+CONTEXTS: dict[str, Callable[[Reader], dict[str, Any]]] = {
+    "confirmation": confirmation_context,
+    "data_link": data_link_context,
+}
 
 
 def build_confirmation(reader: Reader, message_id: str) -> bytes:
@@ -100,13 +103,17 @@ def build(name: str, reader: Reader, message_id: str) -> bytes:
     )
 
 
-Frame = namedtuple("Frame", "headers alternative")
+class Frame(NamedTuple):
+    headers: bytes
+    alternative: mime.Alternative
 
 
 def _frame(name: str, locale: str) -> Frame:
     """What every email of a kind in a language shares (From, Subject, the MIME
     skeleton), made once per app: the stdlib's header encoding is slow."""
-    frames = current_app.extensions.setdefault("newsletter.transactional_frames", {})
+    frames: dict[tuple[str, str], Frame] = current_app.extensions.setdefault(
+        "newsletter.transactional_frames", {}
+    )
     if (name, locale) not in frames:
         config = current_app.config
         subject = i18n.catalog(locale).gettext(SUBJECTS[name])
@@ -127,9 +134,7 @@ class WelcomeIssue:
 
     subject: str
     intro: str
-    posts: list
-    id: str = "welcome"
-    created_at: datetime = field(default_factory=utcnow)
+    posts: Sequence[Post]
 
 
 def welcome_messages() -> DigestMessages:
@@ -146,7 +151,6 @@ def welcome_messages() -> DigestMessages:
             _shipped_words_in(locale, issue.subject),
             _shipped_words_in(locale, issue.intro),
             latest,
-            created_at=issue.created_at,
         )
         for locale in i18n.LANGUAGES
     }
