@@ -2,7 +2,9 @@
 
 import os
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -72,7 +74,7 @@ def create_app(config=Config, instance_path=None):
     return app
 
 
-def check_config(config):
+def check_config(config: MutableMapping[str, Any]) -> None:
     """Refuse to start with a setting that could never work, rather than fail later."""
     for check in (
         captcha.check_config,

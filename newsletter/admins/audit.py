@@ -16,6 +16,7 @@ from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import delete, select, update
 
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.models import AuditEntry, utcnow
 
@@ -152,14 +153,12 @@ def drop_old() -> tuple[int, int]:
     now = utcnow()
     deleted = forgotten = 0
     if days := current_app.config["AUDIT_RETENTION_DAYS"]:
-        deleted = db.session.execute(
-            delete(AuditEntry).where(AuditEntry.at < now - timedelta(days=days))
-        ).rowcount
+        deleted = rows_changed(delete(AuditEntry).where(AuditEntry.at < now - timedelta(days=days)))
     if days := current_app.config["IP_RETENTION_DAYS"]:
-        forgotten = db.session.execute(
+        forgotten = rows_changed(
             update(AuditEntry)
             .where(AuditEntry.ip.is_not(None), AuditEntry.at < now - timedelta(days=days))
             .values(ip=None)
-        ).rowcount
+        )
     db.session.commit()
     return deleted, forgotten

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from newsletter.core.suppression import address_hash
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.models import (
     ConsentEvent,
@@ -61,9 +62,9 @@ def drop_old_ips() -> int:
         (Subscriber, Subscriber.signup_ip, Subscriber.signup_at),
         (Subscriber, Subscriber.confirm_ip, Subscriber.confirmed_at),
     ):
-        dropped += db.session.execute(
+        dropped += rows_changed(
             update(model).where(ip.is_not(None), moment < before).values({ip.key: None})
-        ).rowcount
+        )
     db.session.commit()
     return dropped
 

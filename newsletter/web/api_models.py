@@ -2,7 +2,7 @@
 against them and writes the OpenAPI document (GET /api/v1/openapi.json) from them."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast, overload
 
 from pydantic import (
     AfterValidator,
@@ -48,6 +48,10 @@ SlugText = Annotated[
 ]
 
 
+@overload
+def _as_utc(moment: datetime) -> datetime: ...
+@overload
+def _as_utc(moment: None) -> None: ...
 def _as_utc(moment: datetime | None) -> datetime | None:
     """The database keeps naive UTC; the API says so."""
     return moment.replace(tzinfo=UTC) if moment else None
@@ -104,7 +108,7 @@ class SubscriberOut(BaseModel):
             id=subscriber.id,
             email=subscriber.email,
             name=subscriber.name,
-            status=subscriber.status,
+            status=SubscriberStatus(subscriber.status),
             signup_at=_as_utc(subscriber.signup_at),
             signup_source=subscriber.signup_source,
             confirmed_at=_as_utc(subscriber.confirmed_at),
@@ -240,12 +244,16 @@ class WebhookOut(BaseModel):
     secret: str = Field(description="The signing secret, shown only in this answer.")
 
 
+# The values of models.DigestSchedule.
+ScheduleName = Literal["off", "daily", "weekly"]
+
+
 class DigestSchedule(BaseModel):
     """When the newsletter's digest of new feed posts goes out by itself."""
 
     model_config = ConfigDict(extra="forbid")
 
-    every: Literal["off", "daily", "weekly"] = Field(
+    every: ScheduleName = Field(
         description="off: digests only by hand; daily; or weekly on the weekday."
     )
     weekday: StrictInt = Field(0, ge=0, le=6, description="For weekly: Monday is 0.")
@@ -259,7 +267,8 @@ class DigestSchedule(BaseModel):
     @classmethod
     def of(cls, newsletter: Newsletter) -> "DigestSchedule":
         return cls(
-            every=newsletter.schedule,
+            # The column holds one of them; pydantic checks it all the same.
+            every=cast(ScheduleName, newsletter.schedule),
             weekday=newsletter.schedule_weekday,
             hour=newsletter.schedule_hour,
             category=newsletter.schedule_category,
