@@ -3,7 +3,9 @@
 import importlib
 import os
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -93,7 +95,7 @@ def create_app(config=Config, instance_path=None):
     return app
 
 
-def check_config(config):
+def check_config(config: MutableMapping[str, Any]) -> None:
     """Refuse to start with a setting that could never work, rather than fail later."""
     for check in (
         captcha.check_config,

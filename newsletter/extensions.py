@@ -1,6 +1,7 @@
 """Extensions, created once without an app and bound in ``create_app``."""
 
 import sqlite3
+from typing import TYPE_CHECKING, ClassVar
 
 from flask_babel import Babel
 from flask_cors import CORS
@@ -11,16 +12,24 @@ from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model maps one table (none a join or a select), which core statements name.
+    __table__: ClassVar[Table]
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base class. At run time it is db.Model, which Flask-SQLAlchemy builds from
+# Base (adding table names made from class names); mypy takes no attribute as a base class
+# (python/mypy#8603), so it is told Base.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 mail_extension = Mail()
 csrf = CSRFProtect()

@@ -9,7 +9,9 @@ readable; a secret is sealed under the new key when it is next written.
 """
 
 import base64
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -22,7 +24,7 @@ WEBHOOK = "webhook_endpoint.secret"
 SEALED_LENGTH = 255
 
 
-def signing_keys(config):
+def signing_keys(config: Mapping[str, Any]) -> list[str]:
     """All keys that verify, oldest first: itsdangerous signs with the last one.
 
     ``SECRET_KEY`` signs; ``SECRET_KEY_FALLBACKS`` (from the comma-separated

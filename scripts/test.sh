@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs and runs every test: lint, the docs site built strictly, then the suite on the embedded default
+# Installs and runs every test: lint, types, the docs site built strictly, then the suite on the embedded default
 # (SQLite + SQLite broker), then again on PostgreSQL + Redis, browser tests
 # (headless Chromium) included. Those two are
 # started if they are installed but down; on a machine without them that half is
@@ -51,6 +51,10 @@ fi
 echo "== ruff"
 ruff check .
 ruff format --check .
+
+# pyproject's [tool.mypy]: strict on sending, mail and bounces, the default elsewhere.
+echo "== mypy"
+mypy
 
 # Any broken link, missing page or setting without its why-comment fails the build.
 echo "== docs: mkdocs build --strict"

@@ -40,7 +40,11 @@ POSTMARK_AUTH = ("postmark", "correct horse")
 
 def make_rsa_certificate():
     """A throwaway RSA key and its self-signed certificate, as SNS's would be."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return make_certificate(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def make_certificate(key):
+    """The key and its self-signed certificate."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     now = datetime.now(UTC)
     certificate = (
@@ -139,9 +143,9 @@ def test_mailgun_events_change_their_reader_and_forged_stale_or_replayed_ones_no
     add_readers(hooks_app, 4)
     path = verp(hooks_app, "reader0@example.org")
     forged = mailgun_request(mailgun_failure(path), key="not-the-key")
-    stale = mailgun_request(mailgun_failure(path), timestamp=int(time.time()) - 301)
-    # Well past the window: on a busy machine the request may reach the check seconds later.
-    future = mailgun_request(mailgun_failure(path), timestamp=int(time.time()) + 330)
+    # A minute past the five that are fresh: a slow run still posts them outside the window.
+    stale = mailgun_request(mailgun_failure(path), timestamp=int(time.time()) - 360)
+    future = mailgun_request(mailgun_failure(path), timestamp=int(time.time()) + 360)
     unsigned = {"event-data": mailgun_failure(path)}
     for refused, why in [(forged, "signature"), (stale, "timestamp"), (future, "timestamp")]:
         response = client.post("/webhooks/mailgun", json=refused)
@@ -317,11 +321,27 @@ def test_ses_refuses_forged_stale_and_foreign_messages(hooks_app, client, sns_fe
     stale = sns_message("Notification", bounce, age=timedelta(hours=1, minutes=1))
     foreign = sns_message("Notification", bounce, TopicArn="arn:aws:sns:us-east-1:666:theirs")
     unknown_version = sns_message("Notification", bounce, version="3")
-    for message in [forged, tampered, stale, foreign, unknown_version]:
+    # JSON of the wrong type where SNS writes a string: refused, not a 500.
+    listed_version = sns_message("Notification", bounce, version=["2"])
+    for message in [forged, tampered, stale, foreign, unknown_version, listed_version]:
         response = post_sns(client, message)
         assert response.status_code == 403, response.json
     assert feedback_events(hooks_app) == 0
     assert status_of(hooks_app, "reader0@example.org") == SubscriberStatus.CONFIRMED
+
+
+def test_ses_refuses_a_certificate_whose_key_is_not_rsa(
+    hooks_app, client, sns_fetches, monkeypatch
+):
+    """SNS signs with RSA only: a certificate at its URL with another kind of key is none
+    of SNS's, and the request is refused, not answered with a 500."""
+    add_readers(hooks_app, 1)
+    _key, ec_certificate = make_certificate(ec.generate_private_key(ec.SECP256R1()))
+    monkeypatch.setattr(ses, "fetch", lambda url: ec_certificate)
+    bounce = sns_message("Notification", ses_bounce(verp(hooks_app, "reader0@example.org")))
+    response = post_sns(client, bounce)
+    assert response.status_code == 403, response.json
+    assert feedback_events(hooks_app) == 0
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from newsletter.admins.models import Admin, AdminInvitation, RecoveryCode
 from newsletter.core import tokens
 from newsletter.core.addresses import normalize_email
 from newsletter.core.models import new_token_nonce, utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.mail.digest import sender_domain
@@ -231,11 +232,11 @@ def accept_invitation(token: str, password: str) -> Admin:
         raise AdminError(f"The password must be at least {PASSWORD_MIN_LENGTH} characters long.")
     if admin_by_email(invitation.email) is not None:
         raise AdminError(f"{invitation.email} is an admin already: log in instead.")
-    used = db.session.execute(
+    used = rows_changed(
         update(AdminInvitation)
         .where(AdminInvitation.id == invitation.id, AdminInvitation.accepted_at.is_(None))
         .values(accepted_at=utcnow())
-    ).rowcount
+    )
     if not used:
         db.session.rollback()
         raise InvitationNotValid()

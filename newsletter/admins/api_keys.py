@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from newsletter.admins import audit
 from newsletter.admins.models import ApiKey
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 
 KEY_PREFIX = "nl_"
@@ -117,11 +118,11 @@ def all_keys() -> list[ApiKey]:
 
 def revoke(key_id: int) -> None:
     """Stop a key working at once; it stays listed, revoked. Revoking twice changes nothing."""
-    revoked = db.session.execute(
+    revoked = rows_changed(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    ).rowcount
+    )
     if revoked:
-        audit.record("api_keys.revoke", _label(db.session.get(ApiKey, key_id)))
+        audit.record("api_keys.revoke", _label(db.session.get_one(ApiKey, key_id)))
     db.session.commit()

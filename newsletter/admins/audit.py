@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 
 from newsletter.admins.models import AuditEntry
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 
 PAGE_SIZE = 50
@@ -158,14 +159,12 @@ def drop_old() -> tuple[int, int]:
     now = utcnow()
     deleted = forgotten = 0
     if days := current_app.config["AUDIT_RETENTION_DAYS"]:
-        deleted = db.session.execute(
-            delete(AuditEntry).where(AuditEntry.at < now - timedelta(days=days))
-        ).rowcount
+        deleted = rows_changed(delete(AuditEntry).where(AuditEntry.at < now - timedelta(days=days)))
     if days := current_app.config["IP_RETENTION_DAYS"]:
-        forgotten = db.session.execute(
+        forgotten = rows_changed(
             update(AuditEntry)
             .where(AuditEntry.ip.is_not(None), AuditEntry.at < now - timedelta(days=days))
             .values(ip=None)
-        ).rowcount
+        )
     db.session.commit()
     return deleted, forgotten

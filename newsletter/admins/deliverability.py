@@ -323,26 +323,29 @@ def check_base_url() -> Check:
 def complaint_rate(days: int = COMPLAINT_DAYS) -> tuple[int, int]:
     """Complaints reported and messages sent over the last ``days`` days."""
     since = utcnow() - timedelta(days=days)
-    digest_copies = db.session.scalar(
+    digest_copies = db.session.execute(
         select(func.count()).select_from(Delivery).where(Delivery.sent_at >= since)
-    )
+    ).scalar_one()
     # Digests whose copies were already folded into totals (DELIVERY_RETENTION_DAYS
     # under the window) count by those totals.
-    folded_copies = db.session.scalar(
-        select(func.coalesce(func.sum(Digest.sent_count), 0)).where(
-            Digest.folded_at.is_not(None), Digest.finished_at >= since
+    folded_copies = (
+        db.session.scalar(
+            select(func.sum(Digest.sent_count)).where(
+                Digest.folded_at.is_not(None), Digest.finished_at >= since
+            )
         )
+        or 0
     )
-    emails = db.session.scalar(
+    emails = db.session.execute(
         select(func.count())
         .select_from(EmailJob)
         .where(EmailJob.status == JobStatus.SENT, EmailJob.finished_at >= since)
-    )
-    complaints = db.session.scalar(
+    ).scalar_one()
+    complaints = db.session.execute(
         select(func.count())
         .select_from(FeedbackEvent)
         .where(FeedbackEvent.kind == FeedbackKind.COMPLAINT, FeedbackEvent.at >= since)
-    )
+    ).scalar_one()
     return complaints, digest_copies + folded_copies + emails
 
 

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter import secret_box
 from newsletter.core.models import new_token_nonce, utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
-class Admin(UserMixin, db.Model):
+class Admin(UserMixin, Model):
     """Somebody who may log in to /admin. The password is stored only as a hash."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +48,7 @@ class Admin(UserMixin, db.Model):
         )
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """A key that a script sends as ``Authorization: Bearer …`` to use /api/v1
     (api_keys.py). Only its SHA-256 is kept: the key itself is shown once, when made."""
 
@@ -67,7 +67,7 @@ class ApiKey(db.Model):
     expires_at: Mapped[datetime | None]
 
 
-class AdminInvitation(db.Model):
+class AdminInvitation(Model):
     """An owner's invitation to become an admin (accounts.invite): the emailed link names
     it, and works once, until ADMIN_INVITATION_MAX_AGE has passed."""
 
@@ -85,7 +85,7 @@ class AdminInvitation(db.Model):
     nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One thing an admin, an API key or an operator's command did (audit.py). Rows are
     only ever added, and deleted after AUDIT_RETENTION_DAYS; the actor is kept by name
     too, so an entry outlives the admin or key it names."""
@@ -103,7 +103,7 @@ class AuditEntry(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(Model):
     """A code that stands in for the authenticator app once; only its SHA-256 is kept."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -71,7 +71,7 @@ def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
     return history
 
 
-def _consent_moves(first: date) -> Counter:
+def _consent_moves(first: date) -> Counter[tuple[date, str]]:
     """Confirmations, unsubscribes and erasures per day since ``first``. A complaint
     also logs an unsubscribe; it is counted with the complaints instead."""
     move = case(
@@ -95,7 +95,7 @@ def _consent_moves(first: date) -> Counter:
     return _with_losses(rows, ("unsubscribes", "erasures"))
 
 
-def _feedback_moves(first: date) -> Counter:
+def _feedback_moves(first: date) -> Counter[tuple[date, str]]:
     """Readers lost to bounces and complaints per day since ``first``: only the reports
     that changed a reader's status, so that a reader who bounces twice counts once."""
     move = case((FeedbackEvent.kind == FeedbackKind.COMPLAINT, "complaints"), else_="bounces")
@@ -113,9 +113,9 @@ def _feedback_moves(first: date) -> Counter:
     return _with_losses(rows, ("bounces", "complaints"))
 
 
-def _with_losses(rows, losses: tuple[str, ...]) -> Counter:
+def _with_losses(rows, losses: tuple[str, ...]) -> Counter[tuple[date, str]]:
     """(day, move) -> count, plus (day, "losses"): the readers those moves took away."""
-    counted = Counter()
+    counted: Counter[tuple[date, str]] = Counter()
     for day, move, count in rows:
         counted[day, move] += count
         if move in losses:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from newsletter.admins import accounts
 from newsletter.admins.models import Admin, RecoveryCode
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 
 RECOVERY_CODE_COUNT = 10
@@ -76,33 +77,34 @@ def new_recovery_codes(admin: Admin) -> list[str]:
 
 
 def recovery_codes_left(admin: Admin) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(RecoveryCode.id)).where(
             RecoveryCode.admin_id == admin.id, RecoveryCode.used_at.is_(None)
         )
-    )
+    ).scalar_one()
 
 
 def take_code(admin: Admin, code: str) -> bool:
     """Whether ``code`` is the admin's current TOTP code, not taken before; it is taken now."""
-    if admin.totp_secret is None:
+    # Both are set together (enable), or neither.
+    if admin.totp_secret is None or admin.totp_last_step is None:
         return False
     step = accepted_step(admin.totp_secret, code, after=admin.totp_last_step)
     if step is None:
         return False
     # Conditional, so that two requests racing with one code cannot both be accepted.
-    taken = db.session.execute(
+    taken = rows_changed(
         update(Admin)
         .where(Admin.id == admin.id, Admin.totp_last_step < step)
         .values(totp_last_step=step)
-    ).rowcount
+    )
     db.session.commit()
     return taken == 1
 
 
 def use_recovery_code(admin: Admin, code: str) -> bool:
     """Whether ``code`` is one of the admin's recovery codes, unused; it is used up now."""
-    used = db.session.execute(
+    used = rows_changed(
         update(RecoveryCode)
         .where(
             RecoveryCode.admin_id == admin.id,
@@ -110,7 +112,7 @@ def use_recovery_code(admin: Admin, code: str) -> bool:
             RecoveryCode.used_at.is_(None),
         )
         .values(used_at=utcnow())
-    ).rowcount
+    )
     db.session.commit()
     return used == 1
 
@@ -141,10 +143,10 @@ def accepted_step(secret: str, code: str, after: int) -> int | None:
     """The time step, near now and later than ``after``, whose code ``code`` is."""
     totp = pyotp.TOTP(secret)
     # As bytes: compare_digest refuses a str with anything but ASCII in it.
-    code = "".join(code.split()).encode()
+    typed = "".join(code.split()).encode()
     now = totp.timecode(time.time())
     for step in range(max(now - VALID_WINDOW, after + 1), now + VALID_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step).encode(), code):
+        if hmac.compare_digest(totp.generate_otp(step).encode(), typed):
             return step
     return None
 

@@ -21,8 +21,9 @@ no import and no sign-up form adds it again, even after its row is gone.
 """
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, case, distinct, func, or_, select
@@ -54,7 +55,8 @@ REACTIONS = (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.CO
 class Report:
     """One thing that came back, as its source told it; any field may be missing."""
 
-    kind: FeedbackKind
+    # None: a delivery, which only clears the reader's soft bounces (``delivered``).
+    kind: FeedbackKind | None
     # dsn, arf, mailto, mailgun, ses, postmark, sendgrid
     source: str
     # The report's own id at its source: the same report twice counts once.
@@ -100,6 +102,8 @@ def add(report: Report) -> FeedbackEvent | None:
     """``record`` within the caller's transaction, which commits it with its own writes
     (the inbound listener's message is marked processed with its feedback). Raises
     IntegrityError when another transaction recorded the same report a moment ago."""
+    if report.kind is None:
+        raise ValueError("a delivery is kept nowhere: see delivered")
     if report.reference and db.session.scalar(
         select(FeedbackEvent.id).where(
             FeedbackEvent.source == report.source, FeedbackEvent.reference == report.reference
@@ -119,7 +123,7 @@ def add(report: Report) -> FeedbackEvent | None:
     db.session.add(event)
     db.session.flush()
     if reader.subscriber is not None:
-        event.changed_status = POLICY[report.kind](reader, report)
+        event.changed_status = POLICY[report.kind](reader.subscriber, reader.newsletter_id, report)
         # An unsubscribe tells the webhooks itself, as the one-click link does.
         if event.changed_status and report.kind != FeedbackKind.UNSUBSCRIBE:
             outgoing.subscriber_changed(reader.subscriber)
@@ -187,32 +191,30 @@ def _existing_digest(digest_id: int | None) -> int | None:
     return digest_id
 
 
-def _hard_bounce(reader: Reader, _report: Report) -> bool:
-    _suppress(reader.subscriber, "bounced")
-    return _set_status(reader.subscriber, SubscriberStatus.BOUNCED)
+def _hard_bounce(subscriber: Subscriber, _newsletter_id: int | None, _report: Report) -> bool:
+    _suppress(subscriber, "bounced")
+    return _set_status(subscriber, SubscriberStatus.BOUNCED)
 
 
-def _soft_bounce(reader: Reader, report: Report) -> bool:
+def _soft_bounce(subscriber: Subscriber, newsletter_id: int | None, report: Report) -> bool:
     """Bounced once BOUNCE_SOFT_LIMIT soft bounces (this one included) fall within the
     last BOUNCE_SOFT_DAYS, none of them before a reported delivery."""
-    subscriber = reader.subscriber
     since = utcnow() - timedelta(days=current_app.config["BOUNCE_SOFT_DAYS"])
     if subscriber.soft_bounces_cleared_at is not None:
         since = max(since, subscriber.soft_bounces_cleared_at)
-    soft_bounces = db.session.scalar(
+    soft_bounces = db.session.execute(
         select(func.count(FeedbackEvent.id)).where(
             FeedbackEvent.subscriber_id == subscriber.id,
             FeedbackEvent.kind == FeedbackKind.SOFT_BOUNCE,
             FeedbackEvent.at > since,
         )
-    )
+    ).scalar_one()
     if soft_bounces < current_app.config["BOUNCE_SOFT_LIMIT"]:
         return False
-    return _hard_bounce(reader, report)
+    return _hard_bounce(subscriber, newsletter_id, report)
 
 
-def _complaint(reader: Reader, _report: Report) -> bool:
-    subscriber = reader.subscriber
+def _complaint(subscriber: Subscriber, _newsletter_id: int | None, _report: Report) -> bool:
     _suppress(subscriber, "complained")
     if subscriber.status == SubscriberStatus.COMPLAINED:
         return False
@@ -226,13 +228,15 @@ def _complaint(reader: Reader, _report: Report) -> bool:
     return True
 
 
-def _unsubscribe(reader: Reader, report: Report) -> bool:
+def _unsubscribe(subscriber: Subscriber, newsletter_id: int | None, report: Report) -> bool:
     """As the one-click link does: off the newsletter the address names (one since
     deleted: everything), else off everything."""
-    return subscriptions.unsubscribe_reader(reader.subscriber, reader.newsletter_id, report.source)
+    return subscriptions.unsubscribe_reader(subscriber, newsletter_id, report.source)
 
 
-POLICY = {
+# What each kind of report does to the reader it names, given the newsletter a mailto
+# unsubscribe leaves (None: everything); whether their status changed.
+POLICY: dict[FeedbackKind, Callable[[Subscriber, int | None, Report], bool]] = {
     FeedbackKind.HARD_BOUNCE: _hard_bounce,
     FeedbackKind.SOFT_BOUNCE: _soft_bounce,
     FeedbackKind.COMPLAINT: _complaint,
@@ -272,46 +276,52 @@ def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
     return counted
 
 
-def _unsubscribed_after(digests: list[Digest]) -> list[tuple[int, int]]:
+def _unsubscribed_after(digests: list[Digest]) -> Sequence[tuple[int, int]]:
     """For each digest that started, its readers who left (everything, or its newsletter)
     within UNSUBSCRIBE_WINDOW of its start, in one query; the consent log says when, the
     digest's copies who (so none once they are folded away)."""
-    started = [digest for digest in digests if digest.started_at is not None]
+    started: list[tuple[int, datetime]] = [
+        (digest.id, digest.started_at) for digest in digests if digest.started_at is not None
+    ]
     if not started:
         return []
     # Each digest's own window, bounds computed here: the same SQL on SQLite and PostgreSQL.
     within_its_window = or_(
         *(
             and_(
-                Delivery.digest_id == digest.id,
-                ConsentEvent.at >= digest.started_at,
-                ConsentEvent.at < digest.started_at + UNSUBSCRIBE_WINDOW,
+                Delivery.digest_id == digest_id,
+                ConsentEvent.at >= started_at,
+                ConsentEvent.at < started_at + UNSUBSCRIBE_WINDOW,
             )
-            for digest in started
+            for digest_id, started_at in started
         )
     )
-    return db.session.execute(
-        select(Delivery.digest_id, func.count(distinct(ConsentEvent.subscriber_id)))
-        .select_from(ConsentEvent)
-        .join(Delivery, Delivery.subscriber_id == ConsentEvent.subscriber_id)
-        .join(Digest, Digest.id == Delivery.digest_id)
-        .where(
-            Delivery.digest_id.in_([digest.id for digest in started]),
-            Delivery.sent_at.is_not(None),
-            or_(
-                ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
-                # Leaving this digest's newsletter and no other counts too.
-                and_(
-                    ConsentEvent.kind == ConsentKind.LEAVE,
-                    ConsentEvent.newsletter_id == Digest.newsletter_id,
+    return (
+        db.session.execute(
+            select(Delivery.digest_id, func.count(distinct(ConsentEvent.subscriber_id)))
+            .select_from(ConsentEvent)
+            .join(Delivery, Delivery.subscriber_id == ConsentEvent.subscriber_id)
+            .join(Digest, Digest.id == Delivery.digest_id)
+            .where(
+                Delivery.digest_id.in_([digest_id for digest_id, _started_at in started]),
+                Delivery.sent_at.is_not(None),
+                or_(
+                    ConsentEvent.kind == ConsentKind.UNSUBSCRIBE,
+                    # Leaving this digest's newsletter and no other counts too.
+                    and_(
+                        ConsentEvent.kind == ConsentKind.LEAVE,
+                        ConsentEvent.newsletter_id == Digest.newsletter_id,
+                    ),
                 ),
-            ),
-            # Complaints are counted apart.
-            ConsentEvent.source != COMPLAINT_SOURCE,
-            within_its_window,
+                # Complaints are counted apart.
+                ConsentEvent.source != COMPLAINT_SOURCE,
+                within_its_window,
+            )
+            .group_by(Delivery.digest_id)
         )
-        .group_by(Delivery.digest_id)
-    ).all()
+        .tuples()
+        .all()
+    )
 
 
 def events_of(subscriber_id: int) -> list[FeedbackEvent]:

@@ -21,6 +21,7 @@ from newsletter.bounces import feedback, reports
 from newsletter.bounces.models import FeedbackEvent, InboundMessage
 from newsletter.core import task_names
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending import hints
 from newsletter.subscribers.models import Subscriber
@@ -81,15 +82,15 @@ def process(inbound_id: int) -> str | None:
 
 
 def _process(inbound_id: int) -> str | None:
-    claimed = db.session.execute(
+    claimed = rows_changed(
         update(InboundMessage)
         .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
         .values(processed_at=utcnow())
-    ).rowcount
+    )
     if not claimed:
         db.session.rollback()
         return None
-    message = db.session.get(InboundMessage, inbound_id)
+    message = db.session.get_one(InboundMessage, inbound_id)
     try:
         # Read for each recipient: the address it came to may be what names the reader.
         readings = [
@@ -106,7 +107,7 @@ def _process(inbound_id: int) -> str | None:
     if found:
         outcome = "; ".join(_describe(report, feedback.add(report)) for report in found)
     else:
-        why = dict.fromkeys(reading.ignored for reading in readings)
+        why = dict.fromkeys(reading.ignored for reading in readings if reading.ignored)
         outcome = f"ignored: {'; '.join(why)}"
     message.outcome = outcome[:OUTCOME_LENGTH]
     db.session.commit()
@@ -128,12 +129,12 @@ def drop_old() -> int:
     days = current_app.config["INBOUND_RETENTION_DAYS"]
     if not days:
         return 0
-    dropped = db.session.execute(
+    dropped = rows_changed(
         delete(InboundMessage).where(
             InboundMessage.processed_at.is_not(None),
             InboundMessage.received_at < utcnow() - timedelta(days=days),
         )
-    ).rowcount
+    )
     db.session.commit()
     return dropped
 

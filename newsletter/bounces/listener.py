@@ -20,10 +20,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.bounces import inbound
@@ -65,21 +67,28 @@ class PerMinute:
         return True
 
 
-def _host(peer) -> str:
+def _host(peer: object) -> str:
     return peer[0] if isinstance(peer, tuple) and peer else str(peer)
 
 
 class InboundHandler:
     """aiosmtpd's handler: the database work runs in a thread, off the event loop."""
 
-    def __init__(self, app):
+    def __init__(self, app: Flask) -> None:
         self.app = app
         self.connections = PerMinute(app.config["INBOUND_CONNECTIONS_PER_MINUTE"])
         self.messages = PerMinute(app.config["INBOUND_MESSAGES_PER_MINUTE"])
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        session.messages_sent = getattr(session, "messages_sent", 0) + 1
-        if session.messages_sent > MESSAGES_PER_CONNECTION:
+    async def handle_MAIL(
+        self,
+        server: "GuardedSMTP",
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        server.messages_sent += 1
+        if server.messages_sent > MESSAGES_PER_CONNECTION:
             return _closing(server, "421 4.7.0 Too many messages on one connection")
         if not self.messages.allow(_host(session.peer)):
             log.warning("inbound: too many messages from %s, refused for now", session.peer)
@@ -88,7 +97,14 @@ class InboundHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         with self.app.app_context():
             accepted = inbound.accepts(address)
         if not accepted:
@@ -98,7 +114,7 @@ class InboundHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         try:
             inbound_id = await asyncio.to_thread(
                 self._store, envelope.mail_from, envelope.rcpt_tos, envelope.original_content
@@ -111,57 +127,59 @@ class InboundHandler:
         # LMTP answers once per recipient (RFC 2033), SMTP once for all.
         return "\r\n".join([reply] * len(envelope.rcpt_tos)) if isinstance(server, LMTP) else reply
 
-    def _store(self, mail_from, rcpt_tos, raw):
+    def _store(self, mail_from: str | None, rcpt_tos: list[str], raw: bytes | None) -> int:
         # aiosmtpd gives the null sender as "<>"; we keep it as "".
-        null_sender = mail_from in {None, "<>"}
+        sender = mail_from if mail_from and mail_from != "<>" else ""
         with self.app.app_context():
-            return inbound.store("" if null_sender else mail_from, list(rcpt_tos), raw)
+            # DATA always carries content: aiosmtpd calls this once it has it.
+            return inbound.store(sender, list(rcpt_tos), raw or b"")
 
 
-def _closing(server, reply: str) -> str:
+def _closing(server: SMTP, reply: str) -> str:
     """A 421 reply, after which the connection closes (RFC 5321 4.2.2)."""
-    asyncio.get_running_loop().call_soon(server.transport.close)
+    if server.transport is not None:
+        asyncio.get_running_loop().call_soon(server.transport.close)
     return f"{reply}, try again later"
 
 
-class Guarded:
-    """An SMTP or LMTP server that greets an address which opened too many connections
-    this minute with 421 and hangs up, before reading anything from it."""
+class GuardedSMTP(SMTP):
+    """An SMTP server that greets an address which opened too many connections this
+    minute with 421 and hangs up, before reading anything from it. aiosmtpd makes one
+    for each connection: it counts that connection's messages."""
 
-    def connection_made(self, transport):
+    messages_sent = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         if self.event_handler.connections.allow(_host(peer)):
             super().connection_made(transport)
             return
         log.warning("inbound: too many connections from %s, refused for now", peer)
-        transport.write(TOO_MANY_CONNECTIONS)
+        # A stream's transport writes; aiosmtpd's signature names only its base class.
+        cast(asyncio.Transport, transport).write(TOO_MANY_CONNECTIONS)
         transport.close()
 
     # A refused connection never started a session: nothing of it to wind down.
-    def connection_lost(self, error):
+    def connection_lost(self, error: Exception | None) -> None:
         if self.session is not None:
             super().connection_lost(error)
 
-    def eof_received(self):
+    def eof_received(self) -> bool | None:
         return super().eof_received() if self.session is not None else False
 
 
-class GuardedSMTP(Guarded, SMTP):
-    pass
-
-
-class GuardedLMTP(Guarded, LMTP):
-    pass
+class GuardedLMTP(GuardedSMTP, LMTP):
+    """The same, speaking LMTP (RFC 2033), for an MTA's transport."""
 
 
 class InboundController(Controller):
     """The listener on its own thread and event loop (aiosmtpd's controller)."""
 
-    def __init__(self, app, host, port, lmtp=False):
+    def __init__(self, app: Flask, host: str, port: int, lmtp: bool = False) -> None:
         super().__init__(
             InboundHandler(app), hostname=host, port=port, data_size_limit=MAX_MESSAGE_BYTES
         )
-        self.protocol = GuardedLMTP if lmtp else GuardedSMTP
+        self.protocol: type[GuardedSMTP] = GuardedLMTP if lmtp else GuardedSMTP
 
-    def factory(self):
+    def factory(self) -> GuardedSMTP:
         return self.protocol(self.handler, **self.SMTP_kwargs)

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
 class FeedbackKind(StrEnum):
@@ -19,7 +19,7 @@ class FeedbackKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
 
 
-class FeedbackEvent(db.Model):
+class FeedbackEvent(Model):
     """What came back about a message sent: a bounce, a complaint or an unsubscribe by
     mail, from the inbound listener or a provider's webhook (feedback.py)."""
 
@@ -46,7 +46,7 @@ class FeedbackEvent(db.Model):
     __table_args__ = (UniqueConstraint("source", "reference"),)
 
 
-class InboundMessage(db.Model):
+class InboundMessage(Model):
     """A message the inbound listener accepted for its addresses (a bounce, a
     complaint report, an unsubscribe by mail, or anything else sent there), kept as
     it came and committed before the sender was told 250: nothing acknowledged is
@@ -65,7 +65,7 @@ class InboundMessage(db.Model):
     outcome: Mapped[str | None] = mapped_column(Text)
 
 
-class WebhookReplay(db.Model):
+class WebhookReplay(Model):
     """A signed webhook request already taken (bounces/providers/), kept while a copy of it
     could still pass the freshness check, so that a copy is refused."""
 

@@ -62,7 +62,9 @@ def _text(message: EmailMessage) -> str:
     return part.get_content() if part is not None else ""
 
 
-def _failures(words: str, address_line: re.Pattern, after: re.Pattern | None) -> list[Failure]:
+def _failures(
+    words: str, address_line: re.Pattern[str], after: re.Pattern[str] | None
+) -> list[Failure]:
     """Each address line and the reason lines under it."""
     permanent = "permanent error" in words
     if after is not None:

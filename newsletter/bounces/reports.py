@@ -118,16 +118,19 @@ def _unsubscribe_request(
     )
 
 
-def _delivery_status(message: EmailMessage, mail_from: str, rcpt_to: str, reference) -> Reading:
+def _delivery_status(
+    message: EmailMessage, mail_from: str, rcpt_to: str, reference: str
+) -> Reading:
     if mail_from:
         return Reading(ignored=f"a delivery report not from the null sender but {mail_from}")
     status_part = _part(message, "message/delivery-status")
     if status_part is None:
         return Reading(ignored="a delivery report without its message/delivery-status part")
     original = _original(message)
-    reports, actions = [], []
+    reports: list[Report] = []
+    actions: list[str] = []
     # The first block is about the message, each one after it about one recipient.
-    for fields in status_part.get_payload()[1:]:
+    for fields in _held(status_part)[1:]:
         action = str(fields.get("Action", "")).strip().lower()
         status = _enhanced_status(fields.get("Status"))
         actions.append(action or "no action")
@@ -201,14 +204,22 @@ def _part(message: EmailMessage, content_type: str) -> Message | None:
     return next((p for p in message.walk() if p.get_content_type() == content_type), None)
 
 
+def _held(part: Message) -> list[Message]:
+    """The messages a message/* part holds, as the stdlib parses it (a
+    message/delivery-status part: one per block of fields)."""
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return []
+    return [held for held in payload if isinstance(held, Message)]
+
+
 def _fields(part: Message | None) -> Message | None:
     """The header fields a message/* report part holds."""
     if part is None:
         return None
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return payload[0] if payload else None
-    return message_from_string(str(payload), policy=policy.default)
+    if part.is_multipart():
+        return next(iter(_held(part)), None)
+    return message_from_string(str(part.get_payload()), policy=policy.default)
 
 
 def _original(message: EmailMessage) -> Original:
@@ -216,11 +227,12 @@ def _original(message: EmailMessage) -> Original:
     part = next((p for p in message.walk() if p.get_content_type() in ORIGINAL_PARTS), None)
     if part is None:
         return Original()
-    headers = (
-        part.get_payload(0)
-        if part.get_content_type() == "message/rfc822"
-        else message_from_string(part.get_content(), policy=policy.default)
-    )
+    if part.get_content_type() == "message/rfc822":
+        headers = next(iter(_held(part)), None)
+        if headers is None:
+            return Original()
+    else:
+        headers = message_from_string(part.get_content(), policy=policy.default)
     links = HTTP_LINK.findall(str(headers.get("List-Unsubscribe", "")))
     return Original(
         message_id=str(headers.get("Message-ID", "")).strip() or None,
@@ -228,18 +240,18 @@ def _original(message: EmailMessage) -> Original:
     )
 
 
-def _enhanced_status(value) -> str | None:
+def _enhanced_status(value: object) -> str | None:
     found = ENHANCED_STATUS.search(str(value or ""))
     return found and found[1]
 
 
-def _recipient(value) -> str | None:
+def _recipient(value: object) -> str | None:
     """The address of a recipient field (``rfc822; ann@example.org``)."""
     address = str(value or "").rpartition(";")[2].strip().strip("<>")
     return address if "@" in address else None
 
 
-def _one_line(value) -> str | None:
+def _one_line(value: object) -> str | None:
     return " ".join(str(value).split()) or None if value else None
 
 

@@ -57,12 +57,14 @@ def sent_digest(digest_id: int) -> Digest:
 def page(number: int) -> ArchivePage:
     """One page of the list. The count comes first, so that a page far past the end
     is refused before it becomes an OFFSET the database cannot take."""
-    total = db.session.scalar(select(func.count()).select_from(sent_digests().subquery()))
+    total = db.session.execute(
+        select(func.count()).select_from(sent_digests().subquery())
+    ).scalar_one()
     pages = max(1, -(-total // PAGE_SIZE))
     if not 1 <= number <= pages:
         raise NotInArchive(number)
     query = sent_digests().limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
-    return ArchivePage(db.session.scalars(query).all(), number, pages)
+    return ArchivePage(list(db.session.scalars(query)), number, pages)
 
 
 def atom_feed() -> bytes:

@@ -1,17 +1,17 @@
 """The composer's preview: the email as readers will get it, from what an admin has
 typed so far, before anything is saved."""
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from newsletter.content import posts
 from newsletter.content.models import Post
 from newsletter.core.markup import to_html
-from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
+from newsletter.mail.template_data import Issue, IssuePost
 from newsletter.mail.templates import TemplateFailed
 
 # A reader's own links have no address in a preview: they go nowhere.
@@ -31,9 +31,7 @@ class DraftIssue:
 
     subject: str
     intro: str
-    posts: list
-    id: str = "preview"
-    created_at: datetime = field(default_factory=utcnow)
+    posts: Sequence[IssuePost]
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Preview:
     failure: TemplateFailed | None = None
 
 
-def preview(issue) -> Preview:
+def preview(issue: Issue) -> Preview:
     """The email of a digest (saved or not), as readers get it but for their own links;
     with the built-in template when the admin's fails, and why, for the admin to fix."""
     return Preview(*digest_mail.render_or_default(issue, links=PREVIEW_LINKS))
@@ -52,10 +50,10 @@ def preview(issue) -> Preview:
 
 def post_preview(post: Post | None, title: str, link: str, summary_markdown: str) -> Preview:
     """A digest of just the post being written (``post``: the saved one it edits)."""
-    if posts.writes_summary(post, summary_markdown):
-        summary_html = to_html(summary_markdown)
-    else:
+    if post is not None and not posts.writes_summary(post, summary_markdown):
         summary_html = post.summary_html
+    else:
+        summary_html = to_html(summary_markdown)
     # The link is checked when the post is saved; until then, no other kind is shown.
     shown_link = link if posts.is_web_link(link) else "#"
     title = posts.plain(title) or "(untitled)"

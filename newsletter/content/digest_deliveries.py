@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from newsletter.content import digests
 from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.engagement import links
 from newsletter.extensions import db
 from newsletter.mail import return_path
@@ -111,7 +112,7 @@ class DigestDeliveries:
             return next_due_in(Delivery, pending)
         if digests.owe_more(self.digest_id):
             return 0.0
-        finished = db.session.execute(
+        finished = rows_changed(
             update(Digest)
             .where(
                 Digest.id == self.digest_id,
@@ -119,7 +120,7 @@ class DigestDeliveries:
                 Digest.owed_through.is_(None),
             )
             .values(status=DigestStatus.SENT, finished_at=utcnow(), paused_reason=None)
-        ).rowcount
+        )
         if finished:
             digests.keep_totals(self.digest_id)
             outgoing.digest_sent(self.digest_id)
@@ -135,7 +136,8 @@ _message_makers: dict[tuple[int, int], DigestMessages] = {}
 def messages_for(digest: Digest) -> DigestMessages:
     """One renderer per digest and process: the digest is rendered once, not per batch.
     A tracked newsletter's digest has its links recorded (links.positions_for)."""
-    key = (id(current_app._get_current_object()), digest.id)
+    # current_app is a proxy, typed as the Flask app it stands for.
+    key = (id(current_app._get_current_object()), digest.id)  # type: ignore[attr-defined]
     if key not in _message_makers:
         _message_makers.clear()
         track = (
@@ -184,6 +186,8 @@ def stalled_digest_ids() -> list[int]:
     in_hand = exists().where(pending, Delivery.lease_until >= now)
     stalled = and_(exists().where(pending, Delivery.due_at <= now), ~in_hand)
     unfinished = ~exists().where(pending)
-    return db.session.scalars(
-        select(Digest.id).where(Digest.status == DigestStatus.SENDING, or_(stalled, unfinished))
-    ).all()
+    return list(
+        db.session.scalars(
+            select(Digest.id).where(Digest.status == DigestStatus.SENDING, or_(stalled, unfinished))
+        )
+    )

@@ -26,6 +26,7 @@ from newsletter.content.models import (
 )
 from newsletter.core.addresses import normalize_email
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.mail import relay
 from newsletter.mail.digest import DigestMessages
@@ -65,7 +66,7 @@ def unsent_posts(newsletter_id: int | None = None, category: str | None = None) 
             PostCategory.name == posts.category_key(category)
         )
         statement = statement.where(Post.id.in_(in_category))
-    return db.session.scalars(statement.order_by(Post.published_at.desc())).all()
+    return list(db.session.scalars(statement.order_by(Post.published_at.desc())))
 
 
 def create_digest(
@@ -147,11 +148,11 @@ def owe_more(digest_id: int) -> bool:
         .offset(OWE_CHUNK - 1)
         .limit(1)
     )
-    moved = db.session.execute(
+    moved = rows_changed(
         update(Digest)
         .where(Digest.id == digest_id, Digest.owed_through == through)
         .values(owed_through=chunk_end)
-    ).rowcount
+    )
     if moved:
         in_chunk = confirmed if chunk_end is None else and_(confirmed, Subscriber.id <= chunk_end)
         _owe(digest_id, in_chunk)
@@ -188,8 +189,9 @@ def progress(digest_id: int) -> dict[str, int]:
         return {
             DeliveryStatus.PENDING.value: 0,
             DeliveryStatus.SENT.value: digest.sent_count,
-            DeliveryStatus.FAILED.value: digest.failed_count,
-            DeliveryStatus.SKIPPED.value: digest.skipped_count,
+            # Kept together with sent_count (keep_totals).
+            DeliveryStatus.FAILED.value: digest.failed_count or 0,
+            DeliveryStatus.SKIPPED.value: digest.skipped_count or 0,
         }
     rows = db.session.execute(
         select(Delivery.status, func.count())
@@ -207,11 +209,11 @@ def set_paused(digest_id: int, paused: bool) -> bool:
         if paused
         else (DigestStatus.PAUSED, DigestStatus.SENDING)
     )
-    changed = db.session.execute(
+    changed = rows_changed(
         update(Digest)
         .where(Digest.id == digest_id, Digest.status == before)
         .values(status=after, paused_reason=None)
-    ).rowcount
+    )
     db.session.commit()
     return bool(changed)
 
@@ -249,16 +251,22 @@ def resume(digest_id: int) -> None:
 def is_under_way(digest: Digest) -> bool:
     """Whether the digest is sending, or about to: just after "Send now" it is still
     scheduled, and due, until a worker starts it."""
-    due = digest.status == DigestStatus.SCHEDULED and digest.scheduled_at <= utcnow()
+    due = (
+        digest.status == DigestStatus.SCHEDULED
+        and digest.scheduled_at is not None
+        and digest.scheduled_at <= utcnow()
+    )
     return due or digest.status == DigestStatus.SENDING
 
 
 def due_scheduled_digest_ids() -> list[int]:
-    return db.session.scalars(
-        select(Digest.id).where(
-            Digest.status == DigestStatus.SCHEDULED, Digest.scheduled_at <= utcnow()
+    return list(
+        db.session.scalars(
+            select(Digest.id).where(
+                Digest.status == DigestStatus.SCHEDULED, Digest.scheduled_at <= utcnow()
+            )
         )
-    ).all()
+    )
 
 
 def send_test(digest_id: int, address: str) -> None:
@@ -313,7 +321,7 @@ def keep_totals(digest_id: int) -> None:
     """Write a finished digest's delivery counts on it, once: no copy changes status
     after the last is sent, and counting 200,000 copies each time the dashboard lists
     the digest is what it would cost otherwise. The caller commits."""
-    digest = db.session.get(Digest, digest_id)
+    digest = db.session.get_one(Digest, digest_id)
     if digest.sent_count is None:
         counts = progress(digest_id)
         digest.sent_count = counts[DeliveryStatus.SENT.value]
@@ -323,7 +331,7 @@ def keep_totals(digest_id: int) -> None:
 
 def _delete_some_deliveries(digest_id: int, chunk: int) -> int:
     some = select(Delivery.id).where(Delivery.digest_id == digest_id).limit(chunk)
-    deleted = db.session.execute(delete(Delivery).where(Delivery.id.in_(some))).rowcount
+    deleted = rows_changed(delete(Delivery).where(Delivery.id.in_(some)))
     db.session.commit()
     return deleted
 
@@ -341,7 +349,7 @@ def newest_page(page: int, per_page: int):
 
 
 # How long one turn of a schedule lasts: it makes at most one digest in that time.
-PERIOD_DAYS = {DigestSchedule.DAILY: 1, DigestSchedule.WEEKLY: 7}
+PERIOD_DAYS: dict[str, int] = {DigestSchedule.DAILY: 1, DigestSchedule.WEEKLY: 7}
 
 
 def run_periodic(now: datetime | None = None) -> list[int]:
@@ -389,7 +397,7 @@ def _turn_has_come(newsletter: Newsletter, now: datetime) -> bool:
 def _take_turn(newsletter: Newsletter, now: datetime) -> bool:
     """Whether this caller won the newsletter's turn (uncommitted: its digest joins the
     same transaction, so a turn is never taken without it)."""
-    taken = db.session.execute(
+    taken = rows_changed(
         update(Newsletter)
         .where(
             Newsletter.id == newsletter.id,
@@ -401,7 +409,7 @@ def _take_turn(newsletter: Newsletter, now: datetime) -> bool:
         )
         .values(schedule_last_run_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return bool(taken)
 
 

@@ -3,6 +3,7 @@ taken back to the default file by deleting them."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from jinja2 import TemplateSyntaxError
@@ -79,7 +80,9 @@ def listing() -> list[Listed]:
             select(EmailTemplate.name, db.func.max(EmailTemplate.updated_at)).group_by(
                 EmailTemplate.name
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     return [Listed(name, kind, saved.get(name)) for name, kind in KINDS.items()]
 
@@ -138,21 +141,22 @@ def reset(name: str) -> None:
     db.session.commit()
 
 
-def sample(name: str) -> tuple[dict, str]:
+def sample(name: str) -> tuple[dict[str, Any], str]:
     """The variables a template of the kind gets, with sample values, and the value of
     its required link."""
     if name in transactional.CONTEXTS:
         context = transactional.CONTEXTS[name](SAMPLE_READER)
         return context, context[KINDS[name].required_link]
     base_url = current_app.config["BASE_URL"]
+    unsubscribe_url = f"{base_url}/unsubscribe/sample"
     links = {
-        "unsubscribe_url": f"{base_url}/unsubscribe/sample",
+        "unsubscribe_url": unsubscribe_url,
         "preferences_url": f"{base_url}/preferences/sample",
         # The welcome email has no page in the archive.
         "archive_url": f"{base_url}/archive/1-sample" if name == "digest" else None,
     }
     issue = composer.DraftIssue("This week: a bridge", "A *short* intro.", SAMPLE_POSTS)
-    return digest_mail.context(issue, links), links["unsubscribe_url"]
+    return digest_mail.context(issue, links), unsubscribe_url
 
 
 def _rendered(part: str, source: str, context: dict) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, func, sel
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model, db
 
 
 class DigestSchedule(StrEnum):
@@ -28,7 +28,7 @@ class TrackingMode(StrEnum):
     PER_READER = "per-reader"
 
 
-class Newsletter(db.Model):
+class Newsletter(Model):
     """One list readers may choose (the weekly digest, breaking news…): its digests go
     to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
 
@@ -58,7 +58,7 @@ class Newsletter(db.Model):
     )
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """A reader's choice of one newsletter. Mail goes to a reader for a newsletter
     while the choice is active and the reader confirmed (Subscriber.status), so
     leaving everything and leaving one list are two different things."""
@@ -78,7 +78,7 @@ class Subscription(db.Model):
     )
 
 
-class Post(db.Model):
+class Post(Model):
     """An article of the site, pulled from its feed or written by hand.
 
     ``summary_html`` is always sanitized before it is stored, so it is safe to
@@ -107,7 +107,7 @@ class Post(db.Model):
         return {category.name for category in self.categories}
 
 
-class PostCategory(db.Model):
+class PostCategory(Model):
     """A category the feed gave a post (RSS ``<category>``, Atom ``<category term>``),
     case-folded so that a newsletter's filter matches however either is written."""
 
@@ -140,7 +140,7 @@ def _first_newsletter_id(context) -> int | None:
     return context.connection.scalar(select(func.min(Newsletter.__table__.c.id)))
 
 
-class Digest(db.Model):
+class Digest(Model):
     """One issue of a newsletter: a subject, an intro and the posts it carries."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -179,7 +179,7 @@ class Digest(db.Model):
         return self.finished_at or self.started_at
 
 
-class EmailTemplate(db.Model):
+class EmailTemplate(Model):
     """An admin's own source for one part (``html`` or ``text``) of an email template;
     without a row the email uses the file in templates/email/."""
 

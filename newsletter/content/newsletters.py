@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from typing import overload
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, literal, select, update
@@ -19,6 +20,7 @@ from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.models import utcnow
 from newsletter.core.row_ids import MAX_ROW_ID
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
@@ -66,7 +68,8 @@ def all_newsletters() -> list[Newsletter]:
 
 def first() -> Newsletter:
     """The newsletter a digest goes to when none is named: the oldest."""
-    return db.session.scalar(select(Newsletter).order_by(Newsletter.id).limit(1))
+    # There is always one: the first migration makes it, and none is ever deleted.
+    return db.session.execute(select(Newsletter).order_by(Newsletter.id).limit(1)).scalar_one()
 
 
 def by_slug(slug: str) -> Newsletter:
@@ -134,7 +137,7 @@ def reader_counts() -> dict[int, int]:
 
 def slugs_by_reader(subscriber_ids: list[int]) -> dict[int, list[str]]:
     """Per subscriber, the slugs of the newsletters they have on, in one query."""
-    chosen = {subscriber_id: [] for subscriber_id in subscriber_ids}
+    chosen: dict[int, list[str]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
     rows = db.session.execute(
         select(Subscription.subscriber_id, Newsletter.slug)
         .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
@@ -146,6 +149,10 @@ def slugs_by_reader(subscriber_ids: list[int]) -> dict[int, list[str]]:
     return chosen
 
 
+@overload
+def chosen_ids(slugs: None) -> None: ...
+@overload
+def chosen_ids(slugs: list[str]) -> list[int]: ...
 def chosen_ids(slugs: list[str] | None) -> list[int] | None:
     """The ids of the newsletters a sign-up names (None: it names none, so the ones on
     by default). InvalidSignup for a name that is no newsletter's, or for none at all."""
@@ -155,7 +162,9 @@ def chosen_ids(slugs: list[str] | None) -> list[int] | None:
     found = dict(
         db.session.execute(
             select(Newsletter.slug, Newsletter.id).where(Newsletter.slug.in_(wanted))
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     unknown = sorted(wanted - set(found))
     if unknown:
@@ -229,7 +238,7 @@ def choose(subscriber_id: int, newsletter_ids: list[int] | None, only: bool = Fa
 
 def leave(subscriber_id: int, newsletter_id: int) -> bool:
     """Turn one newsletter off for a reader; whether it was on. In the caller's transaction."""
-    left = db.session.execute(
+    left = rows_changed(
         update(Subscription)
         .where(
             Subscription.subscriber_id == subscriber_id,
@@ -237,7 +246,7 @@ def leave(subscriber_id: int, newsletter_id: int) -> bool:
             Subscription.active.is_(True),
         )
         .values(active=False, changed_at=utcnow())
-    ).rowcount
+    )
     _skip_unsent(subscriber_id, newsletter_id)
     return bool(left)
 

@@ -133,7 +133,7 @@ def _entry_time(entry):
 
 
 def recent_posts(limit: int = 100) -> list[Post]:
-    return db.session.scalars(select(Post).order_by(Post.published_at.desc()).limit(limit)).all()
+    return list(db.session.scalars(select(Post).order_by(Post.published_at.desc()).limit(limit)))
 
 
 def save_post(post: Post | None, title: str, link: str, summary_markdown: str) -> Post:

@@ -1,3 +1,3 @@
 """Helpers every layer may use: signed tokens and links, addresses, languages,
-Markdown, counters, the admins' settings row and the suppression list. Imports only
-``models``, ``extensions`` and ``secret_box`` from the package."""
+Markdown, counters, counted writes, the admins' settings row and the suppression
+list. Imports only ``models``, ``extensions`` and ``secret_box`` from the package."""

@@ -7,8 +7,10 @@ has a catalog in newsletter/translations/<code>/LC_MESSAGES/messages.po (compile
 default, DEFAULT_LOCALE) and every email they get speaks it.
 """
 
+from collections.abc import MutableMapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.support import NullTranslations, Translations
 from flask import current_app
@@ -65,7 +67,7 @@ def reader_locale(stored: str | None) -> str:
     return supported(stored) or default_locale()
 
 
-def check_config(config) -> None:
+def check_config(config: MutableMapping[str, Any]) -> None:
     """Refuse to start with a default language we have no translations for."""
     language = supported(config["DEFAULT_LOCALE"])
     if language is None:

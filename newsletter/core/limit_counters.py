@@ -33,7 +33,8 @@ def uri(path: Path) -> str:
 
 
 class SQLiteCounters(Storage):
-    STORAGE_SCHEME: ClassVar[list[str]] = ["sqlite"]
+    # limits annotates it as an instance attribute, though its registry reads it off the class.
+    STORAGE_SCHEME: ClassVar[list[str]] = ["sqlite"]  # type: ignore[misc]
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options):
         self.path = uri.removeprefix("sqlite:///")

@@ -18,7 +18,8 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "he
 # refused by markdown-it would stay in the email as the text "[x](javascript:…)",
 # while nh3 drops only the href and keeps the words.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False})
-_MARKDOWN.validateLink = lambda _url: True
+# markdown-it-py's way to judge links is to replace this method (its docs do so).
+_MARKDOWN.validateLink = lambda url: True  # type: ignore[method-assign]
 
 # Elements whose text starts on a line of its own, after an empty one.
 _BLOCKS = {"p", "h2", "h3", "h4", "blockquote", "pre", "ul", "ol", "figure", "figcaption"}
@@ -52,7 +53,7 @@ def to_text(html: str) -> str:
 
 
 class _TextWriter(HTMLParser):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.in_pre = 0

@@ -6,18 +6,18 @@ from datetime import UTC, datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
-def utcnow():
+def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def new_token_nonce():
+def new_token_nonce() -> str:
     return secrets.token_hex(16)
 
 
-class SuppressedAddress(db.Model):
+class SuppressedAddress(Model):
     """An address never to be added or mailed again, kept only as a keyed hash
     (suppression.address_hash), nothing to read it back from: it was erased, or it
     bounced, or its owner reported us as spam; this outlives the subscriber's row."""
@@ -28,7 +28,7 @@ class SuppressedAddress(db.Model):
     reason: Mapped[str] = mapped_column(String(16), default="erased", server_default="erased")
 
 
-class Settings(db.Model):
+class Settings(Model):
     """What admins set in the admin area; a single row."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

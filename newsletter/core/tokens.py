@@ -162,21 +162,22 @@ def read_link(purpose: str, token: str, max_age: int | None = None) -> Link:
     try:
         payload, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired as expired:
-        raise TokenExpired(_link(serializer.load_payload(expired.payload)).nonce) from None
+        raise TokenExpired(_named(serializer.load_payload(expired.payload))[0]) from None
     except BadSignature:
         raise TokenInvalid() from None
-    return _link(payload, issued_at)
+    return Link(*_named(payload), issued_at)
 
 
-def _link(payload, issued_at: datetime | None = None) -> Link:
+def _named(payload: object) -> tuple[str, int | None]:
+    """The nonce and the newsletter (None: none) a token's payload names."""
     match payload:
         case str() if payload:
-            return Link(payload, None, issued_at)
+            return payload, None
         # Links sent before tokens were made opaque carry [subscriber id, nonce].
         case [int(), str() as nonce] if nonce:
-            return Link(nonce, None, issued_at)
+            return nonce, None
         case [str() as nonce, int() as newsletter_id] if nonce and type(newsletter_id) is int:
-            return Link(nonce, newsletter_id, issued_at)
+            return nonce, newsletter_id
     raise TokenInvalid()
 
 

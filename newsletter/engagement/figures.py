@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 
 from newsletter.content.models import Digest
 from newsletter.core.models import utcnow
@@ -59,7 +59,7 @@ def _tally(events) -> dict[tuple[int, str, int], Counts]:
     by_copy = defaultdict(list)
     for digest_id, key, request in events:
         by_copy[digest_id, key].append(request)
-    counted = defaultdict(Counts)
+    counted: defaultdict[tuple[int, str, int], Counts] = defaultdict(Counts)
     for (digest_id, _key), requests in by_copy.items():
         requests.sort(key=lambda request: request.at)
         verdicts = rules.copy_machine(
@@ -105,7 +105,7 @@ def _events(where, limit=None):
 
 def figures(digest_id: int) -> Figures:
     """A digest's opens and clicks, folded totals and recent events together."""
-    counted = defaultdict(Counts)
+    counted: defaultdict[tuple[str, int], Counts] = defaultdict(Counts)
     for total in db.session.scalars(
         select(EngagementTotal).where(EngagementTotal.digest_id == digest_id)
     ):
@@ -138,7 +138,9 @@ def fold_old_events(now: datetime | None = None) -> int:
     """Fold events into their digests' totals and delete them: anonymous ones after
     ANONYMOUS_KEPT, a reader's after TRACKING_RETENTION_DAYS (0: kept). How many went."""
     now = now or utcnow()
-    old = EngagementEvent.subscriber_id.is_(None) & (EngagementEvent.at < now - ANONYMOUS_KEPT)
+    old: ColumnElement[bool] = EngagementEvent.subscriber_id.is_(None) & (
+        EngagementEvent.at < now - ANONYMOUS_KEPT
+    )
     days = current_app.config["TRACKING_RETENTION_DAYS"]
     if days:
         old = or_(old, EngagementEvent.at < now - timedelta(days=days))

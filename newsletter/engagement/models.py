@@ -8,10 +8,10 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
-class DigestLink(db.Model):
+class DigestLink(Model):
     """One link of a tracked digest, recorded once when its body is first rendered for
     sending: a click token names the digest and the position, so ``/r/<token>`` can only
     lead to a link the digest itself carries. Position 0 is never stored: it is the
@@ -29,7 +29,7 @@ class EngagementKind(StrEnum):
     CLICK = "click"
 
 
-class EngagementEvent(db.Model):
+class EngagementEvent(Model):
     """One request on a tracked digest's pixel or link: the one small write a redirect
     does. It keeps no IP address and no user agent, only what the request-by-request
     rules made of them (``machine``); the rules that look at a copy's requests together
@@ -54,7 +54,7 @@ class EngagementEvent(db.Model):
     machine: Mapped[str | None] = mapped_column(String(16))
 
 
-class EngagementTotal(db.Model):
+class EngagementTotal(Model):
     """Folded events of one digest: opens (position 0), clicks on each link (its
     position) and on all of them together (position 0, trap hits included as machine)."""
 

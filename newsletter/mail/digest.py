@@ -20,9 +20,10 @@ cannot use.
 
 import html as html_entities
 import re
-from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from email.utils import formatdate, parseaddr
+from typing import Any, NamedTuple
 
 import css_inline
 from flask import current_app
@@ -32,6 +33,7 @@ from newsletter.content.models import Digest
 from newsletter.core import i18n, markup, permalinks, tokens
 from newsletter.mail import mailto, mime, return_path, template_data, templates
 from newsletter.mail.relay import smtp_address
+from newsletter.mail.template_data import Issue
 from newsletter.subscribers.models import SubscriberSnapshot
 
 # Where each subscriber's own links go in the rendered digest.
@@ -69,10 +71,15 @@ SOFT_BREAK = b"=\r\n"
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
-def _pieces(rendered, tracked=False):
+# A piece of an encoded part: static bytes, or what fills a gap in them: a subscriber's
+# link (its purpose), a tracked link (its position) or the pixel (OPEN_PIECE).
+Piece = bytes | str | int
+
+
+def _pieces(rendered: str, tracked: bool = False) -> list[Piece]:
     """Encoded static pieces, with the purpose (a str) where a subscriber's link goes
     and, in a tracked digest, a link's position (an int) or OPEN_PIECE."""
-    pieces = []
+    pieces: list[Piece] = []
     position = 0
     for match in (TRACKED_PLACEHOLDER if tracked else PLACEHOLDER).finditer(rendered):
         pieces.append(mime.qp(rendered[position : match.start()]))
@@ -99,13 +106,13 @@ def mark_tracked(html: str, text: str, positions: dict[str, int]) -> tuple[str, 
     """The digest with its tracked links (``positions``: URL to position) and the trap
     link and the pixel marked for each copy's own tokens."""
 
-    def in_html(match):
+    def in_html(match: re.Match[str]) -> str:
         position = positions.get(html_entities.unescape(match[2]))
         if position is None:
             return match[0]
         return f"{match[1]}__NEWSLETTER_LINK_{position}__{match[3]}"
 
-    def in_text(match):
+    def in_text(match: re.Match[str]) -> str:
         position = positions.get(match[0])
         return match[0] if position is None else f"__NEWSLETTER_LINK_{position}__"
 
@@ -124,7 +131,13 @@ def mark_tracked(html: str, text: str, positions: dict[str, int]) -> tuple[str, 
     return html, TEXT_URL.sub(in_text, text)
 
 
-def render(digest, links=None, template="digest", locale=None, saved=None):
+def render(
+    digest: Issue,
+    links: Mapping[str, str | None] | None = None,
+    template: str = "digest",
+    locale: str | None = None,
+    saved: dict[str, datetime] | None = None,
+) -> tuple[str, str]:
     """The digest's HTML (CSS inlined) and text, as every subscriber sees them, from
     ``template`` (``digest`` or ``welcome``), in ``locale`` (None: the default);
     ``saved``: the template's versions, when already read. TemplateFailed when the
@@ -134,7 +147,13 @@ def render(digest, links=None, template="digest", locale=None, saved=None):
     return INLINER.inline(html), text
 
 
-def render_or_default(digest, links=None, template="digest", locale=None, saved=None):
+def render_or_default(
+    digest: Issue,
+    links: Mapping[str, str | None] | None = None,
+    template: str = "digest",
+    locale: str | None = None,
+    saved: dict[str, datetime] | None = None,
+) -> templates.Rendered:
     """As ``render``, but with the built-in template (and a WARNING) when the admin's
     fails: a page or a preview still shows the digest, and ``failure`` says why."""
     locale = locale or i18n.default_locale()
@@ -142,7 +161,9 @@ def render_or_default(digest, links=None, template="digest", locale=None, saved=
     return shown._replace(html=INLINER.inline(shown.html))
 
 
-def context(digest, links=None, locale=None) -> dict:
+def context(
+    digest: Issue, links: Mapping[str, str | None] | None = None, locale: str | None = None
+) -> dict[str, Any]:
     """What a digest template is rendered with: its intro is Markdown, rendered to
     HTML; the text part has the text of that HTML and of each post's summary; ``lang``
     is the language of its readers (None: the default).
@@ -172,8 +193,12 @@ def context(digest, links=None, locale=None) -> dict:
     }
 
 
-# What every copy of a digest in one language shares: its headers and its pieces.
-Edition = namedtuple("Edition", "head text_pieces html_pieces")
+class Edition(NamedTuple):
+    """What every copy of a digest in one language shares: its headers and its pieces."""
+
+    head: bytes
+    text_pieces: list[Piece]
+    html_pieces: list[Piece]
 
 
 class DigestMessages:
@@ -181,19 +206,21 @@ class DigestMessages:
 
     def __init__(
         self,
-        digest,
-        template="digest",
-        in_language=None,
-        or_default=False,
+        digest: Issue,
+        template: str = "digest",
+        in_language: Mapping[str, Issue] | None = None,
+        or_default: bool = False,
         track_links: Callable[[list[str]], dict[str, int]] | None = None,
-    ):
+    ) -> None:
         """``in_language``: the digest as the readers of a language get it, where it
         differs from ``digest`` (the welcome email's default words, translated).
         When the admin's template fails: TemplateFailed, or with ``or_default`` the
         built-in template. ``track_links``, for a tracked digest, gets its trackable
         links and answers the position of each that its tokens may name."""
         config = current_app.config
-        self.digest_id = digest.id
+        # A saved digest's copies have Message-IDs of their own; the welcome email's
+        # come from its email jobs.
+        self.digest_id = digest.id if isinstance(digest, Digest) else None
         self.domain = sender_domain()
         self.base_url = config["BASE_URL"]
         list_host = self.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
@@ -210,7 +237,7 @@ class DigestMessages:
         self.alternative = mime.Alternative()
         self.default_locale = i18n.default_locale()
         saved = templates.versions(template)
-        rendered = {}
+        rendered: dict[str, tuple[bytes, str, str]] = {}
         for locale in i18n.LANGUAGES:
             issue = (in_language or {}).get(locale, digest)
             html, text, *_failure = (render_or_default if or_default else render)(
@@ -224,14 +251,20 @@ class DigestMessages:
                 Content_Language=locale,
             )
             rendered[locale] = (head, html, text)
-        self.tracked = track_links is not None and self.newsletter_id is not None
-        positions = self._positions(rendered, track_links) if self.tracked else {}
-        self.editions = {}
-        for locale, (head, *parts) in rendered.items():
-            html, text = mark_tracked(*parts, positions) if self.tracked else parts
-            self.editions[locale] = Edition(
-                head, _pieces(text, self.tracked), _pieces(html, self.tracked)
-            )
+        # A tracked copy's tokens name its digest and newsletter.
+        self.tracked_ids: tuple[int, int] | None = None
+        if track_links and self.digest_id is not None and self.newsletter_id is not None:
+            self.tracked_ids = (self.digest_id, self.newsletter_id)
+            positions = self._positions(rendered, track_links)
+            rendered = {
+                locale: (head, *mark_tracked(html, text, positions))
+                for locale, (head, html, text) in rendered.items()
+            }
+        tracked = self.tracked_ids is not None
+        self.editions = {
+            locale: Edition(head, _pieces(text, tracked), _pieces(html, tracked))
+            for locale, (head, html, text) in rendered.items()
+        }
         # Every link position the pieces name, the trap's included.
         self.positions = sorted(
             {
@@ -242,7 +275,11 @@ class DigestMessages:
             }
         )
 
-    def _positions(self, rendered, track_links) -> dict[str, int]:
+    def _positions(
+        self,
+        rendered: dict[str, tuple[bytes, str, str]],
+        track_links: Callable[[list[str]], dict[str, int]],
+    ) -> dict[str, int]:
         links = [
             url
             for _head, html, text in rendered.values()
@@ -253,6 +290,8 @@ class DigestMessages:
     def message_id(self, reader: SubscriberSnapshot) -> str:
         """A copy's signed Message-ID (return_path.py): it names the reader to whoever
         holds the secret key, and tells nobody else a row id."""
+        if self.digest_id is None:
+            raise ValueError("only a saved digest's copies have Message-IDs of their own")
         return return_path.message_id(
             reader.token_nonce, return_path.DIGEST, self.digest_id, self.domain
         )
@@ -262,7 +301,10 @@ class DigestMessages:
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP, in their language
         (None, or one we no longer have: the default)."""
-        edition = self.editions.get(reader.locale) or self.editions[self.default_locale]
+        edition = (
+            self.editions.get(reader.locale or self.default_locale)
+            or self.editions[self.default_locale]
+        )
         made = tokens.make_tokens_for(LINK_PURPOSES, reader.token_nonce, self.newsletter_id)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
@@ -277,26 +319,34 @@ class DigestMessages:
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"
             ).encode()
         )
-        links = {purpose: mime.qp(url) for purpose, url in urls.items()}
-        if self.tracked:
-            links.update(self._tracking_links(reader))
+        links: dict[Piece, bytes] = {purpose: mime.qp(url) for purpose, url in urls.items()}
+        if self.tracked_ids is not None:
+            links.update(self._tracking_links(reader, *self.tracked_ids))
         return self.alternative.message(
             headers,
-            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.text_pieces),
-            SOFT_BREAK.join(links.get(piece, piece) for piece in edition.html_pieces),
+            SOFT_BREAK.join(_filled(edition.text_pieces, links)),
+            SOFT_BREAK.join(_filled(edition.html_pieces, links)),
         )
 
-    def _tracking_links(self, reader: SubscriberSnapshot) -> dict:
+    def _tracking_links(
+        self, reader: SubscriberSnapshot, digest_id: int, newsletter_id: int
+    ) -> dict[Piece, bytes]:
         """The copy's own click and open links, encoded, by the pieces they fill."""
         clicks, opened = tokens.make_tracking_tokens(
-            self.digest_id, self.positions, reader.token_nonce, self.newsletter_id
+            digest_id, self.positions, reader.token_nonce, newsletter_id
         )
-        links = {
+        links: dict[Piece, bytes] = {
             position: mime.qp_url(f"{self.base_url}/r/{token}")
             for position, token in clicks.items()
         }
         links[OPEN_PIECE] = mime.qp_url(f"{self.base_url}/o/{opened}")
         return links
+
+
+def _filled(pieces: list[Piece], links: Mapping[Piece, bytes]) -> Iterator[bytes]:
+    """The pieces with the reader's own links where each purpose or position stands."""
+    for piece in pieces:
+        yield piece if isinstance(piece, bytes) else links[piece]
 
 
 def sender_domain() -> str:

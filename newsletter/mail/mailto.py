@@ -9,7 +9,9 @@ base32 (45 characters, within a local part's 64 whatever case mail systems give 
 Mail to the bare address, or to a token that does not verify, names nobody.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -28,7 +30,7 @@ class Unsubscribe:
     newsletter_id: int | None
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     return_path.check_local_part(
         "LIST_UNSUBSCRIBE_MAILTO", config.get("LIST_UNSUBSCRIBE_MAILTO"), NONCE_BYTES + 4
     )

@@ -19,7 +19,7 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 PART_HEAD = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
 
 
-def qp(text):
+def qp(text: str) -> bytes:
     """Quoted-printable bytes for UTF-8 text, CRLF line ends.
 
     No line starts with a dot (it is written ``=2E``), so SMTP never has to double
@@ -69,7 +69,7 @@ def address_header(name: str, address: str) -> str:
     return formataddr((name, address))
 
 
-def fixed_headers(**headers):
+def fixed_headers(**headers: str) -> bytes:
     """Header lines (bytes, CRLF) folded and RFC 2047-encoded by the stdlib, for
     headers every copy shares. Keyword names use ``_`` for ``-``."""
     common = EmailMessage(policy=policy.SMTP)
@@ -81,7 +81,7 @@ def fixed_headers(**headers):
 class Alternative:
     """The multipart/alternative skeleton: a text part and an HTML part."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         boundary = f"=_{secrets.token_hex(12)}"
         self.content_type = (
             f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'
@@ -90,7 +90,7 @@ class Alternative:
         self.html_head = f"\r\n--{boundary}\r\n{PART_HEAD.format('html')}\r\n\r\n".encode()
         self.tail = f"\r\n--{boundary}--\r\n".encode()
 
-    def message(self, headers, text_qp, html_qp):
+    def message(self, headers: bytes, text_qp: bytes, html_qp: bytes) -> bytes:
         """The whole message: header bytes (without MIME-Version and Content-Type),
         then both bodies, already quoted-printable."""
         parts = (self.text_head, text_qp, self.html_head, html_qp, self.tail)

@@ -6,10 +6,10 @@ from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
-class RelayFailure(db.Model):
+class RelayFailure(Model):
     """Why a session with a relay (``host:port``) could not be opened last time, until
     one opens again: /healthz reads it here, where every worker writes it."""
 

@@ -107,6 +107,17 @@ class Envelope:
     return_path: str | None = None
 
 
+class RelaySettings(Protocol):
+    """Flask-Mail's settings, as it keeps them in ``app.extensions["mail"]``."""
+
+    server: str
+    port: int | None
+    username: str | None
+    password: str | None
+    use_tls: bool
+    use_ssl: bool
+
+
 class Sender(Protocol):
     def send(
         self,
@@ -194,28 +205,30 @@ def open_session() -> smtplib.SMTP:
     return host
 
 
-def _session(state) -> smtplib.SMTP:
+def _session(state: RelaySettings) -> smtplib.SMTP:
     """Unlike Flask-Mail's own connection it checks the relay's certificate, keeps the
     password off unencrypted connections, has a timeout (so a relay that stops
     answering cannot hold a worker forever), and is closed when the login fails."""
     encrypted = bool(state.use_tls or state.use_ssl)
-    log_in = bool(state.username and state.password)
+    username, password = state.username or "", state.password or ""
+    log_in = bool(username and password)
     if log_in:
         relay_trust.check_password_may_go(state.server, encrypted)
     context = relay_trust.tls_context() if encrypted else None
+    # No port: smtplib's default for the kind of session.
+    port = state.port or 0
+    host: smtplib.SMTP
     if state.use_ssl:
-        host = smtplib.SMTP_SSL(
-            state.server, state.port, timeout=SMTP_TIMEOUT_SECONDS, context=context
-        )
+        host = smtplib.SMTP_SSL(state.server, port, timeout=SMTP_TIMEOUT_SECONDS, context=context)
     else:
-        host = smtplib.SMTP(state.server, state.port, timeout=SMTP_TIMEOUT_SECONDS)
+        host = smtplib.SMTP(state.server, port, timeout=SMTP_TIMEOUT_SECONDS)
     try:
         host.ehlo()
         if state.use_tls:
             host.starttls(context=context)
             host.ehlo()
         if log_in:
-            host.login(state.username, state.password)
+            host.login(username, password)
     except BaseException:
         host.close()
         raise
@@ -237,7 +250,8 @@ def dkim_signer() -> Callable[[bytes], bytes]:
     domain = dkim_domain().encode()
 
     def sign(raw: bytes) -> bytes:
-        return dkim.sign(raw, selector, domain, key, include_headers=DKIM_HEADERS) + raw
+        signature: bytes = dkim.sign(raw, selector, domain, key, include_headers=DKIM_HEADERS)
+        return signature + raw
 
     return sign
 
@@ -321,8 +335,8 @@ class SMTPSender:
             # delayed ACK).
             before_commit()
             ahead, self.announced = self._ahead(next_envelope)
-            self.host.send(body + END_OF_DATA + ahead)
-            code, detail = self.host.getreply()
+            self._live_host.send(body + END_OF_DATA + ahead)
+            code, detail = self._live_host.getreply()
         except OSError as error:  # timeouts, resets, disconnects (SMTPException is one too)
             self._drop()
             raise ConnectionFailure(_describe(error)) from error
@@ -337,9 +351,9 @@ class SMTPSender:
             return
         self.announced = None
         try:
-            replies = [self.host.getreply() for _ in range(3)]
+            replies = [self._live_host.getreply() for _ in range(3)]
             if replies[2][0] != 354:
-                self.host.rset()
+                self._live_host.rset()
                 return
         except OSError:
             pass
@@ -353,6 +367,14 @@ class SMTPSender:
             self.host.quit()
         except OSError:
             self._drop()
+
+    @property
+    def _live_host(self) -> smtplib.SMTP:
+        """The session commands go to. Only a dropped session has none, and the next
+        message's ``_envelope_replies`` opens one before anything is said."""
+        if self.host is None:
+            raise ConnectionFailure("the session was closed")
+        return self.host
 
     def _drop(self) -> None:
         """Close the session without a word: the relay discards a message it has not
@@ -387,7 +409,7 @@ class SMTPSender:
         commands = (mail_from, rcpt_to, b"DATA\r\n")
         if self.announced is not None:
             self.announced = None
-            return [self.host.getreply() for _ in commands]
+            return [self._live_host.getreply() for _ in commands]
         if self.host is None:
             self.host = self.open_session()
         if self.pipelining:
@@ -407,25 +429,30 @@ class SMTPSender:
             return b"", None
         return mail_from + rcpt_to + b"DATA\r\n", (next_envelope, mail_from, rcpt_to)
 
-    def _one_at_a_time(self, commands):
-        replies = []
+    def _one_at_a_time(self, commands: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+        replies: list[tuple[int, bytes]] = []
         for command in commands:
             if replies and replies[-1][0] >= 400:
                 replies.append((503, b"not sent: an earlier command failed"))
                 continue
-            self.host.send(command)
-            replies.append(self.host.getreply())
+            self._live_host.send(command)
+            replies.append(self._live_host.getreply())
         return replies
 
-    def _check_envelope(self, mail_reply, rcpt_reply, data_reply):
+    def _check_envelope(
+        self,
+        mail_reply: tuple[int, bytes],
+        rcpt_reply: tuple[int, bytes],
+        data_reply: tuple[int, bytes],
+    ) -> None:
         """Raise the failure the replies to MAIL, RCPT and DATA mean, after putting the
         session back where the next message can start."""
         if mail_reply[0] == 250 and rcpt_reply[0] in (250, 251) and data_reply[0] == 354:
             return
         if data_reply[0] == 354:
             # The relay went on to DATA without a recipient: end that message empty.
-            self.host.send(b".\r\n")
-            self.host.getreply()
+            self._live_host.send(b".\r\n")
+            self._live_host.getreply()
         code, detail = mail_reply
         if code == 421:
             self._drop()
@@ -442,9 +469,9 @@ class SMTPSender:
             raise _refusal(*rcpt_reply, stage="RCPT")
         raise _refusal(*data_reply, stage="DATA")
 
-    def _reset(self):
+    def _reset(self) -> None:
         try:
-            self.host.rset()
+            self._live_host.rset()
         except (OSError, smtplib.SMTPException) as error:
             raise ConnectionFailure(_describe(error)) from error
 
@@ -477,7 +504,7 @@ def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:
     return ReaderRefused(text)
 
 
-def _text(detail) -> str:
+def _text(detail: object) -> str:
     if isinstance(detail, bytes):
         return detail.decode("utf-8", "replace")
     return str(detail)

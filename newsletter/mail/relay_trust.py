@@ -14,9 +14,10 @@ import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
+from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Select, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +26,8 @@ from newsletter.extensions import db
 from newsletter.mail.models import RelayFailure
 
 log = logging.getLogger("newsletter.mail.relay")
+
+Outcome = TypeVar("Outcome")
 
 LOOPBACK_NAMES = {"localhost"}
 REASON_LENGTH = 1000
@@ -112,11 +115,11 @@ def last_failure(relay: str) -> str | None:
     return db.session.scalar(_failure_of(relay))
 
 
-def _failure_of(relay: str):
+def _failure_of(relay: str) -> Select[tuple[str]]:
     return select(RelayFailure.reason).where(RelayFailure.relay == relay)
 
 
-def _on_own_connection(work: Callable[[Connection], object]) -> object:
+def _on_own_connection(work: Callable[[Connection], Outcome]) -> Outcome | None:
     """Run ``work`` in a transaction of its own and return what it returns: the
     caller's (a batch being sent) is neither committed nor held open by it, and its
     failure stops no mail (None then)."""

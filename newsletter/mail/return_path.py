@@ -19,7 +19,9 @@ them verify, so the secret key rotates without orphaning mail already sent.
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -63,7 +65,7 @@ def check_local_part(setting: str, address: str | None, body_bytes: int) -> None
         )
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     check_local_part("BOUNCE_ADDRESS", config.get("BOUNCE_ADDRESS"), NONCE_BYTES + 5)
 
 

@@ -15,9 +15,14 @@ sandbox would still find no session, config or app in its variables.
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from types import FrameType
+from typing import Any, TypeAlias
 
+from jinja2 import Template
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 from jinja2.utils import Namespace
 
@@ -34,6 +39,8 @@ RENDER_SECONDS = 2.0
 TEMPLATE_FILE = "<template>"
 # A printf width or precision in a "%"-format: "%9999d", "%.*f".
 PRINTF_NUMBERS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+# What sys.settrace calls on each frame and line: the tracer to go on with, or None.
+Tracer: TypeAlias = Callable[[FrameType, str, Any], "Tracer | None"]
 
 
 class TooCostly(SecurityError):
@@ -44,7 +51,7 @@ class BoundedNamespace(Namespace):
     """``namespace()``, whose values stay within MAX_SIZE: a value doubled in a loop
     would otherwise outgrow memory before the time limit stops it."""
 
-    def __setitem__(self, name, value):
+    def __setitem__(self, name: str, value: Any) -> None:
         _check_size(value)
         super().__setitem__(name, value)
 
@@ -54,27 +61,27 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         for name in ("lipsum", "cycler", "joiner"):
             del self.globals[name]
         self.globals.update(range=_bounded_range, namespace=BoundedNamespace)
         self.filters = {name: _bounded(filter_) for name, filter_ in self.filters.items()}
 
-    def is_safe_attribute(self, obj, attr, value):
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # A format string's fields read attributes and items ('{0.__class__}'); the
         # |format filter and "%" do what emails need.
         if isinstance(obj, str) and attr in {"format", "format_map"}:
             return False
         return super().is_safe_attribute(obj, attr, value)
 
-    def wrap_str_format(self, value):
+    def wrap_str_format(self, value: Any) -> None:
         # Jinja (3.1.5 on) hands out its own sandboxed str.format before it asks
         # is_safe_attribute, which then never refuses it: a width in its fields
         # ('{0:>999999999}') would make a value past every size limit.
         return None
 
-    def call(__self, __context, __obj, *args, **kwargs):
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_arguments(args, kwargs)
         # gettext formats its message with "%": _("%(n)999999999d", n=1).
         for value in args:
@@ -82,17 +89,18 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                 _check_printf(value)
         return super().call(__context, __obj, *args, **kwargs)
 
-    def call_binop(self, context, operator, left, right):
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _check_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
         _check_size(result)
         return result
 
 
-def render(template, context: dict) -> str:
+def render(template: Template, context: dict[str, Any]) -> str:
     """The template rendered with ``context``, or TooCostly if it writes more than
     MAX_OUTPUT characters or runs longer than RENDER_SECONDS."""
-    pieces, written = [], 0
+    pieces: list[str] = []
+    written = 0
     with _deadline(RENDER_SECONDS):
         for piece in template.generate(context):
             written += len(piece)
@@ -103,7 +111,7 @@ def render(template, context: dict) -> str:
 
 
 @contextmanager
-def _deadline(seconds: float):
+def _deadline(seconds: float) -> Iterator[None]:
     """Stops a render that runs past ``seconds``: loops can nest past any size limit.
 
     Only the template's own frames are traced, line by line; Python's and Jinja's
@@ -112,12 +120,12 @@ def _deadline(seconds: float):
     """
     end = time.monotonic() + seconds
 
-    def each_line(_frame, _event, _arg):
+    def each_line(_frame: FrameType, _event: str, _arg: Any) -> Tracer:
         if time.monotonic() > end:
             raise TooCostly(f"It takes longer than {seconds:g} seconds to render.")
         return each_line
 
-    def each_call(frame, _event, _arg):
+    def each_call(frame: FrameType, _event: str, _arg: Any) -> Tracer | None:
         return each_line if frame.f_code.co_filename == TEMPLATE_FILE else None
 
     previous = sys.gettrace()
@@ -128,7 +136,7 @@ def _deadline(seconds: float):
         sys.settrace(previous)
 
 
-def _bounded(filter_):
+def _bounded(filter_: Callable[..., Any]) -> Callable[..., Any]:
     """The filter, refusing numbers above MAX_NUMBER and values above MAX_SIZE among
     its arguments (``|center(10**9)``, ``|batch(10**9, 'x')``); the value it filters
     is the template's own."""
@@ -136,7 +144,7 @@ def _bounded(filter_):
     skipped = 2 if hasattr(filter_, "jinja_pass_arg") else 1
 
     @wraps(filter_)
-    def bounded(*args, **kwargs):
+    def bounded(*args: Any, **kwargs: Any) -> Any:
         _check_arguments(args[skipped:], kwargs)
         if filter_.__name__ == "do_format":
             _check_printf(args[0])
@@ -145,20 +153,20 @@ def _bounded(filter_):
     return bounded
 
 
-def _bounded_range(*args):
+def _bounded_range(*args: int) -> range:
     if len(range(*args)) > MAX_NUMBER:
         raise TooCostly(f"A range may hold {MAX_NUMBER:,} numbers at most.")
     return safe_range(*args)
 
 
-def _check_arguments(args, kwargs):
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     for value in (*args, *kwargs.values()):
         if _is_int(value) and abs(value) > MAX_NUMBER:
             raise TooCostly(f"Numbers given to a call or filter stop at {MAX_NUMBER:,}.")
         _check_size(value)
 
 
-def _check_binop(operator, left, right):
+def _check_binop(operator: str, left: Any, right: Any) -> None:
     """Refuses, before it is computed, a result too large: 'a' * 10**9, 10**10**10."""
     if operator == "**" and _is_int(left) and _is_int(right):
         if right > 64 or abs(left).bit_length() * max(right, 0) > 256:
@@ -173,23 +181,23 @@ def _check_binop(operator, left, right):
         _check_printf(left)
 
 
-def _check_printf(format_string):
+def _check_printf(format_string: object) -> None:
     for match in PRINTF_NUMBERS.finditer(str(format_string)):
         for number in match.groups():
             if number == "*" or (number and int(number) > MAX_NUMBER):
                 raise TooCostly(f"A width or precision in a format stops at {MAX_NUMBER:,}.")
 
 
-def _check_size(value):
+def _check_size(value: object) -> None:
     _check_length(_size(value))
 
 
-def _check_length(length: int):
+def _check_length(length: int) -> None:
     if length > MAX_SIZE:
         raise TooCostly(f"A value made in a template may hold {MAX_SIZE:,} characters at most.")
 
 
-def _size(value) -> int:
+def _size(value: object) -> int:
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, list | tuple | set | frozenset):
@@ -197,5 +205,5 @@ def _size(value) -> int:
     return 1
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

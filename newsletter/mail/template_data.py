@@ -8,11 +8,37 @@ made by the same functions, so a template that passes the check sees the same
 shapes when it is sent.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from markupsafe import Markup
 
 from newsletter.core import markup
+from newsletter.subscribers.models import SubscriberSnapshot
+
+
+class IssuePost(Protocol):
+    """A post as a digest carries it: a saved ``Post``, or one the composer made."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def link(self) -> str: ...
+    @property
+    def summary_html(self) -> str: ...
+
+
+class Issue(Protocol):
+    """What a digest email is made from: a saved ``Digest``, the composer's draft
+    (composer.DraftIssue) or the welcome email (transactional.WelcomeIssue)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def intro(self) -> str: ...
+    @property
+    def posts(self) -> Sequence[IssuePost]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +64,7 @@ class SubscriberData:
     email: str
 
 
-def digest_data(issue) -> DigestData:
+def digest_data(issue: Issue) -> DigestData:
     """A digest, saved (an ORM row) or not (composer.DraftIssue, the welcome email)."""
     posts = tuple(
         PostData(
@@ -52,5 +78,5 @@ def digest_data(issue) -> DigestData:
     return DigestData(subject=str(issue.subject), intro=str(issue.intro or ""), posts=posts)
 
 
-def subscriber_data(reader) -> SubscriberData:
+def subscriber_data(reader: SubscriberSnapshot) -> SubscriberData:
     return SubscriberData(name=str(reader.name or ""), email=str(reader.email))

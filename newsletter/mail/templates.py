@@ -21,12 +21,14 @@ what must not depend on an admin's template (a public page, a confirmation link)
 
 import logging
 import traceback
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from flask import current_app
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, Undefined
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, Undefined
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -67,7 +69,8 @@ class Rendered(NamedTuple):
 
 
 def default_source(name: str, part: str) -> str:
-    folder = Path(current_app.root_path, current_app.template_folder, "email")
+    # create_app always names the template folder.
+    folder = Path(current_app.root_path, cast(str, current_app.template_folder), "email")
     return (folder / f"{DEFAULT_FILES[name]}.{PARTS[part]}").read_text(encoding="utf-8")
 
 
@@ -81,7 +84,9 @@ def stored_or_default_source(name: str, part: str) -> str:
 class StoredFirstLoader(BaseLoader):
     """Loads ``<name>.<part>`` (``digest.html``): the stored source, else the file."""
 
-    def get_source(self, environment, template):
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool]]:
         name, _, part = template.partition(".")
         if name not in DEFAULT_FILES or part not in PARTS:
             raise TemplateNotFound(template)
@@ -101,20 +106,25 @@ def sandbox(part: str, locale: str, strict: bool = False) -> template_sandbox.Te
         cache_size=0,
         extensions=["jinja2.ext.i18n"],
     )
-    environment.install_gettext_translations(i18n.catalog(locale), newstyle=True)
+    # jinja2.ext.i18n adds the method to the environment at run time.
+    environment.install_gettext_translations(i18n.catalog(locale), newstyle=True)  # type: ignore[attr-defined]
     return environment
 
 
-def versions(name: str) -> dict:
+def versions(name: str) -> dict[str, datetime]:
     """When each part of the template was last saved (a part not in it: the file)."""
     return dict(
         db.session.execute(
             select(EmailTemplate.part, EmailTemplate.updated_at).where(EmailTemplate.name == name)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
 
 
-def render(name: str, context: dict, locale: str, saved: dict | None = None) -> tuple[str, str]:
+def render(
+    name: str, context: dict[str, Any], locale: str, saved: dict[str, datetime] | None = None
+) -> tuple[str, str]:
     """The template's HTML and text, rendered with ``context`` in ``locale``; ``saved``
     is its ``versions``, when the caller renders it in several languages at once.
     TemplateFailed when either part does not render."""
@@ -135,7 +145,9 @@ def render(name: str, context: dict, locale: str, saved: dict | None = None) -> 
     return html, text
 
 
-def render_or_default(name: str, context: dict, locale: str, saved: dict | None = None) -> Rendered:
+def render_or_default(
+    name: str, context: dict[str, Any], locale: str, saved: dict[str, datetime] | None = None
+) -> Rendered:
     """As ``render``; but when the admin's template fails, the built-in default with the
     same context, a WARNING, and ``failure`` saying why."""
     try:
@@ -148,18 +160,22 @@ def render_or_default(name: str, context: dict, locale: str, saved: dict | None 
         return Rendered(html, text, failure)
 
 
-def default_template(name: str, part: str, locale: str):
+def default_template(name: str, part: str, locale: str) -> Template:
     """The built-in file of that template, compiled once per process and language."""
-    compiled_templates = current_app.extensions.setdefault(CACHE_KEY, {})
+    compiled_templates: dict[tuple[str, str, str, str], Template] = (
+        current_app.extensions.setdefault(CACHE_KEY, {})
+    )
     key = (name, part, locale, "default")
     if key not in compiled_templates:
         compiled_templates[key] = sandbox(part, locale).from_string(default_source(name, part))
     return compiled_templates[key]
 
 
-def compiled(name: str, part: str, updated_at, locale: str):
+def compiled(name: str, part: str, updated_at: datetime | None, locale: str) -> Template:
     """The template as compiled in this process for that version (None: the file)."""
-    compiled_templates = current_app.extensions.setdefault(CACHE_KEY, {})
+    compiled_templates: dict[tuple[str, str, str], tuple[datetime | None, Template]] = (
+        current_app.extensions.setdefault(CACHE_KEY, {})
+    )
     cached = compiled_templates.get((name, part, locale))
     if cached is None or cached[0] != updated_at:
         cached = (updated_at, sandbox(part, locale).get_template(f"{name}.{part}"))
@@ -167,7 +183,7 @@ def compiled(name: str, part: str, updated_at, locale: str):
     return cached[1]
 
 
-def render_source(part: str, source: str, context: dict, locale: str) -> str:
+def render_source(part: str, source: str, context: dict[str, Any], locale: str) -> str:
     """Unsaved source rendered strictly: an undefined variable or attribute is an error."""
     template = sandbox(part, locale, strict=True).from_string(source)
     return template_sandbox.render(template, context)

@@ -5,17 +5,16 @@ Each message's Message-ID comes from its job (sending.email_jobs), so a message
 sent again after a crash is the same message to the reader's mail client.
 """
 
-from collections import namedtuple
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import select
 
 from newsletter.content.models import Post
 from newsletter.core import i18n, settings, tokens
-from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import mime, template_data, templates
 from newsletter.mail.digest import DigestMessages
@@ -35,7 +34,7 @@ def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def confirmation_context(reader: SubscriberSnapshot) -> dict:
+def confirmation_context(reader: SubscriberSnapshot) -> dict[str, Any]:
     """What the confirmation template is rendered with, ``lang`` the reader's language."""
     token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
     return {
@@ -49,7 +48,7 @@ def confirmation_context(reader: SubscriberSnapshot) -> dict:
     }
 
 
-def data_link_context(reader: SubscriberSnapshot) -> dict:
+def data_link_context(reader: SubscriberSnapshot) -> dict[str, Any]:
     """What the data-link template is rendered with: a fresh preferences link, made as a
     digest's is, so that it opens the reader's data."""
     token = tokens.make_token_for(tokens.PREFERENCES, reader.token_nonce)
@@ -67,7 +66,10 @@ SUBJECTS = {
     "confirmation": i18n.N_("Confirm your subscription to %(site_name)s"),
     "data_link": i18n.N_("Your link to your data at %(site_name)s"),
 }
-CONTEXTS = {"confirmation": confirmation_context, "data_link": data_link_context}
+CONTEXTS: dict[str, Callable[[SubscriberSnapshot], dict[str, Any]]] = {
+    "confirmation": confirmation_context,
+    "data_link": data_link_context,
+}
 
 
 def build_confirmation(reader: SubscriberSnapshot, message_id: str) -> bytes:
@@ -102,13 +104,17 @@ def build(name: str, reader: SubscriberSnapshot, message_id: str) -> bytes:
     )
 
 
-Frame = namedtuple("Frame", "headers alternative")
+class Frame(NamedTuple):
+    headers: bytes
+    alternative: mime.Alternative
 
 
 def _frame(name: str, locale: str) -> Frame:
     """What every email of a kind in a language shares (From, Subject, the MIME
     skeleton), made once per app: the stdlib's header encoding is slow."""
-    frames = current_app.extensions.setdefault("newsletter.transactional_frames", {})
+    frames: dict[tuple[str, str], Frame] = current_app.extensions.setdefault(
+        "newsletter.transactional_frames", {}
+    )
     if (name, locale) not in frames:
         config = current_app.config
         subject = i18n.catalog(locale).gettext(SUBJECTS[name])
@@ -129,9 +135,7 @@ class WelcomeIssue:
 
     subject: str
     intro: str
-    posts: list
-    id: str = "welcome"
-    created_at: datetime = field(default_factory=utcnow)
+    posts: Sequence[Post]
 
 
 def welcome_messages() -> DigestMessages:
@@ -148,7 +152,6 @@ def welcome_messages() -> DigestMessages:
             _shipped_words_in(locale, issue.subject),
             _shipped_words_in(locale, issue.intro),
             latest,
-            created_at=issue.created_at,
         )
         for locale in i18n.LANGUAGES
     }

@@ -9,13 +9,13 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 if TYPE_CHECKING:
     from newsletter.subscribers.models import Subscriber
 
 
-class DomainPace(db.Model):
+class DomainPace(Model):
     """A recipient domain that asked us to slow down, and the pace every worker keeps
     for it (sending/domain_pacing.py)."""
 
@@ -40,7 +40,7 @@ class JobStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class EmailJob(db.Model):
+class EmailJob(Model):
     """One transactional email owed to a subscriber.
 
     The row, not the broker message, is the record that the email must go out:
@@ -68,7 +68,7 @@ class EmailJob(db.Model):
     __table_args__ = (Index("ix_email_job_status_due", "status", "due_at"),)
 
 
-class Hint(db.Model):
+class Hint(Model):
     """Whether a hint to send email jobs is on its way to a worker (see sending/hints.py).
 
     One row per kind of work; the migration makes the row for email jobs.
@@ -87,7 +87,7 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One subscriber's copy of one digest: the record that it must go out, and how it went.
 
     Unique per (digest, subscriber), so no subscriber ever gets a digest twice

@@ -12,8 +12,10 @@ import json
 import logging
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import altcha
@@ -49,7 +51,8 @@ class Provider:
     csp: dict[str, tuple[str, ...]] = field(default_factory=dict)
     script_url: str | None = None
     widget_class: str | None = None
-    verify_url: str | None = None
+    # Where the provider checks a token; none for ALTCHA, whose tokens are checked here.
+    verify_url: str = ""
 
 
 PROVIDERS = {
@@ -98,7 +101,7 @@ class CaptchaUnavailable(CaptchaFailed):
     )
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to start with a provider we do not know or one without its keys, rather
     than run without the check that the operator asked for."""
     name = config["CAPTCHA_PROVIDER"]
@@ -152,6 +155,9 @@ def _check_altcha(payload: str) -> None:
     if not result.verified:
         raise CaptchaFailed()
     challenge = altcha.Payload.from_base64(payload).challenge
+    # Ours always carry both, under the key that verify_solution checked.
+    if challenge.signature is None or challenge.parameters.expires_at is None:
+        raise CaptchaFailed()
     _spend(challenge.signature, challenge.parameters.expires_at)
 
 

@@ -4,6 +4,7 @@ from the admins' API."""
 import csv
 import io
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -96,7 +97,7 @@ def fold_tally() -> None:
         removed = connection.execute(
             delete(SubscriberTally).returning(SubscriberTally.status, SubscriberTally.delta)
         )
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for status, delta in removed:
             totals[status] += delta
         folded = [{"status": status, "delta": total} for status, total in totals.items() if total]
@@ -118,7 +119,7 @@ class Listing:
     ``before=newer`` lists the newer page, ``after=older`` the older one (None: no such
     page). ``total`` is a floor when ``more_than``."""
 
-    items: list[Subscriber]
+    items: Sequence[Subscriber]
     total: int
     more_than: bool
     newer: int | None

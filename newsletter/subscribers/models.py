@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.core.models import new_token_nonce, utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 if TYPE_CHECKING:
     from newsletter.content.models import Subscription
@@ -25,7 +25,7 @@ class SubscriberStatus(StrEnum):
     COMPLAINED = "complained"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     """A reader's address and the record of their consent.
 
     ``token_nonce`` is random per subscription and goes into every token made for
@@ -73,7 +73,7 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.email} {self.status}>"
 
 
-class SubscriberTally(db.Model):
+class SubscriberTally(Model):
     """Changes to the number of subscribers in a status, appended by triggers on
     subscriber (migration 0029) whatever code changed it: summed per status they are
     the counts the admin sees, without reading every subscriber. A migration that
@@ -101,7 +101,7 @@ CONSENT_MOVES = (ConsentKind.CONFIRM, ConsentKind.UNSUBSCRIBE, ConsentKind.ERASU
 MOVES_WHERE = "kind IN ({})".format(", ".join(f"'{kind}'" for kind in CONSENT_MOVES))
 
 
-class ConsentEvent(db.Model):
+class ConsentEvent(Model):
     """The consent log: every sign-up, confirmation, unsubscribe (from everything or from
     one newsletter) and erasure, appended
     and never rewritten, but for its IP, which is dropped after IP_RETENTION_DAYS. An
@@ -135,7 +135,7 @@ class ConsentEvent(db.Model):
     )
 
 
-class BlockedDomain(db.Model):
+class BlockedDomain(Model):
     """A domain whose addresses, and those of every domain under it, may not subscribe
     (blocked_domains.py), in its IDNA ASCII form. The key is the index every sign-up's
     lookup uses."""
@@ -144,7 +144,7 @@ class BlockedDomain(db.Model):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SpentChallenge(db.Model):
+class SpentChallenge(Model):
     """A solved ALTCHA challenge (captcha.py), kept until it expires so that its
     payload counts once."""
 

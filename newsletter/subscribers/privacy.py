@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from newsletter.content.models import Digest, Newsletter, Subscription
 from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
+from newsletter.core.writes import rows_changed
 from newsletter.engagement import figures
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, EmailJob
@@ -56,9 +57,9 @@ def drop_old_ips() -> int:
         (Subscriber, Subscriber.signup_ip, Subscriber.signup_at),
         (Subscriber, Subscriber.confirm_ip, Subscriber.confirmed_at),
     ):
-        dropped += db.session.execute(
+        dropped += rows_changed(
             update(model).where(ip.is_not(None), moment < before).values({ip.key: None})
-        ).rowcount
+        )
     db.session.commit()
     return dropped
 

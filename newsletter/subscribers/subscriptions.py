@@ -13,6 +13,7 @@ from newsletter.content.models import Newsletter
 from newsletter.core import i18n, settings, suppression, tokens
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
 from newsletter.core.models import SuppressedAddress, utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
 from newsletter.sending.models import EmailJob, EmailKind, JobStatus
@@ -172,7 +173,7 @@ def _record_known_address(signup: Signup) -> bool:
         return _record_signup(signup)
 
 
-def _record_signup(signup: Signup) -> bool | None:
+def _record_signup(signup: Signup) -> bool:
     address, name, source, ip = signup.address, signup.name, signup.source, signup.ip
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
@@ -182,7 +183,7 @@ def _record_signup(signup: Signup) -> bool | None:
         db.session.add(subscriber)
         db.session.flush()
     elif subscriber.status in NEVER_AGAIN_BY_FORM:
-        return None
+        return False
     else:
         if subscriber.status != SubscriberStatus.PENDING:
             subscriber.status = SubscriberStatus.PENDING
@@ -299,14 +300,14 @@ def confirm_with_code(email: str, code: str, ip: str | None = None) -> Subscribe
         or subscriber.signup_at < utcnow() - max_age
     ):
         raise CodeNotValid()
-    allowed = db.session.execute(
+    allowed = rows_changed(
         update(Subscriber)
         .where(
             Subscriber.id == subscriber.id,
             Subscriber.code_attempts < current_app.config["CONFIRM_CODE_ATTEMPTS"],
         )
         .values(code_attempts=Subscriber.code_attempts + 1)
-    ).rowcount
+    )
     db.session.commit()
     code = "".join((code or "").split())
     if not (allowed and tokens.code_matches(code, subscriber.id, subscriber.token_nonce)):
@@ -576,7 +577,7 @@ def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | 
         return
     for newsletter_id in sorted(before - set(chosen)):
         log_consent(subscriber.id, ConsentKind.LEAVE, "preferences", ip, newsletter_id)
-        outgoing.newsletter_left(subscriber, db.session.get(Newsletter, newsletter_id).slug)
+        outgoing.newsletter_left(subscriber, db.session.get_one(Newsletter, newsletter_id).slug)
 
 
 def _subscribe_again(subscriber: Subscriber, ip: str | None) -> None:
@@ -608,11 +609,11 @@ LIFTED_SOURCE = "admin-lifted"
 def _unsuppress(address: str) -> int:
     """Take the address's hashes (under every key that verifies) off the suppression
     list, in the caller's transaction; how many there were."""
-    return db.session.execute(
+    return rows_changed(
         delete(SuppressedAddress).where(
             SuppressedAddress.address_hash.in_(suppression.address_hashes(address))
         )
-    ).rowcount
+    )
 
 
 def is_suppressed(subscriber: Subscriber) -> bool:

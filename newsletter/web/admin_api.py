@@ -13,6 +13,7 @@ import json
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 
 from newsletter.admins import api_keys, audit
 from newsletter.content import digests, newsletters, posts
@@ -73,7 +74,7 @@ spec = SpecTree(
         SecurityScheme(
             name="bearer",
             data=SecuritySchemeData(
-                type="http",
+                type=SecureType.HTTP,
                 scheme="bearer",
                 description="A key from `flask create-api-key`, sent as "
                 "'Authorization: Bearer KEY' (an admin's session cookie is not accepted). "

@@ -2,7 +2,7 @@
 against them and writes the OpenAPI document (GET /api/v1/openapi.json) from them."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast, overload
 
 from pydantic import (
     AfterValidator,
@@ -15,7 +15,7 @@ from pydantic import (
     StrictStr,
 )
 
-from newsletter.content.models import Digest, Newsletter, Post
+from newsletter.content.models import Digest, Newsletter, Post, TrackingMode
 from newsletter.content.posts import CATEGORY_LENGTH
 from newsletter.subscribers.directory import LAST_PAGE, SEARCH_MAX_LENGTH
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
@@ -49,6 +49,10 @@ SlugText = Annotated[
 ]
 
 
+@overload
+def _as_utc(moment: datetime) -> datetime: ...
+@overload
+def _as_utc(moment: None) -> None: ...
 def _as_utc(moment: datetime | None) -> datetime | None:
     """The database keeps naive UTC; the API says so."""
     return moment.replace(tzinfo=UTC) if moment else None
@@ -105,7 +109,7 @@ class SubscriberOut(BaseModel):
             id=subscriber.id,
             email=subscriber.email,
             name=subscriber.name,
-            status=subscriber.status,
+            status=SubscriberStatus(subscriber.status),
             signup_at=_as_utc(subscriber.signup_at),
             signup_source=subscriber.signup_source,
             confirmed_at=_as_utc(subscriber.confirmed_at),
@@ -241,12 +245,16 @@ class WebhookOut(BaseModel):
     secret: str = Field(description="The signing secret, shown only in this answer.")
 
 
+# The values of models.DigestSchedule.
+ScheduleName = Literal["off", "daily", "weekly"]
+
+
 class DigestSchedule(BaseModel):
     """When the newsletter's digest of new feed posts goes out by itself."""
 
     model_config = ConfigDict(extra="forbid")
 
-    every: Literal["off", "daily", "weekly"] = Field(
+    every: ScheduleName = Field(
         description="off: digests only by hand; daily; or weekly on the weekday."
     )
     weekday: StrictInt = Field(0, ge=0, le=6, description="For weekly: Monday is 0.")
@@ -260,14 +268,14 @@ class DigestSchedule(BaseModel):
     @classmethod
     def of(cls, newsletter: Newsletter) -> "DigestSchedule":
         return cls(
-            every=newsletter.schedule,
+            # The column holds one of them; pydantic checks it all the same.
+            every=cast(ScheduleName, newsletter.schedule),
             weekday=newsletter.schedule_weekday,
             hour=newsletter.schedule_hour,
             category=newsletter.schedule_category,
         )
 
 
-TrackingChoice = Literal["off", "counts", "per-reader"]
 TRACKING_DESCRIPTION = (
     "Whether its digests count opens and clicks: off (nothing rewritten, no pixel); "
     "counts (per digest and per link totals, no row that names a reader); per-reader "
@@ -285,7 +293,7 @@ class NewsletterOut(BaseModel):
     public: bool = Field(description="Its sent digests are in the public archive.")
     readers: int = Field(description="Confirmed subscribers who have it on.")
     schedule: DigestSchedule
-    tracking: TrackingChoice = Field(description=TRACKING_DESCRIPTION)
+    tracking: TrackingMode = Field(description=TRACKING_DESCRIPTION)
 
     @classmethod
     def of(cls, newsletter: Newsletter, readers: int) -> "NewsletterOut":
@@ -298,7 +306,7 @@ class NewsletterOut(BaseModel):
             public=newsletter.public,
             readers=readers,
             schedule=DigestSchedule.of(newsletter),
-            tracking=newsletter.tracking,
+            tracking=TrackingMode(newsletter.tracking),
         )
 
 
@@ -317,7 +325,7 @@ class NewNewsletter(BaseModel):
     default_on: StrictBool = True
     public: StrictBool = True
     schedule: DigestSchedule | None = None
-    tracking: TrackingChoice = Field("off", description=TRACKING_DESCRIPTION)
+    tracking: TrackingMode = Field(TrackingMode.OFF, description=TRACKING_DESCRIPTION)
 
 
 class NewsletterChange(BaseModel):
@@ -329,4 +337,4 @@ class NewsletterChange(BaseModel):
     default_on: StrictBool | None = None
     public: StrictBool | None = None
     schedule: DigestSchedule | None = None
-    tracking: TrackingChoice | None = Field(None, description=TRACKING_DESCRIPTION)
+    tracking: TrackingMode | None = Field(None, description=TRACKING_DESCRIPTION)

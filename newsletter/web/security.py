@@ -60,7 +60,10 @@ def init_app(app: Flask) -> None:
     )
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        # Flask's documented way to wrap the app in WSGI middleware.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     https = app.config["BASE_URL"].startswith("https://")
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

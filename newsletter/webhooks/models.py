@@ -8,10 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter import secret_box
 from newsletter.core.models import utcnow
-from newsletter.extensions import db
+from newsletter.extensions import Model
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(Model):
     """A URL that admins asked us to post events to (outgoing.py), signed per the
     Standard Webhooks specification with its own secret."""
 
@@ -49,7 +49,7 @@ class WebhookDeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One event owed to one endpoint: the record that it must be posted, and how it went.
     Written in the transaction that made the event happen."""
 

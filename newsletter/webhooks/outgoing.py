@@ -14,7 +14,6 @@ import json
 import logging
 import secrets
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from standardwebhooks import Webhook
 
 from newsletter.content.models import Digest
 from newsletter.core.models import utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending import hints
 from newsletter.sending.models import Delivery, DeliveryStatus
@@ -47,7 +47,7 @@ EVENTS = (
     DIGEST_SENT,
 )
 # The event a subscriber's new status is.
-STATUS_EVENTS = {
+STATUS_EVENTS: dict[str, str] = {
     SubscriberStatus.CONFIRMED: SUBSCRIBER_CONFIRMED,
     SubscriberStatus.UNSUBSCRIBED: SUBSCRIBER_UNSUBSCRIBED,
     SubscriberStatus.BOUNCED: SUBSCRIBER_BOUNCED,
@@ -201,7 +201,7 @@ def newsletter_left(subscriber: Subscriber, newsletter_slug: str) -> None:
 
 def digest_sent(digest_id: int) -> None:
     """Owe digest.sent, in the transaction that marks the digest sent."""
-    digest = db.session.get(Digest, digest_id)
+    digest = db.session.get_one(Digest, digest_id)
     sent_count = db.session.scalar(
         select(func.count(Delivery.id)).where(
             Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.SENT
@@ -243,7 +243,7 @@ class RunReport:
 def deliver_due(seconds: float = TASK_SECONDS) -> RunReport:
     """Post the due deliveries, one at a time, for about ``seconds``."""
     deadline = time.monotonic() + seconds
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     while time.monotonic() < deadline:
         delivery_id = _claim_next()
         if delivery_id is None:
@@ -273,11 +273,11 @@ def _claim_next() -> int | None:
         .limit(CLAIM_CANDIDATES)
     ).all()
     for delivery_id in candidates:
-        claimed = db.session.execute(
+        claimed = rows_changed(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery_id, _due(now))
             .values(due_at=now + LEASE, attempts=WebhookDelivery.attempts + 1)
-        ).rowcount
+        )
         db.session.commit()
         if claimed:
             return delivery_id
@@ -297,7 +297,7 @@ def _next_due_in() -> float | None:
 
 
 def _attempt(delivery_id: int) -> str:
-    delivery = db.session.get(WebhookDelivery, delivery_id)
+    delivery = db.session.get_one(WebhookDelivery, delivery_id)
     request = _signed_request(delivery)
     # No transaction stays open while the endpoint takes its time.
     db.session.commit()
@@ -305,7 +305,14 @@ def _attempt(delivery_id: int) -> str:
     return _record(delivery_id, status_code, error)
 
 
-def _signed_request(delivery: WebhookDelivery) -> urllib.request.Request:
+@dataclass(frozen=True)
+class SignedRequest:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def _signed_request(delivery: WebhookDelivery) -> SignedRequest:
     """The delivery as an HTTP request, signed now: the timestamp is this attempt's."""
     now = datetime.now(UTC)
     signature = Webhook(delivery.endpoint.secret).sign(delivery.webhook_id, now, delivery.payload)
@@ -316,20 +323,19 @@ def _signed_request(delivery: WebhookDelivery) -> urllib.request.Request:
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signature,
     }
-    return urllib.request.Request(
-        delivery.endpoint.url, data=delivery.payload.encode(), headers=headers, method="POST"
-    )
+    return SignedRequest(delivery.endpoint.url, delivery.payload.encode(), headers)
 
 
-def _post(request: urllib.request.Request, delivery_id: int) -> tuple[int | None, str | None]:
+def _post(request: SignedRequest, delivery_id: int) -> tuple[int | None, str | None]:
     """The endpoint's HTTP status (None: no answer) and, unless it took it (2xx), why
     not, as the admin may see it; the details go to the log."""
     config = current_app.config
+    host = urlsplit(request.url).netloc
     try:
         status = outgoing_http.post(
-            request.full_url,
-            request.data,
-            dict(request.header_items()),
+            request.url,
+            request.body,
+            request.headers,
             allowed=outgoing_http.allowed_networks(config),
             timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
         )
@@ -337,18 +343,18 @@ def _post(request: urllib.request.Request, delivery_id: int) -> tuple[int | None
         log.warning("webhook delivery %d refused, not posted: %s", delivery_id, error)
         return None, REFUSED
     except (OSError, http.client.HTTPException, ValueError) as error:
-        log.warning("webhook delivery %d to %s failed: %r", delivery_id, request.host, error)
+        log.warning("webhook delivery %d to %s failed: %r", delivery_id, host, error)
         return None, FAILED
     if 200 <= status < 300:
         return status, None
-    log.warning("webhook delivery %d to %s: HTTP %d", delivery_id, request.host, status)
+    log.warning("webhook delivery %d to %s: HTTP %d", delivery_id, host, status)
     return status, f"{FAILED}: HTTP {status}"
 
 
 def _record(delivery_id: int, status_code: int | None, error: str | None) -> str:
     """Keep how the attempt went, on the delivery and on its endpoint; a failed one is
     tried again after a wait that doubles each time, until WEBHOOK_MAX_ATTEMPTS."""
-    delivery = db.session.get(WebhookDelivery, delivery_id)
+    delivery = db.session.get_one(WebhookDelivery, delivery_id)
     now = utcnow()
     error = error and error[:ERROR_LENGTH]
     delivery.last_status_code, delivery.last_error = status_code, error

@@ -13,7 +13,9 @@ import http.client
 import ipaddress
 import socket
 import ssl
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 # IPv6 addresses that carry an IPv4 address in their last 32 bits and reach it:
 # the well-known NAT64 prefix (RFC 6052).
@@ -31,7 +33,7 @@ class PrivateAddress(ValueError):
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` has, numeric forms (``0x7f000001``, ``127.1``) read as
     the system reads them. Tests swap this function so that no real DNS is asked."""
-    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 def allowed_networks(config) -> tuple:
@@ -48,7 +50,7 @@ def allowed_networks(config) -> tuple:
     return tuple(networks)
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to start with WEBHOOK_ALLOWED_NETWORKS that are not networks."""
     allowed_networks(config)
 
@@ -103,7 +105,7 @@ def checked_addresses(host: str, port: int, allowed) -> list[str]:
 def check_url(url: str, allowed) -> None:
     """Raise Unreachable or PrivateAddress unless the URL's host may be posted to."""
     parts = urlsplit(url)
-    checked_addresses(parts.hostname, _port(parts), allowed)
+    checked_addresses(_host(parts), _port(parts), allowed)
 
 
 def post(url: str, body: bytes, headers: dict, *, allowed, timeout: float) -> int:
@@ -112,9 +114,10 @@ def post(url: str, body: bytes, headers: dict, *, allowed, timeout: float) -> in
     raised (OSError, ssl.SSLError, http.client.HTTPException)."""
     parts = urlsplit(url)
     port = _port(parts)
-    addresses = checked_addresses(parts.hostname, port, allowed)
+    host = _host(parts)
+    addresses = checked_addresses(host, port, allowed)
     kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = kind(parts.hostname, port, addresses, timeout)
+    connection = kind(host, port, addresses, timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request("POST", target, body=body, headers=headers)
@@ -124,13 +127,19 @@ def post(url: str, body: bytes, headers: dict, *, allowed, timeout: float) -> in
         connection.close()
 
 
-def _port(parts) -> int:
+def _host(parts: SplitResult) -> str:
+    if not parts.hostname:
+        raise Unreachable("the URL names no host")
+    return parts.hostname
+
+
+def _port(parts: SplitResult) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
     """A socket to the first of the checked addresses that accepts one."""
-    error = None
+    error = OSError("no address to connect to")
     for address in addresses:
         try:
             return socket.create_connection((address, port), timeout)

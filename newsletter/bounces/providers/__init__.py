@@ -7,10 +7,13 @@ and hands each to ``feedback``, which finds the reader and applies the policy.
 ``events`` holds what they share: the refusals, the replay guard, the batch.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from newsletter.bounces.providers import postmark, sendgrid
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to start with a webhook setting that could never work, rather than find
     out from a provider's failed posts."""
     sendgrid.check_config(config)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import DataError, IntegrityError
@@ -119,18 +120,18 @@ class Tally:
     # Events not of the shape the provider sends, skipped.
     malformed: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return ", ".join(f"{name} {count}" for name, count in asdict(self).items())
 
 
 def receive(
     source: str,
     verify: Callable[[], Signed | None],
-    read_batch: Callable[[], Iterable],
-    read_event: Callable[[object], list[Event]],
+    read_batch: Callable[[], Iterable[object]],
+    read_event: Callable[[Any], list[Event]],
 ) -> Tally:
     """One request of a provider's, in the order that lets no forged, stale or replayed
     request change anything: ``verify`` (Refused unless the provider sent it; None for a
@@ -200,7 +201,9 @@ def taken_once(provider: str, token: str, window: timedelta) -> Iterator[None]:
         raise
 
 
-def apply(source: str, raw_events: Iterable, read_event: Callable[[object], list[Event]]) -> Tally:
+def apply(
+    source: str, raw_events: Iterable[object], read_event: Callable[[Any], list[Event]]
+) -> Tally:
     """Read each of a provider's events with ``read_event`` and hand what it says to
     ``feedback``; an event that cannot be read is skipped and logged, so one bad event
     never stops the others."""

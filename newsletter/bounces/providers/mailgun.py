@@ -12,6 +12,7 @@ message because the address is on its own complaint or unsubscribe list.
 import hashlib
 import hmac
 from datetime import timedelta
+from typing import Any
 
 from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
@@ -57,9 +58,11 @@ def receive(body: bytes, signing_key: str) -> Tally:
 def verify(signature: object, signing_key: str) -> Signed:
     """The signed timestamp and token, if the signature is Mailgun's."""
     fields = signature if isinstance(signature, dict) else {}
-    timestamp, token, digest = (fields.get(name) for name in ("timestamp", "token", "signature"))
-    if not all(isinstance(value, str) and value for value in (timestamp, token, digest)):
+    values = [fields.get(name) for name in ("timestamp", "token", "signature")]
+    given = [value for value in values if isinstance(value, str) and value]
+    if len(given) < len(values):
         raise Refused('The request is not signed: "signature" needs timestamp, token, signature.')
+    timestamp, token, digest = given
     expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.hexdigest().encode(), digest.encode()):
         raise Refused("The signature does not match MAILGUN_WEBHOOK_SIGNING_KEY.")
@@ -69,7 +72,7 @@ def verify(signature: object, signing_key: str) -> Signed:
         raise Refused("The signed timestamp is not a number of seconds.") from None
 
 
-def read_event(data: dict) -> list[Event]:
+def read_event(data: dict[str, Any]) -> list[Event]:
     name = data["event"]
     kind = _failure_kind(data) if name == "failed" else KINDS.get(name)
     if kind is None:
@@ -89,7 +92,7 @@ def read_event(data: dict) -> list[Event]:
     ]
 
 
-def _failure_kind(data: dict) -> str | None:
+def _failure_kind(data: dict[str, Any]) -> str | None:
     reason = data.get("reason")
     if reason in GAVE_UP_REASONS:
         return GAVE_UP_REASONS[reason]

@@ -10,6 +10,8 @@ only those still learns of bounces and complaints.
 """
 
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
@@ -32,7 +34,7 @@ SUPPRESSION_KINDS = {
 }
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     if bool(config["POSTMARK_WEBHOOK_USER"]) != bool(config["POSTMARK_WEBHOOK_PASSWORD"]):
         raise ValueError(
             "Set both POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD, or neither."
@@ -59,14 +61,14 @@ def authenticate(credentials: tuple[str, str] | None, expected: tuple[str, str])
         raise Unauthenticated("Wrong or missing user and password (HTTP basic auth).")
 
 
-def read_batch(body: bytes) -> list[dict]:
+def read_batch(body: bytes) -> list[dict[str, Any]]:
     record = parse_json(body, SHAPE)
     if not isinstance(record, dict) or not isinstance(record.get("RecordType"), str):
         raise Malformed(f"Send {SHAPE}.")
     return [record]
 
 
-def read_event(record: dict) -> list[Event]:
+def read_event(record: dict[str, Any]) -> list[Event]:
     record_type = record["RecordType"]
     if record_type == "Bounce":
         kind = BOUNCE_KINDS.get(record["Type"])
@@ -89,8 +91,8 @@ def read_event(record: dict) -> list[Event]:
     ]
 
 
-def _subscription_change(record: dict) -> list[Event]:
-    kind = SUPPRESSION_KINDS.get(record.get("SuppressionReason"))
+def _subscription_change(record: dict[str, Any]) -> list[Event]:
+    kind = SUPPRESSION_KINDS.get(record.get("SuppressionReason", ""))
     if record.get("SuppressSending") is not True or kind is None:
         return []
     address = record["Recipient"]

@@ -10,7 +10,9 @@ Message-ID (``smtp-id``) or the address.
 import base64
 import binascii
 import functools
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -48,7 +50,7 @@ DROPPED_KINDS = {
 }
 
 
-def check_config(config) -> None:
+def check_config(config: Mapping[str, Any]) -> None:
     if config["SENDGRID_WEBHOOK_PUBLIC_KEY"]:
         try:
             public_key(config["SENDGRID_WEBHOOK_PUBLIC_KEY"])
@@ -97,22 +99,23 @@ def verify(body: bytes, signature: str | None, timestamp: str | None, key: str) 
     return Signed(int(timestamp), signature, FRESH_FOR)
 
 
-def read_batch(body: bytes) -> list:
+def read_batch(body: bytes) -> list[object]:
     batch = parse_json(body, SHAPE)
     if not isinstance(batch, list):
         raise Malformed(f"Send {SHAPE}.")
     return batch
 
 
-def read_event(data: dict) -> list[Event]:
+def read_event(data: dict[str, Any]) -> list[Event]:
     name = data["event"]
+    kind: str | None
     if name == "bounce":
         # "blocked": refused for now (a reputation or content block), not the address.
         kind = (
             FeedbackKind.SOFT_BOUNCE if data.get("type") == "blocked" else FeedbackKind.HARD_BOUNCE
         )
     elif name == "dropped":
-        kind = DROPPED_KINDS.get(data.get("reason"))
+        kind = DROPPED_KINDS.get(data.get("reason", ""))
     else:
         kind = KINDS.get(name)
     if kind is None:

@@ -25,12 +25,13 @@ import logging
 import re
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from newsletter.bounces.models import FeedbackKind
 from newsletter.bounces.providers import events
@@ -90,7 +91,7 @@ def receive(body: bytes, topic_arns: list[str]) -> Tally:
     )
 
 
-def verify(message: dict, topic_arns: list[str]) -> Signed:
+def verify(message: dict[str, Any], topic_arns: list[str]) -> Signed:
     """The message's Timestamp and MessageId, if SNS signed it, under a certificate
     from SNS, for one of our topics."""
     if message["TopicArn"] not in topic_arns:
@@ -98,7 +99,8 @@ def verify(message: dict, topic_arns: list[str]) -> Signed:
     url = message["SigningCertURL"]
     if not is_sns_url(url) or not urlsplit(url).path.endswith(".pem"):
         raise Refused("SigningCertURL is not an https://sns.<region>.amazonaws.com/….pem URL.")
-    algorithm = SIGNATURE_HASHES.get(message.get("SignatureVersion"))
+    version = message.get("SignatureVersion")
+    algorithm = SIGNATURE_HASHES.get(version) if isinstance(version, str) else None
     if algorithm is None:
         raise Refused("SignatureVersion is neither 1 nor 2.")
     signed = "".join(
@@ -109,14 +111,16 @@ def verify(message: dict, topic_arns: list[str]) -> Signed:
     try:
         signature = base64.b64decode(message["Signature"], validate=True)
         public_key = signing_certificate(url).public_key()
+        # SNS signs with RSA only: a certificate with another kind of key is not its.
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise InvalidSignature
         public_key.verify(signature, signed.encode(), padding.PKCS1v15(), algorithm())
-    except (binascii.Error, InvalidSignature, TypeError):
-        # TypeError: a certificate whose key is not RSA, which SNS never uses.
+    except (binascii.Error, InvalidSignature):
         raise Refused("The signature is not SNS's.") from None
     return Signed(_seconds(message["Timestamp"]), message["MessageId"], FRESH_FOR)
 
 
-def read_batch(message: dict) -> list:
+def read_batch(message: dict[str, Any]) -> list[object]:
     """A Notification's one Message; a confirmation confirms, and carries no events."""
     if message["Type"] == "SubscriptionConfirmation":
         # Before its MessageId is taken: when SNS cannot be reached, its retry must pass.
@@ -150,7 +154,7 @@ def signing_certificate(url: str) -> x509.Certificate:
         raise Refused("SigningCertURL does not hold a certificate.") from None
 
 
-def confirm_subscription(message: dict) -> None:
+def confirm_subscription(message: dict[str, Any]) -> None:
     """Start the subscription: SNS sends notifications once its SubscribeURL is fetched."""
     url = message.get("SubscribeURL")
     if not isinstance(url, str) or not is_sns_url(url):
@@ -164,7 +168,8 @@ def fetch(url: str) -> bytes:
     serve a certificate from SNS's hosts."""
     try:
         with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
-            return response.read(FETCH_MAX_BYTES)
+            body: bytes = response.read(FETCH_MAX_BYTES)
+            return body
     except OSError as error:
         # Refused connections, timeouts and HTTP errors alike; SNS sends the message again.
         raise Unreachable(f"Amazon SNS could not be reached ({error}).") from None
@@ -209,7 +214,7 @@ def read_notification(text: str) -> list[Event]:
     return []
 
 
-def _bounce_events(bounce: dict, named: dict) -> list[Event]:
+def _bounce_events(bounce: dict[str, Any], named: dict[str, Any]) -> list[Event]:
     kind = BOUNCE_KINDS.get(bounce["bounceType"])
     if kind is None:
         return []
