@@ -35,7 +35,7 @@ from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.sending.models import Delivery
-from newsletter.subscribers import subscriptions
+from newsletter.subscribers import lifecycle
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing
 
@@ -229,7 +229,7 @@ def _complaint(reader: Reader, _report: Report) -> bool:
 def _unsubscribe(reader: Reader, report: Report) -> bool:
     """As the one-click link does: off the newsletter the address names (one since
     deleted: everything), else off everything."""
-    return subscriptions.unsubscribe_reader(reader.subscriber, reader.newsletter_id, report.source)
+    return lifecycle.unsubscribe_reader(reader.subscriber, reader.newsletter_id, report.source)
 
 
 POLICY = {

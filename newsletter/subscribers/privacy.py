@@ -16,6 +16,7 @@ from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, EmailJob
+from newsletter.subscribers.consent import log_consent
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber
 
 
@@ -28,7 +29,7 @@ def erase(subscriber: Subscriber, by: str) -> None:
         db.session.add(SuppressedAddress(address_hash=digest))
     # The database deletes their emails, digest copies and consent log with them.
     db.session.delete(subscriber)
-    db.session.add(ConsentEvent(subscriber_id=None, kind=ConsentKind.ERASURE, source=by))
+    log_consent(None, ConsentKind.ERASURE, by, None)
     db.session.commit()
 
 
