@@ -29,7 +29,7 @@ from newsletter.content.models import Digest, DigestStatus, Subscription
 from newsletter.core.models import new_token_nonce, utcnow
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, DeliveryStatus
-from newsletter.subscribers import directory
+from newsletter.subscribers import admin_actions
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 
 # Where the admin lands with "Older" after as many pages as the OFFSET page it replaced.
@@ -201,7 +201,7 @@ def load(count):
     accounts.create_admin(*ADMIN)
     # The first look at the counts after a bulk load folds the tally it grew (as after
     # an import), before autovacuum passes.
-    directory.status_counts()
+    admin_actions.status_counts()
     refresh_statistics()
     return [(label, path.format(deep_id=deep_id(count))) for label, path in PAGES]
 

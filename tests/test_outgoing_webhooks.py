@@ -29,7 +29,7 @@ from newsletter.content.models import Subscription
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
-from newsletter.subscribers import subscriptions
+from newsletter.subscribers import lifecycle
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
@@ -155,9 +155,9 @@ def test_confirm_and_unsubscribe_reach_an_endpoint_signed_and_no_other(
     subscriber_id, token = a_pending_reader(app)
 
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
         subscriber = db.session.get(Subscriber, subscriber_id)
-        subscriptions.unsubscribe(tokens.make_token(tokens.UNSUBSCRIBE, subscriber))
+        lifecycle.unsubscribe(tokens.make_token(tokens.UNSUBSCRIBE, subscriber))
 
     (confirmed, headers), (unsubscribed, _) = receiver.wait_for(2)
     assert receiver.types() == ["subscriber.confirmed", "subscriber.unsubscribed"]
@@ -183,9 +183,7 @@ def test_leaving_one_newsletter_is_posted_with_its_slug_and_the_last_one_says_so
     subscriber_id, nonce = add_reader(app, "reader@example.org", [1, breaking])
     with app.app_context():
         for newsletter_id in (breaking, 1):
-            subscriptions.unsubscribe(
-                tokens.make_token_for(tokens.UNSUBSCRIBE, nonce, newsletter_id)
-            )
+            lifecycle.unsubscribe(tokens.make_token_for(tokens.UNSUBSCRIBE, nonce, newsletter_id))
 
     # Two events, which may arrive in either order.
     posted = {event["data"]["newsletter"]: event for event, _ in receiver.wait_for(2)}
@@ -252,7 +250,7 @@ def test_a_failed_delivery_is_retried_until_the_endpoint_takes_it(
     receiver.statuses = [500]
     _, token = a_pending_reader(app)
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
 
     first, second = receiver.wait_for(2)
     # The same message both times, so that a receiver can drop a repeat.
@@ -277,7 +275,7 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
     assert app.test_client().post("/subscribe", data={"email": "new@example.org"}).status_code
     _, token = a_pending_reader(app)
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
     assert time.monotonic() - sign_up_started < 1
 
     wait_until(lambda: deliveries(app)[0].status == "failed")
@@ -368,7 +366,7 @@ def test_the_payload_is_json_with_type_timestamp_and_data(app, admin_client, rec
     add_endpoint(admin_client, receiver, ["subscriber.confirmed"])
     _, token = a_pending_reader(app, "shape@example.org")
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
     event, _ = receiver.wait_for(1)[0]
     assert set(event) == {"type", "timestamp", "data"}
     assert json.loads(deliveries(app)[0].payload) == event
@@ -500,7 +498,7 @@ def test_without_allowed_networks_this_machine_is_refused_at_creation_and_delive
     start_worker_for(strict)
     _, token = a_pending_reader(strict)
     with strict.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
 
     wait_until(lambda: deliveries(strict)[0].status == "failed")
     (delivery,) = deliveries(strict)
@@ -526,7 +524,7 @@ def test_a_name_that_changes_its_address_reaches_only_the_address_checked(
     add_endpoint(key_holder(app), receiver, ["subscriber.confirmed"])
     _, token = a_pending_reader(app)
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
 
     ((_, headers),) = receiver.wait_for(1)
     assert headers["host"] == f"evil.example:{receiver.port}"
@@ -535,7 +533,7 @@ def test_a_name_that_changes_its_address_reaches_only_the_address_checked(
     # From now on it answers 127.0.0.1: checked again, the next delivery is refused.
     _, token = a_pending_reader(app, "second@example.org")
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
     wait_until(lambda: deliveries(app)[-1].status == "failed")
     assert deliveries(app)[-1].last_error == "refused: private address"
     assert internal.hits == 0
@@ -569,7 +567,7 @@ def test_https_is_verified_against_the_host_name_not_the_address(
     assert other.status_code == 201
     _, token = a_pending_reader(app)
     with app.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
 
     ((_, headers),) = receiver.wait_for(1)
     assert headers["host"] == f"hooks.test:{receiver.port}"

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from newsletter import secret_box
 from newsletter.admins import two_factor
 from newsletter.extensions import db
-from newsletter.subscribers import subscriptions
+from newsletter.subscribers import lifecycle
 from tests.conftest import build_app
 from tests.helpers import log_in
 from tests.test_outgoing_webhooks import Receiver, a_pending_reader, add_endpoint
@@ -84,7 +84,7 @@ def test_a_webhook_secret_is_stored_sealed_and_deliveries_are_signed_after_rotat
     start_worker_for(rotated)
     _subscriber_id, token = a_pending_reader(rotated)
     with rotated.app_context():
-        subscriptions.confirm(token)
+        lifecycle.confirm(token)
     [(event, _headers)] = receiver.wait_for(1)
     assert event["type"] == "subscriber.confirmed"
     assert receiver.forged == []

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from harness import csrf_token
 from newsletter.content.models import Subscription
 from newsletter.extensions import db
-from newsletter.subscribers import directory
+from newsletter.subscribers import admin_actions
 from newsletter.subscribers.models import Subscriber, SubscriberStatus, SubscriberTally
 from tests.conftest import build_app
 from tests.helpers import add_readers
@@ -235,7 +235,7 @@ def test_counts_stay_exact_when_many_changes_are_folded(app, admin_client, runne
         in runner.invoke(args=["import-subscribers", str(csv_file), "--confirmed"]).output
     )
     add_readers(app, 30, status=SubscriberStatus.PENDING, prefix="waiting")
-    assert tally_rows(app) > directory.TALLY_FOLD_AT
+    assert tally_rows(app) > admin_actions.TALLY_FOLD_AT
     assert counts_shown(admin_client) == expect(pending=30, confirmed=700)
     # Reading folded the changes into a row a status.
     assert tally_rows(app) == 2
@@ -277,7 +277,7 @@ def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(
         db.session.commit()
 
         upgrade(revision="0029")
-        counts = directory.status_counts()
+        counts = admin_actions.status_counts()
         assert (counts["confirmed"], counts["pending"], counts["unsubscribed"]) == (3, 1, 0)
         totals = db.session.execute(
             text("SELECT id, sent_count, failed_count, skipped_count FROM digest ORDER BY id")
@@ -287,7 +287,7 @@ def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(
         db.session.execute(text("UPDATE subscriber SET status = 'unsubscribed' WHERE id = 1"))
         db.session.execute(text("DELETE FROM subscriber WHERE id = 4"))
         db.session.commit()
-        counts = directory.status_counts()
+        counts = admin_actions.status_counts()
         assert (counts["confirmed"], counts["pending"], counts["unsubscribed"]) == (2, 0, 1)
         db.session.commit()
 
@@ -296,6 +296,6 @@ def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(
         db.session.execute(text("UPDATE subscriber SET status = 'confirmed' WHERE id = 1"))
         db.session.commit()
         upgrade()
-        assert directory.status_counts()["confirmed"] == 3
+        assert admin_actions.status_counts()["confirmed"] == 3
         db.session.remove()
         db.engine.dispose()

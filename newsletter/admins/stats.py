@@ -14,7 +14,7 @@ from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.sending.models import DeliveryStatus
-from newsletter.subscribers import directory
+from newsletter.subscribers import admin_actions
 from newsletter.subscribers.models import CONSENT_MOVES, ConsentEvent, ConsentKind, SubscriberStatus
 
 HISTORY_DAYS = 90
@@ -52,7 +52,7 @@ def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
     # Today's count is the start of the walk back, so the window always ends today.
     first = utcnow().date() - timedelta(days=days - 1)
     moves = _consent_moves(first) + _feedback_moves(first)
-    confirmed = directory.status_counts()[SubscriberStatus.CONFIRMED]
+    confirmed = admin_actions.status_counts()[SubscriberStatus.CONFIRMED]
     history = []
     for offset in range(days - 1, -1, -1):
         day = first + timedelta(days=offset)

@@ -36,7 +36,7 @@ from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.sending.models import Delivery
-from newsletter.subscribers import subscriptions
+from newsletter.subscribers import lifecycle
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing
 
@@ -231,7 +231,7 @@ def _complaint(subscriber: Subscriber, _newsletter_id: int | None, _report: Repo
 def _unsubscribe(subscriber: Subscriber, newsletter_id: int | None, report: Report) -> bool:
     """As the one-click link does: off the newsletter the address names (one since
     deleted: everything), else off everything."""
-    return subscriptions.unsubscribe_reader(subscriber, newsletter_id, report.source)
+    return lifecycle.unsubscribe_reader(subscriber, newsletter_id, report.source)
 
 
 # What each kind of report does to the reader it names, given the newsletter a mailto

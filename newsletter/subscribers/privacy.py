@@ -18,6 +18,7 @@ from newsletter.core.writes import rows_changed
 from newsletter.engagement import figures
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, EmailJob
+from newsletter.subscribers.consent import log_consent
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber
 
 
@@ -32,7 +33,7 @@ def erase(subscriber: Subscriber, by: str) -> None:
     # The database deletes their emails, digest copies, consent log and opens and
     # clicks with them.
     db.session.delete(subscriber)
-    db.session.add(ConsentEvent(subscriber_id=None, kind=ConsentKind.ERASURE, source=by))
+    log_consent(None, ConsentKind.ERASURE, by, None)
     db.session.commit()
 
 

@@ -13,9 +13,9 @@ from newsletter.web import (
     errors,
     health,
     outbox_viewer,
+    provider_events,
     public,
     tracking,
-    webhooks,
 )
 
 
@@ -38,7 +38,7 @@ def register_blueprints(app):
     # Takes JSON bodies only, which no other site can post with an admin's cookie.
     csrf.exempt(admin_api.bp)
     # Providers post without cookies or tokens; a signature or a password proves them.
-    csrf.exempt(webhooks.bp)
+    csrf.exempt(provider_events.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_engagement.bp)
     app.register_blueprint(public.bp)
@@ -47,5 +47,5 @@ def register_blueprints(app):
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_viewer.bp)
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(provider_events.bp)
     app.register_blueprint(tracking.bp)

@@ -21,7 +21,7 @@ from newsletter.content.models import Digest
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
-from newsletter.subscribers import directory, privacy
+from newsletter.subscribers import admin_actions, privacy
 from newsletter.subscribers.models import Subscriber
 from newsletter.web.api import json_error
 from newsletter.web.api_models import (
@@ -168,7 +168,7 @@ def list_subscribers():
             newsletter_id = newsletter_named(asked.newsletter).id
         except newsletters.NewsletterError as error:
             return json_error(str(error), 422)
-    found = directory.search(
+    found = admin_actions.search(
         asked.q, asked.status or "", asked.page, asked.per_page, newsletter_id=newsletter_id
     )
     chosen = newsletters.slugs_by_reader([subscriber.id for subscriber in found.items])
@@ -201,14 +201,14 @@ def add_subscriber():
     newsletters named, or to those on by default."""
     new = request.context.json
     try:
-        subscriber = directory.add_subscriber(
+        subscriber = admin_actions.add_subscriber(
             new.email,
             new.name,
             new.consent.source,
             confirmed=new.confirmed,
             newsletters=new.newsletters,
         )
-    except directory.AlreadyKnown as error:
+    except admin_actions.AlreadyKnown as error:
         return json_error(str(error), 409)
     except InvalidSignup as error:
         return json_error(str(error), 422)
@@ -229,7 +229,7 @@ def change_subscriber(subscriber_id):
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     change = request.context.json
     try:
-        directory.edit_subscriber(
+        admin_actions.edit_subscriber(
             subscriber,
             change.name,
             unsubscribe=change.status is not None,

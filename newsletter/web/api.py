@@ -6,7 +6,7 @@ from flask.json.provider import DefaultJSONProvider
 from newsletter.core import i18n
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import limiter
-from newsletter.subscribers import captcha, subscriptions
+from newsletter.subscribers import captcha, lifecycle
 from newsletter.web.languages import browser_locale
 from newsletter.web.public import HONEYPOT, limit_per_address, signup_rate_limit, signup_source
 
@@ -46,7 +46,7 @@ def subscribe():
         return jsonify(status="pending"), 202
     try:
         captcha.check(data.get(captcha.API_FIELD), request.remote_addr)
-        subscriptions.subscribe(
+        lifecycle.subscribe(
             email,
             name,
             source=signup_source("api", data),

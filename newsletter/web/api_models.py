@@ -17,7 +17,7 @@ from pydantic import (
 
 from newsletter.content.models import Digest, Newsletter, Post, TrackingMode
 from newsletter.content.posts import CATEGORY_LENGTH
-from newsletter.subscribers.directory import LAST_PAGE, SEARCH_MAX_LENGTH
+from newsletter.subscribers.admin_actions import LAST_PAGE, SEARCH_MAX_LENGTH
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 

@@ -13,7 +13,7 @@ from newsletter.bounces.listener import InboundController
 from newsletter.content import digests, newsletters, posts
 from newsletter.content.models import DigestSchedule
 from newsletter.core.addresses import InvalidSignup
-from newsletter.subscribers import directory
+from newsletter.subscribers import admin_actions
 
 
 @click.command("create-admin")
@@ -95,8 +95,8 @@ def import_subscribers(csv_file, confirmed):
     """Import subscribers from a CSV with an 'email' column (and optional 'name')."""
     with open(csv_file, encoding="utf-8-sig", newline="") as lines:
         try:
-            report = directory.import_subscribers(lines, confirmed=confirmed)
-        except directory.ImportFileError as error:
+            report = admin_actions.import_subscribers(lines, confirmed=confirmed)
+        except admin_actions.ImportFileError as error:
             raise click.ClickException(str(error)) from None
     summary = f"added {report.added}, skipped {report.skipped}, rejected {report.rejected}"
     audit.record(

@@ -13,7 +13,7 @@ from newsletter.core import i18n, tokens
 from newsletter.core.addresses import InvalidSignup
 from newsletter.extensions import csrf, limiter
 from newsletter.mail.relay import uses_outbox
-from newsletter.subscribers import captcha, privacy, subscriptions
+from newsletter.subscribers import captcha, lifecycle, privacy
 from newsletter.subscribers.models import SubscriberStatus
 from newsletter.web.languages import browser_locale, speak_to
 from newsletter.web.security import embeddable
@@ -151,7 +151,7 @@ def sign_up_from_form(default_source):
         return None
     try:
         captcha.check(captcha_token(), request.remote_addr)
-        subscriptions.subscribe(
+        lifecycle.subscribe(
             email,
             name,
             source=signup_source(default_source),
@@ -207,10 +207,10 @@ def confirm_with_code():
     """The code from the confirmation email, typed on the "check your email" page."""
     email = request.form.get("email", "")
     try:
-        subscriber = subscriptions.confirm_with_code(
+        subscriber = lifecycle.confirm_with_code(
             email, request.form.get("code", ""), ip=request.remote_addr
         )
-    except subscriptions.CodeNotValid:
+    except lifecycle.CodeNotValid:
         error = _(
             "That code does not work: check the address and the six digits in the email, "
             "or use the link in it. After five wrong tries, sign up again for a new email."
@@ -222,7 +222,7 @@ def confirm_with_code():
 
 @bp.get("/confirm/<token>")
 def confirm_page(token):
-    subscriber = subscriptions.check_confirmation(token)
+    subscriber = lifecycle.check_confirmation(token)
     speak_to(subscriber)
     if subscriber.status == SubscriberStatus.CONFIRMED:
         return render_template("public/confirmed.html", subscriber=subscriber)
@@ -231,20 +231,20 @@ def confirm_page(token):
 
 @bp.post("/confirm/<token>")
 def confirm(token):
-    subscriber = subscriptions.confirm(token, ip=request.remote_addr)
+    subscriber = lifecycle.confirm(token, ip=request.remote_addr)
     speak_to(subscriber)
     return render_template("public/confirmed.html", subscriber=subscriber)
 
 
 @bp.post("/confirm/<token>/renew")
 def renew_confirmation(token):
-    subscriptions.renew_confirmation(token)
+    lifecycle.renew_confirmation(token)
     return render_check_email()
 
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token):
-    return unsubscribe_template("public/unsubscribe.html", subscriptions.check_unsubscribe(token))
+    return unsubscribe_template("public/unsubscribe.html", lifecycle.check_unsubscribe(token))
 
 
 @bp.post("/unsubscribe/<token>")
@@ -253,7 +253,7 @@ def unsubscribe(token):
     A link from one newsletter's email leaves that newsletter, unless the page's second
     button asks for everything (``everything=yes``)."""
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    left = subscriptions.unsubscribe(
+    left = lifecycle.unsubscribe(
         token,
         ip=request.remote_addr,
         everything=request.form.get("everything") == "yes",
@@ -262,7 +262,7 @@ def unsubscribe(token):
     return unsubscribe_template(
         "public/unsubscribed.html",
         left,
-        preferences_token=subscriptions.preferences_token_for(left),
+        preferences_token=lifecycle.preferences_token_for(left),
     )
 
 
@@ -282,7 +282,7 @@ def unsubscribe_template(template, link, **extra):
 
 @bp.get("/preferences/<token>")
 def preferences(token):
-    subscriber = subscriptions.check_preferences(token)
+    subscriber = lifecycle.check_preferences(token)
     speak_to(subscriber)
     return render_preferences(subscriber, token)
 
@@ -291,7 +291,7 @@ def preferences(token):
 def save_preferences(token):
     resubscribe = request.form.get("action") == "resubscribe"
     try:
-        subscriber = subscriptions.update_preferences(
+        subscriber = lifecycle.update_preferences(
             token,
             request.form.get("name", ""),
             resubscribe=resubscribe,
@@ -300,11 +300,11 @@ def save_preferences(token):
             locale=request.form.get("language"),
         )
     except InvalidSignup as error:
-        subscriber = subscriptions.check_preferences(token)
+        subscriber = lifecycle.check_preferences(token)
         speak_to(subscriber)
         return render_preferences(subscriber, token, error=str(error)), 400
     if (refused := tracking_refused()) is not None:
-        subscriptions.refuse_tracking(subscriber, refused)
+        lifecycle.refuse_tracking(subscriber, refused)
     # A new language shows at once, on the page that says it is saved.
     speak_to(subscriber)
     confirmation_sent = resubscribe and subscriber.status == SubscriberStatus.PENDING
@@ -321,7 +321,7 @@ def tracking_refused() -> bool | None:
 @bp.get("/preferences/<token>/data")
 def download_data(token):
     """Everything kept about the reader, as a JSON file."""
-    subscriber = subscriptions.check_preferences(token, data=True)
+    subscriber = lifecycle.check_preferences(token, data=True)
     response = jsonify(privacy.data_of(subscriber))
     response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
     return response
@@ -329,7 +329,7 @@ def download_data(token):
 
 @bp.post("/preferences/<token>/erase")
 def erase_data(token):
-    subscriber = subscriptions.check_preferences(token, data=True)
+    subscriber = lifecycle.check_preferences(token, data=True)
     speak_to(subscriber)
     if request.form.get("confirm") != "yes":
         error = _("Tick the box to say you understand that this cannot be undone.")
@@ -362,7 +362,7 @@ def email_data_link(token):
     # Readers' forms are exempt (their links are the secret), but this one sends mail:
     # only a page of this site may press it, as the admin's forms.
     csrf.protect()
-    subscriber = subscriptions.email_data_link(token)
+    subscriber = lifecycle.email_data_link(token)
     speak_to(subscriber)
     return render_template(
         "public/message.html",
@@ -380,7 +380,7 @@ def render_preferences(subscriber, token, **extra):
         subscriber=subscriber,
         token=token,
         unsubscribe_token=tokens.make_token(tokens.UNSUBSCRIBE, subscriber),
-        opens_data=subscriptions.link_opens_data(token),
+        opens_data=lifecycle.link_opens_data(token),
         data_needs_email=DATA_NEEDS_EMAIL,
         chosen=newsletters.chosen_by(subscriber.id),
         languages=i18n.LANGUAGES,
@@ -404,7 +404,7 @@ def link_expired(_error):
     return render_template("public/link_expired.html", token=token), 410
 
 
-@bp.errorhandler(subscriptions.DataNeedsEmailedLink)
+@bp.errorhandler(lifecycle.DataNeedsEmailedLink)
 def data_needs_emailed_link(_error):
     return render_template(
         "public/message.html",
@@ -423,7 +423,7 @@ def link_tampered(_error):
     ), 400
 
 
-@bp.errorhandler(subscriptions.LinkNotValid)
+@bp.errorhandler(lifecycle.LinkNotValid)
 def link_outdated(_error):
     return render_template(
         "public/message.html",

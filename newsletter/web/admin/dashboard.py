@@ -4,7 +4,7 @@ digests' figures and what is sending."""
 from flask import render_template
 
 from newsletter.admins import stats
-from newsletter.subscribers import directory
+from newsletter.subscribers import admin_actions
 from newsletter.web import charts
 from newsletter.web.admin import bp
 
@@ -15,7 +15,7 @@ def dashboard():
     recent_digests = stats.recent_digests()
     return render_template(
         "admin/dashboard.html",
-        counts=directory.status_counts(),
+        counts=admin_actions.status_counts(),
         history=history,
         chart=charts.list_chart(history),
         recent_digests=recent_digests,

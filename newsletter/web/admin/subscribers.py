@@ -22,7 +22,7 @@ from newsletter.core import i18n
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
-from newsletter.subscribers import directory, privacy, subscriptions
+from newsletter.subscribers import admin_actions, privacy
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.web.admin import bp, row_id_arg
 from newsletter.web.forms import ActionForm, ImportForm, LiftAddressForm
@@ -39,8 +39,8 @@ def subscribers():
         (choice for choice in choices if choice.slug == request.args.get("newsletter")), None
     )
     after, before = row_id_arg("after"), row_id_arg("before")
-    counts = directory.status_counts()
-    listing = directory.browse(
+    counts = admin_actions.status_counts()
+    listing = admin_actions.browse(
         query,
         status,
         after=after,
@@ -74,7 +74,7 @@ def show_subscriber(subscriber_id):
         feedback_events=feedback.events_of(subscriber.id),
         language=i18n.LANGUAGES[i18n.reader_locale(subscriber.locale)],
         language_is_default=subscriber.locale is None,
-        suppressed=subscriptions.is_suppressed(subscriber),
+        suppressed=admin_actions.is_suppressed(subscriber),
         action_form=ActionForm(),
     )
 
@@ -111,8 +111,8 @@ def lift_suppression(subscriber_id):
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     if ActionForm().validate_on_submit():
         try:
-            owed = subscriptions.lift_suppression(subscriber)
-        except subscriptions.NotSuppressed as error:
+            owed = admin_actions.lift_suppression(subscriber)
+        except admin_actions.NotSuppressed as error:
             flash(str(error), "error")
         else:
             audit.record("suppressions.lift", target=f"subscriber {subscriber_id}")
@@ -128,8 +128,8 @@ def lift_erased_address():
     if not form.validate_on_submit():
         abort(400, "Give the erased address to allow again.")
     try:
-        subscriptions.lift_erased_address(form.email.data)
-    except (subscriptions.NotSuppressed, InvalidSignup) as error:
+        admin_actions.lift_erased_address(form.email.data)
+    except (admin_actions.NotSuppressed, InvalidSignup) as error:
         flash(str(error), "error")
     else:
         audit.record("suppressions.lift", target="an erased address", detail="erased")
@@ -169,7 +169,7 @@ def ids_text(ids):
 
 
 def resend_to(ids):
-    owed = subscriptions.resend_confirmation(ids)
+    owed = admin_actions.resend_confirmation(ids)
     return (
         f"A new confirmation email is on its way to {owed} of {len(ids)} "
         "(only pending readers get one, within the limits of the sign-up form)."
@@ -177,7 +177,7 @@ def resend_to(ids):
 
 
 def unsubscribe_all(ids):
-    changed = subscriptions.unsubscribe_by_admin(ids)
+    changed = admin_actions.unsubscribe_by_admin(ids)
     return f"Unsubscribed {changed} of {len(ids)} (the others were not getting mail)."
 
 
@@ -194,7 +194,7 @@ BULK_ACTIONS = {"resend": resend_to, "unsubscribe": unsubscribe_all, "erase": er
 def export_subscribers():
     audit.record("subscribers.export", detail="subscribers.csv")
     return Response(
-        stream_with_context(directory.export_rows()),
+        stream_with_context(admin_actions.export_rows()),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=subscribers.csv"},
     )
@@ -209,8 +209,8 @@ def import_subscribers():
         return render_template("admin/import.html", form=form), status
     lines = io.TextIOWrapper(form.file.data.stream, encoding="utf-8-sig", newline="")
     try:
-        report = directory.import_subscribers(lines, confirmed=form.confirmed.data)
-    except directory.ImportFileError as error:
+        report = admin_actions.import_subscribers(lines, confirmed=form.confirmed.data)
+    except admin_actions.ImportFileError as error:
         form.file.errors.append(str(error))
         return render_template("admin/import.html", form=form), 400
     audit.record(

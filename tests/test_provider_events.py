@@ -1,7 +1,7 @@
-"""Providers' webhooks (Mailgun, SES through SNS, Postmark, SendGrid): each request is
-signed here as the provider signs it; a good one changes the reader it names, a forged,
-stale or replayed one is refused and changes nothing, and each webhook is absent (404)
-until its setting is set."""
+"""Provider events (what Mailgun, SES through SNS, Postmark and SendGrid post to
+/webhooks/…): each request is signed here as the provider signs it; a good one changes
+the reader it names, a forged, stale or replayed one is refused and changes nothing,
+and each provider's URL is absent (404) until its setting is set."""
 
 import base64
 import hashlib
@@ -523,11 +523,13 @@ def test_settings_that_could_never_work_stop_the_app_from_starting(make_app):
 
 def test_each_request_is_logged_and_each_refusal_warned_of(hooks_app, client, caplog):
     add_readers(hooks_app, 1)
-    caplog.set_level(logging.INFO, logger="newsletter.web.webhooks")
+    caplog.set_level(logging.INFO, logger="newsletter.web.provider_events")
     event = {"event": "unsubscribed", "id": "u1", "recipient": "reader0@example.org"}
     client.post("/webhooks/mailgun", json=mailgun_request(event))
     client.post("/webhooks/mailgun", json=mailgun_request(event, key="forged"))
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("webhooks")]
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("provider_events")
+    ]
     assert lines[0] == ("INFO", lines[0][1])
     assert "mailgun webhook" in lines[0][1]
     assert "recorded 1" in lines[0][1]

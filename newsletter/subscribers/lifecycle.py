@@ -1,24 +1,28 @@
-"""What happens to a subscription: sign-up, confirmation, unsubscribe."""
+"""A subscriber's own lifecycle: sign-up, confirmation (by link or code), unsubscribe
+(from one newsletter or from everything), the preferences page and the link to their
+data. What admins do to subscribers is in admin_actions.py; the consent log each step
+appends to is consent.py."""
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content import newsletters as newsletter_list
 from newsletter.content.models import Newsletter
 from newsletter.core import i18n, settings, suppression, tokens
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
-from newsletter.core.models import SuppressedAddress, utcnow
+from newsletter.core.models import utcnow
 from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
 from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
 from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.subscribers import blocked_domains
-from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
+from newsletter.subscribers.consent import log_consent, log_signup
+from newsletter.subscribers.models import ConsentKind, Subscriber, SubscriberStatus
 from newsletter.webhooks import outgoing
 
 # Addresses a sign-up form never sends a confirmation to: confirmed already, or
@@ -105,26 +109,6 @@ _NEW_SUBSCRIBER = (
     .returning(Subscriber.__table__.c.id)
 )
 _NEW_JOB = insert(EmailJob.__table__)
-_NEW_CONSENT = insert(ConsentEvent.__table__)
-
-
-def log_consent(
-    subscriber_id: int | None,
-    kind: ConsentKind,
-    source: str,
-    ip: str | None,
-    newsletter_id: int | None = None,
-):
-    """Append to the consent log, in the caller's transaction."""
-    db.session.add(
-        ConsentEvent(
-            subscriber_id=subscriber_id,
-            kind=kind,
-            source=source,
-            ip=ip,
-            newsletter_id=newsletter_id,
-        )
-    )
 
 
 def _record_new_address(signup: Signup) -> bool | None:
@@ -155,10 +139,7 @@ def _record_new_address(signup: Signup) -> bool | None:
         return False
     newsletter_list.join_new_reader(connection, subscriber_id, signup.newsletter_ids)
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
-    connection.execute(
-        _NEW_CONSENT,
-        {"subscriber_id": subscriber_id, "kind": ConsentKind.SIGNUP, "source": source, "ip": ip},
-    )
+    log_signup(connection, subscriber_id, source, ip)
     return True
 
 
@@ -377,7 +358,7 @@ def unsubscribe(
     ``newsletter`` None: everything)."""
     link = check_unsubscribe(token)
     if everything or link.newsletter is None:
-        _stop_mail(link.subscriber, source, ip)
+        stop_mail(link.subscriber, source, ip)
         link = replace(link, newsletter=None)
     else:
         _leave(link.subscriber, link.newsletter, source, ip)
@@ -391,11 +372,11 @@ def unsubscribe_reader(subscriber: Subscriber, newsletter_id: int | None, source
     the caller's transaction; whether anything changed."""
     newsletter = db.session.get(Newsletter, newsletter_id) if newsletter_id else None
     if newsletter is None:
-        return _stop_mail(subscriber, source)
+        return stop_mail(subscriber, source)
     return _leave(subscriber, newsletter, source, None)
 
 
-def _stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
+def stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
     """Unsubscribe a reader who still gets mail, in the caller's transaction; whether
     anything changed."""
     if subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
@@ -437,36 +418,6 @@ def preferences_token_for(link: UnsubscribeLink) -> str | None:
     if datetime.now(UTC) - link.issued_at > max_age:
         return None
     return tokens.make_token(tokens.PREFERENCES_FROM_UNSUBSCRIBE, link.subscriber)
-
-
-def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
-    """Unsubscribe readers at an admin's hand (a request by phone, by mail); how many
-    were still getting mail."""
-    readers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
-    changed = sum(_stop_mail(reader, "admin") for reader in readers)
-    db.session.commit()
-    return changed
-
-
-def resend_confirmation(subscriber_ids: list[int]) -> int:
-    """Owe pending readers a fresh confirmation email, within the same limits as the
-    form (CONFIRM_RESEND_INTERVAL, CONFIRM_MAX_PER_DAY); how many are owed one."""
-    readers = db.session.scalars(
-        select(Subscriber).where(
-            Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.PENDING
-        )
-    ).all()
-    owed = 0
-    for reader in readers:
-        if owe_confirmation(reader) is not None:
-            # A new email, a new allowance of codes, as at sign-up.
-            reader.code_attempts = 0
-            owed += 1
-    if not owed:
-        db.session.commit()
-    elif commit_owing_jobs():
-        hint_email_jobs()
-    return owed
 
 
 class DataNeedsEmailedLink(Exception):
@@ -573,7 +524,7 @@ def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | 
     for newsletter_id in sorted(set(chosen) - before):
         log_consent(subscriber.id, ConsentKind.JOIN, "preferences", ip, newsletter_id)
     if before and not chosen:
-        _stop_mail(subscriber, "preferences", ip)
+        stop_mail(subscriber, "preferences", ip)
         return
     for newsletter_id in sorted(before - set(chosen)):
         log_consent(subscriber.id, ConsentKind.LEAVE, "preferences", ip, newsletter_id)
@@ -596,70 +547,3 @@ def _subscribe_again(subscriber: Subscriber, ip: str | None) -> None:
         db.session.commit()
     elif commit_owing_jobs():
         hint_email_jobs()
-
-
-class NotSuppressed(ValueError):
-    """An address that nothing keeps from being mailed: there is nothing to lift."""
-
-
-# The consent log's source for a sign-up an admin started by lifting a suppression.
-LIFTED_SOURCE = "admin-lifted"
-
-
-def _unsuppress(address: str) -> int:
-    """Take the address's hashes (under every key that verifies) off the suppression
-    list, in the caller's transaction; how many there were."""
-    return rows_changed(
-        delete(SuppressedAddress).where(
-            SuppressedAddress.address_hash.in_(suppression.address_hashes(address))
-        )
-    )
-
-
-def is_suppressed(subscriber: Subscriber) -> bool:
-    """Whether the reader is kept from mail by a bounce, a complaint or the
-    suppression list: what ``lift_suppression`` lifts."""
-    stopped = subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
-    return stopped or bool(suppression.suppressed([subscriber.email]))
-
-
-def lift_suppression(subscriber: Subscriber) -> bool:
-    """Allow a bounced, complained or suppressed reader's address again, at an admin's
-    hand. Nothing is mailed to them but a fresh confirmation email: they start over as
-    pending, their bounces forgotten, and get digests only once they confirm (a
-    mistaken bounce is no consent to mail an address that may now be somebody else's).
-    Raises NotSuppressed; whether a confirmation email is owed (within the form's
-    limits)."""
-    lifted = _unsuppress(subscriber.email)
-    if not lifted and subscriber.status not in (
-        SubscriberStatus.BOUNCED,
-        SubscriberStatus.COMPLAINED,
-    ):
-        raise NotSuppressed(f"{subscriber.email} is not suppressed: nothing to lift.")
-    now = utcnow()
-    subscriber.status = SubscriberStatus.PENDING
-    subscriber.signup_at = now
-    subscriber.signup_source = LIFTED_SOURCE
-    subscriber.signup_ip = subscriber.unsubscribed_at = subscriber.confirmed_at = None
-    subscriber.hard_bounces = subscriber.code_attempts = 0
-    subscriber.soft_bounces_cleared_at = now
-    log_consent(subscriber.id, ConsentKind.SIGNUP, LIFTED_SOURCE, None)
-    owed = owe_confirmation(subscriber) is not None
-    if not owed:
-        db.session.commit()
-    elif commit_owing_jobs():
-        hint_email_jobs()
-    return owed
-
-
-def lift_erased_address(email: str) -> None:
-    """Allow an address that was erased (no reader is left to show) again, at an admin's
-    hand: it signs up afresh, owed a confirmation email, as from a form. Raises
-    InvalidSignup or NotSuppressed."""
-    address = normalize_email(email)
-    if db.session.scalar(select(Subscriber.id).where(Subscriber.email == address)):
-        raise NotSuppressed(f"{address} is a reader: lift it on the reader's page.")
-    if not _unsuppress(address):
-        db.session.rollback()
-        raise NotSuppressed(f"{address} is not suppressed: nothing to lift.")
-    subscribe(address, source=LIFTED_SOURCE)

@@ -1,5 +1,6 @@
-"""Subscribers for admins: search, counts, CSV import and export, and one at a time
-from the admins' API."""
+"""What admins do to subscribers: list and search them, count them per status, import
+and export them as CSV, add and edit one from the admins' API, unsubscribe or resend
+confirmations in bulk, and lift a suppression."""
 
 import csv
 import io
@@ -14,17 +15,12 @@ from newsletter.content import newsletters as newsletter_list
 from newsletter.content.models import Newsletter, Subscription
 from newsletter.core import suppression
 from newsletter.core.addresses import InvalidSignup, clean_name, normalize_email
-from newsletter.core.models import utcnow
+from newsletter.core.models import SuppressedAddress, utcnow
+from newsletter.core.writes import rows_changed
 from newsletter.extensions import db
-from newsletter.subscribers import blocked_domains, subscriptions
-from newsletter.subscribers.models import (
-    ConsentEvent,
-    ConsentKind,
-    Subscriber,
-    SubscriberStatus,
-    SubscriberTally,
-)
-from newsletter.webhooks import outgoing
+from newsletter.sending.hints import commit_owing_jobs, hint_email_jobs
+from newsletter.subscribers import blocked_domains, consent, lifecycle
+from newsletter.subscribers.models import ConsentKind, Subscriber, SubscriberStatus, SubscriberTally
 
 IMPORT_BATCH_SIZE = 1000
 # Rejected rows are all counted; only this many are kept with their reasons.
@@ -345,14 +341,7 @@ def _log_imported(emails, confirmed, now, source):
                 for newsletter_id in defaults
             ],
         )
-    db.session.execute(
-        insert(ConsentEvent),
-        [
-            {"subscriber_id": subscriber_id, "kind": kind, "source": source, "at": now}
-            for subscriber_id in ids
-            for kind in kinds
-        ],
-    )
+    consent.log_many(ids, kinds, source, now)
 
 
 def _reject_blocked(batch, report):
@@ -425,7 +414,7 @@ def add_subscriber(
         if report.rejections:
             raise InvalidSignup(report.rejections[0][1])
     else:
-        subscriptions.subscribe(address, name, source=consent_source, newsletters=newsletters)
+        lifecycle.subscribe(address, name, source=consent_source, newsletters=newsletters)
     added = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
     if added is None:
         # Erased or blocked between the checks above and the insert.
@@ -453,9 +442,103 @@ def edit_subscriber(
         subscriber.name = clean_name(name)
     if newsletters is not None:
         newsletter_list.choose(subscriber.id, chosen, only=True)
-    if unsubscribe and subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
-        subscriber.status = SubscriberStatus.UNSUBSCRIBED
-        subscriber.unsubscribed_at = utcnow()
-        subscriptions.log_consent(subscriber.id, ConsentKind.UNSUBSCRIBE, "api", None)
-        outgoing.subscriber_changed(subscriber)
+    if unsubscribe:
+        lifecycle.stop_mail(subscriber, "api")
     db.session.commit()
+
+
+def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
+    """Unsubscribe readers at an admin's hand (a request by phone, by mail); how many
+    were still getting mail."""
+    readers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
+    changed = sum(lifecycle.stop_mail(reader, "admin") for reader in readers)
+    db.session.commit()
+    return changed
+
+
+def resend_confirmation(subscriber_ids: list[int]) -> int:
+    """Owe pending readers a fresh confirmation email, within the same limits as the
+    form (CONFIRM_RESEND_INTERVAL, CONFIRM_MAX_PER_DAY); how many are owed one."""
+    readers = db.session.scalars(
+        select(Subscriber).where(
+            Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.PENDING
+        )
+    ).all()
+    owed = 0
+    for reader in readers:
+        if lifecycle.owe_confirmation(reader) is not None:
+            # A new email, a new allowance of codes, as at sign-up.
+            reader.code_attempts = 0
+            owed += 1
+    if not owed:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
+    return owed
+
+
+class NotSuppressed(ValueError):
+    """An address that nothing keeps from being mailed: there is nothing to lift."""
+
+
+# The consent log's source for a sign-up an admin started by lifting a suppression.
+LIFTED_SOURCE = "admin-lifted"
+
+
+def _unsuppress(address: str) -> int:
+    """Take the address's hashes (under every key that verifies) off the suppression
+    list, in the caller's transaction; how many there were."""
+    return rows_changed(
+        delete(SuppressedAddress).where(
+            SuppressedAddress.address_hash.in_(suppression.address_hashes(address))
+        )
+    )
+
+
+def is_suppressed(subscriber: Subscriber) -> bool:
+    """Whether the reader is kept from mail by a bounce, a complaint or the
+    suppression list: what ``lift_suppression`` lifts."""
+    stopped = subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+    return stopped or bool(suppression.suppressed([subscriber.email]))
+
+
+def lift_suppression(subscriber: Subscriber) -> bool:
+    """Allow a bounced, complained or suppressed reader's address again, at an admin's
+    hand. Nothing is mailed to them but a fresh confirmation email: they start over as
+    pending, their bounces forgotten, and get digests only once they confirm (a
+    mistaken bounce is no consent to mail an address that may now be somebody else's).
+    Raises NotSuppressed; whether a confirmation email is owed (within the form's
+    limits)."""
+    lifted = _unsuppress(subscriber.email)
+    if not lifted and subscriber.status not in (
+        SubscriberStatus.BOUNCED,
+        SubscriberStatus.COMPLAINED,
+    ):
+        raise NotSuppressed(f"{subscriber.email} is not suppressed: nothing to lift.")
+    now = utcnow()
+    subscriber.status = SubscriberStatus.PENDING
+    subscriber.signup_at = now
+    subscriber.signup_source = LIFTED_SOURCE
+    subscriber.signup_ip = subscriber.unsubscribed_at = subscriber.confirmed_at = None
+    subscriber.hard_bounces = subscriber.code_attempts = 0
+    subscriber.soft_bounces_cleared_at = now
+    consent.log_consent(subscriber.id, ConsentKind.SIGNUP, LIFTED_SOURCE, None)
+    owed = lifecycle.owe_confirmation(subscriber) is not None
+    if not owed:
+        db.session.commit()
+    elif commit_owing_jobs():
+        hint_email_jobs()
+    return owed
+
+
+def lift_erased_address(email: str) -> None:
+    """Allow an address that was erased (no reader is left to show) again, at an admin's
+    hand: it signs up afresh, owed a confirmation email, as from a form. Raises
+    InvalidSignup or NotSuppressed."""
+    address = normalize_email(email)
+    if db.session.scalar(select(Subscriber.id).where(Subscriber.email == address)):
+        raise NotSuppressed(f"{address} is a reader: lift it on the reader's page.")
+    if not _unsuppress(address):
+        db.session.rollback()
+        raise NotSuppressed(f"{address} is not suppressed: nothing to lift.")
+    lifecycle.subscribe(address, source=LIFTED_SOURCE)

@@ -1,5 +1,6 @@
-"""Mail providers' webhooks: what they tell of the mail they carried for us. Each
-answers 404 until its setting is set; the proof and the reading are in
+"""Provider events: what mail providers post to /webhooks/… of the mail they carried
+for us (incoming; our own outgoing webhooks are newsletter/webhooks/). Each provider's
+URL answers 404 until its setting is set; the proof and the reading are in
 newsletter.bounces.providers."""
 
 import logging
@@ -10,7 +11,7 @@ from newsletter.bounces.providers import events, mailgun, postmark, sendgrid, se
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+bp = Blueprint("provider_events", __name__, url_prefix="/webhooks")
 
 
 @bp.post("/mailgun")
@@ -44,7 +45,7 @@ def sendgrid_events():
 
 
 def setting(name: str) -> str:
-    """The webhook's setting; without it the webhook is not there (404)."""
+    """The provider's setting; without it its URL is not there (404)."""
     value = current_app.config[name]
     if not value:
         abort(404)
