@@ -26,6 +26,8 @@ from werkzeug import security
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
 from newsletter import create_app
+from newsletter.admins import two_factor
+from newsletter.bounces.listener import InboundController
 from newsletter.core.settings import update as update_settings
 from newsletter.extensions import db
 from newsletter.models import (
@@ -39,6 +41,8 @@ from newsletter.models import (
 )
 from newsletter.webhooks import outgoing_http
 from tests.helpers import ADMIN, FEED, log_in
+from tests.helpers.two_factor import Clock
+from tests.helpers.webhooks import Receiver
 from tests.smtp import SMTPServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -391,6 +395,39 @@ def site(make_app, start_worker_for):
     with served(app, port):
         start_worker_for(app)
         yield app
+
+
+@pytest.fixture
+def start_listener():
+    """The inbound listener in this process, on a free port, as `flask inbound` runs it."""
+    running = []
+
+    def start(app, lmtp=False):
+        listener = InboundController(app, "127.0.0.1", free_port(), lmtp)
+        listener.start()
+        running.append(listener)
+        return listener.port
+
+    yield start
+    for listener in running:
+        listener.stop()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The two-factor module's clock, which the test moves on (tests/test_units.py has a
+    clock of its own, for pacing)."""
+    fake = Clock()
+    monkeypatch.setattr(two_factor, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on this machine; the app must admit 127.0.0.0/8."""
+    running = Receiver()
+    yield running
+    running.close()
 
 
 @pytest.fixture

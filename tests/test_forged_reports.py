@@ -28,12 +28,8 @@ from newsletter.models import (
     SuppressedAddress,
 )
 from tests.conftest import build_app
-from tests.helpers import add_readers, status_of, wait_until
-from tests.test_feedback import send_digest
-from tests.test_inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of, start_listener
-
-# start_listener is test_inbound.py's fixture, used here too.
-__all__ = ["start_listener"]
+from tests.helpers import add_readers, send_digest, status_of, wait_until
+from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of
 
 BASE32 = string.ascii_lowercase + "234567"
 DSN = """\

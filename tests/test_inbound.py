@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from harness import free_port
 from newsletter.bounces import feedback, inbound, reports
-from newsletter.bounces.listener import InboundController
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
@@ -31,15 +30,11 @@ from newsletter.models import (
     utcnow,
 )
 from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import add_readers, log_in, status_of, wait_until
-from tests.test_feedback import send_digest
+from tests.helpers import add_readers, log_in, send_digest, status_of, wait_until
+from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, Copy, copies_of
 from workers.tasks import sweep
 
 CORPUS = Path(__file__).parent / "data" / "bounces"
-BOUNCES = "bounces@news.example"
-UNSUBSCRIBE = "unsubscribe@news.example"
-# Where providers' complaint feedback loops send their reports.
-FEEDBACK_LOOP = "bounces+fbl@news.example"
 YAHOO = "feedback@arf.mail.yahoo.example"
 # Who sends a fixture and to which of our addresses.
 NULL, READER = "", "reader"
@@ -80,33 +75,6 @@ SKIPPED_BY = {HARD, COMPLAINT, UNSUBSCRIBED}
 @pytest.fixture
 def inbound_app(make_app):
     return make_app(BOUNCE_ADDRESS=BOUNCES, LIST_UNSUBSCRIBE_MAILTO=UNSUBSCRIBE)
-
-
-@pytest.fixture
-def start_listener():
-    """The inbound listener in this process, on a free port, as `flask inbound` runs it."""
-    running = []
-
-    def start(app, lmtp=False):
-        listener = InboundController(app, "127.0.0.1", free_port(), lmtp)
-        listener.start()
-        running.append(listener)
-        return listener.port
-
-    yield start
-    for listener in running:
-        listener.stop()
-
-
-@dataclass(frozen=True)
-class Copy:
-    """What a reader's digest copy carried, which reports quote back."""
-
-    address: str
-    return_path: str
-    message_id: str
-    unsubscribe_url: str
-    unsubscribe_address: str
 
 
 def copy_for(app, address, digest_id=1):
@@ -219,18 +187,6 @@ def test_the_listener_takes_only_our_signed_addresses_in_any_case(inbound_app):
 def send(port, sender, recipient, data):
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail(sender, [recipient], data)
-
-
-def copies_of(smtp):
-    """Each reader's digest copy, as the SMTP server received it."""
-    copies = {}
-    received = zip(smtp.received, smtp.recipients, smtp.return_paths, strict=True)
-    for message, recipient, path in received:
-        header = str(message["List-Unsubscribe"])
-        link = header.split("<", 1)[1].split(">", 1)[0]
-        mailto_address = header.split("<mailto:", 1)[1].split("?", 1)[0]
-        copies[recipient] = Copy(recipient, path, message["Message-ID"], link, mailto_address)
-    return copies
 
 
 def inbound_rows(app):

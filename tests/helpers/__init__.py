@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 import harness
-from newsletter.content import digests
+from newsletter.content import digests, posts
 from newsletter.extensions import db
 from newsletter.models import (
     Digest,
@@ -18,6 +18,7 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
+from workers.tasks import start_digest
 
 ADMIN = ("admin@example.org", "correct horse battery")
 FEED = str(Path(__file__).parent / "data" / "feed.rss")
@@ -145,6 +146,20 @@ def digest_state(app, digest_id):
 def wait_until_sent(app, digest_id, timeout=30):
     wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT, timeout)
     return digest_state(app, digest_id)[1]
+
+
+def send_digest(app, subject, titles=None):
+    """A digest of new posts with these titles (its subject, by default), sent by the
+    real worker to every reader; its id once sent."""
+    with app.app_context():
+        # Posts of its own, since a digest carries only posts not sent before.
+        for title in titles or [subject]:
+            posts.save_post(None, title, f"https://news.example/{len(title)}/{title}", "")
+        digest_id = digests.create_digest(subject).id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+    wait_until_sent(app, digest_id)
+    return digest_id
 
 
 def assert_each_once_but_the_one_in_flight(received, readers, killed_at):
