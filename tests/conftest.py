@@ -40,14 +40,19 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.webhooks import outgoing_http
-from tests.helpers import ADMIN, FEED, log_in
+from tests.helpers import (
+    ADMIN,
+    FEED,
+    PROJECT_ROOT,
+    SERVER_BROKER_URL,
+    SERVER_DATABASE_URL,
+    log_in,
+    process_env,
+)
 from tests.helpers.two_factor import Clock
 from tests.helpers.webhooks import Receiver
 from tests.smtp import SMTPServer
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
 FIRST_NEWSLETTER = 1
 FIRST_NEWSLETTER_AS_MADE = {
     "slug": "newsletter",
@@ -208,6 +213,15 @@ def unmigrated_database_url(tmp_path):
 
 
 @pytest.fixture
+def unmigrated_app(unmigrated_database_url, tmp_path):
+    """An app on an empty database of its own, for the tests of a migration."""
+    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def database_url(migrated_database, tmp_path):
     """A fresh database for this test: a copy of the template, or emptied tables."""
     if not SERVER_DATABASE_URL:
@@ -327,6 +341,14 @@ def admin_client(admin, client):
     return client
 
 
+@pytest.fixture
+def without_welcome_email(app):
+    """For the stories that count the emails a reader gets: no welcome email after the
+    confirmation (it has tests of its own)."""
+    with app.app_context():
+        update_settings(welcome_enabled=False)
+
+
 def wait_until_mail_settles(app, timeout=10):
     """Wait until no email is being sent or due, so none lands in the next test.
 
@@ -437,22 +459,11 @@ def start_worker_process(smtp_server, tmp_path):
     processes = []
 
     def start(app, concurrency=2, env=None, pool="prefork"):
-        config = app.config
-        env = {
-            **os.environ,
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "INSTANCE_PATH": app.instance_path,
-            "SECRET_KEY": config["SECRET_KEY"],
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(smtp_server.port),
-            **(env or {}),
-        }
+        relay = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_server.port)}
+        env = process_env(app, **{**relay, **(env or {})})
         command = [sys.executable, "-m", "celery", "-A", "workers", "worker"]
         command += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "info"]
         command += ["--hostname", f"w{len(processes)}@%h"]
-        if SERVER_BROKER_URL:
-            env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-            env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
         log = tmp_path / f"worker{len(processes)}.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(

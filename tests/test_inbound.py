@@ -3,7 +3,6 @@ over SMTP, are stored before they are answered, processed once by a real worker 
 feedback, and the next digest skips exactly the readers they were about."""
 
 import logging
-import os
 import smtplib
 import socket
 import subprocess
@@ -29,8 +28,15 @@ from newsletter.models import (
     SubscriberStatus,
     utcnow,
 )
-from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import add_readers, log_in, send_digest, status_of, wait_until
+from tests.helpers import (
+    PROJECT_ROOT,
+    add_readers,
+    log_in,
+    process_env,
+    send_digest,
+    status_of,
+    wait_until,
+)
 from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, Copy, copies_of
 from workers.tasks import sweep
 
@@ -310,17 +316,7 @@ def test_the_inbound_command_needs_an_address_to_listen_for(runner):
 @pytest.mark.slow
 def test_the_inbound_command_listens_until_stopped(inbound_app):
     port = free_port()
-    config = inbound_app.config
-    env = {
-        **os.environ,
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "INSTANCE_PATH": inbound_app.instance_path,
-        "SECRET_KEY": config["SECRET_KEY"],
-        "BOUNCE_ADDRESS": BOUNCES,
-    }
-    if SERVER_BROKER_URL:
-        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    env = process_env(inbound_app, BOUNCE_ADDRESS=BOUNCES)
     command = [sys.executable, "-m", "flask", "--app", "newsletter", "inbound"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(

@@ -10,7 +10,6 @@ from sqlalchemy import text
 from newsletter import secret_box
 from newsletter.extensions import db
 from newsletter.subscribers import subscriptions
-from tests.conftest import build_app
 from tests.helpers import log_in
 from tests.helpers.two_factor import code_at, enter_code, turn_on
 from tests.helpers.webhooks import a_pending_reader, add_endpoint
@@ -75,10 +74,9 @@ def test_a_webhook_secret_is_stored_sealed_and_deliveries_are_signed_after_rotat
 
 
 def test_the_migration_seals_the_secrets_already_stored_and_its_downgrade_opens_them(
-    unmigrated_database_url, tmp_path
+    unmigrated_app,
 ):
-    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
-    with app.app_context():
+    with unmigrated_app.app_context():
         upgrade(revision="0031")
         db.session.execute(
             text(

@@ -3,7 +3,6 @@ request comes from behind a proxy."""
 
 import io
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -20,8 +19,7 @@ from newsletter.content import digests
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import Subscriber
-from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import FEED, add_readers, log_in
+from tests.helpers import FEED, PROJECT_ROOT, add_readers, log_in, process_env
 
 
 def test_every_page_forbids_inline_scripts_framing_and_sniffing(client, admin_client):
@@ -118,20 +116,10 @@ def test_the_served_app_counts_one_clients_sign_ups_in_one_place(app, tmp_path):
     the embedded default, in the Redis broker on the other stack. Either way the limit
     is the limit, not the limit times the processes."""
     port = free_port()
-    config = app.config
-    env = {
-        **os.environ,
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "INSTANCE_PATH": app.instance_path,
-        "SECRET_KEY": config["SECRET_KEY"],
-        "OUTBOX_DIR": str(tmp_path / "outbox"),
-        "SIGNUP_RATE_LIMIT": "5/hour",
-        "TRUSTED_PROXIES": "1",
-    }
+    env = process_env(
+        app, OUTBOX_DIR=str(tmp_path / "outbox"), SIGNUP_RATE_LIMIT="5/hour", TRUSTED_PROXIES="1"
+    )
     env.pop("RATELIMIT_STORAGE_URI", None)
-    if SERVER_BROKER_URL:
-        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
     command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as output:

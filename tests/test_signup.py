@@ -3,19 +3,14 @@
 import pytest
 from sqlalchemy import select
 
-from newsletter.core import settings
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.models import EmailJob, Subscriber, SubscriberStatus
 from tests.helpers import after_one_more_email
 from tests.smtp import code_in, html_of, link_in, text_of
 
-
-@pytest.fixture(autouse=True)
-def without_welcome_email(app):
-    """These stories count confirmation emails; the welcome email has its own tests."""
-    with app.app_context():
-        settings.update(welcome_enabled=False)
+# These stories count confirmation emails; the welcome email has its own tests.
+pytestmark = pytest.mark.usefixtures("without_welcome_email")
 
 
 def subscriber(app, email):
