@@ -12,14 +12,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, delete, func, make_url, select, text, update
+from sqlalchemy import create_engine, delete, make_url, text, update
 from sqlalchemy.exc import DBAPIError
 from werkzeug import security
 
@@ -31,13 +30,8 @@ from newsletter.bounces.listener import InboundController
 from newsletter.core.settings import update as update_settings
 from newsletter.extensions import db
 from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    EmailJob,
     Hint,
-    JobStatus,
     Newsletter,
-    utcnow,
 )
 from newsletter.webhooks import outgoing_http
 from tests.helpers import (
@@ -349,33 +343,6 @@ def without_welcome_email(app):
         update_settings(welcome_enabled=False)
 
 
-def wait_until_mail_settles(app, timeout=10):
-    """Wait until no email is being sent or due, so none lands in the next test.
-
-    A worker in a thread that is told to stop leaves a running task running, so
-    this is checked before and after stopping it. Digest copies count while a
-    worker holds them: a test may end with a digest deliberately left unsent.
-    """
-    deadline = time.monotonic() + timeout
-    with app.app_context():
-        while time.monotonic() < deadline:
-            now = utcnow()
-            busy = db.session.scalar(
-                select(func.count(EmailJob.id)).where(
-                    EmailJob.status == JobStatus.QUEUED,
-                    (EmailJob.lease_until > now) | (EmailJob.due_at <= now),
-                )
-            ) or db.session.scalar(
-                select(func.count(Delivery.id)).where(
-                    Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until > now
-                )
-            )
-            db.session.rollback()
-            if not busy:
-                return
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def start_worker_for():
     """Start a real Celery worker (threads) for an app; stopped at the end of the test."""
@@ -390,14 +357,15 @@ def start_worker_for():
             loglevel="WARNING",
             shutdown_timeout=20,
         )
-        context.__enter__()
-        running.append((app, context))
+        running.append((context, context.__enter__()))
 
     yield start
-    for app, context in reversed(running):
-        wait_until_mail_settles(app)
+    for context, worker in reversed(running):
         context.__exit__(None, None, None)
-        wait_until_mail_settles(app)
+        # Stopped, the worker takes no more tasks, but a cold stop leaves those it runs
+        # running: wait for them to end, so no email of this test lands in the next
+        # one's inbox and no SMTP session outlives its server.
+        worker.pool.executor.shutdown(wait=True)
 
 
 @pytest.fixture
@@ -470,12 +438,11 @@ def start_worker_process(smtp_server, tmp_path):
                 command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=output
             )
         process.log = log
-        processes.append((app, process))
+        processes.append(process)
         return process
 
     yield start
-    for app, process in processes:
-        if process.poll() is None:
-            wait_until_mail_settles(app)
-            process.terminate()
-            process.wait(30)
+    for process in processes:
+        # SIGTERM: a warm shutdown, which lets the tasks it runs end first.
+        process.terminate()
+        process.wait(30)

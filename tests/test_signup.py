@@ -307,7 +307,7 @@ def test_a_name_holding_a_web_address_is_refused_and_nothing_is_stored(app, clie
     assert subscriber(app, "victim@example.org") is None
 
 
-def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
+def test_one_victim_signed_up_300_times_from_100_addresses_gets_three_emails(
     make_app, smtp, start_worker_for
 ):
     """A sign-up bomb: a page posts the form for one victim from many clients."""
@@ -315,7 +315,7 @@ def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
     start_worker_for(app)
     client = app.test_client()
     answers = set()
-    for number in range(1000):
+    for number in range(300):
         ip = f"198.51.100.{number % 100}"
         answer = client.post(
             "/subscribe", data={"email": "victim@example.org"}, environ_base={"REMOTE_ADDR": ip}
