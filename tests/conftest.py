@@ -12,32 +12,39 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, delete, func, make_url, select, text, update
+from sqlalchemy import create_engine, delete, make_url, text, update
 from sqlalchemy.exc import DBAPIError
 from werkzeug import security
 
 from config import TestConfig
 from harness import CHROMIUM, CHROMIUM_ARGS, free_port, served
 from newsletter import create_app
+from newsletter.admins import two_factor
+from newsletter.bounces.listener import InboundController
 from newsletter.content.models import Newsletter
-from newsletter.core.models import utcnow
 from newsletter.core.settings import update as update_settings
 from newsletter.extensions import db
-from newsletter.sending.models import Delivery, DeliveryStatus, EmailJob, Hint, JobStatus
+from newsletter.sending.models import Hint
 from newsletter.webhooks import outgoing_http
-from tests.helpers import ADMIN, FEED, log_in
+from tests.helpers import (
+    ADMIN,
+    FEED,
+    PROJECT_ROOT,
+    SERVER_BROKER_URL,
+    SERVER_DATABASE_URL,
+    log_in,
+    process_env,
+)
+from tests.helpers.two_factor import Clock
+from tests.helpers.webhooks import Receiver
 from tests.smtp import SMTPServer
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
 FIRST_NEWSLETTER = 1
 FIRST_NEWSLETTER_AS_MADE = {
     "slug": "newsletter",
@@ -199,6 +206,15 @@ def unmigrated_database_url(tmp_path):
 
 
 @pytest.fixture
+def unmigrated_app(unmigrated_database_url, tmp_path):
+    """An app on an empty database of its own, for the tests of a migration."""
+    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def database_url(migrated_database, tmp_path):
     """A fresh database for this test: a copy of the template, or emptied tables."""
     if not SERVER_DATABASE_URL:
@@ -318,31 +334,12 @@ def admin_client(admin, client):
     return client
 
 
-def wait_until_mail_settles(app, timeout=10):
-    """Wait until no email is being sent or due, so none lands in the next test.
-
-    A worker in a thread that is told to stop leaves a running task running, so
-    this is checked before and after stopping it. Digest copies count while a
-    worker holds them: a test may end with a digest deliberately left unsent.
-    """
-    deadline = time.monotonic() + timeout
+@pytest.fixture
+def without_welcome_email(app):
+    """For the stories that count the emails a reader gets: no welcome email after the
+    confirmation (it has tests of its own)."""
     with app.app_context():
-        while time.monotonic() < deadline:
-            now = utcnow()
-            busy = db.session.scalar(
-                select(func.count(EmailJob.id)).where(
-                    EmailJob.status == JobStatus.QUEUED,
-                    (EmailJob.lease_until > now) | (EmailJob.due_at <= now),
-                )
-            ) or db.session.scalar(
-                select(func.count(Delivery.id)).where(
-                    Delivery.status == DeliveryStatus.PENDING, Delivery.lease_until > now
-                )
-            )
-            db.session.rollback()
-            if not busy:
-                return
-            time.sleep(0.05)
+        update_settings(welcome_enabled=False)
 
 
 @pytest.fixture
@@ -359,14 +356,15 @@ def start_worker_for():
             loglevel="WARNING",
             shutdown_timeout=20,
         )
-        context.__enter__()
-        running.append((app, context))
+        running.append((context, context.__enter__()))
 
     yield start
-    for app, context in reversed(running):
-        wait_until_mail_settles(app)
+    for context, worker in reversed(running):
         context.__exit__(None, None, None)
-        wait_until_mail_settles(app)
+        # Stopped, the worker takes no more tasks, but a cold stop leaves those it runs
+        # running: wait for them to end, so no email of this test lands in the next
+        # one's inbox and no SMTP session outlives its server.
+        worker.pool.executor.shutdown(wait=True)
 
 
 @pytest.fixture
@@ -389,40 +387,61 @@ def site(make_app, start_worker_for):
 
 
 @pytest.fixture
+def start_listener():
+    """The inbound listener in this process, on a free port, as `flask inbound` runs it."""
+    running = []
+
+    def start(app, lmtp=False):
+        listener = InboundController(app, "127.0.0.1", free_port(), lmtp)
+        listener.start()
+        running.append(listener)
+        return listener.port
+
+    yield start
+    for listener in running:
+        listener.stop()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The two-factor module's clock, which the test moves on (tests/test_units.py has a
+    clock of its own, for pacing)."""
+    fake = Clock()
+    monkeypatch.setattr(two_factor, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on this machine; the app must admit 127.0.0.0/8."""
+    running = Receiver()
+    yield running
+    running.close()
+
+
+@pytest.fixture
 def start_worker_process(smtp_server, tmp_path):
     """Start `celery -A workers worker` as an operator would, configured by environment
     to share an app's database, broker queue and SMTP server. Each has a ``log`` path."""
     processes = []
 
     def start(app, concurrency=2, env=None, pool="prefork"):
-        config = app.config
-        env = {
-            **os.environ,
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "INSTANCE_PATH": app.instance_path,
-            "SECRET_KEY": config["SECRET_KEY"],
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(smtp_server.port),
-            **(env or {}),
-        }
+        relay = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_server.port)}
+        env = process_env(app, **{**relay, **(env or {})})
         command = [sys.executable, "-m", "celery", "-A", "workers", "worker"]
         command += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "info"]
         command += ["--hostname", f"w{len(processes)}@%h"]
-        if SERVER_BROKER_URL:
-            env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-            env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
         log = tmp_path / f"worker{len(processes)}.log"
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=output
             )
         process.log = log
-        processes.append((app, process))
+        processes.append(process)
         return process
 
     yield start
-    for app, process in processes:
-        if process.poll() is None:
-            wait_until_mail_settles(app)
-            process.terminate()
-            process.wait(30)
+    for process in processes:
+        # SIGTERM: a warm shutdown, which lets the tasks it runs end first.
+        process.terminate()
+        process.wait(30)

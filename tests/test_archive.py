@@ -7,32 +7,18 @@ from xml.etree import ElementTree
 
 import pytest
 
-from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail.transactional import WelcomeIssue
-from tests.helpers import add_readers, wait_until_sent
+from tests.helpers import add_readers, send_digest
 from tests.smtp import html_of, text_of
-from workers.tasks import start_digest
 
 BASE_URL = "http://127.0.0.1:5000"
 ATOM = {"atom": "http://www.w3.org/2005/Atom"}
 HOSTILE = "<script>alert(1)</script> \"Quoted\" & 'single' 🎉 שלום עולם \u202eevil"
 TOKEN_LINK = re.compile(r"/(unsubscribe|preferences)/")
-
-
-def send_digest(app, subject, titles):
-    """A digest of new posts with these titles, sent by the real worker to every reader."""
-    with app.app_context():
-        for title in titles:
-            posts.save_post(None, title, f"https://news.example/{len(title)}/{title}", "")
-        digest_id = digests.create_digest(subject).id
-        digests.schedule(digest_id)
-    start_digest.delay(digest_id)
-    wait_until_sent(app, digest_id)
-    return digest_id
 
 
 def add_digest(app, subject, status=DigestStatus.SENT, days_ago=0):

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter.core import settings, suppression
+from newsletter.core import suppression
 from newsletter.core.models import SuppressedAddress
 from newsletter.core.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, wait_until, wait_until_sent
+from tests.helpers import add_readers, sign_up_and_get_a_digest, wait_until
 from tests.smtp import html_of, link_in, text_of
 
 BASE = "http://127.0.0.1:5000"
@@ -54,13 +54,7 @@ def test_an_unsubscribed_reader_gets_a_link_to_their_data_by_email(
     """Ann leaves through her digest's unsubscribe link. The preferences page it leads to
     cannot open her data, so she asks for a link by email; it comes to her own address
     and downloads and erases her data. Pressing again within the minute sends nothing."""
-    with app.app_context():
-        settings.update(welcome_enabled=False)
-    client.post("/subscribe", data={"email": "ann@example.org", "name": "Ann"})
-    client.post(link_in(smtp.wait_for(1)[0]))
-    runner.invoke(args=["import-feed", "tests/data/feed.rss"])
-    digest_id = int(runner.invoke(args=["send-digest", "--subject", "Week 48"]).output)
-    wait_until_sent(app, digest_id)
+    sign_up_and_get_a_digest(app, client, runner, smtp)
     digest = smtp.wait_for(2)[1]
     [unsubscribe] = re.findall(rf"{BASE}(/unsubscribe/\S+)", text_of(digest))
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from harness import free_port
-from newsletter.core import settings
 from newsletter.extensions import db
 from newsletter.mail import outbox
 from newsletter.sending.models import EmailJob, JobStatus
@@ -26,11 +25,8 @@ from workers.tasks import send_email_jobs, sweep
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
 
-@pytest.fixture(autouse=True)
-def without_welcome_email(app):
-    """These stories count confirmation emails; the welcome email has its own tests."""
-    with app.app_context():
-        settings.update(welcome_enabled=False)
+# These stories count confirmation emails; the welcome email has its own tests.
+pytestmark = pytest.mark.usefixtures("without_welcome_email")
 
 
 def only_job(app):

@@ -11,7 +11,6 @@ from sqlalchemy import event, func, select
 
 from newsletter.bounces import feedback
 from newsletter.bounces.models import FeedbackEvent, FeedbackKind
-from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
@@ -20,26 +19,13 @@ from newsletter.mail import return_path
 from newsletter.sending.models import Delivery
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import add_readers, status_of, wait_until_sent
-from workers.tasks import start_digest
-
-BOUNCES = "bounces@news.example"
+from tests.helpers import add_readers, send_digest, status_of
+from tests.helpers.inbound import BOUNCES
 
 
 @pytest.fixture
 def verp_app(make_app):
     return make_app(BOUNCE_ADDRESS=BOUNCES)
-
-
-def send_digest(app, subject):
-    with app.app_context():
-        # A post of its own, since a digest carries only posts not sent before.
-        posts.save_post(None, subject, f"https://news.example/{subject}", "")
-        digest_id = digests.create_digest(subject).id
-        digests.schedule(digest_id)
-    start_digest.delay(digest_id)
-    wait_until_sent(app, digest_id)
-    return digest_id
 
 
 def test_each_email_returns_to_a_verp_address_naming_its_reader_and_message(

@@ -23,13 +23,8 @@ from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.conftest import build_app
-from tests.helpers import add_readers, status_of, wait_until
-from tests.test_feedback import send_digest
-from tests.test_inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of, start_listener
-
-# start_listener is test_inbound.py's fixture, used here too.
-__all__ = ["start_listener"]
+from tests.helpers import add_readers, send_digest, status_of, wait_until
+from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of
 
 BASE32 = string.ascii_lowercase + "234567"
 DSN = """\
@@ -390,14 +385,13 @@ def test_mailto_tokens_name_the_reader_and_newsletter_and_fit_a_local_part(inbou
         assert mailto.read(verp.replace("bounces+", "unsubscribe+")) is None
 
 
-def test_the_migration_keeps_inbound_messages_both_ways(unmigrated_database_url, tmp_path):
-    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
+def test_the_migration_keeps_inbound_messages_both_ways(unmigrated_app):
     recipients = ", ".join([f"bounces+{'a' * 47}@news.example"] * listener.MAX_RECIPIENTS)
     insert = text(
         "INSERT INTO inbound_message (received_at, mail_from, rcpt_to, raw) "
         "VALUES ('2026-12-01', '', :rcpt_to, :raw)"
     )
-    with app.app_context():
+    with unmigrated_app.app_context():
         upgrade(revision="0032")
         db.session.execute(insert, {"rcpt_to": recipients, "raw": b"Subject: x\r\n\r\nx\r\n"})
         db.session.commit()

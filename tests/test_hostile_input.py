@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from harness import csrf_token
-from newsletter.core import settings as newsletter_settings
 from newsletter.core.addresses import clean_name, normalize_email
 from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
@@ -665,9 +664,7 @@ def sign_up_and_receive(app, client, smtp, sign_ups):
 
 
 @pytest.fixture
-def relay_with_smtputf8(app, smtp, worker):
-    with app.app_context():
-        newsletter_settings.update(welcome_enabled=False)
+def relay_with_smtputf8(smtp, worker, without_welcome_email):
     smtp.smtputf8 = True
     return smtp
 

@@ -3,7 +3,6 @@ over SMTP, are stored before they are answered, processed once by a real worker 
 feedback, and the next digest skips exactly the readers they were about."""
 
 import logging
-import os
 import smtplib
 import socket
 import subprocess
@@ -18,23 +17,25 @@ from sqlalchemy import func, select
 
 from harness import free_port
 from newsletter.bounces import feedback, inbound, reports
-from newsletter.bounces.listener import InboundController
 from newsletter.bounces.models import FeedbackEvent, FeedbackKind, InboundMessage
 from newsletter.core import tokens
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.conftest import PROJECT_ROOT, SERVER_BROKER_URL
-from tests.helpers import add_readers, log_in, status_of, wait_until
-from tests.test_feedback import send_digest
+from tests.helpers import (
+    PROJECT_ROOT,
+    add_readers,
+    log_in,
+    process_env,
+    send_digest,
+    status_of,
+    wait_until,
+)
+from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, Copy, copies_of
 from workers.tasks import sweep
 
 CORPUS = Path(__file__).parent / "data" / "bounces"
-BOUNCES = "bounces@news.example"
-UNSUBSCRIBE = "unsubscribe@news.example"
-# Where providers' complaint feedback loops send their reports.
-FEEDBACK_LOOP = "bounces+fbl@news.example"
 YAHOO = "feedback@arf.mail.yahoo.example"
 # Who sends a fixture and to which of our addresses.
 NULL, READER = "", "reader"
@@ -75,33 +76,6 @@ SKIPPED_BY = {HARD, COMPLAINT, UNSUBSCRIBED}
 @pytest.fixture
 def inbound_app(make_app):
     return make_app(BOUNCE_ADDRESS=BOUNCES, LIST_UNSUBSCRIBE_MAILTO=UNSUBSCRIBE)
-
-
-@pytest.fixture
-def start_listener():
-    """The inbound listener in this process, on a free port, as `flask inbound` runs it."""
-    running = []
-
-    def start(app, lmtp=False):
-        listener = InboundController(app, "127.0.0.1", free_port(), lmtp)
-        listener.start()
-        running.append(listener)
-        return listener.port
-
-    yield start
-    for listener in running:
-        listener.stop()
-
-
-@dataclass(frozen=True)
-class Copy:
-    """What a reader's digest copy carried, which reports quote back."""
-
-    address: str
-    return_path: str
-    message_id: str
-    unsubscribe_url: str
-    unsubscribe_address: str
 
 
 def copy_for(app, address, digest_id=1):
@@ -214,18 +188,6 @@ def test_the_listener_takes_only_our_signed_addresses_in_any_case(inbound_app):
 def send(port, sender, recipient, data):
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail(sender, [recipient], data)
-
-
-def copies_of(smtp):
-    """Each reader's digest copy, as the SMTP server received it."""
-    copies = {}
-    received = zip(smtp.received, smtp.recipients, smtp.return_paths, strict=True)
-    for message, recipient, path in received:
-        header = str(message["List-Unsubscribe"])
-        link = header.split("<", 1)[1].split(">", 1)[0]
-        mailto_address = header.split("<mailto:", 1)[1].split("?", 1)[0]
-        copies[recipient] = Copy(recipient, path, message["Message-ID"], link, mailto_address)
-    return copies
 
 
 def inbound_rows(app):
@@ -349,17 +311,7 @@ def test_the_inbound_command_needs_an_address_to_listen_for(runner):
 @pytest.mark.slow
 def test_the_inbound_command_listens_until_stopped(inbound_app):
     port = free_port()
-    config = inbound_app.config
-    env = {
-        **os.environ,
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "INSTANCE_PATH": inbound_app.instance_path,
-        "SECRET_KEY": config["SECRET_KEY"],
-        "BOUNCE_ADDRESS": BOUNCES,
-    }
-    if SERVER_BROKER_URL:
-        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
-        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    env = process_env(inbound_app, BOUNCE_ADDRESS=BOUNCES)
     command = [sys.executable, "-m", "flask", "--app", "newsletter", "inbound"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(

@@ -11,7 +11,6 @@ from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from tests.conftest import build_app
 from tests.helpers import FEED, add_readers, wait_until, wait_until_sent
 from workers.tasks import run_periodic_digest
 
@@ -241,11 +240,8 @@ def test_create_newsletter_takes_a_schedule_and_refuses_one_it_cannot_keep(app, 
         assert db.session.scalar(select(Newsletter).where(Newsletter.slug == "bad")) is None
 
 
-def test_the_migration_moves_the_weekly_settings_onto_the_first_newsletter_and_back(
-    unmigrated_database_url, tmp_path
-):
-    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
-    with app.app_context():
+def test_the_migration_moves_the_weekly_settings_onto_the_first_newsletter_and_back(unmigrated_app):
+    with unmigrated_app.app_context():
         upgrade(revision="0026")
         db.session.execute(
             text(

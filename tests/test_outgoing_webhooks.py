@@ -8,10 +8,8 @@ never a real DNS server."""
 import json
 import logging
 import ssl
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
@@ -19,13 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from harness import csrf_token, free_port
 from newsletter.bounces import feedback
 from newsletter.bounces.models import FeedbackKind
 from newsletter.content import digests, newsletters, posts
-from newsletter.content.models import Subscription
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.mail import return_path
@@ -33,58 +29,8 @@ from newsletter.subscribers import lifecycle
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
+from tests.helpers.webhooks import Receiver, a_pending_reader, add_endpoint
 from workers.tasks import start_digest
-
-
-class Receiver:
-    """An HTTP server in a thread that keeps every request whose signature verifies
-    with ``secret``, and answers with ``statuses`` in turn (then 200). ``hits`` counts
-    every request, signed or not; with ``tls`` (a server context) it speaks HTTPS.
-    Its URL names ``name``, its address by default."""
-
-    def __init__(self, host="127.0.0.1", port=0, tls=None, name=None):
-        self.secret = None
-        self.statuses = []
-        self.events = []
-        self.forged = []
-        self.hits = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.hits += 1
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    event = Webhook(receiver.secret).verify(body, dict(self.headers))
-                except WebhookVerificationError:
-                    receiver.forged.append(body)
-                    self.send_response(401)
-                else:
-                    receiver.events.append((event, {k.lower(): v for k, v in self.headers.items()}))
-                    self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.end_headers()
-
-            def log_message(self, *_args):
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        if tls:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_port
-        self.url = f"{'https' if tls else 'http'}://{name or host}:{self.port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def types(self):
-        return [event["type"] for event, _ in self.events]
-
-    def wait_for(self, count):
-        wait_until(lambda: len(self.events) >= count)
-        return self.events
-
 
 # Retries come quickly here; the defaults wait 30 s, doubling.
 QUICK_RETRIES = {"WEBHOOK_RETRY_BASE_SECONDS": 0.2, "WEBHOOK_MAX_ATTEMPTS": 3}
@@ -99,43 +45,11 @@ def app(make_app):
     return make_app(**QUICK_RETRIES, WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8")
 
 
-@pytest.fixture
-def receiver():
-    running = Receiver()
-    yield running
-    running.close()
-
-
 def key_holder(app):
     """A client of ``app`` holding a new API key, as a script would."""
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = bearer(app)["Authorization"]
     return client
-
-
-def add_endpoint(admin_client, receiver, events):
-    answer = admin_client.post(
-        "/api/v1/webhooks",
-        json={"url": receiver.url, "events": events},
-        headers=bearer(admin_client.application, "webhooks:write"),
-    )
-    assert answer.status_code == 201, answer.get_json()
-    created = answer.get_json()
-    assert created["url"] == receiver.url
-    assert created["events"] == events
-    assert created["secret"].startswith("whsec_")
-    receiver.secret = created["secret"]
-    return created
-
-
-def a_pending_reader(app, email="reader@example.org"):
-    with app.app_context():
-        subscriber = Subscriber(
-            email=email, signup_source="test", subscriptions=[Subscription(newsletter_id=1)]
-        )
-        db.session.add(subscriber)
-        db.session.commit()
-        return subscriber.id, tokens.make_token(tokens.CONFIRM, subscriber)
 
 
 def deliveries(app):

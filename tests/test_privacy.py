@@ -8,14 +8,17 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from harness import csrf_token
-from newsletter.core import settings
 from newsletter.core.models import SuppressedAddress, utcnow
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery, EmailJob
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import ConsentEvent, Subscriber
-from tests.helpers import add_readers, after_one_more_email, wait_until_sent
+from tests.helpers import (
+    add_readers,
+    after_one_more_email,
+    sign_up_and_get_a_digest,
+)
 from tests.smtp import code_in, link_in, text_of
 
 
@@ -28,16 +31,6 @@ def preferences_path(app, email):
 def rows(app, model):
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model))
-
-
-def sign_up_and_get_a_digest(app, client, runner, smtp):
-    with app.app_context():
-        settings.update(welcome_enabled=False)
-    client.post("/subscribe", data={"email": "ann@example.org", "name": "Ann"})
-    client.post(link_in(smtp.wait_for(1)[0]))
-    runner.invoke(args=["import-feed", "tests/data/feed.rss"])
-    digest_id = int(runner.invoke(args=["send-digest", "--subject", "Week 48"]).output)
-    wait_until_sent(app, digest_id)
 
 
 def test_a_reader_downloads_everything_kept_about_them(app, client, runner, smtp, worker):
@@ -177,10 +170,8 @@ def test_an_admin_erases_a_subscriber_at_their_request(app, admin_client):
 
 
 def test_the_consent_log_keeps_every_step_and_an_erasure_leaves_no_one_in_it(
-    app, client, smtp, worker
+    app, client, smtp, worker, without_welcome_email
 ):
-    with app.app_context():
-        settings.update(welcome_enabled=False)
     client.post("/subscribe", data={"email": "log@example.org"})
     code = code_in(smtp.wait_for(1)[0])
     client.post("/confirm-code", data={"email": "log@example.org", "code": code})

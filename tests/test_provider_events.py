@@ -27,10 +27,9 @@ from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, status_of
-from tests.test_feedback import send_digest
+from tests.helpers import add_readers, send_digest, status_of
+from tests.helpers.inbound import BOUNCES
 
-BOUNCES = "bounces@news.example"
 MAILGUN_KEY = "key-mailgun-test"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:newsletter-feedback"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"

@@ -8,36 +8,19 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
 from newsletter import secret_box
-from newsletter.admins import two_factor
 from newsletter.extensions import db
 from newsletter.subscribers import lifecycle
-from tests.conftest import build_app
 from tests.helpers import log_in
-from tests.test_outgoing_webhooks import Receiver, a_pending_reader, add_endpoint
-from tests.test_two_factor import Clock, code_at, enter_code, turn_on
+from tests.helpers.two_factor import code_at, enter_code, turn_on
+from tests.helpers.webhooks import a_pending_reader, add_endpoint
 
 LOOPBACK = "127.0.0.0/8"
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr(two_factor, "time", fake)
-    return fake
 
 
 @pytest.fixture
 def app(make_app):
     # The webhook receiver runs on this machine, which the operator admits here.
     return make_app(WEBHOOK_ALLOWED_NETWORKS=LOOPBACK)
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver()
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
 
 
 def stored(app, sql):
@@ -91,10 +74,9 @@ def test_a_webhook_secret_is_stored_sealed_and_deliveries_are_signed_after_rotat
 
 
 def test_the_migration_seals_the_secrets_already_stored_and_its_downgrade_opens_them(
-    unmigrated_database_url, tmp_path
+    unmigrated_app,
 ):
-    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
-    with app.app_context():
+    with unmigrated_app.app_context():
         upgrade(revision="0031")
         db.session.execute(
             text(

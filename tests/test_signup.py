@@ -3,7 +3,6 @@
 import pytest
 from sqlalchemy import select
 
-from newsletter.core import settings
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.sending.models import EmailJob
@@ -11,12 +10,8 @@ from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import after_one_more_email
 from tests.smtp import code_in, html_of, link_in, text_of
 
-
-@pytest.fixture(autouse=True)
-def without_welcome_email(app):
-    """These stories count confirmation emails; the welcome email has its own tests."""
-    with app.app_context():
-        settings.update(welcome_enabled=False)
+# These stories count confirmation emails; the welcome email has its own tests.
+pytestmark = pytest.mark.usefixtures("without_welcome_email")
 
 
 def subscriber(app, email):
@@ -313,7 +308,7 @@ def test_a_name_holding_a_web_address_is_refused_and_nothing_is_stored(app, clie
     assert subscriber(app, "victim@example.org") is None
 
 
-def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
+def test_one_victim_signed_up_300_times_from_100_addresses_gets_three_emails(
     make_app, smtp, start_worker_for
 ):
     """A sign-up bomb: a page posts the form for one victim from many clients."""
@@ -321,7 +316,7 @@ def test_one_victim_signed_up_1000_times_from_100_addresses_gets_three_emails(
     start_worker_for(app)
     client = app.test_client()
     answers = set()
-    for number in range(1000):
+    for number in range(300):
         ip = f"198.51.100.{number % 100}"
         answer = client.post(
             "/subscribe", data={"email": "victim@example.org"}, environ_base={"REMOTE_ADDR": ip}

@@ -13,7 +13,6 @@ from newsletter.content.models import Subscription
 from newsletter.extensions import db
 from newsletter.subscribers import admin_actions
 from newsletter.subscribers.models import Subscriber, SubscriberStatus, SubscriberTally
-from tests.conftest import build_app
 from tests.helpers import add_readers
 from tests.smtp import link_in
 
@@ -243,11 +242,8 @@ def test_counts_stay_exact_when_many_changes_are_folded(app, admin_client, runne
     assert counts_shown(admin_client) == expect(pending=30, confirmed=700, bounced=5)
 
 
-def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(
-    unmigrated_database_url, tmp_path
-):
-    app = build_app(tmp_path / "instance", SQLALCHEMY_DATABASE_URI=unmigrated_database_url)
-    with app.app_context():
+def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(unmigrated_app):
+    with unmigrated_app.app_context():
         upgrade(revision="0028")
         for n, status in enumerate(["confirmed", "confirmed", "confirmed", "pending"]):
             db.session.execute(

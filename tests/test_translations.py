@@ -2,8 +2,6 @@
 translation, none is fuzzy, placeholders match, and the compiled .mo the service reads
 says what its .po says."""
 
-from pathlib import Path
-
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
@@ -11,8 +9,8 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 from newsletter.core import i18n
+from tests.helpers import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = [language for language in i18n.LANGUAGES if language != i18n.SOURCE_LOCALE]
 # As scripts/translations.sh extracts them.
 KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None}

@@ -2,56 +2,14 @@
 and recovery codes for a lost phone."""
 
 import re
-import time
 
-import pyotp
-import pytest
 from sqlalchemy import select
 
 from harness import csrf_token
-from newsletter.admins import two_factor
 from newsletter.admins.models import AuditEntry
 from newsletter.extensions import db
 from tests.helpers import ADMIN, copy_of_session, log_in
-
-STEP = 30  # seconds each TOTP code lasts
-
-
-class Clock:
-    """The two-factor module's clock, moved on by the test instead of by waiting."""
-
-    def __init__(self):
-        self.now = time.time() // STEP * STEP + 1
-
-    def time(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr(two_factor, "time", fake)
-    return fake
-
-
-def code_at(secret, clock, later=0):
-    return pyotp.TOTP(secret).at(clock.now + later)
-
-
-def turn_on(client, clock):
-    """Turn two-factor login on from its page, as an admin would; the secret and the codes."""
-    page = client.get("/admin/two-factor")
-    secret = re.search(r'<code id="totp-secret">([^<]+)</code>', page.text)[1].replace(" ", "")
-    answer = client.post(
-        "/admin/two-factor", data={"csrf_token": csrf_token(page), "code": code_at(secret, clock)}
-    )
-    assert answer.status_code == 200
-    return secret, re.findall(r"<li><code>([0-9a-f-]+)</code></li>", answer.text)
-
-
-def enter_code(client, code, path="/admin/login/two-factor"):
-    token = csrf_token(client.get(path))
-    return client.post(path, data={"csrf_token": token, "code": code})
+from tests.helpers.two_factor import STEP, code_at, enter_code, turn_on
 
 
 def log_out(client):

@@ -1,9 +1,12 @@
 """The embedded broker: kombu's SQLAlchemy transport on a SQLite file.
 
-Four rough edges of the stock transport are smoothed here:
+Five rough edges of the stock transport are smoothed here:
 - kombu hands every transport option to ``create_engine``, so the polling
   interval cannot be set as an option; this class sets it, so that a task
   starts within 20 ms instead of a whole second (an idle poll costs ~0.1 ms);
+- an idle worker told to stop (SIGTERM, Ctrl-C) went on polling for the rest of
+  Celery's 2-second wait, and then for one more: about 4 s; here it stops polling
+  at once;
 - two processes starting at once on a new file can both create the queue row,
   and the loser died of the IntegrityError;
 - publishing and taking a message looked the queue up and went through the ORM
@@ -17,6 +20,7 @@ WAL mode and the busy timeout come from ``newsletter.extensions.tune_sqlite``.
 
 from time import monotonic, sleep
 
+from celery.worker import state as worker_state
 from kombu.transport import sqlalchemy
 from kombu.transport.virtual import Empty
 from kombu.utils.encoding import bytes_to_str
@@ -92,7 +96,17 @@ class EmbeddedTransport(sqlalchemy.Transport):
                 self.cycle.get(self._deliver, timeout=timeout)
                 return
             except Empty:
-                if timeout is not None and monotonic() - started >= timeout:
+                timed_out = timeout is not None and monotonic() - started >= timeout
+                if timed_out or told_to_stop():
                     raise TimeoutError() from None
                 busy = not any(channel.qos.can_consume() for channel in self.channels)
                 sleep(self.busy_interval if busy else self.polling_interval)
+
+
+def told_to_stop():
+    """Whether this worker was told to stop (warm or cold): Celery's own test of its
+    flags, in which 0 (an exit code) counts as set."""
+    return any(
+        flag is not None and flag is not False
+        for flag in (worker_state.should_stop, worker_state.should_terminate)
+    )

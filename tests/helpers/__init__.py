@@ -1,5 +1,6 @@
 """Small helpers the stories share."""
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -7,14 +8,21 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 import harness
-from newsletter.content import digests
+from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus, Newsletter, Subscription
+from newsletter.core import settings
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
+from tests.smtp import link_in
+from workers.tasks import start_digest
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Set by scripts/test.sh for its second half: PostgreSQL and Redis instead of SQLite.
+SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+SERVER_BROKER_URL = os.environ.get("TEST_BROKER_URL")
 ADMIN = ("admin@example.org", "correct horse battery")
-FEED = str(Path(__file__).parent / "data" / "feed.rss")
+FEED = str(PROJECT_ROOT / "tests" / "data" / "feed.rss")
 
 
 def wait_until(predicate, timeout=20):
@@ -23,6 +31,24 @@ def wait_until(predicate, timeout=20):
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def process_env(app, **settings):
+    """The environment of a process started as an operator would (a worker, the inbound
+    listener, gunicorn) that shares ``app``'s database, instance folder, secret key and
+    broker queue; ``settings`` are added."""
+    config = app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "INSTANCE_PATH": app.instance_path,
+        "SECRET_KEY": config["SECRET_KEY"],
+        **settings,
+    }
+    if SERVER_BROKER_URL:
+        env["CELERY_BROKER_URL"] = SERVER_BROKER_URL
+        env["CELERY_TASK_DEFAULT_QUEUE"] = config["CELERY_TASK_DEFAULT_QUEUE"]
+    return env
 
 
 def sign_up_concurrently(app, addresses, clients):
@@ -139,6 +165,31 @@ def digest_state(app, digest_id):
 def wait_until_sent(app, digest_id, timeout=30):
     wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT, timeout)
     return digest_state(app, digest_id)[1]
+
+
+def send_digest(app, subject, titles=None):
+    """A digest of new posts with these titles (its subject, by default), sent by the
+    real worker to every reader; its id once sent."""
+    with app.app_context():
+        # Posts of its own, since a digest carries only posts not sent before.
+        for title in titles or [subject]:
+            posts.save_post(None, title, f"https://news.example/{len(title)}/{title}", "")
+        digest_id = digests.create_digest(subject).id
+        digests.schedule(digest_id)
+    start_digest.delay(digest_id)
+    wait_until_sent(app, digest_id)
+    return digest_id
+
+
+def sign_up_and_get_a_digest(app, client, runner, smtp):
+    """Ann signs up and confirms; the feed's posts go out to her as the digest "Week 48"."""
+    with app.app_context():
+        settings.update(welcome_enabled=False)
+    client.post("/subscribe", data={"email": "ann@example.org", "name": "Ann"})
+    client.post(link_in(smtp.wait_for(1)[0]))
+    runner.invoke(args=["import-feed", FEED])
+    digest_id = int(runner.invoke(args=["send-digest", "--subject", "Week 48"]).output)
+    wait_until_sent(app, digest_id)
 
 
 def assert_each_once_but_the_one_in_flight(received, readers, killed_at):
