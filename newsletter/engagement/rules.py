@@ -65,17 +65,10 @@ def from_scanner(seen: Seen) -> bool:
     return bool(SCANNER_AGENTS.search(seen.user_agent))
 
 
-def request_rule(
-    seen: Seen,
-    kind: str,
-    position: int | None,
-    delivered_at: datetime | None,
-    now: datetime,
-    min_seconds: int,
-) -> str | None:
-    """Why this request alone is a machine's, or None. A HEAD request only checks a
-    link; the trap link is seen by no person; a request sooner than ``min_seconds``
-    (TRACKING_MIN_SECONDS) after the copy was delivered is a gateway's scan on arrival."""
+def request_rule(seen: Seen, kind: str, position: int | None) -> str | None:
+    """Why this request alone is a machine's, or None, before the timing rule (which
+    the database applies as the event is written, see ``delivered_after``): a HEAD
+    request only checks a link; the trap link is seen by no person."""
     if seen.method == "HEAD":
         return HEAD
     if kind == EngagementKind.CLICK and position == TRAP_POSITION:
@@ -84,9 +77,13 @@ def request_rule(
         return PROXY
     if from_scanner(seen):
         return AGENT
-    if delivered_at is not None and now - delivered_at < timedelta(seconds=min_seconds):
-        return TOO_SOON
     return None
+
+
+def delivered_after(now: datetime, min_seconds: int) -> datetime:
+    """TOO_SOON: a request on a copy delivered after this moment, less than
+    ``min_seconds`` (TRACKING_MIN_SECONDS) ago, is a gateway's scan on arrival."""
+    return now - timedelta(seconds=min_seconds)
 
 
 @dataclass(frozen=True, slots=True)
