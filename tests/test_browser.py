@@ -96,7 +96,9 @@ def test_a_reader_chooses_one_newsletter_and_turns_another_on_by_keyboard(browse
     page.goto(preferences + link_in(digest, base_url=preferences))
     weekly = page.get_by_role("checkbox", name="The Newsletter")
     breaking = page.get_by_role("checkbox", name="Breaking news")
-    sync_api.expect(page.get_by_role("checkbox")).to_have_count(3)
+    # Three newsletters, and "Don't track me".
+    sync_api.expect(page.get_by_role("checkbox")).to_have_count(4)
+    sync_api.expect(page.get_by_role("checkbox", name="Don't track me")).not_to_be_checked()
     sync_api.expect(weekly).not_to_be_checked()
     sync_api.expect(breaking).to_be_checked()
 
