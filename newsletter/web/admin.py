@@ -47,7 +47,7 @@ from newsletter.models import (
 )
 from newsletter.sending import hints
 from newsletter.subscribers import blocked_domains, directory, privacy, subscriptions
-from newsletter.web import charts
+from newsletter.web import charts, digest_figures
 from newsletter.web.forms import (
     ActionForm,
     BlockedDomainsForm,
@@ -297,6 +297,7 @@ def dashboard():
         chart=charts.list_chart(history),
         recent_digests=recent_digests,
         active_sends=stats.active_sends(counted=recent_digests),
+        engagement_rates=stats.recent_engagement(),
     )
 
 
@@ -613,12 +614,15 @@ def show_digest(digest_id):
     # Just after "Send now" the digest is still scheduled, due, until a worker starts it:
     # the page follows it from then, not only once it is sending.
     due = digest.status == DigestStatus.SCHEDULED and digest.scheduled_at <= utcnow()
+    preview = composer.preview(digest)
+    progress = digests.progress(digest_id)
     return render_template(
         "admin/digest.html",
         digest=digest,
         live=due or digest.status == DigestStatus.SENDING,
-        preview=composer.preview(digest),
-        progress=digests.progress(digest_id),
+        preview=preview,
+        progress=progress,
+        engagement=digest_figures.shown(digest, progress["sent"], preview.html),
         reactions=feedback.reactions([digest])[digest.id],
         test_form=TestSendForm(),
         schedule_form=ScheduleForm(),

@@ -17,6 +17,7 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from newsletter.admins import api_keys, audit
 from newsletter.content import digests, newsletters, posts
 from newsletter.core.addresses import InvalidSignup
+from newsletter.engagement import figures
 from newsletter.extensions import db
 from newsletter.models import Digest, Subscriber
 from newsletter.sending import hints
@@ -26,6 +27,7 @@ from newsletter.web.api_models import (
     DigestDetail,
     DigestOut,
     DigestPage,
+    Engagement,
     Error,
     NewDigest,
     NewNewsletter,
@@ -365,12 +367,17 @@ def list_digests():
 @bp.get("/digests/<int(min=1, max=2147483647):digest_id>")
 @needs("digests:read", resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
 def get_digest(digest_id):
-    """A digest with its copies per status: pending, sent, failed, skipped."""
+    """A digest with its copies per status (pending, sent, failed, skipped) and, when
+    its newsletter is tracked, its opens and clicks, people's and machines' apart."""
     return digest_detail(db.get_or_404(Digest, digest_id))
 
 
 def digest_detail(digest):
-    return DigestDetail(**DigestOut.of(digest).model_dump(), progress=digests.progress(digest.id))
+    return DigestDetail(
+        **DigestOut.of(digest).model_dump(),
+        progress=digests.progress(digest.id),
+        engagement=Engagement.of(figures.figures(digest.id)),
+    )
 
 
 @bp.post("/digests")
