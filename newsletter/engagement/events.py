@@ -4,12 +4,13 @@ row it writes.
 The redirect is the hot path (``python -m bench clicks``): what a digest's tokens may
 lead to is read once per process for a few seconds (its links never change once
 recorded), so a click costs one INSERT, which looks up the reader and their copy's
-delivery in subqueries, on a connection each thread keeps; no session, no CSRF, no rate
-limit.
+delivery in subqueries, on a connection the process keeps (EventConnection); no
+session, no CSRF, no rate limit.
 """
 
 import hashlib
 import hmac
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from newsletter.webhooks import outgoing
 DIGEST_READ_SECONDS = 10
 # Digests a process remembers; more (an attack with old tokens) starts it afresh.
 DIGESTS_REMEMBERED = 1000
+EVENT_CONNECTION = "newsletter.event_connection"
 
 
 class NotTracked(LookupError):
@@ -102,33 +104,50 @@ def open_(token: str, seen: rules.Seen, refused: bool) -> None:
         _write(tracked, digest.tracking, EngagementKind.OPEN, seen, refused)
 
 
-def _event_connection() -> Connection:
-    """This thread's own connection for events, kept open and in autocommit: a click
-    then costs one INSERT and nothing else, where a pooled connection would add a
-    liveness ping, BEGIN, COMMIT and a rollback on its return. On PostgreSQL it
-    commits asynchronously (``synchronous_commit = off``), as the delivery records do:
-    waiting for the disk at each click would hold the redirect to the disk's pace. A
-    killed web process loses nothing by it; a crash of the server itself may lose the
-    last fraction of a second of counts."""
-    held = current_app.extensions.setdefault("newsletter.event_connections", threading.local())
-    connection = getattr(held, "connection", None)
-    if connection is None or connection.closed or connection.invalidated:
-        connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET synchronous_commit = off")
-        held.connection = connection
-    return connection
+class EventConnection:
+    """The web process's own connection for events, kept open and in autocommit, its
+    threads taking turns on it (a write takes a fraction of a millisecond): a click then
+    costs one INSERT and nothing else, where a pooled connection would add a liveness
+    ping, BEGIN, COMMIT and a rollback on its return. On PostgreSQL it commits
+    asynchronously (``synchronous_commit = off``), as the delivery records do: waiting
+    for the disk at each click would hold the redirect to the disk's pace. A killed web
+    process loses nothing by it; a crash of the server itself may lose the last
+    fraction of a second of counts."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.connection: Connection | None = None
+        # A forked process makes its own: a connection is never shared across a fork.
+        self.pid: int | None = None
+
+    def record(self, *event) -> tuple[int, int | None, datetime]:
+        """``_record`` on this connection; once more on a new one if it was lost (a
+        restarted database server)."""
+        with self.lock:
+            try:
+                return _record(self._open(), *event)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                self.connection = None
+                return _record(self._open(), *event)
+
+    def _open(self) -> Connection:
+        if self.connection is None or self.connection.invalidated or self.pid != os.getpid():
+            connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET synchronous_commit = off")
+            self.connection, self.pid = connection, os.getpid()
+        return self.connection
 
 
 def _write(*event) -> None:
-    """One event through this thread's connection; once more on a new connection if
-    that one was lost (a restarted database server)."""
-    try:
-        _record(_event_connection(), *event)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        _record(_event_connection(), *event)
+    """One event through the process's EventConnection."""
+    extensions = current_app.extensions
+    held = extensions.get(EVENT_CONNECTION) or extensions.setdefault(
+        EVENT_CONNECTION, EventConnection()
+    )
+    held.record(*event)
 
 
 def _digest(tracked: tokens.Tracked) -> TrackedDigest:
