@@ -168,25 +168,33 @@ def print_results(results, args):
         ],
         rows,
     )
-    met = True
+    correct = True
     for name, ((bare, tracked), recorded) in results.items():
         targets = Targets()
         targets.at_least("redirects/s", tracked.rate, GOALS["rate"])
         targets.below("p99 latency", tracked.p99_ms, GOALS["p99_ms"], " ms")
-        targets.at_least("share of the bare redirect", tracked.rate / bare.rate, 0.5, "x")
+        targets.at_least(
+            "share of the bare redirect", tracked.rate / bare.rate, GOALS["share of bare"], "x"
+        )
         answered = tracked.statuses[302]
+        all_redirected = answered == tracked.requests and not tracked.socket_errors
         targets.check(
             "every click redirected (302)",
-            answered == tracked.requests and not tracked.socket_errors,
+            all_redirected,
             f"{answered:,} of {tracked.requests:,}",
             "all",
         )
         # wrk stops with a few requests still in the server: those are recorded too.
+        all_recorded = answered <= recorded <= answered + args.clients
         targets.check(
             "every redirect recorded one event",
-            answered <= recorded <= answered + args.clients,
+            all_recorded,
             f"{recorded:,} events",
             f"{answered:,} (+ up to {args.clients} in flight)",
         )
-        met = targets.print(f"Targets, {STACKS[name]}") and met
-    return met
+        targets.print(f"Targets, {STACKS[name]}")
+        correct = correct and all_redirected and all_recorded
+    if not correct:
+        print("ERROR: some click was not redirected, or not recorded exactly once (see above).")
+    # Speed is reported, not asserted: the exit status says only whether clicks worked.
+    return correct
