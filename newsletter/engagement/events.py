@@ -58,6 +58,15 @@ class TrackedDigest:
     links: dict[int, str]
     # An outgoing webhook endpoint takes email.clicked.
     announce_clicks: bool
+    # When its last copy was done; None while it is still being sent.
+    finished_at: datetime | None
+
+    def may_be_too_soon(self, now: datetime, min_seconds: int) -> bool:
+        """Whether a copy may have been delivered less than ``min_seconds`` ago
+        (rules.TOO_SOON): not once the digest finished longer ago than that."""
+        return self.finished_at is None or self.finished_at > rules.delivered_after(
+            now, min_seconds
+        )
 
 
 def copy_key(digest_id: int, nonce: str) -> str:
@@ -85,13 +94,13 @@ def click(token: str, seen: rules.Seen, refused: bool) -> str:
     if digest.announce_clicks and not trap:
         # The event and its announcement commit together, or neither does.
         event_id, subscriber_id, at = _record(
-            db.session.connection(), tracked, digest.tracking, EngagementKind.CLICK, seen, refused
+            db.session.connection(), tracked, digest, EngagementKind.CLICK, seen, refused
         )
         machine = _copy_verdict(event_id, tracked)
         outgoing.email_clicked(tracked.digest_id, url, machine, subscriber_id, at)
         db.session.commit()
     else:
-        _write(tracked, digest.tracking, EngagementKind.CLICK, seen, refused)
+        _write(tracked, digest, EngagementKind.CLICK, seen, refused)
     return url
 
 
@@ -101,7 +110,7 @@ def open_(token: str, seen: rules.Seen, refused: bool) -> None:
     tracked = tokens.read_tracked(tokens.OPEN, token)
     digest = _digest(tracked)
     if digest.tracking != TrackingMode.OFF:
-        _write(tracked, digest.tracking, EngagementKind.OPEN, seen, refused)
+        _write(tracked, digest, EngagementKind.OPEN, seen, refused)
 
 
 class EventConnection:
@@ -168,7 +177,7 @@ def _digest(tracked: tokens.Tracked) -> TrackedDigest:
 
 def _read_digest(digest_id: int) -> TrackedDigest | None:
     found = db.session.execute(
-        select(Digest.newsletter_id, Newsletter.tracking)
+        select(Digest.newsletter_id, Newsletter.tracking, Digest.finished_at)
         .join(Newsletter, Newsletter.id == Digest.newsletter_id)
         .where(Digest.id == digest_id)
     ).first()
@@ -182,13 +191,15 @@ def _read_digest(digest_id: int) -> TrackedDigest | None:
         found.tracking,
         dict(links.tuples().all()),
         outgoing.taken(outgoing.EMAIL_CLICKED),
+        found.finished_at,
     )
 
 
-def _insert_event(named: bool):
+def _insert_event(named: bool, timed: bool):
     """The one statement a request writes, made once: the reader (``named``: when
-    their newsletter is tracked per reader and nobody refused it) and whether their
-    copy was delivered too recently (rules.TOO_SOON) are found by the database."""
+    their newsletter is tracked per reader and nobody refused it) and, ``timed``,
+    whether their copy was delivered too recently (rules.TOO_SOON) are found by the
+    database."""
     reader = Subscriber.__table__
     subscriber_id = (
         select(reader.c.id)
@@ -198,6 +209,7 @@ def _insert_event(named: bool):
         else null()
     )
     delivery = Delivery.__table__
+    machine = bindparam("machine", type_=String)
     too_soon = (
         select(literal(rules.TOO_SOON))
         .select_from(delivery.join(reader, reader.c.id == delivery.c.subscriber_id))
@@ -218,19 +230,23 @@ def _insert_event(named: bool):
             position=bindparam("position"),
             copy_key=bindparam("copy_key"),
             subscriber_id=subscriber_id,
-            machine=func.coalesce(bindparam("machine", type_=String), too_soon),
+            machine=func.coalesce(machine, too_soon) if timed else machine,
         )
         .returning(event.c.id, event.c.subscriber_id)
     )
 
 
-INSERT_EVENT = {named: _insert_event(named) for named in (True, False)}
+INSERT_EVENT = {
+    (named, timed): _insert_event(named, timed)
+    for named in (True, False)
+    for timed in (True, False)
+}
 
 
 def _record(
     connection: Connection,
     tracked: tokens.Tracked,
-    tracking: str,
+    digest: TrackedDigest,
     kind: str,
     seen: rules.Seen,
     refused: bool,
@@ -240,9 +256,10 @@ def _record(
     connection, not the session, whose bookkeeping would cost the redirect more than
     the row itself."""
     now = utcnow()
-    named = tracking == TrackingMode.PER_READER and not refused
+    named = digest.tracking == TrackingMode.PER_READER and not refused
+    min_seconds = current_app.config["TRACKING_MIN_SECONDS"]
     event_id, subscriber_id = connection.execute(
-        INSERT_EVENT[named],
+        INSERT_EVENT[named, digest.may_be_too_soon(now, min_seconds)],
         {
             "at": now,
             "digest_id": tracked.digest_id,
@@ -251,9 +268,7 @@ def _record(
             "copy_key": copy_key(tracked.digest_id, tracked.nonce),
             "nonce": tracked.nonce,
             "machine": rules.request_rule(seen, kind, tracked.position),
-            "delivered_after": rules.delivered_after(
-                now, current_app.config["TRACKING_MIN_SECONDS"]
-            ),
+            "delivered_after": rules.delivered_after(now, min_seconds),
         },
     ).one()
     return event_id, subscriber_id, now
