@@ -1,4 +1,4 @@
-"""The benchmark: ``python -m bench fanout``, ``signup`` and ``admin``.
+"""The benchmark: ``python -m bench fanout``, ``signup``, ``admin`` and ``clicks``.
 
 Prints tables, and each result as a ratio against baselines measured in the
 same run on the same machine. Not part of the test suite's timing.
@@ -39,6 +39,23 @@ def add_fanout(commands):
     )
 
 
+def add_clicks(commands):
+    clicks = commands.add_parser(
+        "clicks", help="a tracked digest's links under load, beside a bare redirect"
+    )
+    clicks.add_argument("--seconds", type=int, default=20)
+    clicks.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    clicks.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    clicks.add_argument("--readers", type=int, default=5000, help="copies the clicks spread over")
+    clicks.add_argument(
+        "--tracking",
+        choices=["counts", "per-reader"],
+        default="counts",
+        help="the newsletter's engagement tracking",
+    )
+    clicks.add_argument("--stack", choices=["embedded", "postgres", "both"], default="both")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,11 +74,17 @@ def main(argv=None):
     admin.add_argument("--repeats", type=int, default=9, help="fetches of each page")
     admin.add_argument("--stack", choices=["embedded", "postgres"], default="postgres")
 
+    add_clicks(commands)
+
     args = parser.parse_args(argv)
     if args.command == "fanout":
         from bench import fanout
 
         return fanout.main(args)
+    if args.command == "clicks":
+        from bench import clicks
+
+        return clicks.main(args)
     if args.command == "admin":
         from bench import admin
 

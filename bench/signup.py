@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.error import URLError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
@@ -86,11 +85,13 @@ class Confirmations:
         return self.drain_seconds is not None and self.delivered == self.recorded >= self.accepted
 
 
-def run_wrk(label, url, args, prefix):
+def run_wrk(label, url, args, script_argument, script=WRK_SCRIPT):
+    """wrk with ``args.clients`` connections for ``args.seconds``, running ``script``
+    (which prints its result line) with one argument."""
     command = ["wrk", "--threads", str(min(WRK_THREADS, args.clients))]
     command += ["--connections", str(args.clients), "--duration", f"{args.seconds}s"]
     # Long enough that a slow answer counts in the latency instead of as an error.
-    command += ["--timeout", "10s", "--script", str(WRK_SCRIPT), url, "--", prefix]
+    command += ["--timeout", "10s", "--script", str(script), url, "--", script_argument]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     lines = [line for line in output.splitlines() if line.startswith(RESULT_MARKER)]
     if not lines:
@@ -127,7 +128,7 @@ def start_web(stack, workers, log):
         try:
             with urlopen(Request(base + NOOP_PATH, data=b"{}"), timeout=5):
                 return web, base
-        except (URLError, ConnectionError):
+        except OSError:  # not listening yet, or still booting its workers
             if web.poll() is not None or time.monotonic() > deadline:
                 stop(web)
                 raise RuntimeError(f"gunicorn did not start:\n{log_tail(log)}") from None

@@ -1,14 +1,19 @@
-"""The web app ``python -m bench signup`` serves: the service's own app, configured from
-the environment, plus one endpoint that does nothing. That endpoint measures what the
-server and the framework cost on their own, the ceiling a sign-up is compared with.
+"""The web app ``python -m bench signup`` and ``clicks`` serve: the service's own app,
+configured from the environment, plus two endpoints that do next to nothing. They
+measure what the server and the framework cost on their own, the ceiling a sign-up or
+a tracked link's redirect is compared with.
 
     gunicorn 'bench.web:create_app()'
 """
 
+from flask import redirect
+
 from newsletter import create_app as create_service_app
-from newsletter.extensions import csrf
+from newsletter.extensions import csrf, limiter
 
 NOOP_PATH = "/bench/noop"
+BARE_REDIRECT_PATH = "/bench/redirect"
+BARE_REDIRECT_TARGET = "https://news.example.com/2026/11/story-0"
 
 
 def create_app():
@@ -19,5 +24,13 @@ def create_app():
     @csrf.exempt
     def noop():
         return "", 204
+
+    # A redirect and nothing else: what /r/<token> would cost if reading its token and
+    # recording the click were free.
+    # Spared the rate limiter's bookkeeping, as /r/<token> is.
+    @app.get(f"{BARE_REDIRECT_PATH}/<token>")
+    @limiter.exempt
+    def bare_redirect(token):
+        return redirect(BARE_REDIRECT_TARGET, 302)
 
     return app

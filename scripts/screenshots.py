@@ -1,13 +1,15 @@
 """Remake the docs' screenshots: python scripts/screenshots.py [OUTDIR]
 
 Builds the app on a temporary SQLite database with demo data (readers who came over
-90 days, a few who left, posts and two sent digests), serves it on a free port of
-127.0.0.1, and photographs it in Debian's headless Chromium through Playwright: the
-dashboard, the composer with its live preview, and the sign-up box on a page of another
-origin before and after a sign-up. Nothing leaves loopback; OUTDIR defaults to
-docs/screenshots/.
+90 days, a few who left, posts and two sent digests, the later one tracked), serves it
+on a free port of 127.0.0.1, and photographs it in Debian's headless Chromium through
+Playwright: the dashboard, the composer with its live preview, the sign-up box on a page
+of another origin before and after a sign-up, and the tracked digest's opens and clicks
+after readers' and link scanners' requests on its links. Nothing leaves loopback (no
+redirect is followed); OUTDIR defaults to docs/screenshots/.
 """
 
+import http.client
 import random
 import secrets
 import sys
@@ -28,13 +30,18 @@ from harness import CHROMIUM, CHROMIUM_ARGS, another_site, free_port, served
 from newsletter import create_app
 from newsletter.admins import accounts
 from newsletter.content import digests, posts
-from newsletter.content.models import DigestStatus
+from newsletter.content.models import Digest, DigestStatus, TrackingMode
+from newsletter.core import tokens
 from newsletter.core.models import utcnow
+from newsletter.engagement import links
 from newsletter.extensions import db
+from newsletter.mail.digest import DigestMessages
 from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 
 ADMIN = ("editor@example.org", secrets.token_urlsafe(16))
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+GMAIL_PROXY = "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"
 DAYS = 90
 COMPOSER_WIDTH = 1440
 POSTS = [
@@ -72,8 +79,8 @@ def build_app(instance, port, site_port):
         upgrade()
         accounts.create_admin(*ADMIN)
         add_readers(random.Random(90))
-        add_posts_and_digests()
-    return app
+        tracked_digest = add_posts_and_digests()
+    return app, tracked_digest
 
 
 def add_readers(rng):
@@ -115,7 +122,8 @@ def consent(subscriber, rng, pending):
 
 
 def add_posts_and_digests():
-    """Four posts, two digests of two each, sent to everyone confirmed at the time."""
+    """Four posts, two digests of two each, sent to everyone confirmed at the time; the
+    later one's newsletter counts opens and clicks. Returns the later one's id."""
     written = [
         posts.save_post(None, title, f"https://news.example/{n}", markdown)
         for n, (title, markdown) in enumerate(POSTS)
@@ -135,6 +143,48 @@ def add_posts_and_digests():
             for reader in readers
         )
         db.session.commit()
+    digest.newsletter.tracking = TrackingMode.COUNTS
+    db.session.commit()
+    # Its links recorded, as its first render for sending records them.
+    DigestMessages(digest, track_links=lambda urls: links.positions_for(digest.id, urls))
+    return digest.id
+
+
+def readers_requests(app, base, digest_id, rng):
+    """Requests on the tracked digest's links and pixel, over HTTP: readers who open it
+    and follow the article they want, mail proxies that fetch every image, and mail
+    gateways that check every link of a copy, the invisible trap's included."""
+    with app.app_context():
+        digest = db.session.get(Digest, digest_id)
+        positions = sorted(links.positions_for(digest_id, []).values())
+        nonces = db.session.scalars(
+            select(Subscriber.token_nonce)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.digest_id == digest_id)
+        ).all()
+        copies = [
+            tokens.make_tracking_tokens(digest_id, [0, *positions], nonce, digest.newsletter_id)
+            for nonce in nonces
+        ]
+    server = http.client.HTTPConnection(*base.removeprefix("http://").split(":"))
+
+    def request(method, path, agent):
+        server.request(method, path, headers={"User-Agent": agent})
+        server.getresponse().read()
+
+    for clicks, opened in copies:
+        chance = rng.random()
+        if chance < 0.08:
+            for token in clicks.values():
+                request("HEAD", f"/r/{token}", BROWSER)
+        elif chance < 0.2:
+            request("GET", f"/o/{opened}", GMAIL_PROXY)
+        elif chance < 0.55:
+            request("GET", f"/o/{opened}", BROWSER)
+            if rng.random() < 0.45:
+                chosen = positions[0] if rng.random() < 0.7 else positions[-1]
+                request("GET", f"/r/{clicks[chosen]}", BROWSER)
+    server.close()
 
 
 def article(service):
@@ -206,12 +256,28 @@ def shoot_embed(browser, news, outdir):
     page.close()
 
 
+def shoot_digest_figures(browser, base, digest_id, outdir):
+    """The tracked digest's section of opens and clicks, down to the preview with each
+    link's share: tall enough that its frame is painted, not left blank below the fold."""
+    page = browser.new_page(viewport={"width": 1280, "height": 2400})
+    log_in(page, base)
+    page.goto(f"{base}/admin/digests/{digest_id}")
+    frame = page.frame_locator("#engagement-preview")
+    expect(frame.locator("[data-link-share]").first).to_be_visible()
+    section = page.locator("#engagement").bounding_box()
+    page.screenshot(
+        path=outdir / "digest-figures.png",
+        clip={"x": 0, "y": section["y"] - 8, "width": 1280, "height": section["height"] + 16},
+    )
+    page.close()
+
+
 def main(outdir):
     outdir.mkdir(parents=True, exist_ok=True)
     port, site_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as instance:
-        app = build_app(Path(instance), port, site_port)
+        app, tracked_digest = build_app(Path(instance), port, site_port)
         with (
             served(app, port),
             another_site(site_port, article(base)) as news,
@@ -223,6 +289,8 @@ def main(outdir):
             shoot_dashboard(page, outdir)
             shoot_composer(browser, base, outdir)
             shoot_embed(browser, news, outdir)
+            readers_requests(app, base, tracked_digest, random.Random(19))
+            shoot_digest_figures(browser, base, tracked_digest, outdir)
             browser.close()
         with app.app_context():
             db.engine.dispose()

@@ -30,6 +30,7 @@ from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
 from tests.helpers.webhooks import Receiver, a_pending_reader, add_endpoint
+from tests.tracked_digests import BROWSER, article_site, path_of, send_digest, tracked_links
 from workers.tasks import start_digest
 
 # Retries come quickly here; the defaults wait 30 s, doubling.
@@ -155,6 +156,37 @@ def test_a_digest_sent_is_posted_with_its_count(app, admin_client, receiver, smt
     event, _ = receiver.wait_for(1)[0]
     assert event["type"] == "digest.sent"
     assert event["data"] == {"digest_id": digest_id, "subject": "Monday", "sent_count": 3}
+
+
+def test_a_click_is_posted_as_email_clicked_saying_whether_a_machine_made_it(
+    app, admin_client, receiver, smtp, worker
+):
+    add_endpoint(admin_client, receiver, ["email.clicked"])
+    app.config["TRACKING_MIN_SECONDS"] = 0
+    with article_site() as origin:
+        digest_id, copies = send_digest(app, smtp, "per-reader", origin)
+    with app.app_context():
+        reader_id = db.session.scalar(select(Subscriber.id))
+    # The trap comes first in the HTML; the articles follow.
+    _trap, first, second = tracked_links(copies["reader@example.org"])
+    # Each verdict is the one made as its click came: the person's, first, stays a
+    # person's in the event, whatever the figures later make of the two together.
+    person = admin_client.get(path_of(first), headers={"User-Agent": BROWSER})
+    checked = admin_client.head(path_of(second), headers={"User-Agent": BROWSER})
+
+    posted = sorted(
+        (event["data"] for event, _ in receiver.wait_for(2)), key=lambda data: data["machine"]
+    )
+    assert receiver.types() == ["email.clicked", "email.clicked"]
+    assert [(data["url"], data["machine"]) for data in posted] == [
+        (person.headers["Location"], False),
+        (checked.headers["Location"], True),
+    ]
+    for data in posted:
+        # The digest, the link, the verdict and the reader (tracked per reader): no
+        # address, no browser.
+        assert set(data) == {"digest_id", "url", "machine", "subscriber_id", "clicked_at"}
+        assert (data["digest_id"], data["subscriber_id"]) == (digest_id, reader_id)
 
 
 def test_a_failed_delivery_is_retried_until_the_endpoint_takes_it(

@@ -4,7 +4,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Date, case, func, or_, select
+from sqlalchemy import Date, case, exists, func, or_, select
 
 from newsletter.bounces import feedback
 from newsletter.bounces.feedback import COMPLAINT_SOURCE
@@ -12,6 +12,8 @@ from newsletter.bounces.models import FeedbackEvent, FeedbackKind
 from newsletter.content import digests
 from newsletter.content.models import Digest, DigestStatus
 from newsletter.core.models import utcnow
+from newsletter.engagement import figures as engagement_figures
+from newsletter.engagement.models import DigestLink
 from newsletter.extensions import db
 from newsletter.sending.models import DeliveryStatus
 from newsletter.subscribers import admin_actions
@@ -129,6 +131,46 @@ def recent_digests(limit: int = 5) -> list[tuple[Digest, dict[str, int]]]:
     history = digests.history(limit)
     reactions = feedback.reactions([digest for digest, _counts in history])
     return [(digest, counts | reactions[digest.id]) for digest, counts in history]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEngagement:
+    """One tracked digest's opens and clicks beside its copies delivered."""
+
+    digest: Digest
+    delivered: int
+    opens: engagement_figures.Counts
+    clicks: engagement_figures.Counts
+
+    @property
+    def open_rate(self) -> float | None:
+        """Readers who opened it (people, unique, estimated) per copy delivered."""
+        return engagement_figures.rate(self.opens.human_copies, self.delivered)
+
+    @property
+    def click_rate(self) -> float | None:
+        """Readers who followed a link of it (people, unique) per copy delivered."""
+        return engagement_figures.rate(self.clicks.human_copies, self.delivered)
+
+
+def recent_engagement(limit: int = 10) -> list[DigestEngagement]:
+    """The latest sent digests that were tracked (their links recorded), newest first,
+    each with its opens and clicks."""
+    tracked = db.session.scalars(
+        select(Digest)
+        .where(
+            Digest.status == DigestStatus.SENT,
+            exists().where(DigestLink.digest_id == Digest.id),
+        )
+        .order_by(Digest.id.desc())
+        .limit(limit)
+    ).all()
+    shown = []
+    for digest in tracked:
+        found = engagement_figures.figures(digest.id)
+        delivered = digests.progress(digest.id)[DeliveryStatus.SENT.value]
+        shown.append(DigestEngagement(digest, delivered, found.opens, found.clicks))
+    return shown
 
 
 def active_sends(counted=()) -> list[tuple[Digest, dict[str, int]]]:

@@ -1,7 +1,10 @@
 """Counting a digest's opens and clicks, a person's apart from a machine's; folding old
 events into per-digest totals; a reader's own events, for them and for the admins."""
 
+import csv
+import io
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -126,6 +129,28 @@ def figures(digest_id: int) -> Figures:
             for position, url in links
         ],
     )
+
+
+def rate(copies: int, delivered: int) -> float | None:
+    """Copies with a person's open or click per copy delivered; None before any was."""
+    return copies / delivered if delivered else None
+
+
+def links_csv(found: Figures) -> Iterator[str]:
+    """A digest's links and their clicks as CSV lines, a header first. Every URL is a
+    web link (mail/digest.py tracks no other), so no cell can pass for a formula."""
+    yield _csv_line(["position", "url", "human_clicks", "machine_clicks", "human_readers"])
+    for link in found.links:
+        counts = link.counts
+        yield _csv_line(
+            [link.position, link.url, counts.human, counts.machine, counts.human_copies]
+        )
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
 
 
 def _add(into: Counts, more: Counts) -> None:

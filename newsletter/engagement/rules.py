@@ -27,12 +27,13 @@ TOO_SOON = "too-soon"
 # Gateways' scanners and HTTP libraries that say who they are; an empty user agent too
 # (a person's browser always sends one). Headless browsers are not in it: scanners that
 # drive one look like a person, and the trap, the timing and burst rules catch them.
+# Matched against the lowercased agent: IGNORECASE made the search six times slower, a
+# tenth of a redirect's own work.
 SCANNER_AGENTS = re.compile(
     r"^\s*$|bot\b|crawler|spider|scanner|preview|barracuda|mimecast|proofpoint|"
     r"safelinks|forcepoint|trendmicro|sophos|fortiguard|symantec|cisco|ironport|"
     r"python-requests|python-urllib|aiohttp|httpx|curl/|wget/|go-http-client|java/|okhttp|"
-    r"libwww|apache-httpclient|node-fetch|axios|undici|ruby|php/|postman",
-    re.IGNORECASE,
+    r"libwww|apache-httpclient|node-fetch|axios|undici|ruby|php/|postman"
 )
 # Mail proxies fetch the images of every message for the reader, read or not: Gmail's
 # (its user agent says GoogleImageProxy), Yahoo's, and Apple Mail Privacy Protection,
@@ -62,20 +63,13 @@ def from_mail_proxy(seen: Seen) -> bool:
 
 def from_scanner(seen: Seen) -> bool:
     """A user agent of a known link scanner or HTTP library, or none at all."""
-    return bool(SCANNER_AGENTS.search(seen.user_agent))
+    return bool(SCANNER_AGENTS.search(seen.user_agent.lower()))
 
 
-def request_rule(
-    seen: Seen,
-    kind: str,
-    position: int | None,
-    delivered_at: datetime | None,
-    now: datetime,
-    min_seconds: int,
-) -> str | None:
-    """Why this request alone is a machine's, or None. A HEAD request only checks a
-    link; the trap link is seen by no person; a request sooner than ``min_seconds``
-    (TRACKING_MIN_SECONDS) after the copy was delivered is a gateway's scan on arrival."""
+def request_rule(seen: Seen, kind: str, position: int | None) -> str | None:
+    """Why this request alone is a machine's, or None, before the timing rule (which
+    the database applies as the event is written, see ``delivered_after``): a HEAD
+    request only checks a link; the trap link is seen by no person."""
     if seen.method == "HEAD":
         return HEAD
     if kind == EngagementKind.CLICK and position == TRAP_POSITION:
@@ -84,9 +78,13 @@ def request_rule(
         return PROXY
     if from_scanner(seen):
         return AGENT
-    if delivered_at is not None and now - delivered_at < timedelta(seconds=min_seconds):
-        return TOO_SOON
     return None
+
+
+def delivered_after(now: datetime, min_seconds: int) -> datetime:
+    """TOO_SOON: a request on a copy delivered after this moment, less than
+    ``min_seconds`` (TRACKING_MIN_SECONDS) ago, is a gateway's scan on arrival."""
+    return now - timedelta(seconds=min_seconds)
 
 
 @dataclass(frozen=True, slots=True)

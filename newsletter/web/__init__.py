@@ -7,7 +7,6 @@ from newsletter.extensions import csrf
 from newsletter.web import (
     admin,
     admin_api,
-    admin_engagement,
     api,
     archive,
     errors,
@@ -40,7 +39,6 @@ def register_blueprints(app):
     # Providers post without cookies or tokens; a signature or a password proves them.
     csrf.exempt(provider_events.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(admin_engagement.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)

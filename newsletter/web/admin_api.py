@@ -20,6 +20,7 @@ from newsletter.content import digests, newsletters, posts
 from newsletter.content.models import Digest
 from newsletter.core.addresses import InvalidSignup
 from newsletter.core.row_ids import MAX_ROW_ID
+from newsletter.engagement import figures
 from newsletter.extensions import db
 from newsletter.subscribers import admin_actions, privacy
 from newsletter.subscribers.models import Subscriber
@@ -28,6 +29,7 @@ from newsletter.web.api_models import (
     DigestDetail,
     DigestOut,
     DigestPage,
+    Engagement,
     Error,
     NewDigest,
     NewNewsletter,
@@ -369,12 +371,17 @@ def list_digests():
 @bp.get(f"/digests/<int(min=1, max={MAX_ROW_ID}):digest_id>")
 @needs("digests:read", resp=Response(HTTP_200=DigestDetail, **NOT_FOUND))
 def get_digest(digest_id):
-    """A digest with its copies per status: pending, sent, failed, skipped."""
+    """A digest with its copies per status (pending, sent, failed, skipped) and, when
+    its newsletter is tracked, its opens and clicks, people's and machines' apart."""
     return digest_detail(db.get_or_404(Digest, digest_id))
 
 
 def digest_detail(digest):
-    return DigestDetail(**DigestOut.of(digest).model_dump(), progress=digests.progress(digest.id))
+    return DigestDetail(
+        **DigestOut.of(digest).model_dump(),
+        progress=digests.progress(digest.id),
+        engagement=Engagement.of(figures.figures(digest.id)),
+    )
 
 
 @bp.post("/digests")

@@ -17,6 +17,7 @@ from pydantic import (
 
 from newsletter.content.models import Digest, Newsletter, Post, TrackingMode
 from newsletter.content.posts import CATEGORY_LENGTH
+from newsletter.engagement import figures as engagement_figures
 from newsletter.subscribers.admin_actions import LAST_PAGE, SEARCH_MAX_LENGTH
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
@@ -208,8 +209,50 @@ class Progress(BaseModel):
     skipped: int
 
 
+class Counted(BaseModel):
+    human: int = Field(description="Requests judged a person's.")
+    machine: int = Field(
+        description="Requests judged a machine's: link scanners, mail proxies, HEAD requests "
+        "(the rules are in the engagement docs)."
+    )
+    human_readers: int = Field(
+        description="Copies with at least one person's request: unique readers (for opens "
+        "an estimate, once events are folded into totals in more than one go)."
+    )
+
+    @classmethod
+    def of(cls, counts: engagement_figures.Counts) -> "Counted":
+        return cls(human=counts.human, machine=counts.machine, human_readers=counts.human_copies)
+
+
+class LinkClicks(BaseModel):
+    url: str
+    human: int
+    machine: int
+
+
+class Engagement(BaseModel):
+    """A digest's opens and clicks; all zero for a digest that was not tracked."""
+
+    opens: Counted
+    clicks: Counted = Field(description="Clicks on every link, the invisible trap's included.")
+    links: list[LinkClicks] = Field(description="Each link of the digest, in order.")
+
+    @classmethod
+    def of(cls, found: engagement_figures.Figures) -> "Engagement":
+        return cls(
+            opens=Counted.of(found.opens),
+            clicks=Counted.of(found.clicks),
+            links=[
+                LinkClicks(url=link.url, human=link.counts.human, machine=link.counts.machine)
+                for link in found.links
+            ],
+        )
+
+
 class DigestDetail(DigestOut):
     progress: Progress
+    engagement: Engagement
 
 
 class DigestPage(Page):

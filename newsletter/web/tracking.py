@@ -8,8 +8,11 @@ from flask import Blueprint, Response, abort, redirect, request
 
 from newsletter.core.tokens import TokenInvalid
 from newsletter.engagement import events, rules
+from newsletter.extensions import limiter
 
 bp = Blueprint("tracking", __name__)
+# Nothing here is limited, and a redirect should not pay the limiter's bookkeeping.
+limiter.exempt(bp)
 
 # The smallest transparent GIF: 1x1, one colour.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")

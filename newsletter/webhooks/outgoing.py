@@ -39,12 +39,15 @@ SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"
 SUBSCRIBER_BOUNCED = "subscriber.bounced"
 SUBSCRIBER_COMPLAINED = "subscriber.complained"
 DIGEST_SENT = "digest.sent"
+# A click on a tracked digest's link (engagement), a person's or a machine's.
+EMAIL_CLICKED = "email.clicked"
 EVENTS = (
     SUBSCRIBER_CONFIRMED,
     SUBSCRIBER_UNSUBSCRIBED,
     SUBSCRIBER_BOUNCED,
     SUBSCRIBER_COMPLAINED,
     DIGEST_SENT,
+    EMAIL_CLICKED,
 )
 # The event a subscriber's new status is.
 STATUS_EVENTS: dict[str, str] = {
@@ -145,6 +148,17 @@ def deactivate(endpoint_id: int) -> None:
     db.session.commit()
 
 
+def taken(event_type: str) -> bool:
+    """Whether any active endpoint takes the event: a caller that must do work to make
+    the event (a click's verdict) asks first."""
+    return any(
+        event_type in endpoint.event_list
+        for endpoint in db.session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+        )
+    )
+
+
 def queue(event_type: str, data: dict) -> int:
     """Owe the event to every active endpoint that takes it, in the caller's transaction;
     the caller's commit sends the hint. Returns how many deliveries were owed.
@@ -209,6 +223,24 @@ def digest_sent(digest_id: int) -> None:
     )
     queue(
         DIGEST_SENT, {"digest_id": digest_id, "subject": digest.subject, "sent_count": sent_count}
+    )
+
+
+def email_clicked(
+    digest_id: int, url: str, machine: bool, subscriber_id: int | None, at: datetime
+) -> None:
+    """Owe email.clicked, in the transaction that records the click: the digest, the
+    link, whether the click was a machine's as it was judged when it came, and the
+    reader only when their newsletter tracks per reader. Never an address or agent."""
+    queue(
+        EMAIL_CLICKED,
+        {
+            "digest_id": digest_id,
+            "url": url,
+            "machine": machine,
+            "subscriber_id": subscriber_id,
+            "clicked_at": _iso(at.replace(tzinfo=UTC)),
+        },
     )
 
 

@@ -67,6 +67,7 @@ from newsletter.web.admin import (  # noqa: E402, F401
     deliverability,
     digests,
     email_templates,
+    engagement,
     newsletters,
     posts,
     previews,

@@ -20,4 +20,5 @@ def dashboard():
         chart=charts.list_chart(history),
         recent_digests=recent_digests,
         active_sends=stats.active_sends(counted=recent_digests),
+        engagement_rates=stats.recent_engagement(),
     )

@@ -10,7 +10,7 @@ from newsletter.content import composer, digests, newsletters
 from newsletter.content.models import Digest
 from newsletter.extensions import db
 from newsletter.sending import hints
-from newsletter.web.admin import bp
+from newsletter.web.admin import bp, digest_figures
 from newsletter.web.admin.previews import digest_preview, previewing
 from newsletter.web.forms import ActionForm, DigestForm, ScheduleForm, TestSendForm
 
@@ -59,12 +59,15 @@ def new_digest():
 @bp.get("/digests/<id:digest_id>")
 def show_digest(digest_id):
     digest = db.get_or_404(Digest, digest_id)
+    preview = composer.preview(digest)
+    progress = digests.progress(digest_id)
     return render_template(
         "admin/digest.html",
         digest=digest,
         live=digests.is_under_way(digest),
-        preview=composer.preview(digest),
-        progress=digests.progress(digest_id),
+        preview=preview,
+        progress=progress,
+        engagement=digest_figures.shown(digest, progress["sent"], preview.html),
         reactions=feedback.reactions([digest])[digest.id],
         test_form=TestSendForm(),
         schedule_form=ScheduleForm(),

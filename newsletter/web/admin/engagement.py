@@ -1,26 +1,16 @@
-"""The admin area's engagement tracking: each newsletter's choice of it, at
-/admin/newsletters/<id>/tracking (docs/engagement.md)."""
+"""Engagement tracking in the admin area: each newsletter's choice of it, at
+/admin/newsletters/<id>/tracking, and a digest's link figures as CSV
+(docs/engagement.md); the digest's page shows its figures (digest_figures.py)."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Response, flash, redirect, render_template, request, url_for
 
 from newsletter.admins import audit, roles
 from newsletter.content import newsletters
-from newsletter.content.models import Newsletter
-from newsletter.extensions import db, login_manager
-from newsletter.web import admin
+from newsletter.content.models import Digest, Newsletter
+from newsletter.engagement import figures
+from newsletter.extensions import db
+from newsletter.web.admin import bp
 from newsletter.web.forms import TrackingForm
-
-bp = Blueprint("admin_engagement", __name__, url_prefix="/admin")
-bp.context_processor(admin.logout_form)
-bp.context_processor(admin.permissions)
-
-
-@bp.before_request
-def require_login():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
 
 
 @bp.route("/newsletters/<id:newsletter_id>/tracking", methods=["GET", "POST"])
@@ -37,3 +27,14 @@ def newsletter_tracking(newsletter_id):
     return render_template(
         "admin/newsletter_tracking.html", form=form, newsletter=newsletter
     ), status
+
+
+@bp.get("/digests/<id:digest_id>/links.csv")
+def digest_links_csv(digest_id):
+    """The digest's links with people's and machines' clicks, for a spreadsheet."""
+    db.get_or_404(Digest, digest_id)
+    return Response(
+        list(figures.links_csv(figures.figures(digest_id))),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=digest-{digest_id}-links.csv"},
+    )
