@@ -64,7 +64,7 @@ class Config:
 
     # The newsletter's name in pages and emails.
     SITE_NAME = os.environ.get("SITE_NAME", "The Newsletter")
-    # The language (`en` or `de`, i18n.LANGUAGES) of readers whose browser asked for none
+    # The language (`en` or `de`, i18n.LANGUAGES) of subscribers whose browser asked for none
     # of ours, and of their emails (see "Languages"); any other value stops the app at
     # start.
     DEFAULT_LOCALE = os.environ.get("DEFAULT_LOCALE", "en")
@@ -87,7 +87,7 @@ class Config:
     # IP_RETENTION_DAYS (0: kept).
     AUDIT_RETENTION_DAYS = _env_int("AUDIT_RETENTION_DAYS", 365)
     # A pending address gets at most one confirmation email per this many seconds,
-    # so a form cannot be used to flood somebody's inbox; a reader gets at most one
+    # so a form cannot be used to flood somebody's inbox; a subscriber gets at most one
     # "link to my data" email per this many seconds, for the same reason.
     CONFIRM_RESEND_INTERVAL = _env_int("CONFIRM_RESEND_INTERVAL", 60)
     # Confirmation emails one address may get in 24 hours, whatever the number of
@@ -141,11 +141,11 @@ class Config:
     # Distinct links of one copy requested within this many seconds of each other are a
     # machine's: a person opens one article, a scanner all of them.
     TRACKING_BURST_SECONDS = _env_int("TRACKING_BURST_SECONDS", 2)
-    # Days a reader's opens and clicks (per-reader tracking) are kept before they are
+    # Days a subscriber's opens and clicks (per-subscriber tracking) are kept before they are
     # folded into each digest's totals and deleted by the beat task
     # `newsletter.fold_engagement`; anonymous ones go within the hour.
     TRACKING_RETENTION_DAYS = _env_int("TRACKING_RETENTION_DAYS", 90)
-    # Refusals of the reader's address in a row (5xx to RCPT, or 5.1.x / 5.2.x) after
+    # Refusals of the subscriber's address in a row (5xx to RCPT, or 5.1.x / 5.2.x) after
     # which it is marked bounced; a refusal of the message itself never counts.
     BOUNCE_LIMIT = _env_int("BOUNCE_LIMIT", 3)
     # Days the inbound listener's messages are kept once processed (their raw mail holds
@@ -158,7 +158,7 @@ class Config:
     INBOUND_CONNECTIONS_PER_MINUTE = _env_int("INBOUND_CONNECTIONS_PER_MINUTE", 60)
     INBOUND_MESSAGES_PER_MINUTE = _env_int("INBOUND_MESSAGES_PER_MINUTE", 120)
     # Soft bounces reported (mailbox full, a final 4.x.x) within BOUNCE_SOFT_DAYS after
-    # which a reader is marked bounced; a delivery reported after them clears them.
+    # which a subscriber is marked bounced; a delivery reported after them clears them.
     BOUNCE_SOFT_LIMIT = _env_int("BOUNCE_SOFT_LIMIT", 3)
     BOUNCE_SOFT_DAYS = _env_int("BOUNCE_SOFT_DAYS", 30)
     # DKIM-sign every email (off unless the first two are set); the domain defaults to
@@ -170,12 +170,12 @@ class Config:
     # The return path: every email's envelope sender is a VERP form of it,
     # `bounces+<token>@domain`, whose token (47 characters of base32: the subscription's
     # random nonce, the digest or email it was, and a MAC under the secret key) names the
-    # reader and the message, so a bounce or complaint that quotes it finds them (nobody
-    # can make one for another reader); `flask inbound` takes mail for it (see "What
+    # subscriber and the message, so a bounce or complaint that quotes it finds them (nobody
+    # can make one for another subscriber); `flask inbound` takes mail for it (see "What
     # comes back"). Unset: the sender's address.
     BOUNCE_ADDRESS = os.environ.get("BOUNCE_ADDRESS")
     # Adds `<mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe>` to List-Unsubscribe, the
-    # token (45 characters of base32) signed for the reader and the newsletter;
+    # token (45 characters of base32) signed for the subscriber and the newsletter;
     # `flask inbound` unsubscribes whom a genuine token names, as the one-click link
     # does, and refuses the bare address.
     LIST_UNSUBSCRIBE_MAILTO = os.environ.get("LIST_UNSUBSCRIBE_MAILTO")

@@ -4,9 +4,9 @@ the same run.
 
 The data is written straight into the database (the sign-up path is ``bench signup``'s
 business), shaped as two years of a real list leave it: sign-ups spread over the two
-years with their consent log, everyone reading the first newsletter, some readers
+years with their consent log, everyone reading the first newsletter, some subscribers
 pending, unsubscribed or bounced, four weekly
-digests sent to every confirmed reader and a fifth half way through. The database's
+digests sent to every confirmed subscriber and a fifth half way through. The database's
 statistics are then brought up to date, as autovacuum does after a bulk load. Each page
 is fetched through the app's test client, logged in, several times, and the median and
 the slowest kept.
@@ -63,7 +63,7 @@ GOAL_MS = 100
 
 
 def status_of(n):
-    """One reader in ten pending, one in fifty unsubscribed, one in a hundred bounced."""
+    """One subscriber in ten pending, one in fifty unsubscribed, one in a hundred bounced."""
     if n % 10 == 0:
         return SubscriberStatus.PENDING
     if n % 50 == 1:
@@ -74,7 +74,7 @@ def status_of(n):
 
 
 def add_subscribers(count):
-    """``count`` readers who signed up over HISTORY, oldest first, written in batches."""
+    """``count`` subscribers who signed up over HISTORY, oldest first, written in batches."""
     now = utcnow()
     step = HISTORY / count
     for start in range(0, count, BATCH):
@@ -103,8 +103,8 @@ def add_subscribers(count):
 
 
 def add_consent_log():
-    """Each reader's choice of the first newsletter, their sign-up, confirmation and
-    unsubscribe, and the bounce that ended the bounced readers' mail, when their own
+    """Each subscriber's choice of the first newsletter, their sign-up, confirmation and
+    unsubscribe, and the bounce that ended the bounced subscribers' mail, when their own
     rows say they happened."""
     db.session.execute(
         insert(Subscription).from_select(
@@ -145,8 +145,8 @@ def add_consent_log():
 
 
 def add_digests(count):
-    """SENT_DIGESTS weekly digests sent to every confirmed reader, and this week's half
-    sent: one delivery row per reader and digest, and the totals of those sent, as
+    """SENT_DIGESTS weekly digests sent to every confirmed subscriber, and this week's half
+    sent: one delivery row per subscriber and digest, and the totals of those sent, as
     sending leaves them."""
     now = utcnow()
     confirmed = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.CONFIRMED)
@@ -207,7 +207,7 @@ def load(count):
 
 
 def deep_id(count):
-    """The id that "Older" links to after DEEP_ROWS readers, newest first."""
+    """The id that "Older" links to after DEEP_ROWS subscribers, newest first."""
     return db.session.scalar(
         select(Subscriber.id).order_by(Subscriber.id.desc()).offset(min(DEEP_ROWS, count - 1))
     )

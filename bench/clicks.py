@@ -2,8 +2,8 @@
 a bare redirect endpoint of the same app in the same server (the ceiling).
 
 gunicorn serves the app with sync workers, as ``scripts/run.sh`` does; wrk drives the
-load, each request a click on another reader's copy of a sent digest (its links spread
-over every reader), with a browser's user agent, so that each click is a person's and
+load, each request a click on another subscriber's copy of a sent digest (its links spread
+over every subscriber), with a browser's user agent, so that each click is a person's and
 takes the whole path: the token read, the link looked up, one event written.
 """
 
@@ -35,10 +35,10 @@ WRK_SCRIPT = Path(__file__).with_name("clicks.lua")
 GOALS = {"rate": 2000, "p99_ms": 20, "share of bare": 0.5}
 
 
-def seed_sent_digest(readers, tracking):
-    """A tracked digest of six posts, sent an hour ago to ``readers`` confirmed readers;
-    returns every reader's click paths, one per link of their copy."""
-    digest = db.session.get(Digest, seed(readers, tracking=tracking))
+def seed_sent_digest(subscribers, tracking):
+    """A tracked digest of six posts, sent an hour ago to ``subscribers`` confirmed subscribers;
+    returns every subscriber's click paths, one per link of their copy."""
+    digest = db.session.get(Digest, seed(subscribers, tracking=tracking))
     DigestMessages(digest, track_links=lambda urls: links.positions_for(digest.id, urls))
     an_hour_ago = utcnow() - timedelta(hours=1)
     db.session.execute(
@@ -74,7 +74,7 @@ def run(stack, args, workdir):
     """The bare redirect, then the tracked one, each under the same load, with the CPU
     the web server used."""
     with stack.app.app_context():
-        paths = seed_sent_digest(args.readers, args.tracking)
+        paths = seed_sent_digest(args.subscribers, args.tracking)
     tracked_paths = workdir / "tracked.txt"
     tracked_paths.write_text("\n".join(paths) + "\n")
     # The bare endpoint gets as many distinct paths, so that both requests are alike.
@@ -107,7 +107,7 @@ def main(args):
     names = ["embedded", "postgres"] if args.stack == "both" else [args.stack]
     print(
         f"clicks benchmark: {os.cpu_count()} cores, gunicorn: {args.web_workers} sync workers, "
-        f"wrk: {args.clients} connections for {args.seconds} s, {args.readers:,} readers' "
+        f"wrk: {args.clients} connections for {args.seconds} s, {args.subscribers:,} readers' "
         f"copies, tracking {args.tracking}"
     )
     results = {}

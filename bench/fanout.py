@@ -29,7 +29,7 @@ from newsletter.sending import hints
 from newsletter.subscribers.models import Subscriber, SubscriberSnapshot, SubscriberStatus
 
 SENDER = "newsletter@news.example.com"
-# Readers per step when the time per step is compared, first to last.
+# Subscribers per step when the time per step is compared, first to last.
 STEP = 100_000
 
 PARAGRAPH = (
@@ -59,7 +59,7 @@ def seed(subscribers, chunk=5000, tracking="off"):
                 for number in range(start, min(start + chunk, subscribers))
             ],
         )
-    # Every one of them a reader of the first newsletter, which the digest goes to.
+    # Every one of them a subscriber of the first newsletter, which the digest goes to.
     db.session.execute(
         insert(Subscription).from_select(
             ["subscriber_id", "newsletter_id", "active", "changed_at"],
@@ -96,7 +96,7 @@ class Run:
 
 
 def prebuilt_messages(stack, digest_id, distinct=1000):
-    """Digest copies for the first ``distinct`` readers, built once for the baselines."""
+    """Digest copies for the first ``distinct`` subscribers, built once for the baselines."""
     with stack.app.app_context():
         maker = DigestMessages(db.session.get(Digest, digest_id))
         rows = db.session.execute(
@@ -284,7 +284,7 @@ def measure_digest(stack, sink, digest_id, subscribers, concurrency):
 
 
 def _step_seconds(sink, started, subscribers):
-    """Seconds from 'send' to the first message, then the seconds each STEP readers
+    """Seconds from 'send' to the first message, then the seconds each STEP subscribers
     took after it, in order (whole steps only)."""
     moments = [started, sink.marks.get(1)]
     moments += [sink.marks.get(done) for done in range(STEP, subscribers + 1, STEP)]
@@ -461,7 +461,7 @@ def print_memory(results, sizes):
 
 
 def print_steps(results):
-    """The time each 100,000 readers took, so that a slowdown as the table grows shows."""
+    """The time each 100,000 subscribers took, so that a slowdown as the table grows shows."""
     rows = []
     for (name, subscribers), runs in results.items():
         startup, *steps = runs["digest"].stats["seconds per step"] or [0.0]

@@ -2,7 +2,7 @@
 
 Postfix's ``smtp-sink`` (C, from Debian's postfix package) when it is installed;
 otherwise an aiosmtpd sink in count-only mode, in a process of its own. Both
-print a running count (``mesg=N``) that a reader thread turns into "how many,
+print a running count (``mesg=N``) that a reading thread turns into "how many,
 and when the last one was accepted".
 """
 
@@ -44,8 +44,8 @@ class Sink:
             self.kind = "aiosmtpd (count only)"
             command = [sys.executable, "-m", "bench.sink", str(self.port)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._read_thread = threading.Thread(target=self._read, daemon=True)
+        self._read_thread.start()
         self._wait_listening()
 
     def _wait_listening(self):
@@ -115,7 +115,7 @@ class Sink:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-        self._reader.join(5)
+        self._read_thread.join(5)
         self.process.stdout.close()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.py"
 MARKER = "<!-- config-table -->"
-READERS = {"get", "_env_int", "_env_bool"}
+ENV_GETTERS = {"get", "_env_int", "_env_bool"}
 
 
 def _env_call(node):
@@ -23,15 +23,15 @@ def _env_call(node):
         if isinstance(sub, ast.Call):
             func = sub.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in READERS and sub.args and isinstance(sub.args[0], ast.Constant):
+            if name in ENV_GETTERS and sub.args and isinstance(sub.args[0], ast.Constant):
                 return name, sub
     return None
 
 
-def _default(reader, call, source):
-    """The default as a reader sees it: the value, and the expression when it is one."""
+def _default(getter, call, source):
+    """The default as the docs show it: the value, and the expression when it is one."""
     if len(call.args) < 2:
-        return "off" if reader == "_env_bool" else "unset"
+        return "off" if getter == "_env_bool" else "unset"
     node = call.args[1]
     text = ast.get_source_segment(source, node)
     try:
@@ -81,9 +81,9 @@ def settings(source=None):
         previous_end = statement.end_lineno
         if found is None:
             continue
-        reader, call = found
+        getter, call = found
         name = call.args[0].value
-        default = _default(reader, call, source)
+        default = _default(getter, call, source)
         description, default = _split_unset(" ".join(comment), default)
         if follows and rows:
             rows[-1][0].append(name)

@@ -1,11 +1,11 @@
 """Remake the docs' screenshots: python scripts/screenshots.py [OUTDIR]
 
-Builds the app on a temporary SQLite database with demo data (readers who came over
+Builds the app on a temporary SQLite database with demo data (subscribers who came over
 90 days, a few who left, posts and two sent digests, the later one tracked), serves it
 on a free port of 127.0.0.1, and photographs it in Debian's headless Chromium through
 Playwright: the dashboard, the composer with its live preview, the sign-up box on a page
 of another origin before and after a sign-up, and the tracked digest's opens and clicks
-after readers' and link scanners' requests on its links. Nothing leaves loopback (no
+after subscribers' and link scanners' requests on its links. Nothing leaves loopback (no
 redirect is followed); OUTDIR defaults to docs/screenshots/.
 """
 
@@ -78,13 +78,13 @@ def build_app(instance, port, site_port):
     with app.app_context():
         upgrade()
         accounts.create_admin(*ADMIN)
-        add_readers(random.Random(90))
+        add_subscribers(random.Random(90))
         tracked_digest = add_posts_and_digests()
     return app, tracked_digest
 
 
-def add_readers(rng):
-    """Readers who confirmed before the chart's window and in it, growing week by week,
+def add_subscribers(rng):
+    """Subscribers who confirmed before the chart's window and in it, growing week by week,
     with a rush after each digest, some still pending and a few who left."""
     now = utcnow()
     signups = [(now - timedelta(days=rng.uniform(95, 400)), False) for _ in range(240)]
@@ -93,19 +93,19 @@ def add_readers(rng):
         for _ in range(rng.randint(0, 3 + (DAYS - days_ago) // 15) + rush):
             signed_up = now - timedelta(days=days_ago, hours=rng.uniform(0, 20))
             signups.append((signed_up, rng.random() < 0.08))
-    readers = [
+    subscribers = [
         Subscriber(email=f"reader{n}@example.org", signup_at=signed_up, signup_source="form")
         for n, (signed_up, _pending) in enumerate(signups)
     ]
-    db.session.add_all(readers)
+    db.session.add_all(subscribers)
     db.session.flush()
-    for subscriber, (_signed_up, pending) in zip(readers, signups, strict=True):
+    for subscriber, (_signed_up, pending) in zip(subscribers, signups, strict=True):
         db.session.add_all(consent(subscriber, rng, pending))
     db.session.commit()
 
 
 def consent(subscriber, rng, pending):
-    """The reader's consent log, and the status it leaves them in."""
+    """The subscriber's consent log, and the status it leaves them in."""
     signed_up = subscriber.signup_at
     events = [ConsentEvent(kind=ConsentKind.SIGNUP, at=signed_up, source="form")]
     if not pending:
@@ -135,12 +135,17 @@ def add_posts_and_digests():
         digest = digests.create_digest(subject, "This week in **the town**.", [p.id for p in pair])
         sent = utcnow() - timedelta(days=days_ago)
         digest.status, digest.started_at, digest.finished_at = DigestStatus.SENT, sent, sent
-        readers = db.session.scalars(select(Subscriber.id).where(Subscriber.confirmed_at < sent))
+        subscribers = db.session.scalars(
+            select(Subscriber.id).where(Subscriber.confirmed_at < sent)
+        )
         db.session.add_all(
             Delivery(
-                digest_id=digest.id, subscriber_id=reader, status=DeliveryStatus.SENT, sent_at=sent
+                digest_id=digest.id,
+                subscriber_id=subscriber,
+                status=DeliveryStatus.SENT,
+                sent_at=sent,
             )
-            for reader in readers
+            for subscriber in subscribers
         )
         db.session.commit()
     digest.newsletter.tracking = TrackingMode.COUNTS
@@ -150,8 +155,8 @@ def add_posts_and_digests():
     return digest.id
 
 
-def readers_requests(app, base, digest_id, rng):
-    """Requests on the tracked digest's links and pixel, over HTTP: readers who open it
+def subscribers_requests(app, base, digest_id, rng):
+    """Requests on the tracked digest's links and pixel, over HTTP: subscribers who open it
     and follow the article they want, mail proxies that fetch every image, and mail
     gateways that check every link of a copy, the invisible trap's included."""
     with app.app_context():
@@ -289,7 +294,7 @@ def main(outdir):
             shoot_dashboard(page, outdir)
             shoot_composer(browser, base, outdir)
             shoot_embed(browser, news, outdir)
-            readers_requests(app, base, tracked_digest, random.Random(19))
+            subscribers_requests(app, base, tracked_digest, random.Random(19))
             shoot_digest_figures(browser, base, tracked_digest, outdir)
             browser.close()
         with app.app_context():

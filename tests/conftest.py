@@ -336,7 +336,7 @@ def admin_client(admin, client):
 
 @pytest.fixture
 def without_welcome_email(app):
-    """For the stories that count the emails a reader gets: no welcome email after the
+    """For the stories that count the emails a subscriber gets: no welcome email after the
     confirmation (it has tests of its own)."""
     with app.app_context():
         update_settings(welcome_enabled=False)

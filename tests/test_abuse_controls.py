@@ -1,5 +1,5 @@
 """Blocked domains, throwaway-mail domains and the check that a person signs up
-(ALTCHA, Turnstile, hCaptcha), as readers, admins and bots meet them."""
+(ALTCHA, Turnstile, hCaptcha), as subscribers, admins and bots meet them."""
 
 import base64
 import io
@@ -340,9 +340,9 @@ def test_a_known_reader_at_a_domain_blocked_since_cannot_sign_up_or_come_back(ap
     joined = admin_client.post("/api/subscribe", json={"email": "ann@spam.example"})
     assert joined.status_code == 202
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        leave = make_token(UNSUBSCRIBE, reader)
-        preferences = make_token(PREFERENCES, reader)
+        subscriber = db.session.scalar(select(Subscriber))
+        leave = make_token(UNSUBSCRIBE, subscriber)
+        preferences = make_token(PREFERENCES, subscriber)
     assert admin_client.post(f"/unsubscribe/{leave}").status_code == 200
     save_blocklist(admin_client, "spam.example")
 

@@ -1,5 +1,5 @@
 """Accessibility, in a real browser (headless Chromium): axe-core finds nothing serious
-or critical on any public or admin page, and a reader who only uses the keyboard can
+or critical on any public or admin page, and a subscriber who only uses the keyboard can
 sign up and confirm without ever landing in the field that is there to catch bots."""
 
 import dns.resolver
@@ -15,14 +15,14 @@ from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookEndpoint
-from tests.helpers import ADMIN, add_reader
+from tests.helpers import ADMIN, add_subscriber
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 axe_playwright = pytest.importorskip(
     "axe_playwright_python.sync_playwright", reason="axe-playwright-python is missing"
 )
 
-# Moderate and minor findings are worth a look, but only these block a reader outright.
+# Moderate and minor findings are worth a look, but only these block a subscriber outright.
 BLOCKING = {"serious", "critical"}
 
 
@@ -68,14 +68,15 @@ class Findings:
         return "\n".join(lines)
 
 
-def reader_with_links(app, email, status):
-    """A reader without newsletters, and their confirm, unsubscribe and preferences tokens."""
+def subscriber_with_links(app, email, status):
+    """A subscriber without newsletters, and their confirm, unsubscribe and preferences tokens."""
     with app.app_context():
-        reader = Subscriber(email=email, status=status, signup_source="test")
-        db.session.add(reader)
+        subscriber = Subscriber(email=email, status=status, signup_source="test")
+        db.session.add(subscriber)
         db.session.commit()
-        return reader.id, {
-            purpose: make_token(purpose, reader) for purpose in (CONFIRM, UNSUBSCRIBE, PREFERENCES)
+        return subscriber.id, {
+            purpose: make_token(purpose, subscriber)
+            for purpose in (CONFIRM, UNSUBSCRIBE, PREFERENCES)
         }
 
 
@@ -110,8 +111,10 @@ def add_admin_rows(app):
 
 def test_no_public_page_has_serious_or_critical_violations(site, page):
     app, url = site, site.config["BASE_URL"]
-    pending_tokens = reader_with_links(app, "pending@example.org", SubscriberStatus.PENDING)[1]
-    confirmed_tokens = reader_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[1]
+    pending_tokens = subscriber_with_links(app, "pending@example.org", SubscriberStatus.PENDING)[1]
+    confirmed_tokens = subscriber_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[
+        1
+    ]
     findings = Findings(page)
 
     page.goto(f"{url}/")
@@ -140,7 +143,7 @@ def test_no_public_page_has_serious_or_critical_violations(site, page):
     # A digest's link: the page names its newsletter and offers everything as well.
     with app.app_context():
         breaking = newsletters.create("breaking", "Breaking news").id
-    _, nonce = add_reader(app, "both@example.org", [1, breaking])
+    _, nonce = add_subscriber(app, "both@example.org", [1, breaking])
     with app.app_context():
         leave = make_token_for(UNSUBSCRIBE, nonce, breaking)
     page.goto(f"{url}/unsubscribe/{leave}")
@@ -160,7 +163,7 @@ def test_no_admin_page_has_serious_or_critical_violations(site, page, admin, mon
         raise dns.resolver.NXDOMAIN
 
     monkeypatch.setattr(dns.resolver, "resolve", no_records)
-    reader_id = reader_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[0]
+    subscriber_id = subscriber_with_links(app, "reader@example.org", SubscriberStatus.CONFIRMED)[0]
     digest_id = add_digests(app)
     add_admin_rows(app)
     findings = Findings(page)
@@ -175,7 +178,7 @@ def test_no_admin_page_has_serious_or_critical_violations(site, page, admin, mon
     for name, path in [
         ("dashboard", "/admin/"),
         ("subscribers", "/admin/subscribers"),
-        ("a subscriber", f"/admin/subscribers/{reader_id}"),
+        ("a subscriber", f"/admin/subscribers/{subscriber_id}"),
         ("import", "/admin/subscribers/import"),
         ("posts", "/admin/posts"),
         ("new post", "/admin/posts/new"),
@@ -201,7 +204,7 @@ def test_no_admin_page_has_serious_or_critical_violations(site, page, admin, mon
 
 
 def focused(page):
-    """The focused element as a reader hears it: its id, or else its text."""
+    """The focused element as a subscriber hears it: its id, or else its text."""
     return page.evaluate("() => document.activeElement.id || document.activeElement.innerText")
 
 
@@ -229,11 +232,13 @@ def test_a_keyboard_only_reader_signs_up_and_confirms_without_meeting_the_honeyp
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Now check your email")
 
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == "keys@example.org"))
-        link = f"{url}/confirm/{make_token(CONFIRM, reader)}"
+        subscriber = db.session.scalar(
+            select(Subscriber).where(Subscriber.email == "keys@example.org")
+        )
+        link = f"{url}/confirm/{make_token(CONFIRM, subscriber)}"
     page.goto(link)
     tab_to(page, "Confirm subscription")
     page.keyboard.press("Enter")
     sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("You're subscribed")
     with app.app_context():
-        assert db.session.get(Subscriber, reader.id).status == SubscriberStatus.CONFIRMED
+        assert db.session.get(Subscriber, subscriber.id).status == SubscriberStatus.CONFIRMED

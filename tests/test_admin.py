@@ -13,7 +13,7 @@ from newsletter.content import digests
 from newsletter.content.models import Newsletter, Post, Subscription
 from newsletter.extensions import db
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import ADMIN, add_readers, copy_of_session, log_in, wait_until
+from tests.helpers import ADMIN, add_subscribers, copy_of_session, log_in, wait_until
 from workers.tasks import sweep
 
 
@@ -150,8 +150,8 @@ def test_admins_see_each_readers_newsletters_and_list_one_newsletters_readers(
     runner.invoke(args=["create-newsletter", "breaking", "--name", "Breaking news"])
     with app.app_context():
         breaking = db.session.scalar(select(Newsletter.id).where(Newsletter.slug == "breaking"))
-    add_readers(app, 2, prefix="weekly")
-    add_readers(app, 1, prefix="urgent", newsletter_id=breaking)
+    add_subscribers(app, 2, prefix="weekly")
+    add_subscribers(app, 1, prefix="urgent", newsletter_id=breaking)
     with app.app_context():
         urgent = db.session.scalar(
             select(Subscriber).where(Subscriber.email == "urgent0@example.org")
@@ -516,8 +516,8 @@ def test_failed_logins_slow_down_the_address_they_come_from_only(make_app):
 def test_admins_act_on_one_subscriber_or_on_those_ticked_in_the_list(
     app, admin_client, smtp, worker
 ):
-    add_readers(app, 3)
-    add_readers(app, 2, SubscriberStatus.PENDING, prefix="waiting")
+    add_subscribers(app, 3)
+    add_subscribers(app, 2, SubscriberStatus.PENDING, prefix="waiting")
     with app.app_context():
         ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
     page = admin_client.get(f"/admin/subscribers/{ids['waiting0@example.org']}")

@@ -16,7 +16,7 @@ from newsletter.extensions import db
 from newsletter.sending.models import EmailJob
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import ADMIN, FEED, add_readers
+from tests.helpers import ADMIN, FEED, add_subscribers
 
 
 def create_key(runner, name="crm sync", *options):
@@ -91,7 +91,7 @@ def test_a_logged_in_admins_cookie_does_not_open_the_api(app, admin_client):
     with app.app_context():
         posts.import_feed(FEED)
         digest_id = digests.create_digest("Weekly").id
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     token = csrf_token(admin_client.get("/admin/api-keys"))
     for answer in (
         admin_client.get("/api/v1/posts"),
@@ -107,7 +107,7 @@ def test_a_logged_in_admins_cookie_does_not_open_the_api(app, admin_client):
 
 def test_a_key_may_do_only_what_its_scopes_allow(app, runner, client):
     key = create_key(runner, "reporting", "--scope", "subscribers:read", "--scope", "digests:read")
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     assert client.get("/api/v1/subscribers").status_code == 200
     assert client.get("/api/v1/digests").status_code == 200
@@ -168,7 +168,7 @@ def test_the_keys_page_shows_each_keys_scopes_and_expiry(admin_client, runner):
 
 
 def test_what_a_key_changes_or_exports_is_in_the_audit_log_under_its_name(app, api, key):
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     api.get("/api/v1/subscribers?status=confirmed")
     added = api.post(
         "/api/v1/subscribers", json={"email": "ann@example.org", "consent": {"source": "crm"}}
@@ -191,7 +191,7 @@ def test_what_a_key_changes_or_exports_is_in_the_audit_log_under_its_name(app, a
     assert logged[0][:2] == ("command", "api_keys.create")
     assert {entry.actor for entry in entries[1:]} == {f"crm sync ({key[:8]}…)"}
     assert entries[1].detail.startswith("2 on page 1; status=confirmed")
-    # The address left with the reader: the log names them by id only.
+    # The address left with the subscriber: the log names them by id only.
     assert not any("ann@" in (entry.detail or "") for entry in entries)
 
 
@@ -263,7 +263,7 @@ def test_subscribers_are_added_listed_searched_changed_and_erased(app, api):
     ],
 )
 def test_a_bad_new_subscriber_is_refused_with_a_reason(app, api, body, status):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     answer = api.post("/api/v1/subscribers", json=body)
     assert answer.status_code == status
     assert answer.get_json()["error"]
@@ -284,7 +284,7 @@ def test_a_bad_new_subscriber_is_refused_with_a_reason(app, api, body, status):
     ],
 )
 def test_subscriber_errors_are_json_with_a_reason(app, api, method, path, body, status):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     if isinstance(body, str):
         answer = api.open(path, method=method, data=body, content_type="application/json")
     else:
@@ -300,7 +300,7 @@ def test_a_digest_is_drafted_sent_paused_resumed_and_its_progress_read(app, api)
     listed = api.get("/api/v1/posts?per_page=1").get_json()
     assert (len(listed["items"]), listed["pages"], listed["total"]) == (1, 2, 2)
     chosen = [item["id"] for item in listed["items"]]
-    add_readers(app, 3)
+    add_subscribers(app, 3)
 
     draft = api.post("/api/v1/digests", json={"subject": "Weekly", "post_ids": chosen})
     assert draft.status_code == 201
@@ -396,8 +396,8 @@ FIRST = {
 
 
 def test_newsletters_are_created_listed_read_and_changed(app, api):
-    add_readers(app, 2)
-    add_readers(app, 1, SubscriberStatus.PENDING, prefix="waiting")
+    add_subscribers(app, 2)
+    add_subscribers(app, 1, SubscriberStatus.PENDING, prefix="waiting")
     assert api.get("/api/v1/newsletters").get_json() == {"items": [{**FIRST, "readers": 2}]}
 
     made = api.post(
@@ -674,15 +674,15 @@ def test_subscribers_show_choose_and_are_filtered_by_their_newsletters(app, api)
 )
 def test_an_unknown_newsletter_of_a_subscriber_is_a_422_and_changes_nothing(app, api, asked):
     method, path, body, status, error = asked
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     answer = api.open(path, method=method, json=body)
     assert answer.status_code == status
     if error:
         assert answer.get_json() == {"error": error}
     else:
         assert answer.get_json()["error"].startswith("The request does not fit")
-    [reader] = api.get("/api/v1/subscribers").get_json()["items"]
-    assert (reader["email"], reader["name"], reader["newsletters"]) == (
+    [subscriber] = api.get("/api/v1/subscribers").get_json()["items"]
+    assert (subscriber["email"], subscriber["name"], subscriber["newsletters"]) == (
         "reader0@example.org",
         "",
         ["newsletter"],

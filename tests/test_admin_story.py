@@ -1,7 +1,7 @@
 """The admin's story, in a real browser against the app served over HTTP with a real
 worker: log in, write a post in Markdown and watch its live preview, compose a digest
 of it with the keyboard alone, preview it at desktop and phone widths, send a test copy,
-send it to every reader while the progress bar fills, and find it on the dashboard."""
+send it to every subscriber while the progress bar fills, and find it on the dashboard."""
 
 import pytest
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from newsletter.core.models import utcnow
 from newsletter.core.tokens import CONFIRM, make_token
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import ADMIN, add_readers, tab_to
+from tests.helpers import ADMIN, add_subscribers, tab_to
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 expect = sync_api.expect
@@ -21,12 +21,12 @@ SUBJECT = "The bridge, at last"
 
 
 def confirm_through_the_page(browser, app, emails):
-    """Each reader presses the button on their confirmation page, as readers do, so the
+    """Each subscriber presses the button on their confirmation page, as subscribers do, so the
     consent log holds their confirmations for the dashboard's chart."""
     base = app.config["BASE_URL"]
     with app.app_context():
-        readers = db.session.scalars(select(Subscriber).where(Subscriber.email.in_(emails)))
-        links = [f"{base}/confirm/{make_token(CONFIRM, reader)}" for reader in readers]
+        subscribers = db.session.scalars(select(Subscriber).where(Subscriber.email.in_(emails)))
+        links = [f"{base}/confirm/{make_token(CONFIRM, subscriber)}" for subscriber in subscribers]
     context = browser.new_context()
     page = context.new_page()
     for link in links:
@@ -46,8 +46,8 @@ def test_an_admin_writes_composes_tests_and_sends_a_digest_and_sees_it_on_the_da
     base = site.config["BASE_URL"]
     result = site.test_cli_runner().invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]])
     assert result.exit_code == 0, result.output
-    readers = add_readers(site, 3, status=SubscriberStatus.PENDING)
-    confirm_through_the_page(browser, site, readers)
+    subscribers = add_subscribers(site, 3, status=SubscriberStatus.PENDING)
+    confirm_through_the_page(browser, site, subscribers)
 
     page = browser.new_context().new_page()
     page.goto(f"{base}/admin/")
@@ -100,7 +100,7 @@ def test_an_admin_writes_composes_tests_and_sends_a_digest_and_sees_it_on_the_da
     [test_copy] = smtp.wait_for(1)
     assert (test_copy["To"], test_copy["Subject"]) == ("editor@example.org", SUBJECT)
 
-    # Sent to every reader: the page's script polls until the bar is full.
+    # Sent to every subscriber: the page's script polls until the bar is full.
     page.get_by_role("button", name="Send now to every confirmed subscriber").click()
     expect(page.locator("#digest-status")).to_have_text("sent", timeout=20_000)
     bar = page.locator("#progress-bar")
@@ -108,7 +108,7 @@ def test_an_admin_writes_composes_tests_and_sends_a_digest_and_sees_it_on_the_da
     expect(bar).to_have_attribute("value", "3")
     expect(page.locator("#count-sent")).to_have_text("3")
     received = smtp.wait_for(4)[1:]
-    assert {message["To"] for message in received} == readers
+    assert {message["To"] for message in received} == subscribers
     assert {message["Subject"] for message in received} == {SUBJECT}
 
     # The dashboard: the digest and its figures, and today's confirmations in the chart.

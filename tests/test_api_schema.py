@@ -12,7 +12,7 @@ from schemathesis.checks import (
 )
 from schemathesis.openapi import from_wsgi
 
-from tests.helpers import add_readers
+from tests.helpers import add_subscribers
 
 CHECKS = [
     not_a_server_error,
@@ -32,7 +32,7 @@ EXAMPLES = settings(
 
 @pytest.mark.slow
 def test_every_operation_answers_as_its_document_says(app, runner):
-    add_readers(app, 3)
+    add_subscribers(app, 3)
     key = runner.invoke(args=["create-api-key", "schemathesis"]).output.splitlines()[-1]
     schema = from_wsgi("/api/v1/openapi.json", app)
     failures = {}

@@ -1,4 +1,4 @@
-"""The public archive: every sent digest again, as a page without any reader's links,
+"""The public archive: every sent digest again, as a page without any subscriber's links,
 in a list and in an Atom feed; every digest email links to its page."""
 
 import re
@@ -12,7 +12,7 @@ from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import digest as digest_mail
 from newsletter.mail.transactional import WelcomeIssue
-from tests.helpers import add_readers, send_digest
+from tests.helpers import add_subscribers, send_digest
 from tests.smtp import html_of, text_of
 
 BASE_URL = "http://127.0.0.1:5000"
@@ -44,7 +44,7 @@ def listed_subjects(client, query=""):
 
 
 def test_each_email_links_to_its_page_which_carries_no_readers_link(app, client, smtp, worker):
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     titles = ["Council approves the bridge", "Tunnel opens in spring"]
     digest_id = send_digest(app, "Bridges & tunnels", titles)
     messages = smtp.wait_for(2)

@@ -40,9 +40,9 @@ def test_a_command_is_recorded_as_its_operator_and_old_entries_go(app):
 def test_an_owner_reads_who_did_what_on_the_audit_page_and_in_its_csv(
     app, admin_client, runner, tmp_path
 ):
-    readers = tmp_path / "readers.csv"
-    readers.write_text("email\nnew@example.org\n")
-    runner.invoke(args=["import-subscribers", str(readers)])
+    subscribers = tmp_path / "readers.csv"
+    subscribers.write_text("email\nnew@example.org\n")
+    runner.invoke(args=["import-subscribers", str(subscribers)])
     runner.invoke(args=["create-newsletter", "weekly", "--name", "Weekly"])
     assert admin_client.get("/admin/subscribers.csv").status_code == 200
     token = csrf_token(admin_client.get("/admin/settings"))

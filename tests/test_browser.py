@@ -1,7 +1,7 @@
 """In a real browser (headless Chromium): opening the confirmation link, as a mail scanner
 does, confirms nothing however long the page stays open; a press of its button does, and
 so does the code from the email typed on the "check your email" page. The ALTCHA widget
-works under the page's CSP, and its solution signs the reader up. A reader chooses
+works under the page's CSP, and its solution signs the subscriber up. A subscriber chooses
 among newsletters at sign-up and, by keyboard alone, in their preferences. The embedded
 box speaks the browser's language."""
 
@@ -204,8 +204,8 @@ def test_the_script_draws_the_box_on_a_site_of_embed_origins_and_answers_in_plac
         sync_api.expect(page.get_by_text("spam folder")).to_be_visible()
     assert page.url == news
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        assert (reader.email, reader.signup_source) == ("scripted@example.org", "article")
+        subscriber = db.session.scalar(select(Subscriber))
+        assert (subscriber.email, subscriber.signup_source) == ("scripted@example.org", "article")
 
 
 def test_the_script_on_a_site_not_in_embed_origins_cannot_sign_anyone_up(browser, make_app):

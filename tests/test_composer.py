@@ -1,5 +1,5 @@
 """Admins write posts and digest intros in Markdown and watch the email take shape:
-what readers get is the rendered, sanitised HTML and readable text, and nothing
+what subscribers get is the rendered, sanitised HTML and readable text, and nothing
 hostile that was typed ever becomes markup, in the email or in the preview."""
 
 import html
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from harness import csrf_token
 from newsletter.content.models import Digest, Post
 from newsletter.extensions import db
-from tests.helpers import add_readers, wait_until_sent
+from tests.helpers import add_subscribers, wait_until_sent
 from tests.smtp import html_of, text_of
 
 POST_MARKDOWN = """The council voted **yes** on the *new* bridge.
@@ -80,7 +80,7 @@ def assert_nothing_hostile(html_part, text_part):
 def test_markdown_in_a_post_and_an_intro_becomes_the_emails_html_and_text(
     app, admin_client, smtp, worker
 ):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     write_post(admin_client, POST_MARKDOWN)
     with app.app_context():
         assert db.session.scalar(select(Post.summary_markdown)) == POST_MARKDOWN
@@ -104,7 +104,7 @@ def test_markdown_in_a_post_and_an_intro_becomes_the_emails_html_and_text(
 
 
 def test_hostile_markdown_never_becomes_markup_in_the_email(app, admin_client, smtp, worker):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     write_post(admin_client, HOSTILE_MARKDOWN)
     message = send(admin_client, app, new_digest(admin_client, app, HOSTILE_MARKDOWN), smtp)
     assert_nothing_hostile(html_of(message), text_of(message))

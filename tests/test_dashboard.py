@@ -38,7 +38,7 @@ def feedback(subscriber_id: int, kind: str, source: str, days: int, **fields) ->
 
 
 def add_a_season(app):
-    """Seven readers over the last days: A and B confirmed 5 days ago, C 2 days ago;
+    """Seven subscribers over the last days: A and B confirmed 5 days ago, C 2 days ago;
     D, E and F 10 days ago, and since then D unsubscribed (yesterday), E bounced (3 days
     ago) and F complained (yesterday); G, confirmed long ago, was erased 4 days ago."""
     with app.app_context():
@@ -48,8 +48,8 @@ def add_a_season(app):
         f = subscriber("f@example.org", "complained").id
         db.session.add_all(
             [
-                *(consent(reader, "confirm", "link", 10) for reader in (d, e, f)),
-                *(consent(reader, "confirm", "link", 5) for reader in (a, b)),
+                *(consent(subscriber, "confirm", "link", 10) for subscriber in (d, e, f)),
+                *(consent(subscriber, "confirm", "link", 5) for subscriber in (a, b)),
                 consent(c, "confirm", "code", 2),
                 consent(d, "unsubscribe", "link", 1),
                 # A complaint logs an unsubscribe too: it counts once, as a complaint.
@@ -72,7 +72,7 @@ SEASON = {
     1: (3, 0, 1, 0, 1),
     2: (5, 1, 0, 0, 0),
     3: (4, 0, 0, 1, 0),
-    # The erasure: a reader lost that no column shows.
+    # The erasure: a subscriber lost that no column shows.
     4: (5, 0, 0, 0, 0),
     5: (6, 2, 0, 0, 0),
     6: (4, 0, 0, 0, 0),
@@ -129,7 +129,7 @@ def test_the_daily_history_counts_each_day_and_walks_the_total_back(
 def add_digests(app):
     """Six digests sent, the latest with known figures, and a seventh going out."""
     with app.app_context():
-        readers = {s.email[0]: s.id for s in db.session.query(Subscriber)}
+        subscribers = {s.email[0]: s.id for s in db.session.query(Subscriber)}
         for number in range(1, 6):
             db.session.add(Digest(subject=f"Issue {number}", status="sent"))
         latest = Digest(subject="Issue 6", status="sent", started_at=days_ago(2))
@@ -143,7 +143,7 @@ def add_digests(app):
             db.session.add_all(
                 Delivery(
                     digest_id=digest.id,
-                    subscriber_id=readers[name],
+                    subscriber_id=subscribers[name],
                     status=status,
                     sent_at=digest.started_at if status == "sent" else None,
                 )
@@ -153,8 +153,12 @@ def add_digests(app):
         # them, the list's history does not.
         db.session.add_all(
             [
-                feedback(readers["e"], "hard_bounce", "ses", 1, digest_id=latest.id, reference="1"),
-                feedback(readers["b"], "complaint", "ses", 1, digest_id=latest.id, reference="2"),
+                feedback(
+                    subscribers["e"], "hard_bounce", "ses", 1, digest_id=latest.id, reference="1"
+                ),
+                feedback(
+                    subscribers["b"], "complaint", "ses", 1, digest_id=latest.id, reference="2"
+                ),
             ]
         )
         db.session.commit()

@@ -1,4 +1,4 @@
-"""A reader who unsubscribed holds only a preferences link minted on the unsubscribe page,
+"""A subscriber who unsubscribed holds only a preferences link minted on the unsubscribe page,
 which cannot open their data; "Email me a link to my data" sends them one that can, to
 their own address, through the real worker and SMTP server."""
 
@@ -14,7 +14,7 @@ from newsletter.core.tokens import PREFERENCES_FROM_UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.sending.models import EmailJob, EmailKind, JobStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, sign_up_and_get_a_digest, wait_until
+from tests.helpers import add_subscribers, sign_up_and_get_a_digest, wait_until
 from tests.smtp import html_of, link_in, text_of
 
 BASE = "http://127.0.0.1:5000"
@@ -23,7 +23,7 @@ ASKED = "If we can send email to the address of this subscription"
 
 @pytest.fixture
 def app(make_app):
-    """Within a minute, one data link per reader, as in production (tests default to 0)."""
+    """Within a minute, one data link per subscriber, as in production (tests default to 0)."""
     return make_app(CONFIRM_RESEND_INTERVAL=60)
 
 
@@ -42,10 +42,10 @@ def press(client, page, **extra):
 
 
 def minted_link(app, email):
-    """The preferences link the unsubscribe page makes for a reader: it opens no data."""
+    """The preferences link the unsubscribe page makes for a subscriber: it opens no data."""
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
-        return f"/preferences/{make_token(PREFERENCES_FROM_UNSUBSCRIBE, reader)}"
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+        return f"/preferences/{make_token(PREFERENCES_FROM_UNSUBSCRIBE, subscriber)}"
 
 
 def test_an_unsubscribed_reader_gets_a_link_to_their_data_by_email(
@@ -103,7 +103,7 @@ def answer_of(page):
 
 
 def test_the_link_comes_in_the_readers_language(app, client, smtp, worker):
-    add_readers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
+    add_subscribers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
     with app.app_context():
         db.session.scalar(select(Subscriber)).locale = "de"
         db.session.commit()
@@ -123,13 +123,13 @@ def test_the_link_comes_in_the_readers_language(app, client, smtp, worker):
 def test_bounced_complained_and_suppressed_addresses_get_nothing_and_the_same_answer(
     app, client, smtp, worker
 ):
-    """The button answers alike for every reader, whether an email goes or not, so
-    whoever holds a link learns nothing from it; only the unsubscribed reader whose
+    """The button answers alike for every subscriber, whether an email goes or not, so
+    whoever holds a link learns nothing from it; only the unsubscribed subscriber whose
     address may be mailed gets the email."""
-    add_readers(app, 1, status=SubscriberStatus.BOUNCED, prefix="bounced")
-    add_readers(app, 1, status=SubscriberStatus.COMPLAINED, prefix="complained")
-    add_readers(app, 1, status=SubscriberStatus.UNSUBSCRIBED, prefix="suppressed")
-    add_readers(app, 1, status=SubscriberStatus.UNSUBSCRIBED, prefix="left")
+    add_subscribers(app, 1, status=SubscriberStatus.BOUNCED, prefix="bounced")
+    add_subscribers(app, 1, status=SubscriberStatus.COMPLAINED, prefix="complained")
+    add_subscribers(app, 1, status=SubscriberStatus.UNSUBSCRIBED, prefix="suppressed")
+    add_subscribers(app, 1, status=SubscriberStatus.UNSUBSCRIBED, prefix="left")
     with app.app_context():
         db.session.add(
             SuppressedAddress(
@@ -154,7 +154,7 @@ def test_an_address_that_bounces_before_the_worker_sends_gets_nothing(
 ):
     """The link was asked for; before a worker took the job the address bounced: the
     worker skips it."""
-    add_readers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
+    add_subscribers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
     press(client, client.get(minted_link(app, "reader0@example.org")))
     assert data_links(app, JobStatus.QUEUED) == 1
     with app.app_context():
@@ -166,7 +166,7 @@ def test_an_address_that_bounces_before_the_worker_sends_gets_nothing(
 
 
 def test_the_button_needs_the_pages_csrf_token_and_a_genuine_link(app, client, smtp):
-    add_readers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
+    add_subscribers(app, 1, status=SubscriberStatus.UNSUBSCRIBED)
     minted = minted_link(app, "reader0@example.org")
     client.get(minted)
     forged = client.post(f"{minted}/email-data-link")

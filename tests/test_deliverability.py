@@ -112,13 +112,15 @@ def report(admin_client, configured, monkeypatch):
 
 def mail_sent(app, count):
     with app.app_context():
-        reader = Subscriber(email="reader@example.org", status="confirmed", signup_source="test")
-        db.session.add(reader)
+        subscriber = Subscriber(
+            email="reader@example.org", status="confirmed", signup_source="test"
+        )
+        db.session.add(subscriber)
         db.session.flush()
         db.session.add_all(
             EmailJob(
                 kind=EmailKind.WELCOME,
-                subscriber_id=reader.id,
+                subscriber_id=subscriber.id,
                 status=JobStatus.SENT,
                 finished_at=utcnow(),
             )
@@ -305,7 +307,7 @@ def test_complaint_rate_counts_the_last_30_days_of_mail(app):
     now = utcnow()
     long_ago = now - timedelta(days=40)
     with app.app_context():
-        readers = [
+        subscribers = [
             Subscriber(email=f"r{n}@example.org", status=status, signup_source="test")
             for n, status in enumerate(["confirmed", "confirmed", SubscriberStatus.COMPLAINED])
         ]
@@ -316,26 +318,26 @@ def test_complaint_rate_counts_the_last_30_days_of_mail(app):
             subject="Old", status=DigestStatus.SENT, finished_at=long_ago, sent_count=7
         )
         old_folded.folded_at = long_ago
-        db.session.add_all([*readers, recent, folded, old_folded])
+        db.session.add_all([*subscribers, recent, folded, old_folded])
         db.session.flush()
         db.session.add_all(
             [
-                Delivery(digest_id=recent.id, subscriber_id=readers[0].id, sent_at=now),
-                Delivery(digest_id=recent.id, subscriber_id=readers[1].id, sent_at=long_ago),
-                Delivery(digest_id=recent.id, subscriber_id=readers[2].id),
+                Delivery(digest_id=recent.id, subscriber_id=subscribers[0].id, sent_at=now),
+                Delivery(digest_id=recent.id, subscriber_id=subscribers[1].id, sent_at=long_ago),
+                Delivery(digest_id=recent.id, subscriber_id=subscribers[2].id),
                 EmailJob(
                     kind=EmailKind.WELCOME,
-                    subscriber_id=readers[0].id,
+                    subscriber_id=subscribers[0].id,
                     status=JobStatus.SENT,
                     finished_at=now,
                 ),
                 EmailJob(
                     kind=EmailKind.WELCOME,
-                    subscriber_id=readers[1].id,
+                    subscriber_id=subscribers[1].id,
                     status=JobStatus.SENT,
                     finished_at=long_ago,
                 ),
-                EmailJob(kind=EmailKind.CONFIRMATION, subscriber_id=readers[2].id),
+                EmailJob(kind=EmailKind.CONFIRMATION, subscriber_id=subscribers[2].id),
             ]
         )
         db.session.add_all(

@@ -23,7 +23,7 @@ from newsletter.sending.models import Delivery, DeliveryStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     FEED,
-    add_readers,
+    add_subscribers,
     after_one_more_email,
     assert_each_once_but_the_one_in_flight,
     digest_state,
@@ -36,9 +36,9 @@ from workers.tasks import start_digest, sweep
 
 
 def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, worker, feed):
-    readers = add_readers(app, 25)
-    add_readers(app, 3, SubscriberStatus.PENDING, prefix="pending")
-    add_readers(app, 2, SubscriberStatus.UNSUBSCRIBED, prefix="gone")
+    subscribers = add_subscribers(app, 25)
+    add_subscribers(app, 3, SubscriberStatus.PENDING, prefix="pending")
+    add_subscribers(app, 2, SubscriberStatus.UNSUBSCRIBED, prefix="gone")
     app.config["DIGEST_BATCH_SIZE"] = 7
 
     result = runner.invoke(args=["send-digest", "--subject", "This week: a bridge"])
@@ -46,14 +46,14 @@ def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, w
     digest_id = int(result.output.strip())
     messages = smtp.wait_for(25)
     assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 25, "failed": 0, "skipped": 0}
-    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(readers)
+    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(subscribers)
 
     message = messages[0]
     assert message["Subject"] == "This week: a bridge"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "The Newsletter <newsletter.127.0.0.1>"
     assert message["Date"]
-    # Signed, with no sequential id in it: it names the reader only to us.
+    # Signed, with no sequential id in it: it names the subscriber only to us.
     assert re.fullmatch(r"<[a-z2-7]{47}@localhost>", message["Message-ID"])
     assert "Council approves new bridge" in text_of(message)
     assert "<strong>bridge</strong>" in html_of(message)
@@ -75,12 +75,12 @@ def test_send_digest_reaches_each_confirmed_subscriber_once(app, runner, smtp, w
     assert one_click.status_code == 200
     with app.app_context():
         address = re.sub(r".*<|>.*", "", message["To"]) if "<" in message["To"] else message["To"]
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
-        assert reader.status == SubscriberStatus.UNSUBSCRIBED
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+        assert subscriber.status == SubscriberStatus.UNSUBSCRIBED
 
 
 def test_posts_in_a_sent_digest_are_not_offered_again(app, runner, smtp, worker, feed):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     digest_id = int(runner.invoke(args=["send-digest"]).output)
     again = runner.invoke(args=["send-digest"])
     assert again.exit_code != 0
@@ -92,7 +92,7 @@ def test_posts_in_a_sent_digest_are_not_offered_again(app, runner, smtp, worker,
 def test_a_reader_who_unsubscribes_during_the_send_gets_nothing_more(
     app, smtp, start_worker_for, feed
 ):
-    add_readers(app, 10)
+    add_subscribers(app, 10)
     with app.app_context():
         digest = digests.create_digest("Issue 1")
         digests.start_sending(digest.id)
@@ -114,7 +114,7 @@ def test_a_5xx_fails_that_delivery_only_and_repeated_ones_mark_the_reader_bounce
 ):
     app = make_app(BOUNCE_LIMIT=1, DIGEST_BATCH_SIZE=50)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    add_readers(app, 5)
+    add_subscribers(app, 5)
     smtp.rcpt_replies["reader2@example.org"] = ["550 5.1.1 No such mailbox"]
     start_worker_for(app)
     digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
@@ -122,12 +122,15 @@ def test_a_5xx_fails_that_delivery_only_and_repeated_ones_mark_the_reader_bounce
     with app.app_context():
         failed = db.session.scalar(select(Delivery).where(Delivery.status == DeliveryStatus.FAILED))
         assert failed.last_error.startswith("550")
-        reader = db.session.get(Subscriber, failed.subscriber_id)
-        assert (reader.email, reader.status) == ("reader2@example.org", SubscriberStatus.BOUNCED)
-        # What did it is on the reader's record, and in the digest's figures.
+        subscriber = db.session.get(Subscriber, failed.subscriber_id)
+        assert (subscriber.email, subscriber.status) == (
+            "reader2@example.org",
+            SubscriberStatus.BOUNCED,
+        )
+        # What did it is on the subscriber's record, and in the digest's figures.
         event = db.session.scalar(select(FeedbackEvent))
         assert (event.subscriber_id, event.digest_id, event.source) == (
-            reader.id,
+            subscriber.id,
             digest_id,
             "relay",
         )
@@ -136,7 +139,7 @@ def test_a_5xx_fails_that_delivery_only_and_repeated_ones_mark_the_reader_bounce
 
 
 def test_a_4xx_is_retried_later_and_the_digest_completes(app, runner, smtp, worker, feed):
-    add_readers(app, 4)
+    add_subscribers(app, 4)
     smtp.rcpt_replies["reader1@example.org"] = ["451 4.7.1 Try later", "451 4.7.1 Still busy"]
     digest_id = int(runner.invoke(args=["send-digest"]).output)
     assert wait_until_sent(app, digest_id) == {"pending": 0, "sent": 4, "failed": 0, "skipped": 0}
@@ -152,7 +155,7 @@ def test_the_send_waits_while_the_smtp_server_is_down_and_resumes(make_app, star
     port = free_port()
     app = make_app(MAIL_PORT=port)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    readers = add_readers(app, 12)
+    subscribers = add_subscribers(app, 12)
     start_worker_for(app)
     digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
 
@@ -171,13 +174,13 @@ def test_the_send_waits_while_the_smtp_server_is_down_and_resumes(make_app, star
     try:
         server.handler.wait_for(12, timeout=30)
         assert wait_until_sent(app, digest_id)["sent"] == 12
-        assert {m["To"] for m in server.handler.received} == readers
+        assert {m["To"] for m in server.handler.received} == subscribers
     finally:
         server.stop()
 
 
 def test_a_digest_can_be_paused_and_resumed(app, smtp, start_worker_for, feed):
-    add_readers(app, 6)
+    add_subscribers(app, 6)
     with app.app_context():
         digest_id = digests.create_digest("Paused issue").id
         digests.start_sending(digest_id)
@@ -193,7 +196,7 @@ def test_a_digest_can_be_paused_and_resumed(app, smtp, start_worker_for, feed):
 
 
 def test_starting_a_send_twice_never_sends_anyone_two_copies(app, smtp, start_worker_for, feed):
-    readers = add_readers(app, 15)
+    subscribers = add_subscribers(app, 15)
     with app.app_context():
         digest_id = digests.create_digest("Twice").id
         digests.schedule(digest_id)
@@ -203,7 +206,7 @@ def test_starting_a_send_twice_never_sends_anyone_two_copies(app, smtp, start_wo
     sweep.delay()
     smtp.wait_for(15)
     wait_until_sent(app, digest_id)
-    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(readers)
+    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(subscribers)
 
 
 def test_a_killed_worker_repeats_at_most_the_message_in_flight_with_its_message_id(
@@ -211,7 +214,7 @@ def test_a_killed_worker_repeats_at_most_the_message_in_flight_with_its_message_
 ):
     """kill -9 in the middle of a send; a new worker finishes it after the lease runs out.
     Each accepted message is recorded before the next can be accepted."""
-    readers = add_readers(app, 60)
+    subscribers = add_subscribers(app, 60)
     smtp.delay = 0.05
     env = {"DIGEST_BATCH_SIZE": "10", "SEND_LEASE_SECONDS": "2", "DIGEST_PARALLEL_BATCHES": "1"}
     victim = start_worker_process(app, concurrency=1, env=env, pool="solo")
@@ -227,14 +230,14 @@ def test_a_killed_worker_repeats_at_most_the_message_in_flight_with_its_message_
     start_worker_process(app, concurrency=2, env=env)
     wait_until_leases_run_out(app, Delivery)
     sweep.delay()
-    smtp.wait_for(len(readers), timeout=60)
+    smtp.wait_for(len(subscribers), timeout=60)
     wait_until_sent(app, digest_id, timeout=60)
     received = after_one_more_email(app, smtp)
-    assert_each_once_but_the_one_in_flight(received, readers, killed_at)
+    assert_each_once_but_the_one_in_flight(received, subscribers, killed_at)
 
 
 def test_two_workers_together_keep_the_admins_rate_limit(app, smtp, start_worker_process, feed):
-    add_readers(app, 30)
+    add_subscribers(app, 30)
     with app.app_context():
         settings.update(send_rate_limit=10)
         digest_id = digests.create_digest("Slowly").id
@@ -257,7 +260,7 @@ def test_two_workers_together_keep_the_admins_rate_limit(app, smtp, start_worker
 def test_messages_a_slow_relay_pushes_out_of_their_booking_go_back_uncounted(
     app, smtp, worker, feed
 ):
-    readers = add_readers(app, 10)
+    subscribers = add_subscribers(app, 10)
     # At 5 a second each message has 0.2 s; the relay takes 0.3 s over each, so only
     # the first three of a booked second fit, and the rest wait for another batch.
     smtp.delay = 0.3
@@ -267,7 +270,7 @@ def test_messages_a_slow_relay_pushes_out_of_their_booking_go_back_uncounted(
         digests.schedule(digest_id)
     start_digest.delay(digest_id)
     assert wait_until_sent(app, digest_id, timeout=60)["sent"] == 10
-    assert sorted(m["To"] for m in smtp.received) == sorted(readers)
+    assert sorted(m["To"] for m in smtp.received) == sorted(subscribers)
     with app.app_context():
         assert set(db.session.scalars(select(Delivery.attempts))) == {1}
 
@@ -275,7 +278,7 @@ def test_messages_a_slow_relay_pushes_out_of_their_booking_go_back_uncounted(
 def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
     app, runner, smtp, worker, feed
 ):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     runner.invoke(args=["send-digest"])
     [message] = smtp.wait_for(1)
     path = re.search(r"http://127\.0\.0\.1:5000(/preferences/\S+)", text_of(message))[1]
@@ -295,8 +298,8 @@ def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
     back = client.post(path, data={"name": "Ann", "action": "resubscribe"})
     assert b"Now check your email" in back.data
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        assert (reader.status, reader.signup_source) == ("pending", "preferences")
+        subscriber = db.session.scalar(select(Subscriber))
+        assert (subscriber.status, subscriber.signup_source) == ("pending", "preferences")
     # Whoever holds an old link is not the mailbox: the mailbox confirms.
     confirmation = smtp.wait_for(2)[1]
     assert confirmation["To"] == "Ann <reader0@example.org>"
@@ -308,11 +311,11 @@ def test_the_preferences_link_lets_a_reader_rename_leave_and_come_back(
 
 def test_a_preferences_link_expires_and_an_unsubscribe_link_does_not(make_app, runner, smtp):
     app = make_app(PREFERENCES_MAX_AGE=-1)
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        preferences = make_token(PREFERENCES, reader)
-        unsubscribe = make_token(UNSUBSCRIBE, reader)
+        subscriber = db.session.scalar(select(Subscriber))
+        preferences = make_token(PREFERENCES, subscriber)
+        unsubscribe = make_token(UNSUBSCRIBE, subscriber)
     client = app.test_client()
     expired = client.get(f"/preferences/{preferences}")
     assert expired.status_code == 410
@@ -338,7 +341,7 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
         LIST_UNSUBSCRIBE_MAILTO="leave@example.org",
     )
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     start_worker_for(app)
     app.test_cli_runner().invoke(args=["send-digest"])
     smtp.wait_for(2)
@@ -348,7 +351,7 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
     assert "s=news" in signature
     signed = re.search(r"h=([^;]+);", signature.replace("\r\n", ""))[1].replace(" ", "").split(":")
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= set(signed)
-    # The mailto names the reader and newsletter by a signed token of its own.
+    # The mailto names the subscriber and newsletter by a signed token of its own.
     assert re.search(
         r", <mailto:leave\+[a-z2-7]{45}@example\.org\?subject=unsubscribe>$",
         smtp.received[0]["List-Unsubscribe"],
@@ -358,7 +361,7 @@ def test_with_a_dkim_key_every_digest_is_signed_including_list_unsubscribe(
 
 
 def test_the_sweep_finishes_a_digest_whose_last_hint_was_lost(app, smtp, start_worker_for, feed):
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     with app.app_context():
         digest_id = digests.create_digest("Lost hint").id
         digests.start_sending(digest_id)
@@ -372,7 +375,7 @@ def test_the_sweep_finishes_a_digest_whose_last_hint_was_lost(app, smtp, start_w
 def test_an_old_digest_keeps_its_totals_when_its_rows_are_folded_away(
     app, runner, smtp, worker, feed, admin_client
 ):
-    add_readers(app, 5)
+    add_subscribers(app, 5)
     digest_id = int(runner.invoke(args=["send-digest", "--subject", "Last spring"]).output)
     counts = wait_until_sent(app, digest_id)
     assert counts == {"pending": 0, "sent": 5, "failed": 0, "skipped": 0}
@@ -392,7 +395,7 @@ def test_a_long_list_is_owed_in_chunks_and_each_reader_gets_one_copy(
     app, smtp, start_worker_for, feed, monkeypatch
 ):
     monkeypatch.setattr(digests, "OWE_CHUNK", 4)
-    readers = add_readers(app, 11)
+    subscribers = add_subscribers(app, 11)
     with app.app_context():
         digest_id = digests.create_digest("Chunked").id
         digests.schedule(digest_id)
@@ -400,7 +403,7 @@ def test_a_long_list_is_owed_in_chunks_and_each_reader_gets_one_copy(
     start_digest.delay(digest_id)
 
     assert wait_until_sent(app, digest_id)["sent"] == 11
-    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(readers)
+    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(subscribers)
 
 
 def test_copies_the_starting_task_did_not_write_are_written_by_the_batches(
@@ -408,7 +411,7 @@ def test_copies_the_starting_task_did_not_write_are_written_by_the_batches(
 ):
     """As if the task that started the digest died after its first chunk."""
     monkeypatch.setattr(digests, "OWE_CHUNK", 4)
-    readers = add_readers(app, 11)
+    subscribers = add_subscribers(app, 11)
     with app.app_context():
         digest_id = digests.create_digest("Starter died").id
         digests.schedule(digest_id)
@@ -418,4 +421,4 @@ def test_copies_the_starting_task_did_not_write_are_written_by_the_batches(
     sweep.delay()
 
     assert wait_until_sent(app, digest_id)["sent"] == 11
-    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(readers)
+    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(subscribers)

@@ -19,7 +19,7 @@ from newsletter.mail import digest as digest_mail
 from newsletter.mail import transactional
 from newsletter.subscribers.models import Subscriber, SubscriberSnapshot
 from newsletter.webhooks.models import WebhookEndpoint
-from tests.helpers import add_readers, log_in, wait_until_sent
+from tests.helpers import add_subscribers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 EDITORS_LINE = "Thanks for reading, from the editors."
@@ -79,7 +79,7 @@ def test_an_admin_edits_the_digest_template_and_the_next_digest_carries_it(
     assert "Edited" in admin.get("/admin/email-templates").get_data(as_text=True)
     assert textareas(admin.get("/admin/email-templates/digest")) == [html_source, text_source]
 
-    add_readers(app, 2)
+    add_subscribers(app, 2)
     digest_id = int(runner.invoke(args=["send-digest", "--subject", "Bridge week"]).output)
     messages = smtp.wait_for(2)
     assert wait_until_sent(app, digest_id)["sent"] == 2
@@ -366,7 +366,7 @@ def test_no_template_reaches_past_its_variables_on_any_page_or_email(
         combined = [with_escapes(s, taken[name]) for s in defaults]
         assert edit(admin_client, name, *combined).status_code == 302
 
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
         draft_id = digests.create_digest("Not sent yet").id
     digest_id = int(runner.invoke(args=["send-digest", "--subject", "Bridge week"]).output)
@@ -423,9 +423,11 @@ def test_the_sample_a_template_is_checked_with_has_the_shapes_it_is_sent_with(ap
         welcome = digest_mail.context(welcome_issue, links)
         sample = email_templates.sample("digest")[0]
         assert shapes(sample) == shapes(sent) == shapes(welcome)
-        reader = SubscriberSnapshot(7, "ann@example.org", "Ann", "nonce", "pending", locale="de")
-        confirmation = transactional.confirmation_context(reader)
+        subscriber = SubscriberSnapshot(
+            7, "ann@example.org", "Ann", "nonce", "pending", locale="de"
+        )
+        confirmation = transactional.confirmation_context(subscriber)
         assert shapes(email_templates.sample("confirmation")[0]) == shapes(confirmation)
-        data_link = transactional.data_link_context(reader)
+        data_link = transactional.data_link_context(subscriber)
         assert shapes(email_templates.sample("data_link")[0]) == shapes(data_link)
         assert not any(isinstance(value, db.Model) for value in sent.values())

@@ -56,8 +56,8 @@ def test_a_sign_up_in_the_box_ends_in_place_and_names_the_site(app, make_app):
     assert b"spam folder" in done.data
     assert frame_ancestors(done) == f"frame-ancestors 'self' {SITES}"
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        assert (reader.email, reader.signup_source) == ("ann@example.org", "blog-sidebar")
+        subscriber = db.session.scalar(select(Subscriber))
+        assert (subscriber.email, subscriber.signup_source) == ("ann@example.org", "blog-sidebar")
         assert db.session.scalar(select(EmailJob.kind)) == "confirmation"
 
 

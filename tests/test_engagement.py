@@ -57,7 +57,7 @@ def test_a_person_clicking_in_a_browser_counts_one_human_click_and_lands_on_the_
     with article_site() as origin:
         digest_id, copies = send_digest(site, smtp, "per-reader", origin)
         message = copies["reader@example.org"]
-        # Tracked in both parts; the reader's own links and "View in browser" are not.
+        # Tracked in both parts; the subscriber's own links and "View in browser" are not.
         assert f"{origin}/harbour" not in html_of(message) + text_of(message)
         assert TRACKED_LINK.search(text_of(message))
         assert "/unsubscribe/" in message["List-Unsubscribe"]
@@ -103,7 +103,7 @@ def test_a_scanner_requesting_every_link_within_a_second_counts_only_as_machine(
     counted = figures_of(app, digest_id)
     assert (counted.clicks.human, counted.clicks.machine) == (0, 3)
     assert all(link.counts.human == 0 for link in counted.links)
-    # Counts mode: no row names the reader, nor keeps their address or browser.
+    # Counts mode: no row names the subscriber, nor keeps their address or browser.
     assert all(event.subscriber_id is None for event in events_of(app))
 
 
@@ -150,22 +150,22 @@ def test_per_reader_events_are_the_readers_data_and_go_with_them(app, client, sm
     message = copies["reader@example.org"]
     followed = client.get(path_of(tracked_links(message)[1]), headers={"User-Agent": BROWSER})
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        data = privacy.data_of(reader)
+        subscriber = db.session.scalar(select(Subscriber))
+        data = privacy.data_of(subscriber)
         assert [event["link"] for event in data["opens_and_clicks"]] == [
             followed.headers["Location"]
         ]
-        privacy.erase(reader, by="reader")
+        privacy.erase(subscriber, by="reader")
         assert db.session.scalar(select(func.count(EngagementEvent.id))) == 0
 
 
 def test_sec_gpc_and_dont_track_me_count_with_no_name(app, client, smtp, worker):
     app.config["TRACKING_MIN_SECONDS"] = 0
-    readers = ("gpc@example.org", "refuses@example.org", "tracked@example.org")
+    subscribers = ("gpc@example.org", "refuses@example.org", "tracked@example.org")
     with article_site() as origin:
-        digest_id, copies = send_digest(app, smtp, "per-reader", origin, readers)
+        digest_id, copies = send_digest(app, smtp, "per-reader", origin, subscribers)
     with app.app_context():
-        refuser = db.session.scalar(select(Subscriber).where(Subscriber.email == readers[1]))
+        refuser = db.session.scalar(select(Subscriber).where(Subscriber.email == subscribers[1]))
         preferences = tokens.make_token(tokens.PREFERENCES, refuser)
     page = client.get(f"/preferences/{preferences}")
     assert b"Don&#39;t track me" in page.data or b"Don't track me" in page.data
@@ -175,14 +175,19 @@ def test_sec_gpc_and_dont_track_me_count_with_no_name(app, client, smtp, worker)
     )
     assert saved.status_code == 200
 
-    for reader in readers:
-        headers = {"User-Agent": BROWSER, **({"Sec-GPC": "1"} if reader == readers[0] else {})}
-        first = tracked_links(copies[reader])[1]
+    for subscriber in subscribers:
+        headers = {
+            "User-Agent": BROWSER,
+            **({"Sec-GPC": "1"} if subscriber == subscribers[0] else {}),
+        }
+        first = tracked_links(copies[subscriber])[1]
         assert client.get(path_of(first), headers=headers).status_code == 302
 
     named = [event.subscriber_id for event in events_of(app)]
     with app.app_context():
-        tracked_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == readers[2]))
+        tracked_id = db.session.scalar(
+            select(Subscriber.id).where(Subscriber.email == subscribers[2])
+        )
     assert named == [None, None, tracked_id]
     assert figures_of(app, digest_id).clicks.human == 3
 

@@ -35,8 +35,8 @@ def a_person_and_a_scanner(app, client, smtp, origin):
     Bob's mail gateway checks every link (the trap among them) and his mail provider's
     proxy fetches the images."""
     app.config["TRACKING_MIN_SECONDS"] = 0
-    readers = ("ann@example.org", "bob@example.org")
-    digest_id, copies = send_digest(app, smtp, "counts", origin, readers=readers)
+    subscribers = ("ann@example.org", "bob@example.org")
+    digest_id, copies = send_digest(app, smtp, "counts", origin, subscribers=subscribers)
     ann, bob = copies["ann@example.org"], copies["bob@example.org"]
     article = tracked_links(ann)[1]
     clicked = client.get(path_of(article), headers={"User-Agent": BROWSER})

@@ -1,7 +1,7 @@
 """What comes back about sent mail (bounces, complaints, unsubscribes by mail) finds
-its reader by what we signed (the VERP return path, the Message-ID), or by the address
+its subscriber by what we signed (the VERP return path, the Message-ID), or by the address
 when a provider's signed webhook gives it, and the next digest skips exactly the
-readers it should."""
+subscribers it should."""
 
 import re
 from datetime import timedelta
@@ -19,7 +19,7 @@ from newsletter.mail import return_path
 from newsletter.sending.models import Delivery
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import add_readers, send_digest, status_of
+from tests.helpers import add_subscribers, send_digest, status_of
 from tests.helpers.inbound import BOUNCES
 
 
@@ -32,7 +32,7 @@ def test_each_email_returns_to_a_verp_address_naming_its_reader_and_message(
     verp_app, smtp, start_worker_for
 ):
     start_worker_for(verp_app)
-    readers = add_readers(verp_app, 3)
+    subscribers = add_subscribers(verp_app, 3)
     assert verp_app.test_client().post("/subscribe", data={"email": "new@example.org"})
     smtp.wait_for(1)
     digest_id = send_digest(verp_app, "Monday")
@@ -47,7 +47,7 @@ def test_each_email_returns_to_a_verp_address_naming_its_reader_and_message(
             assert len(local) <= 64
             named = return_path.read(path)
             assert named.nonce == nonces[recipient]
-            if recipient in readers:
+            if recipient in subscribers:
                 assert (named.kind, named.row_id) == (return_path.DIGEST, digest_id)
             else:
                 assert named.kind == return_path.EMAIL_JOB
@@ -65,7 +65,7 @@ def test_without_a_bounce_address_mail_returns_to_the_sender(app, client, smtp, 
 
 
 def report_for(app, email, kind, digest_id=None, **fields):
-    """A report that names the reader by the VERP address of a digest's copy."""
+    """A report that names the subscriber by the VERP address of a digest's copy."""
     with app.app_context():
         nonce = db.session.scalar(select(Subscriber.token_nonce).where(Subscriber.email == email))
         path = return_path.for_message(nonce, return_path.DIGEST, digest_id or 1)
@@ -82,7 +82,7 @@ def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
     verp_app, smtp, start_worker_for
 ):
     start_worker_for(verp_app)
-    readers = add_readers(verp_app, 6)
+    subscribers = add_subscribers(verp_app, 6)
     first = send_digest(verp_app, "First")
     smtp.wait_for(6)
     hard = feedback.Report(
@@ -120,7 +120,7 @@ def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
 
     smtp.reset()
     send_digest(verp_app, "Second")
-    assert set(smtp.recipients) == readers - {
+    assert set(smtp.recipients) == subscribers - {
         "reader0@example.org",
         "reader1@example.org",
         "reader2@example.org",
@@ -134,7 +134,7 @@ def test_the_next_digest_skips_the_bounced_the_complained_and_the_unsubscribed(
 
 
 def test_soft_bounces_bounce_a_reader_only_when_enough_fall_within_the_window(verp_app):
-    add_readers(verp_app, 2)
+    add_subscribers(verp_app, 2)
     soft = FeedbackKind.SOFT_BOUNCE
     for number in range(2):
         record(verp_app, report_for(verp_app, "reader0@example.org", soft, reference=f"a{number}"))
@@ -162,12 +162,12 @@ def test_soft_bounces_bounce_a_reader_only_when_enough_fall_within_the_window(ve
 def test_a_bounced_or_complained_address_is_never_added_again_even_once_erased(
     verp_app, admin_client, tmp_path
 ):
-    add_readers(verp_app, 2)
+    add_subscribers(verp_app, 2)
     record(verp_app, report_for(verp_app, "reader0@example.org", FeedbackKind.HARD_BOUNCE))
     record(verp_app, report_for(verp_app, "reader1@example.org", FeedbackKind.COMPLAINT))
     with verp_app.app_context():
-        for reader in db.session.scalars(select(Subscriber)).all():
-            privacy.erase(reader, by="admin")
+        for subscriber in db.session.scalars(select(Subscriber)).all():
+            privacy.erase(subscriber, by="admin")
     csv_file = tmp_path / "readers.csv"
     csv_file.write_text("email\nreader0@example.org\nreader1@example.org\nfresh@example.org\n")
     imported = verp_app.test_cli_runner().invoke(args=["import-subscribers", str(csv_file)])
@@ -179,7 +179,7 @@ def test_a_bounced_or_complained_address_is_never_added_again_even_once_erased(
 
 
 def test_admins_see_what_came_back_per_digest_and_per_reader(verp_app, admin_client):
-    readers = sorted(add_readers(verp_app, 5))
+    subscribers = sorted(add_subscribers(verp_app, 5))
     with verp_app.app_context():
         digest = Digest(subject="Weekly", status=DigestStatus.SENT, started_at=utcnow())
         db.session.add(digest)
@@ -187,15 +187,15 @@ def test_admins_see_what_came_back_per_digest_and_per_reader(verp_app, admin_cli
         ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
         db.session.add_all(
             Delivery(digest_id=digest.id, subscriber_id=ids[email], sent_at=utcnow())
-            for email in readers
+            for email in subscribers
         )
         db.session.commit()
         digest_id = digest.id
-        leave = make_token(UNSUBSCRIBE, db.session.get(Subscriber, ids[readers[3]]))
-    hard = report_for(verp_app, readers[0], FeedbackKind.HARD_BOUNCE, digest_id, status="5.1.1")
+        leave = make_token(UNSUBSCRIBE, db.session.get(Subscriber, ids[subscribers[3]]))
+    hard = report_for(verp_app, subscribers[0], FeedbackKind.HARD_BOUNCE, digest_id, status="5.1.1")
     record(verp_app, hard)
-    record(verp_app, report_for(verp_app, readers[1], FeedbackKind.COMPLAINT, digest_id))
-    soft = report_for(verp_app, readers[2], FeedbackKind.SOFT_BOUNCE, digest_id, reference="s")
+    record(verp_app, report_for(verp_app, subscribers[1], FeedbackKind.COMPLAINT, digest_id))
+    soft = report_for(verp_app, subscribers[2], FeedbackKind.SOFT_BOUNCE, digest_id, reference="s")
     record(verp_app, soft)
     assert admin_client.post(f"/unsubscribe/{leave}").status_code == 200
 
@@ -211,20 +211,22 @@ def test_admins_see_what_came_back_per_digest_and_per_reader(verp_app, admin_cli
     assert "complained <strong>1</strong>" in page
     assert "unsubscribed within 7 days <strong>1</strong>" in page
 
-    reader = admin_client.get(f"/admin/subscribers/{ids[readers[0]]}").get_data(as_text=True)
-    assert "<td>hard_bounce</td><td>dsn</td>" in reader
-    assert "<td>5.1.1</td>" in reader
-    assert "<td>yes</td>" in reader
-    assert f'href="/admin/subscribers/{ids[readers[0]]}"' in admin_client.get(
+    subscriber = admin_client.get(f"/admin/subscribers/{ids[subscribers[0]]}").get_data(
+        as_text=True
+    )
+    assert "<td>hard_bounce</td><td>dsn</td>" in subscriber
+    assert "<td>5.1.1</td>" in subscriber
+    assert "<td>yes</td>" in subscriber
+    assert f'href="/admin/subscribers/{ids[subscribers[0]]}"' in admin_client.get(
         "/admin/subscribers"
     ).get_data(as_text=True)
 
 
 def test_each_digests_unsubscribes_count_in_its_own_week_in_one_query(app):
-    """Four readers got two digests ten days apart: one left in the first one's week,
+    """Four subscribers got two digests ten days apart: one left in the first one's week,
     one in the gap between them, one in the second one's week, and one by complaining
     (counted apart); a third digest has not started."""
-    readers = sorted(add_readers(app, 4))
+    subscribers = sorted(add_subscribers(app, 4))
     with app.app_context():
         ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
         first, second = (
@@ -235,12 +237,12 @@ def test_each_digests_unsubscribes_count_in_its_own_week_in_one_query(app):
         db.session.add_all([first, second, draft])
         db.session.flush()
         db.session.add_all(
-            Delivery(digest_id=digest.id, subscriber_id=reader, sent_at=digest.started_at)
+            Delivery(digest_id=digest.id, subscriber_id=subscriber, sent_at=digest.started_at)
             for digest in (first, second)
-            for reader in ids.values()
+            for subscriber in ids.values()
         )
         for email, days_ago, source in zip(
-            readers, [17, 12, 8, 9], ["link", "link", "one-click", "complaint"], strict=True
+            subscribers, [17, 12, 8, 9], ["link", "link", "one-click", "complaint"], strict=True
         ):
             db.session.add(
                 ConsentEvent(

@@ -1,6 +1,6 @@
-"""Forged reports change nobody: a reader who knows only their own copy of a digest
+"""Forged reports change nobody: a subscriber who knows only their own copy of a digest
 (or nothing at all) sends made-up bounces, complaints and unsubscribes to the real
-inbound listener, and no other reader is bounced, suppressed or unsubscribed; the
+inbound listener, and no other subscriber is bounced, suppressed or unsubscribed; the
 genuine reports, which carry what we signed, still act. The listener also takes
 little: a few recipients per message, each message once, a few messages per
 connection, a few connections and messages per client address a minute."""
@@ -23,7 +23,7 @@ from newsletter.core.row_ids import MAX_ROW_ID
 from newsletter.extensions import db
 from newsletter.mail import mailto, return_path
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import add_readers, send_digest, status_of, wait_until
+from tests.helpers import add_subscribers, send_digest, status_of, wait_until
 from tests.helpers.inbound import BOUNCES, FEEDBACK_LOOP, UNSUBSCRIBE, copies_of
 
 BASE32 = string.ascii_lowercase + "234567"
@@ -109,8 +109,8 @@ def inbound_app(make_app):
     )
 
 
-def everything_about_readers(app):
-    """What a report could change: each reader's status, every suppression and every
+def everything_about_subscribers(app):
+    """What a report could change: each subscriber's status, every suppression and every
     choice of a newsletter."""
     with app.app_context():
         state = (
@@ -156,16 +156,16 @@ def deliver(port, sender, recipients, text):
 def test_forged_reports_change_nobody_and_genuine_ones_act(
     inbound_app, smtp, start_worker_for, start_listener
 ):
-    """reader0 knows their own copy of the digest and tries to remove the others."""
+    """subscriber0 knows their own copy of the digest and tries to remove the others."""
     start_worker_for(inbound_app)
-    add_readers(inbound_app, 5)
+    add_subscribers(inbound_app, 5)
     digest_id = send_digest(inbound_app, "Weekly")
     copies = copies_of(smtp)
     mine, ann, bob, cy = (copies[f"reader{n}@example.org"] for n in range(4))
     port = start_listener(inbound_app)
     with inbound_app.app_context():
         ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
-    before = everything_about_readers(inbound_app)
+    before = everything_about_subscribers(inbound_app)
 
     # The bare addresses, a made-up token and a tampered one are refused at RCPT.
     tampered = mine.return_path.replace(mine.return_path[10:14], "aaaa")
@@ -175,23 +175,23 @@ def test_forged_reports_change_nobody_and_genuine_ones_act(
         assert (code, reply[:5]) == (550, b"5.1.1")
     # To the feedback-loop address, quoting the others by the sequential Message-IDs
     # of old mail, their addresses and a tampered unsubscribe link.
-    for reader in [ann, bob, cy]:
+    for subscriber in [ann, bob, cy]:
         quoted = {
             "to": FEEDBACK_LOOP,
-            "address": reader.address,
+            "address": subscriber.address,
             "return_path": BOUNCES,
-            "message_id": f"<digest.{digest_id}.0.{ids[reader.address]}@localhost>",
-            "unsubscribe_url": reader.unsubscribe_url[:-3],
+            "message_id": f"<digest.{digest_id}.0.{ids[subscriber.address]}@localhost>",
+            "unsubscribe_url": subscriber.unsubscribe_url[:-3],
         }
         assert deliver(port, "", [FEEDBACK_LOOP], DSN.format(**quoted)) == {}
         assert deliver(port, "", [FEEDBACK_LOOP], ARF.format(**quoted)) == {}
-    # Their own mailto address, claiming to be another reader: From never counts.
+    # Their own mailto address, claiming to be another subscriber: From never counts.
     claim = {"to": mine.unsubscribe_address, "address": ann.address, "message_id": "m1"}
     assert deliver(port, ann.address, [mine.unsubscribe_address], MAILTO.format(**claim)) == {}
     wait_until(lambda: all_processed(inbound_app))
 
     assert status_of(inbound_app, mine.address) == SubscriberStatus.UNSUBSCRIBED
-    after = everything_about_readers(inbound_app)
+    after = everything_about_subscribers(inbound_app)
     assert [row for row in after[0] if row[0] != mine.address] == [
         row for row in before[0] if row[0] != mine.address
     ]
@@ -236,14 +236,14 @@ def test_forged_reports_change_nobody_and_genuine_ones_act(
 
 
 # What an attacker can make up: recipients at our domain, quoted Message-IDs with
-# sequential ids, readers' addresses, made-up tokens.
+# sequential ids, subscribers' addresses, made-up tokens.
 tokens_made_up = st.text(BASE32, min_size=1, max_size=60)
 recipients = st.one_of(
     st.sampled_from([BOUNCES, UNSUBSCRIBE, FEEDBACK_LOOP, "Bounces@News.Example"]),
     tokens_made_up.map(lambda token: f"bounces+{token}@news.example"),
     tokens_made_up.map(lambda token: f"unsubscribe+{token}@news.example"),
 )
-readers = st.integers(0, 3).map(lambda n: f"reader{n}@example.org")
+subscribers = st.integers(0, 3).map(lambda n: f"reader{n}@example.org")
 message_ids = st.one_of(
     st.builds(
         "<digest.{}.{}.{}@localhost>".format,
@@ -261,11 +261,11 @@ forgeries = st.fixed_dictionaries(
         "template": st.sampled_from([DSN, ARF, MAILTO]),
         # Half to the feedback-loop address, the one that takes mail without a token.
         "to": st.one_of(st.just(FEEDBACK_LOOP), recipients),
-        "address": readers,
+        "address": subscribers,
         "message_id": message_ids,
         "return_path": st.one_of(st.just(BOUNCES), recipients),
         "unsubscribe_url": tokens_made_up.map(lambda t: f"http://127.0.0.1:5000/unsubscribe/{t}"),
-        "sender": st.one_of(st.just(""), readers),
+        "sender": st.one_of(st.just(""), subscribers),
     }
 )
 
@@ -274,9 +274,9 @@ def test_generated_forgeries_through_the_listener_change_no_reader(
     inbound_app, start_worker_for, start_listener
 ):
     start_worker_for(inbound_app)
-    add_readers(inbound_app, 4)
+    add_subscribers(inbound_app, 4)
     port = start_listener(inbound_app)
-    before = everything_about_readers(inbound_app)
+    before = everything_about_subscribers(inbound_app)
 
     @settings(
         max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -289,7 +289,7 @@ def test_generated_forgeries_through_the_listener_change_no_reader(
             # Only the feedback-loop address is taken without a signed token.
             assert refused[forgery["to"]][0] == 550
         wait_until(lambda: all_processed(inbound_app))
-        assert everything_about_readers(inbound_app) == before
+        assert everything_about_subscribers(inbound_app) == before
 
     forged_report_changes_nothing()
     with inbound_app.app_context():
@@ -300,7 +300,7 @@ def test_generated_forgeries_through_the_listener_change_no_reader(
 
 
 def test_a_message_names_a_few_recipients_and_is_stored_once(inbound_app, start_listener):
-    add_readers(inbound_app, listener.MAX_RECIPIENTS + 1)
+    add_subscribers(inbound_app, listener.MAX_RECIPIENTS + 1)
     with inbound_app.app_context():
         nonces = db.session.scalars(select(Subscriber.token_nonce).order_by(Subscriber.id)).all()
         paths = [return_path.for_message(nonce, return_path.DIGEST, 1) for nonce in nonces]
@@ -372,7 +372,7 @@ def test_a_message_past_the_size_limit_is_refused(inbound_app, start_listener):
 
 
 def test_mailto_tokens_name_the_reader_and_newsletter_and_fit_a_local_part(inbound_app):
-    add_readers(inbound_app, 1)
+    add_subscribers(inbound_app, 1)
     with inbound_app.app_context():
         nonce = db.session.scalar(select(Subscriber.token_nonce))
         for newsletter_id in (None, 1, MAX_ROW_ID):
@@ -380,7 +380,7 @@ def test_mailto_tokens_name_the_reader_and_newsletter_and_fit_a_local_part(inbou
             local = address.partition("@")[0]
             assert len(local) <= 64
             assert mailto.read(address.upper()) == mailto.Unsubscribe(nonce, newsletter_id)
-        # A return path's token, the same reader's, unsubscribes nobody.
+        # A return path's token, the same subscriber's, unsubscribes nobody.
         verp = return_path.for_message(nonce, return_path.DIGEST, 1)
         assert mailto.read(verp.replace("bounces+", "unsubscribe+")) is None
 
@@ -408,7 +408,7 @@ def test_the_migration_keeps_inbound_messages_both_ways(unmigrated_app):
 def test_signed_names_outlive_a_key_rotation_and_no_longer_a_dropped_key(make_app):
     ours = {"BOUNCE_ADDRESS": BOUNCES, "LIST_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE}
     before = make_app(**ours)
-    add_readers(before, 1)
+    add_subscribers(before, 1)
     with before.app_context():
         nonce = db.session.scalar(select(Subscriber.token_nonce))
         message_id = return_path.message_id(nonce, return_path.DIGEST, 7, "localhost")

@@ -26,7 +26,7 @@ from newsletter.core.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.mail.relay import smtp_address
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers
+from tests.helpers import add_subscribers
 
 # Each property reuses the test's app (a fresh database per test, not per example):
 # it compares the tables before and after each request instead of starting empty.
@@ -299,7 +299,7 @@ codes = st.one_of(
 
 
 @pytest.fixture
-def pending_reader(app, client):
+def pending_subscriber(app, client):
     client.post("/subscribe", data={"email": "pending@example.org"})
     with app.app_context():
         return db.session.scalar(
@@ -318,12 +318,12 @@ def pending_reader(app, client):
 @example(email="pending@example.org", code="١٢٣٤٥٦")  # Arabic-Indic digits
 @example(email="pending@example.org", code="é12345")
 def test_the_code_form_answers_any_address_and_code_and_a_wrong_code_only_counts_a_try(
-    app, client, pending_reader, email, code
+    app, client, pending_subscriber, email, code
 ):
     # Tries run out after five; each example gets them back, so every one reaches the check.
     with app.app_context():
         db.session.execute(
-            update(Subscriber).where(Subscriber.id == pending_reader.id).values(code_attempts=0)
+            update(Subscriber).where(Subscriber.id == pending_subscriber.id).values(code_attempts=0)
         )
         db.session.commit()
     before = stored_rows(app, ignoring=TRIES)
@@ -403,17 +403,19 @@ def test_the_api_answers_any_body_with_202_pending_or_a_json_reason_and_stores_n
 
 @pytest.fixture
 def genuine_tokens(app):
-    """Real links of readers in every state, for every purpose: the routes get them
+    """Real links of subscribers in every state, for every purpose: the routes get them
     whole, cut, changed, and for the wrong purpose."""
     made = []
     with app.app_context():
         for status in SubscriberStatus:
-            reader = Subscriber(
+            subscriber = Subscriber(
                 email=f"{status.value}@example.org", status=status, signup_source="test"
             )
-            db.session.add(reader)
+            db.session.add(subscriber)
             db.session.flush()
-            made += [make_token(purpose, reader) for purpose in (CONFIRM, UNSUBSCRIBE, PREFERENCES)]
+            made += [
+                make_token(purpose, subscriber) for purpose in (CONFIRM, UNSUBSCRIBE, PREFERENCES)
+            ]
         db.session.commit()
     return made
 
@@ -632,8 +634,8 @@ NASTY_AND_REFUSED = [
 ]
 
 
-def assert_one_reader_and_no_header_from_input(message, address, name, plain):
-    """The message names its one reader once in To, and carries exactly the headers a
+def assert_one_subscriber_and_no_header_from_input(message, address, name, plain):
+    """The message names its one subscriber once in To, and carries exactly the headers a
     plain sign-up's message carries: none made from the input."""
     assert sorted(message.keys()) == sorted(plain.keys())
     assert message.get_all("Bcc") is None
@@ -656,7 +658,7 @@ def sign_up_and_receive(app, client, smtp, sign_ups):
             with app.app_context():
                 accepted.append((smtp_address(normalize_email(email)), name))
     messages = smtp.wait_for(already + len(accepted))[already:]
-    # One RCPT per message (the server takes no more), and one message per reader.
+    # One RCPT per message (the server takes no more), and one message per subscriber.
     assert len(smtp.rcpt_tos) == len(smtp.received)
     by_recipient = dict(zip(smtp.recipients[already:], messages, strict=True))
     assert set(by_recipient) == {address for address, _ in accepted}
@@ -685,7 +687,7 @@ def test_nasty_addresses_and_names_reach_the_relay_as_one_reader_each(
 
     assert [name for _, name, _ in received] == [name for _, name in NASTY_BUT_ACCEPTED]
     for address, name, message in received:
-        assert_one_reader_and_no_header_from_input(message, address, name, plain_message)
+        assert_one_subscriber_and_no_header_from_input(message, address, name, plain_message)
     assert not any(b"evil.example" in raw or INJECTED.encode() in raw for raw in smtp.raw)
 
 
@@ -715,12 +717,12 @@ def test_any_accepted_sign_up_reaches_the_relay_as_one_reader(
     event(f"{len(received)} of {len(sign_ups)} accepted")
 
     for address, name, message in received:
-        assert_one_reader_and_no_header_from_input(message, address, name, plain_message)
+        assert_one_subscriber_and_no_header_from_input(message, address, name, plain_message)
 
 
 @pytest.fixture
-def two_readers(app):
-    return add_readers(app, 2)
+def two_subscribers(app):
+    return add_subscribers(app, 2)
 
 
 @pytest.mark.slow
@@ -731,7 +733,7 @@ def two_readers(app):
 @example(query="%_\\", status="pending", place="99999999999999999999999")
 @example(query="", status="", place="-5")
 def test_the_admin_search_answers_any_query_and_place(
-    admin_client, two_readers, query, status, place
+    admin_client, two_subscribers, query, status, place
 ):
     for side in ("after", "before"):
         answer = admin_client.get(

@@ -1,6 +1,6 @@
 """The inbound listener: bounces, complaint reports and unsubscribes by mail, sent to it
 over SMTP, are stored before they are answered, processed once by a real worker into
-feedback, and the next digest skips exactly the readers they were about."""
+feedback, and the next digest skips exactly the subscribers they were about."""
 
 import logging
 import smtplib
@@ -25,7 +25,7 @@ from newsletter.mail import mailto, return_path
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     PROJECT_ROOT,
-    add_readers,
+    add_subscribers,
     log_in,
     process_env,
     send_digest,
@@ -38,7 +38,7 @@ from workers.tasks import sweep
 CORPUS = Path(__file__).parent / "data" / "bounces"
 YAHOO = "feedback@arf.mail.yahoo.example"
 # Who sends a fixture and to which of our addresses.
-NULL, READER = "", "reader"
+NULL, SUBSCRIBER = "", "reader"
 VERP, MAILTO = "verp", "mailto"
 HARD, SOFT = FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE
 COMPLAINT, UNSUBSCRIBED = FeedbackKind.COMPLAINT, FeedbackKind.UNSUBSCRIBE
@@ -66,9 +66,11 @@ CASES = [
     Case("yahoo_arf_return_path", YAHOO, FEEDBACK_LOOP, COMPLAINT),
     Case("yahoo_arf_list_unsubscribe", YAHOO, FEEDBACK_LOOP, COMPLAINT),
     Case("microsoft_arf_message_id", "staff@hotmail.example", FEEDBACK_LOOP, COMPLAINT),
-    Case("auto_reply", READER, VERP, ignored="an automatic reply (Auto-Submitted: auto-replied)"),
+    Case(
+        "auto_reply", SUBSCRIBER, VERP, ignored="an automatic reply (Auto-Submitted: auto-replied)"
+    ),
     Case("malformed_report", NULL, VERP, ignored="a delivery report of no failure (no action)"),
-    Case("mailto_unsubscribe", READER, MAILTO, UNSUBSCRIBED),
+    Case("mailto_unsubscribe", SUBSCRIBER, MAILTO, UNSUBSCRIBED),
 ]
 SKIPPED_BY = {HARD, COMPLAINT, UNSUBSCRIBED}
 
@@ -79,11 +81,11 @@ def inbound_app(make_app):
 
 
 def copy_for(app, address, digest_id=1):
-    """A reader's copy, as the digest would have made it (for the unit tests)."""
+    """A subscriber's copy, as the digest would have made it (for the unit tests)."""
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
-        unsubscribe = tokens.make_token(tokens.UNSUBSCRIBE, reader)
-        nonce = reader.token_nonce
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
+        unsubscribe = tokens.make_token(tokens.UNSUBSCRIBE, subscriber)
+        nonce = subscriber.token_nonce
         return Copy(
             address,
             return_path.for_message(nonce, return_path.DIGEST, digest_id),
@@ -94,7 +96,7 @@ def copy_for(app, address, digest_id=1):
 
 
 def envelope_of(case, copy):
-    sender = copy.address if case.sender == READER else case.sender
+    sender = copy.address if case.sender == SUBSCRIBER else case.sender
     to = {VERP: copy.return_path, MAILTO: copy.unsubscribe_address}.get(case.to, case.to)
     return sender, to
 
@@ -113,7 +115,7 @@ def fixture_bytes(case, copy):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.fixture)
 def test_each_kind_of_message_reads_as_its_report_about_its_reader(inbound_app, case):
-    add_readers(inbound_app, 2)
+    add_subscribers(inbound_app, 2)
     copy = copy_for(inbound_app, "reader1@example.org")
     with inbound_app.app_context():
         reading = reports.read(fixture_bytes(case, copy), *envelope_of(case, copy), "<row.1>")
@@ -122,7 +124,7 @@ def test_each_kind_of_message_reads_as_its_report_about_its_reader(inbound_app, 
             return
         [report] = reading.reports
         assert (report.kind, report.status) == (case.kind, case.status)
-        assert feedback.find_reader(report).subscriber.email == "reader1@example.org"
+        assert feedback.find_target(report).subscriber.email == "reader1@example.org"
 
 
 @pytest.mark.parametrize(
@@ -131,10 +133,10 @@ def test_each_kind_of_message_reads_as_its_report_about_its_reader(inbound_app, 
 def test_a_bounce_that_lost_its_verp_address_finds_its_reader_by_our_signed_message_id(
     inbound_app, case
 ):
-    """Forwarded to the feedback-loop address: the returned Message-ID names the reader;
+    """Forwarded to the feedback-loop address: the returned Message-ID names the subscriber;
     an old sequential one (with a tampered link) names nobody, and the address the
     bounce gives never counts."""
-    add_readers(inbound_app, 2)
+    add_subscribers(inbound_app, 2)
     copy = copy_for(inbound_app, "reader1@example.org")
     old_mail = replace(
         copy,
@@ -143,14 +145,14 @@ def test_a_bounce_that_lost_its_verp_address_finds_its_reader_by_our_signed_mess
     )
     with inbound_app.app_context():
         [report] = reports.read(fixture_bytes(case, copy), NULL, FEEDBACK_LOOP, "<1>").reports
-        assert feedback.find_reader(report).subscriber.email == "reader1@example.org"
+        assert feedback.find_target(report).subscriber.email == "reader1@example.org"
         [report] = reports.read(fixture_bytes(case, old_mail), NULL, FEEDBACK_LOOP, "<1>").reports
         assert report.address == "reader1@example.org"
-        assert feedback.find_reader(report).subscriber is None
+        assert feedback.find_target(report).subscriber is None
 
 
 def test_a_complaint_report_names_its_reader_though_the_recipient_is_redacted(inbound_app):
-    add_readers(inbound_app, 2)
+    add_subscribers(inbound_app, 2)
     copy = copy_for(inbound_app, "reader1@example.org")
     by = {}
     with inbound_app.app_context():
@@ -164,7 +166,7 @@ def test_a_complaint_report_names_its_reader_though_the_recipient_is_redacted(in
 
 
 def test_the_listener_takes_only_our_signed_addresses_in_any_case(inbound_app):
-    add_readers(inbound_app, 1)
+    add_subscribers(inbound_app, 1)
     copy = copy_for(inbound_app, "reader0@example.org")
     with inbound_app.app_context():
         assert reports.addressed_to(copy.return_path.upper()) == reports.BOUNCES
@@ -203,7 +205,7 @@ def test_reports_sent_to_the_listener_make_the_next_digest_skip_exactly_their_re
     inbound_app, smtp, start_worker_for, start_listener
 ):
     start_worker_for(inbound_app)
-    readers = add_readers(inbound_app, len(CASES) + 2)
+    subscribers = add_subscribers(inbound_app, len(CASES) + 2)
     send_digest(inbound_app, "First")
     copies = copies_of(smtp)
     port = start_listener(inbound_app)
@@ -229,7 +231,7 @@ def test_reports_sent_to_the_listener_make_the_next_digest_skip_exactly_their_re
     skipped = {f"reader{n}@example.org" for n, case in enumerate(CASES) if case.kind in SKIPPED_BY}
     smtp.reset()
     send_digest(inbound_app, "Second")
-    assert set(smtp.recipients) == readers - skipped
+    assert set(smtp.recipients) == subscribers - skipped
 
     # Processing any of them again changes nothing.
     with inbound_app.app_context():
@@ -253,7 +255,7 @@ def test_other_recipients_are_refused_with_550(inbound_app, start_listener):
 
 
 def test_the_same_report_delivered_twice_counts_once(inbound_app, start_listener):
-    add_readers(inbound_app, 1)
+    add_subscribers(inbound_app, 1)
     copy = copy_for(inbound_app, "reader0@example.org")
     port = start_listener(inbound_app, lmtp=True)
     data = fixture_bytes(CASES[0], copy)
@@ -282,7 +284,7 @@ def test_a_message_that_breaks_the_parser_is_kept_as_failed(inbound_app, monkeyp
 
 
 def test_the_sweep_processes_messages_whose_hint_was_lost(inbound_app, start_worker_for):
-    add_readers(inbound_app, 1)
+    add_subscribers(inbound_app, 1)
     copy = copy_for(inbound_app, "reader0@example.org")
     with inbound_app.app_context():
         # Stored while the broker was down: no hint went out.

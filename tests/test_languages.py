@@ -1,4 +1,4 @@
-"""Readers in their language: the browser's at sign-up, kept on the subscription and
+"""Subscribers in their language: the browser's at sign-up, kept on the subscription and
 spoken by every page of theirs and every email they get; English by default."""
 
 import re
@@ -10,7 +10,7 @@ from newsletter.core import settings
 from newsletter.core.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, log_in, wait_until_sent
+from tests.helpers import add_subscribers, log_in, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
@@ -27,8 +27,10 @@ def page_language(response):
 
 def set_language(app, emails, locale):
     with app.app_context():
-        for reader in db.session.scalars(select(Subscriber).where(Subscriber.email.in_(emails))):
-            reader.locale = locale
+        for subscriber in db.session.scalars(
+            select(Subscriber).where(Subscriber.email.in_(emails))
+        ):
+            subscriber.locale = locale
         db.session.commit()
 
 
@@ -54,8 +56,8 @@ def test_a_german_browser_signs_up_and_every_page_and_email_speaks_german(
     )
     assert "Der Link und der Code gelten 48 Stunden." in text_of(confirmation)
 
-    # Opened on another device, whose browser asks for English: the reader's own page
-    # speaks the reader's language.
+    # Opened on another device, whose browser asks for English: the subscriber's own page
+    # speaks the subscriber's language.
     english_browser = app.test_client()
     path = link_in(confirmation)
     opened = english_browser.get(path, headers={"Accept-Language": "en-US"})
@@ -87,9 +89,9 @@ def test_the_admins_own_welcome_words_reach_every_reader_as_written(app, client,
 
 
 def test_a_digest_gives_each_reader_the_chrome_of_their_language(app, runner, smtp, worker, feed):
-    add_readers(app, 1, prefix="english")
-    add_readers(app, 1, prefix="german")
-    add_readers(app, 1, prefix="unknown")
+    add_subscribers(app, 1, prefix="english")
+    add_subscribers(app, 1, prefix="german")
+    add_subscribers(app, 1, prefix="unknown")
     set_language(app, ["english0@example.org"], "en")
     set_language(app, ["german0@example.org"], "de")
     result = runner.invoke(args=["send-digest", "--subject", "This week: a bridge"])
@@ -162,10 +164,10 @@ def test_an_unknown_default_locale_stops_the_service_from_starting(make_app):
 def test_the_reader_chooses_a_language_on_the_preferences_page_and_the_next_email_speaks_it(
     app, runner, smtp, worker, feed
 ):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        path = f"/preferences/{make_token(PREFERENCES, reader)}"
+        subscriber = db.session.scalar(select(Subscriber))
+        path = f"/preferences/{make_token(PREFERENCES, subscriber)}"
     client = app.test_client()
     page = client.get(path).get_data(as_text=True)
     assert '<option value="en" lang="en" selected>English</option>' in page
@@ -221,7 +223,7 @@ def test_the_embedded_box_and_its_script_speak_the_readers_language(app, client)
     assert stored_language(app, "e@example.org") == "de"
 
     script = client.get("/embed.js").get_data(as_text=True)
-    # One copy for every reader: the script picks the language, so it carries them all.
+    # One copy for every subscriber: the script picks the language, so it carries them all.
     assert '"subscribe": "Abonnieren"' in script
     assert '"subscribe": "Subscribe"' in script
     assert 'var fallback = "en";' in script
@@ -264,11 +266,11 @@ def test_hostile_accept_language_headers_get_a_page_in_a_language_of_ours(app, c
 
 
 def test_a_reader_who_never_chose_keeps_following_the_default(app, client):
-    add_readers(app, 1, status=SubscriberStatus.CONFIRMED)
+    add_subscribers(app, 1, status=SubscriberStatus.CONFIRMED)
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        path = f"/preferences/{make_token(PREFERENCES, reader)}"
-        unsubscribe = f"/unsubscribe/{make_token(UNSUBSCRIBE, reader)}"
+        subscriber = db.session.scalar(select(Subscriber))
+        path = f"/preferences/{make_token(PREFERENCES, subscriber)}"
+        unsubscribe = f"/unsubscribe/{make_token(UNSUBSCRIBE, subscriber)}"
     client.post(path, data={"action": "save", "name": "Jo", "language": "en"})
     assert stored_language(app, "reader0@example.org") is None
     # No language of their own: their pages follow the browser.

@@ -1,4 +1,4 @@
-"""An owner allows a suppressed address again: its reader gets a fresh confirmation
+"""An owner allows a suppressed address again: its subscriber gets a fresh confirmation
 email, and no digest until they confirm."""
 
 import pytest
@@ -12,22 +12,22 @@ from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.sending.models import EmailJob
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, wait_until_sent
+from tests.helpers import add_subscribers, wait_until_sent
 from tests.smtp import link_in
 
 STOPPED = "stopped0@example.org"
 
 
-def stopped_reader(app, status):
-    """A reader whose address bounced or complained, as feedback leaves them."""
-    add_readers(app, 1, status, prefix="stopped")
+def stopped_subscriber(app, status):
+    """A subscriber whose address bounced or complained, as feedback leaves them."""
+    add_subscribers(app, 1, status, prefix="stopped")
     with app.app_context():
         db.session.add(SuppressedAddress(address_hash=address_hash(STOPPED), reason=status))
         db.session.commit()
         return db.session.scalar(select(Subscriber.id).where(Subscriber.email == STOPPED))
 
 
-def reader(app, email):
+def subscriber(app, email):
     with app.app_context():
         return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
 
@@ -38,20 +38,20 @@ def test_a_lifted_suppression_asks_for_consent_before_any_digest(
 ):
     client = app.test_client()
     runner.invoke(args=["import-feed", "tests/data/feed.rss"])
-    add_readers(app, 1, prefix="other")
-    reader_id = stopped_reader(app, status)
+    add_subscribers(app, 1, prefix="other")
+    subscriber_id = stopped_subscriber(app, status)
     # Suppressed, the address cannot come back by the form: no email is owed.
     client.post("/subscribe", data={"email": STOPPED})
     with app.app_context():
         assert (
-            db.session.scalar(select(EmailJob.id).where(EmailJob.subscriber_id == reader_id))
+            db.session.scalar(select(EmailJob.id).where(EmailJob.subscriber_id == subscriber_id))
             is None
         )
 
-    page = admin_client.get(f"/admin/subscribers/{reader_id}")
+    page = admin_client.get(f"/admin/subscribers/{subscriber_id}")
     assert f"This address is suppressed ({status})" in page.text
     lifted = admin_client.post(
-        f"/admin/subscribers/{reader_id}/lift-suppression",
+        f"/admin/subscribers/{subscriber_id}/lift-suppression",
         data={"csrf_token": csrf_token(page)},
         follow_redirects=True,
     )
@@ -60,14 +60,14 @@ def test_a_lifted_suppression_asks_for_consent_before_any_digest(
     [confirmation] = smtp.wait_for(1)
     assert confirmation["To"] == STOPPED
     assert "Confirm your subscription" in confirmation["Subject"]
-    assert reader(app, STOPPED).status == SubscriberStatus.PENDING
+    assert subscriber(app, STOPPED).status == SubscriberStatus.PENDING
 
     first = int(runner.invoke(args=["send-digest", "--subject", "Before confirming"]).output)
     assert wait_until_sent(app, first)["sent"] == 1
     assert [m["Subject"] for m in smtp.messages_to(STOPPED)] == [confirmation["Subject"]]
 
     assert client.post(link_in(confirmation)).status_code == 200
-    assert reader(app, STOPPED).status == SubscriberStatus.CONFIRMED
+    assert subscriber(app, STOPPED).status == SubscriberStatus.CONFIRMED
     with app.app_context():
         posts.save_post(None, "After confirming", "https://example.org/after", "")
     second = int(runner.invoke(args=["send-digest", "--subject", "After confirming"]).output)
@@ -78,7 +78,7 @@ def test_a_lifted_suppression_asks_for_consent_before_any_digest(
     assert "Before confirming" not in subjects
 
     again = admin_client.post(
-        f"/admin/subscribers/{reader_id}/lift-suppression",
+        f"/admin/subscribers/{subscriber_id}/lift-suppression",
         data={"csrf_token": csrf_token(page)},
         follow_redirects=True,
     )
@@ -89,16 +89,16 @@ def test_a_lifted_suppression_asks_for_consent_before_any_digest(
                 AuditEntry.action == "suppressions.lift"
             )
         ).all()
-    assert entries == [("admin@example.org", f"subscriber {reader_id}")]
+    assert entries == [("admin@example.org", f"subscriber {subscriber_id}")]
 
 
 def test_an_erased_address_is_allowed_again_and_must_confirm(app, admin_client, smtp, worker):
-    add_readers(app, 1, prefix="erased")
+    add_subscribers(app, 1, prefix="erased")
     erased = "erased0@example.org"
-    erased_id = reader(app, erased).id
+    erased_id = subscriber(app, erased).id
     token = csrf_token(admin_client.get("/admin/subscribers"))
     admin_client.post(f"/admin/subscribers/{erased_id}/erase", data={"csrf_token": token})
-    assert reader(app, erased) is None
+    assert subscriber(app, erased) is None
 
     unknown = admin_client.post(
         "/admin/subscribers/lift-erased",
@@ -117,5 +117,5 @@ def test_an_erased_address_is_allowed_again_and_must_confirm(app, admin_client, 
     assert "is allowed again: a confirmation email is on its way" in lifted.text
     [confirmation] = smtp.wait_for(1)
     assert confirmation["To"] == erased
-    back = reader(app, erased)
+    back = subscriber(app, erased)
     assert (back.status, back.signup_source) == (SubscriberStatus.PENDING, "admin-lifted")

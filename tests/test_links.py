@@ -24,15 +24,15 @@ def token_for(app, purpose, subscriber_id):
 
 
 def test_opening_a_confirmation_link_changes_nothing(app, client):
-    reader = add_subscriber(app)
-    page = client.get(f"/confirm/{token_for(app, tokens.CONFIRM, reader)}")
+    subscriber = add_subscriber(app)
+    page = client.get(f"/confirm/{token_for(app, tokens.CONFIRM, subscriber)}")
     assert page.status_code == 200
-    assert status_of(app, reader) == SubscriberStatus.PENDING
+    assert status_of(app, subscriber) == SubscriberStatus.PENDING
 
 
 def test_a_tampered_link_gives_a_400_page(app, client):
-    reader = add_subscriber(app)
-    token = token_for(app, tokens.CONFIRM, reader)
+    subscriber = add_subscriber(app)
+    token = token_for(app, tokens.CONFIRM, subscriber)
     # The signature's first character holds six whole bits: any other one changes it.
     head, signature = token.rsplit(".", 1)
     tampered = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
@@ -41,15 +41,15 @@ def test_a_tampered_link_gives_a_400_page(app, client):
         assert answer.status_code == 400
         assert b"This link is not valid" in answer.data
     assert client.post("/unsubscribe/garbage").status_code == 400
-    assert status_of(app, reader) == SubscriberStatus.PENDING
+    assert status_of(app, subscriber) == SubscriberStatus.PENDING
 
 
 def test_a_token_for_one_purpose_never_works_for_another(app, client):
-    reader = add_subscriber(app, status=SubscriberStatus.CONFIRMED)
-    confirm_token = token_for(app, tokens.CONFIRM, reader)
-    unsubscribe_token = token_for(app, tokens.UNSUBSCRIBE, reader)
+    subscriber = add_subscriber(app, status=SubscriberStatus.CONFIRMED)
+    confirm_token = token_for(app, tokens.CONFIRM, subscriber)
+    unsubscribe_token = token_for(app, tokens.UNSUBSCRIBE, subscriber)
     assert client.post(f"/unsubscribe/{confirm_token}").status_code == 400
-    assert status_of(app, reader) == SubscriberStatus.CONFIRMED
+    assert status_of(app, subscriber) == SubscriberStatus.CONFIRMED
     assert client.post(f"/confirm/{unsubscribe_token}").status_code == 400
 
 
@@ -91,36 +91,36 @@ def test_a_link_for_a_deleted_and_recreated_subscription_does_not_work(app, clie
 
 def test_keys_rotate_without_breaking_links_in_flight(make_app):
     old_app = make_app(SECRET_KEY="old-key")
-    reader = add_subscriber(old_app)
-    token = token_for(old_app, tokens.CONFIRM, reader)
+    subscriber = add_subscriber(old_app)
+    token = token_for(old_app, tokens.CONFIRM, subscriber)
 
     rotated = make_app(SECRET_KEY="new-key,old-key")
     assert rotated.test_client().post(f"/confirm/{token}").status_code == 200
-    assert token_for(rotated, tokens.CONFIRM, reader) != token
+    assert token_for(rotated, tokens.CONFIRM, subscriber) != token
     dropped = make_app(SECRET_KEY="new-key")
     assert dropped.test_client().post(f"/confirm/{token}").status_code == 400
 
 
 def test_unsubscribe_page_has_a_button_and_a_get_changes_nothing(app, client):
-    reader = add_subscriber(app, status=SubscriberStatus.CONFIRMED)
-    path = f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, reader)}"
+    subscriber = add_subscriber(app, status=SubscriberStatus.CONFIRMED)
+    path = f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, subscriber)}"
     page = client.get(path)
     assert page.status_code == 200
     assert b'<button type="submit">Unsubscribe</button>' in page.data
-    assert status_of(app, reader) == SubscriberStatus.CONFIRMED
+    assert status_of(app, subscriber) == SubscriberStatus.CONFIRMED
 
     done = client.post(path)
     assert done.status_code == 200
     assert b"You're unsubscribed" in done.data
-    assert status_of(app, reader) == SubscriberStatus.UNSUBSCRIBED
+    assert status_of(app, subscriber) == SubscriberStatus.UNSUBSCRIBED
     assert client.post(path).status_code == 200
     assert b"You're unsubscribed" in client.get(path).data
 
 
 def test_one_click_unsubscribe_works_form_encoded_and_multipart(app):
     for content in ("form", "multipart"):
-        reader = add_subscriber(app, email=f"{content}@example.org", status="confirmed")
-        path = f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, reader)}"
+        subscriber = add_subscriber(app, email=f"{content}@example.org", status="confirmed")
+        path = f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, subscriber)}"
         client = app.test_client(use_cookies=False)
         if content == "form":
             answer = client.post(
@@ -134,14 +134,14 @@ def test_one_click_unsubscribe_works_form_encoded_and_multipart(app):
             )
         assert 200 <= answer.status_code < 300
         assert "Location" not in answer.headers
-        assert status_of(app, reader) == SubscriberStatus.UNSUBSCRIBED
+        assert status_of(app, subscriber) == SubscriberStatus.UNSUBSCRIBED
 
 
 def test_confirming_after_unsubscribing_keeps_the_reader_unsubscribed(app, client):
-    reader = add_subscriber(app)
-    confirm_path = f"/confirm/{token_for(app, tokens.CONFIRM, reader)}"
-    client.post(f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, reader)}")
+    subscriber = add_subscriber(app)
+    confirm_path = f"/confirm/{token_for(app, tokens.CONFIRM, subscriber)}"
+    client.post(f"/unsubscribe/{token_for(app, tokens.UNSUBSCRIBE, subscriber)}")
     assert client.post(confirm_path).status_code == 404
-    assert status_of(app, reader) == SubscriberStatus.UNSUBSCRIBED
+    assert status_of(app, subscriber) == SubscriberStatus.UNSUBSCRIBED
     with app.app_context():
         assert db.session.scalars(select(EmailJob)).all() == []

@@ -10,7 +10,7 @@ from newsletter.content import digests, posts
 from newsletter.content.models import Newsletter
 from newsletter.extensions import db
 from newsletter.subscribers.models import SubscriberStatus
-from tests.helpers import add_readers
+from tests.helpers import add_subscribers
 
 
 def cells(page, name):
@@ -42,8 +42,8 @@ def count_newsletters(app):
 
 def test_an_admin_adds_a_newsletter_with_its_schedule_and_edits_it(app, admin_client):
     admin = admin_client
-    add_readers(app, 2)
-    add_readers(app, 1, status=SubscriberStatus.PENDING, prefix="pending")
+    add_subscribers(app, 2)
+    add_subscribers(app, 1, status=SubscriberStatus.PENDING, prefix="pending")
 
     listed = admin.get("/admin/newsletters").text
     assert '<a href="/admin/newsletters" aria-current="page">Newsletters</a>' in listed

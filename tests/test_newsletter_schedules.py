@@ -11,7 +11,7 @@ from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
 from newsletter.core.models import utcnow
 from newsletter.extensions import db
-from tests.helpers import FEED, add_readers, wait_until, wait_until_sent
+from tests.helpers import FEED, add_subscribers, wait_until, wait_until_sent
 from workers.tasks import run_periodic_digest
 
 WEDNESDAY = datetime(2026, 12, 2)
@@ -184,8 +184,8 @@ def test_the_beat_task_sends_a_due_digest_to_that_newsletters_readers_only(
     breaking = create(runner, "breaking", "--not-default", "--schedule", "daily", "--hour", "0")
     tomorrow = (utcnow().weekday() + 1) % 7
     create(runner, "later", "--schedule", "weekly", "--weekday", str(tomorrow), "--hour", "0")
-    add_readers(app, 2, prefix="weekly")
-    readers = add_readers(app, 3, prefix="breaking", newsletter_id=breaking)
+    add_subscribers(app, 2, prefix="weekly")
+    subscribers = add_subscribers(app, 3, prefix="breaking", newsletter_id=breaking)
     with app.app_context():
         posts.save_post(None, "Flood", "https://news.example.org/flood", "")
         first = db.session.get(Newsletter, 1)
@@ -202,7 +202,7 @@ def test_the_beat_task_sends_a_due_digest_to_that_newsletters_readers_only(
 
     wait_until(digest_id)
     wait_until_sent(app, digest_id())
-    assert sorted(smtp.recipients) == sorted(readers)
+    assert sorted(smtp.recipients) == sorted(subscribers)
     message = smtp.received[0]
     assert message["List-Id"] == "Breaking <breaking.127.0.0.1>"
     assert message["Subject"].startswith("Breaking: ")

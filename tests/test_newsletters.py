@@ -1,5 +1,5 @@
-"""Several newsletters: readers choose at sign-up and in their preferences, and each
-digest reaches its own newsletter's readers only."""
+"""Several newsletters: subscribers choose at sign-up and in their preferences, and each
+digest reaches its own newsletter's subscribers only."""
 
 import re
 
@@ -12,7 +12,7 @@ from newsletter.content.models import Digest, DigestStatus, Newsletter, Post
 from newsletter.core.tokens import PREFERENCES, make_token
 from newsletter.extensions import db
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import FEED, add_readers, newsletters_of, wait_until_sent
+from tests.helpers import FEED, add_subscribers, newsletters_of, wait_until_sent
 from workers.tasks import start_digest
 
 
@@ -91,14 +91,14 @@ def test_a_digest_reaches_its_own_newsletters_readers_with_its_own_list_id(
     create(runner, "breaking", "Breaking news", "--not-default", "--private")
     with app.app_context():
         breaking = db.session.scalar(select(Newsletter).where(Newsletter.slug == "breaking")).id
-    weekly_readers = add_readers(app, 3, prefix="weekly")
-    breaking_readers = add_readers(app, 2, prefix="urgent", newsletter_id=breaking)
+    weekly_subscribers = add_subscribers(app, 3, prefix="weekly")
+    breaking_subscribers = add_subscribers(app, 2, prefix="urgent", newsletter_id=breaking)
     with app.app_context():
         posts.save_post(None, "Flood", "https://news.example/flood", "")
     sent = runner.invoke(args=["send-digest", "--subject", "Alert", "--newsletter", "breaking"])
     digest_id = int(sent.output)
     wait_until_sent(app, digest_id)
-    assert set(smtp.recipients) == breaking_readers
+    assert set(smtp.recipients) == breaking_subscribers
     assert {m["List-Id"] for m in smtp.received} == {"Breaking news <breaking.127.0.0.1>"}
 
     smtp.reset()
@@ -108,7 +108,7 @@ def test_a_digest_reaches_its_own_newsletters_readers_with_its_own_list_id(
         digests.schedule(weekly)
     start_digest.delay(weekly)
     wait_until_sent(app, weekly)
-    assert set(smtp.recipients) == weekly_readers
+    assert set(smtp.recipients) == weekly_subscribers
     # A private newsletter's digests stay out of the archive.
     archive = app.test_client().get("/archive").text
     assert "Weekly" in archive
@@ -122,10 +122,10 @@ def test_a_digest_reaches_its_own_newsletters_readers_with_its_own_list_id(
 
 def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, client, runner):
     create(runner, "breaking", "Breaking news", "--not-default")
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        token = make_token(PREFERENCES, reader)
+        subscriber = db.session.scalar(select(Subscriber))
+        token = make_token(PREFERENCES, subscriber)
     page = client.get(f"/preferences/{token}").text
     assert re.search(r'value="newsletter"\s+checked', page)
     assert re.search(r'value="breaking"\s+>', page)
@@ -156,7 +156,7 @@ def test_a_reader_switches_each_newsletter_on_and_off_in_their_preferences(app, 
 
 
 def consent_log(app):
-    """The reader's consent log after sign-up: each kind, with the newsletter it names."""
+    """The subscriber's consent log after sign-up: each kind, with the newsletter it names."""
     with app.app_context():
         return db.session.execute(
             select(ConsentEvent.kind, Newsletter.slug)

@@ -28,8 +28,8 @@ from newsletter.mail import return_path
 from newsletter.subscribers import lifecycle
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.helpers import add_reader, add_readers, bearer, wait_until, wait_until_sent
-from tests.helpers.webhooks import Receiver, a_pending_reader, add_endpoint
+from tests.helpers import add_subscriber, add_subscribers, bearer, wait_until, wait_until_sent
+from tests.helpers.webhooks import Receiver, a_pending_subscriber, add_endpoint
 from tests.tracked_digests import BROWSER, article_site, path_of, send_digest, tracked_links
 from workers.tasks import start_digest
 
@@ -67,7 +67,7 @@ def test_confirm_and_unsubscribe_reach_an_endpoint_signed_and_no_other(
     add_endpoint(admin_client, receiver, ["subscriber.confirmed", "subscriber.unsubscribed"])
     digests_only = Receiver()
     add_endpoint(admin_client, digests_only, ["digest.sent"])
-    subscriber_id, token = a_pending_reader(app)
+    subscriber_id, token = a_pending_subscriber(app)
 
     with app.app_context():
         lifecycle.confirm(token)
@@ -95,7 +95,7 @@ def test_leaving_one_newsletter_is_posted_with_its_slug_and_the_last_one_says_so
     add_endpoint(admin_client, receiver, ["subscriber.unsubscribed"])
     with app.app_context():
         breaking = newsletters.create("breaking", "Breaking news").id
-    subscriber_id, nonce = add_reader(app, "reader@example.org", [1, breaking])
+    subscriber_id, nonce = add_subscriber(app, "reader@example.org", [1, breaking])
     with app.app_context():
         for newsletter_id in (breaking, 1):
             lifecycle.unsubscribe(tokens.make_token_for(tokens.UNSUBSCRIBE, nonce, newsletter_id))
@@ -124,14 +124,14 @@ def test_a_bounce_or_complaint_that_changes_the_status_is_posted(
     app, admin_client, receiver, kind, event_type, status
 ):
     add_endpoint(admin_client, receiver, ["subscriber.bounced", "subscriber.complained"])
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
-        # A report names its reader by what we signed: here the Message-ID it quotes.
+        # A report names its subscriber by what we signed: here the Message-ID it quotes.
         nonce = db.session.scalar(select(Subscriber.token_nonce))
         message_id = return_path.message_id(nonce, return_path.DIGEST, 1, "localhost")
         report = feedback.Report(kind=kind, source="dsn", message_id=message_id, status="5.1.1")
         feedback.record(report)
-        # The same reader again changes nothing, and announces nothing.
+        # The same subscriber again changes nothing, and announces nothing.
         feedback.record(report)
         assert db.session.scalar(select(Subscriber.status)) == status
 
@@ -145,7 +145,7 @@ def test_a_bounce_or_complaint_that_changes_the_status_is_posted(
 
 def test_a_digest_sent_is_posted_with_its_count(app, admin_client, receiver, smtp, worker):
     add_endpoint(admin_client, receiver, ["digest.sent"])
-    add_readers(app, 3)
+    add_subscribers(app, 3)
     with app.app_context():
         posts.save_post(None, "Monday", "https://news.example/monday", "")
         digest_id = digests.create_digest("Monday").id
@@ -166,7 +166,7 @@ def test_a_click_is_posted_as_email_clicked_saying_whether_a_machine_made_it(
     with article_site() as origin:
         digest_id, copies = send_digest(app, smtp, "per-reader", origin)
     with app.app_context():
-        reader_id = db.session.scalar(select(Subscriber.id))
+        subscriber_id = db.session.scalar(select(Subscriber.id))
     # The trap comes first in the HTML; the articles follow.
     _trap, first, second = tracked_links(copies["reader@example.org"])
     # Each verdict is the one made as its click came: the person's, first, stays a
@@ -183,10 +183,10 @@ def test_a_click_is_posted_as_email_clicked_saying_whether_a_machine_made_it(
         (checked.headers["Location"], True),
     ]
     for data in posted:
-        # The digest, the link, the verdict and the reader (tracked per reader): no
+        # The digest, the link, the verdict and the subscriber (tracked per subscriber): no
         # address, no browser.
         assert set(data) == {"digest_id", "url", "machine", "subscriber_id", "clicked_at"}
-        assert (data["digest_id"], data["subscriber_id"]) == (digest_id, reader_id)
+        assert (data["digest_id"], data["subscriber_id"]) == (digest_id, subscriber_id)
 
 
 def test_a_failed_delivery_is_retried_until_the_endpoint_takes_it(
@@ -194,7 +194,7 @@ def test_a_failed_delivery_is_retried_until_the_endpoint_takes_it(
 ):
     add_endpoint(admin_client, receiver, ["subscriber.confirmed"])
     receiver.statuses = [500]
-    _, token = a_pending_reader(app)
+    _, token = a_pending_subscriber(app)
     with app.app_context():
         lifecycle.confirm(token)
 
@@ -219,7 +219,7 @@ def test_a_dead_endpoint_slows_no_sign_up_and_ends_failed(app, admin_client, smt
     assert answer.status_code == 201
     sign_up_started = time.monotonic()
     assert app.test_client().post("/subscribe", data={"email": "new@example.org"}).status_code
-    _, token = a_pending_reader(app)
+    _, token = a_pending_subscriber(app)
     with app.app_context():
         lifecycle.confirm(token)
     assert time.monotonic() - sign_up_started < 1
@@ -310,7 +310,7 @@ def test_admins_add_list_and_deactivate_endpoints_on_the_admin_page(app, admin_c
 
 def test_the_payload_is_json_with_type_timestamp_and_data(app, admin_client, receiver, worker):
     add_endpoint(admin_client, receiver, ["subscriber.confirmed"])
-    _, token = a_pending_reader(app, "shape@example.org")
+    _, token = a_pending_subscriber(app, "shape@example.org")
     with app.app_context():
         lifecycle.confirm(token)
     event, _ = receiver.wait_for(1)[0]
@@ -442,7 +442,7 @@ def test_without_allowed_networks_this_machine_is_refused_at_creation_and_delive
     # Added while the operator admitted this machine; then they stopped admitting it.
     add_endpoint(key_holder(app), receiver, ["subscriber.confirmed"])
     start_worker_for(strict)
-    _, token = a_pending_reader(strict)
+    _, token = a_pending_subscriber(strict)
     with strict.app_context():
         lifecycle.confirm(token)
 
@@ -468,7 +468,7 @@ def test_a_name_that_changes_its_address_reaches_only_the_address_checked(
     app = make_app(**QUICK_RETRIES, WEBHOOK_ALLOWED_NETWORKS="127.0.0.2/32")
     start_worker_for(app)
     add_endpoint(key_holder(app), receiver, ["subscriber.confirmed"])
-    _, token = a_pending_reader(app)
+    _, token = a_pending_subscriber(app)
     with app.app_context():
         lifecycle.confirm(token)
 
@@ -477,7 +477,7 @@ def test_a_name_that_changes_its_address_reaches_only_the_address_checked(
     # Once when added and once when delivered: the connection looked nothing up.
     assert dns.asked == ["evil.example", "evil.example"]
     # From now on it answers 127.0.0.1: checked again, the next delivery is refused.
-    _, token = a_pending_reader(app, "second@example.org")
+    _, token = a_pending_subscriber(app, "second@example.org")
     with app.app_context():
         lifecycle.confirm(token)
     wait_until(lambda: deliveries(app)[-1].status == "failed")
@@ -511,7 +511,7 @@ def test_https_is_verified_against_the_host_name_not_the_address(
         },
     )
     assert other.status_code == 201
-    _, token = a_pending_reader(app)
+    _, token = a_pending_subscriber(app)
     with app.app_context():
         lifecycle.confirm(token)
 

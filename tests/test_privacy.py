@@ -1,4 +1,4 @@
-"""A reader's rights over their data: a copy of it, and its erasure, which no sign-up
+"""A subscriber's rights over their data: a copy of it, and its erasure, which no sign-up
 or import undoes."""
 
 import io
@@ -15,7 +15,7 @@ from newsletter.sending.models import Delivery, EmailJob
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import ConsentEvent, Subscriber
 from tests.helpers import (
-    add_readers,
+    add_subscribers,
     after_one_more_email,
     sign_up_and_get_a_digest,
 )
@@ -24,8 +24,8 @@ from tests.smtp import code_in, link_in, text_of
 
 def preferences_path(app, email):
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
-        return f"/preferences/{make_token(PREFERENCES, reader)}"
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+        return f"/preferences/{make_token(PREFERENCES, subscriber)}"
 
 
 def rows(app, model):
@@ -90,7 +90,7 @@ YES = {"confirm": "yes"}
 def test_the_download_lists_each_newsletter_the_reader_chose_on_or_off(app, client, runner):
     runner.invoke(args=["create-newsletter", "breaking", "--name", "Breaking news"])
     runner.invoke(args=["create-newsletter", "sport", "--name", "Sport", "--not-default"])
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     path = preferences_path(app, "reader0@example.org")
     client.post(
         path,
@@ -177,8 +177,8 @@ def test_the_consent_log_keeps_every_step_and_an_erasure_leaves_no_one_in_it(
     client.post("/confirm-code", data={"email": "log@example.org", "code": code})
     path = preferences_path(app, "log@example.org")
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        client.post(f"/unsubscribe/{make_token(UNSUBSCRIBE, reader)}")
+        subscriber = db.session.scalar(select(Subscriber))
+        client.post(f"/unsubscribe/{make_token(UNSUBSCRIBE, subscriber)}")
     client.post(path, data={"name": "", "action": "resubscribe"})
     client.post(link_in(smtp.wait_for(2)[1]))
 

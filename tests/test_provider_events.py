@@ -1,6 +1,6 @@
 """Provider events (what Mailgun, SES through SNS, Postmark and SendGrid post to
 /webhooks/…): each request is signed here as the provider signs it; a good one changes
-the reader it names, a forged, stale or replayed one is refused and changes nothing,
+the subscriber it names, a forged, stale or replayed one is refused and changes nothing,
 and each provider's URL is absent (404) until its setting is set."""
 
 import base64
@@ -27,7 +27,7 @@ from newsletter.core.models import utcnow
 from newsletter.extensions import db
 from newsletter.mail import return_path
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
-from tests.helpers import add_readers, send_digest, status_of
+from tests.helpers import add_subscribers, send_digest, status_of
 from tests.helpers.inbound import BOUNCES
 
 MAILGUN_KEY = "key-mailgun-test"
@@ -139,7 +139,7 @@ def mailgun_failure(sender, severity="permanent", reason="bounce", event_id=None
 def test_mailgun_events_change_their_reader_and_forged_stale_or_replayed_ones_nothing(
     hooks_app, client
 ):
-    add_readers(hooks_app, 4)
+    add_subscribers(hooks_app, 4)
     path = verp(hooks_app, "reader0@example.org")
     forged = mailgun_request(mailgun_failure(path), key="not-the-key")
     # A minute past the five that are fresh: a slow run still posts them outside the window.
@@ -184,15 +184,17 @@ def test_mailgun_events_change_their_reader_and_forged_stale_or_replayed_ones_no
     assert status_of(hooks_app, "reader1@example.org") == SubscriberStatus.COMPLAINED
     assert status_of(hooks_app, "reader2@example.org") == SubscriberStatus.UNSUBSCRIBED
 
-    # Giving up after hours of tries is a soft bounce: three of them bounce the reader,
+    # Giving up after hours of tries is a soft bounce: three of them bounce the subscriber,
     # unless a delivery came between.
-    reader3 = verp(hooks_app, "reader3@example.org")
+    subscriber3 = verp(hooks_app, "reader3@example.org")
     for _ in range(2):
-        gave_up = mailgun_failure(reader3, severity="temporary", reason="old")
+        gave_up = mailgun_failure(subscriber3, severity="temporary", reason="old")
         client.post("/webhooks/mailgun", json=mailgun_request(gave_up))
-    delivered = {"event": "delivered", "id": "d1", "envelope": {"sender": reader3}}
+    delivered = {"event": "delivered", "id": "d1", "envelope": {"sender": subscriber3}}
     assert client.post("/webhooks/mailgun", json=mailgun_request(delivered)).json["delivered"] == 1
-    client.post("/webhooks/mailgun", json=mailgun_request(mailgun_failure(reader3, reason="old")))
+    client.post(
+        "/webhooks/mailgun", json=mailgun_request(mailgun_failure(subscriber3, reason="old"))
+    )
     assert status_of(hooks_app, "reader3@example.org") == SubscriberStatus.CONFIRMED
 
 
@@ -279,7 +281,7 @@ def post_sns(client, message):
 
 
 def test_ses_notifications_signed_by_sns_change_their_reader(hooks_app, client, sns_fetches):
-    add_readers(hooks_app, 3)
+    add_subscribers(hooks_app, 3)
     bounce = sns_message("Notification", ses_bounce(verp(hooks_app, "reader0@example.org")))
     assert post_sns(client, bounce).json["recorded"] == 1
     assert status_of(hooks_app, "reader0@example.org") == SubscriberStatus.BOUNCED
@@ -312,7 +314,7 @@ def test_ses_notifications_signed_by_sns_change_their_reader(hooks_app, client, 
 
 
 def test_ses_refuses_forged_stale_and_foreign_messages(hooks_app, client, sns_fetches):
-    add_readers(hooks_app, 1)
+    add_subscribers(hooks_app, 1)
     bounce = ses_bounce(verp(hooks_app, "reader0@example.org"))
     forged = sns_message("Notification", bounce, key=OTHER_KEY)
     tampered = sns_message("Notification", bounce)
@@ -334,7 +336,7 @@ def test_ses_refuses_a_certificate_whose_key_is_not_rsa(
 ):
     """SNS signs with RSA only: a certificate at its URL with another kind of key is none
     of SNS's, and the request is refused, not answered with a 500."""
-    add_readers(hooks_app, 1)
+    add_subscribers(hooks_app, 1)
     _key, ec_certificate = make_certificate(ec.generate_private_key(ec.SECP256R1()))
     monkeypatch.setattr(ses, "fetch", lambda url: ec_certificate)
     bounce = sns_message("Notification", ses_bounce(verp(hooks_app, "reader0@example.org")))
@@ -359,7 +361,7 @@ def test_ses_refuses_a_certificate_whose_key_is_not_rsa(
     ],
 )
 def test_ses_takes_certificates_from_sns_over_https_only(hooks_app, client, sns_fetches, url):
-    add_readers(hooks_app, 1)
+    add_subscribers(hooks_app, 1)
     bounce = ses_bounce(verp(hooks_app, "reader0@example.org"))
     response = post_sns(client, sns_message("Notification", bounce, SigningCertURL=url))
     assert response.status_code == 403
@@ -388,7 +390,7 @@ def test_ses_confirms_its_subscription_by_fetching_the_subscribe_url(client, sns
 
 
 def test_postmark_records_with_basic_auth_count_once(hooks_app, client):
-    add_readers(hooks_app, 5)
+    add_subscribers(hooks_app, 5)
     hard = {"RecordType": "Bounce", "ID": 42, "Type": "HardBounce", "Email": "reader0@example.org"}
     for auth in [None, ("postmark", "wrong"), ("wrong", POSTMARK_AUTH[1])]:
         response = client.post("/webhooks/postmark", json=hard, auth=auth)
@@ -446,7 +448,7 @@ def post_sendgrid(client, events, key=SENDGRID_KEY, timestamp=None, body=None):
 
 
 def test_sendgrid_batches_are_signed_and_one_bad_event_stops_no_other(hooks_app, client):
-    add_readers(hooks_app, 5)
+    add_subscribers(hooks_app, 5)
     batch = [
         {"event": "bounce", "type": "bounce", "email": "reader0@example.org", "sg_event_id": "e0"},
         "not an event",
@@ -473,7 +475,7 @@ def test_sendgrid_batches_are_signed_and_one_bad_event_stops_no_other(hooks_app,
     assert feedback_events(hooks_app) == 0
 
     response = post_sendgrid(client, batch)
-    # 5 events of readers, 2 the database may refuse, 2 of the wrong shape.
+    # 5 events of subscribers, 2 the database may refuse, 2 of the wrong shape.
     assert response.json["recorded"] + response.json["malformed"] == 9
     assert response.json["recorded"] >= 5
     assert response.json["delivered"] == 1
@@ -521,7 +523,7 @@ def test_settings_that_could_never_work_stop_the_app_from_starting(make_app):
 
 
 def test_each_request_is_logged_and_each_refusal_warned_of(hooks_app, client, caplog):
-    add_readers(hooks_app, 1)
+    add_subscribers(hooks_app, 1)
     caplog.set_level(logging.INFO, logger="newsletter.web.provider_events")
     event = {"event": "unsubscribed", "id": "u1", "recipient": "reader0@example.org"}
     client.post("/webhooks/mailgun", json=mailgun_request(event))
@@ -540,7 +542,7 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
     hooks_app, smtp, start_worker_for, sns_fetches
 ):
     start_worker_for(hooks_app)
-    readers = add_readers(hooks_app, 6)
+    subscribers = add_subscribers(hooks_app, 6)
     send_digest(hooks_app, "First")
     smtp.wait_for(6)
     client = hooks_app.test_client()
@@ -555,7 +557,7 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
             "feedbackId": "f1",
             "complainedRecipients": [{"emailAddress": "somebody-else@example.org"}],
         },
-        # SES's source is the envelope sender: our VERP return path names the reader.
+        # SES's source is the envelope sender: our VERP return path names the subscriber.
         "mail": {"source": path_of["reader1@example.org"]},
     }
     assert post_sns(client, sns_message("Notification", complaint)).json["recorded"] == 1
@@ -567,7 +569,7 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
     }
     postmark = client.post("/webhooks/postmark", json=unsubscribe, auth=POSTMARK_AUTH)
     assert postmark.json["recorded"] == 1
-    # SendGrid names the reader by our Message-ID (its smtp-id).
+    # SendGrid names the subscriber by our Message-ID (its smtp-id).
     bounce = {
         "event": "bounce",
         "email": "somebody-else@example.org",
@@ -581,7 +583,7 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
 
     smtp.reset()
     send_digest(hooks_app, "Second")
-    assert set(smtp.recipients) == readers - {f"reader{n}@example.org" for n in range(4)}
+    assert set(smtp.recipients) == subscribers - {f"reader{n}@example.org" for n in range(4)}
     assert [status_of(hooks_app, f"reader{n}@example.org") for n in range(6)] == [
         SubscriberStatus.BOUNCED,
         SubscriberStatus.COMPLAINED,
@@ -595,7 +597,7 @@ def test_after_webhook_events_the_next_digest_skips_exactly_the_right_readers(
 def test_a_request_that_fails_midway_is_taken_when_the_provider_sends_it_again(
     hooks_app, client, monkeypatch
 ):
-    add_readers(hooks_app, 1)
+    add_subscribers(hooks_app, 1)
     request = mailgun_request(mailgun_failure(verp(hooks_app, "reader0@example.org")))
     real_record = feedback.record
 

@@ -24,12 +24,12 @@ from newsletter.content.models import Digest, DigestStatus
 from newsletter.extensions import db
 from newsletter.mail import relay_trust
 from newsletter.sending.models import Delivery, DeliveryStatus, EmailJob, JobStatus
-from tests.helpers import ADMIN, add_readers, digest_state, log_in, wait_until
+from tests.helpers import ADMIN, add_subscribers, digest_state, log_in, wait_until
 from tests.smtp import SMTPServer
 from workers.tasks import start_digest
 
 USER, PASSWORD = "news", "relay password"
-READER = "patient@example.org"
+SUBSCRIBER = "patient@example.org"
 
 
 class CertificateAuthority:
@@ -163,7 +163,7 @@ def test_a_relay_whose_certificate_no_known_ca_signed_gets_neither_password_nor_
     server, logins, tls = relay
     app = relay_app(make_app, server, tls)
     start_worker_for(app)
-    app.test_client().post("/subscribe", data={"email": READER})
+    app.test_client().post("/subscribe", data={"email": SUBSCRIBER})
     refused_and_waiting(
         app, server, logins, caplog, "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]"
     )
@@ -180,9 +180,9 @@ def test_with_its_ca_in_mail_tls_ca_file_the_relay_gets_the_login_and_the_mail(
         relay_trust.record_failure(f"127.0.0.1:{server.port}", "certificate verify failed")
     assert app.test_client().get("/healthz").status_code == 503
     start_worker_for(app)
-    app.test_client().post("/subscribe", data={"email": READER})
+    app.test_client().post("/subscribe", data={"email": SUBSCRIBER})
     [confirmation] = server.handler.wait_for(1)
-    assert confirmation["To"] == READER
+    assert confirmation["To"] == SUBSCRIBER
     assert logins.attempts == [(USER, PASSWORD)]
     wait_until(lambda: the_job(app)[0] == JobStatus.SENT)
     health = app.test_client().get("/healthz")
@@ -197,7 +197,7 @@ def test_a_certificate_for_another_name_is_refused_even_from_the_trusted_ca(
     server, logins = start_relay(request, context)
     app = relay_app(make_app, server, {"MAIL_USE_TLS": True}, MAIL_TLS_CA_FILE=str(authority.pem))
     start_worker_for(app)
-    app.test_client().post("/subscribe", data={"email": READER})
+    app.test_client().post("/subscribe", data={"email": SUBSCRIBER})
     refused_and_waiting(app, server, logins, caplog, "not valid for '127.0.0.1'")
 
 
@@ -209,7 +209,7 @@ def test_a_relay_without_tls_on_another_address_never_gets_the_password(
     server, logins = start_relay(request, context=None)
     app = relay_app(make_app, server, {}, MAIL_SERVER="0.0.0.0")
     start_worker_for(app)
-    app.test_client().post("/subscribe", data={"email": READER})
+    app.test_client().post("/subscribe", data={"email": SUBSCRIBER})
     refused_and_waiting(
         app, server, logins, caplog, "refusing to send MAIL_PASSWORD", host="0.0.0.0"
     )
@@ -283,13 +283,13 @@ def test_the_mail_waits_for_a_relay_it_cannot_trust_for_as_long_as_it_takes(
         SEND_RETRY_BASE_SECONDS=0.2,
         SEND_RELAY_WAIT_MAX_SECONDS=0.4,
     )
-    readers = add_readers(app, 3)
+    subscribers = add_subscribers(app, 3)
     runner = app.test_cli_runner()
     assert runner.invoke(args=["create-admin", ADMIN[0], "--password", ADMIN[1]]).exit_code == 0
     admin = app.test_client()
     log_in(admin)
     start_worker_for(app)
-    app.test_client().post("/subscribe", data={"email": READER})
+    app.test_client().post("/subscribe", data={"email": SUBSCRIBER})
     with app.app_context():
         posts.save_post(None, "Patience", "https://news.example/patience", "")
         digest_id = digests.create_digest("While the relay is out").id
@@ -330,7 +330,7 @@ def test_the_mail_waits_for_a_relay_it_cannot_trust_for_as_long_as_it_takes(
     wait_until(lambda: digest_state(app, digest_id)[0] == DigestStatus.SENT)
     wait_until(lambda: the_job(app)[0] == JobStatus.SENT)
     assert sorted(message["To"] for message in server.handler.received) == sorted(
-        [READER, *readers]
+        [SUBSCRIBER, *subscribers]
     )
     assert len(received) == 4
     assert digest_state(app, digest_id)[1]["sent"] == 3

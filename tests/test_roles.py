@@ -19,7 +19,7 @@ from newsletter.core.suppression import address_hash
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from newsletter.webhooks.models import WebhookEndpoint
-from tests.helpers import ADMIN, add_readers, log_in
+from tests.helpers import ADMIN, add_subscribers, log_in
 from tests.smtp import link_in, text_of
 
 VIEWER = ("viewer@example.org", "viewer's long password")
@@ -44,11 +44,11 @@ def everything_stored(app):
 
 @pytest.fixture
 def things(app, runner, admin):
-    """A reader of each kind, a post, a digest, a webhook endpoint and an API key:
+    """A subscriber of each kind, a post, a digest, a webhook endpoint and an API key:
     something for every forbidden action to act on."""
     runner.invoke(args=["import-feed", "tests/data/feed.rss"])
-    add_readers(app, 1)
-    add_readers(app, 1, SubscriberStatus.BOUNCED, prefix="bounced")
+    add_subscribers(app, 1)
+    add_subscribers(app, 1, SubscriberStatus.BOUNCED, prefix="bounced")
     with app.app_context():
         bounced = db.session.scalar(select(Subscriber).where(Subscriber.email.like("bounced%")))
         db.session.add(SuppressedAddress(address_hash=address_hash(bounced.email)))

@@ -12,7 +12,7 @@ from newsletter.extensions import db
 from newsletter.subscribers import lifecycle
 from tests.helpers import log_in
 from tests.helpers.two_factor import code_at, enter_code, turn_on
-from tests.helpers.webhooks import a_pending_reader, add_endpoint
+from tests.helpers.webhooks import a_pending_subscriber, add_endpoint
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -65,7 +65,7 @@ def test_a_webhook_secret_is_stored_sealed_and_deliveries_are_signed_after_rotat
         WEBHOOK_ALLOWED_NETWORKS=LOOPBACK,
     )
     start_worker_for(rotated)
-    _subscriber_id, token = a_pending_reader(rotated)
+    _subscriber_id, token = a_pending_subscriber(rotated)
     with rotated.app_context():
         lifecycle.confirm(token)
     [(event, _headers)] = receiver.wait_for(1)

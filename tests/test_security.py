@@ -19,7 +19,7 @@ from newsletter.content import digests
 from newsletter.core.tokens import UNSUBSCRIBE, make_token
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber
-from tests.helpers import FEED, PROJECT_ROOT, add_readers, log_in, process_env
+from tests.helpers import FEED, PROJECT_ROOT, add_subscribers, log_in, process_env
 
 
 def test_every_page_forbids_inline_scripts_framing_and_sniffing(client, admin_client):
@@ -36,10 +36,10 @@ def test_every_page_forbids_inline_scripts_framing_and_sniffing(client, admin_cl
 
 
 def test_a_page_with_a_token_in_its_url_sends_no_referrer(app, client):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber))
-        token = make_token(UNSUBSCRIBE, reader)
+        subscriber = db.session.scalar(select(Subscriber))
+        token = make_token(UNSUBSCRIBE, subscriber)
     assert client.get(f"/unsubscribe/{token}").headers["Referrer-Policy"] == "no-referrer"
     assert client.get("/").headers["Referrer-Policy"] == "same-origin"
 

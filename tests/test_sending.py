@@ -22,7 +22,7 @@ from newsletter.sending.models import Delivery, EmailJob, EmailKind, JobStatus
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.helpers import (
     FEED,
-    add_readers,
+    add_subscribers,
     after_one_more_email,
     digest_state,
     wait_until,
@@ -87,9 +87,9 @@ def test_a_digest_copy_that_cannot_be_built_fails_alone_and_the_other_49_go_out_
 ):
     app = make_app(DIGEST_BATCH_SIZE=50)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    readers = add_readers(app, 25, prefix="early")
+    subscribers = add_subscribers(app, 25, prefix="early")
     add_poison(app, SubscriberStatus.CONFIRMED)
-    readers |= add_readers(app, 24, prefix="late")
+    subscribers |= add_subscribers(app, 24, prefix="late")
     with app.app_context():
         digest_id = digests.create_digest("Poison").id
         digests.schedule(digest_id)
@@ -98,7 +98,7 @@ def test_a_digest_copy_that_cannot_be_built_fails_alone_and_the_other_49_go_out_
 
     progress = wait_until_sent(app, digest_id)
     assert progress == {"pending": 0, "sent": 49, "failed": 1, "skipped": 0}
-    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(readers)
+    assert sorted(m["To"] for m in after_one_more_email(app, smtp)) == sorted(subscribers)
     with app.app_context():
         failed = db.session.scalar(select(Delivery).where(Delivery.status == "failed"))
         assert failed.attempts == 1
@@ -123,7 +123,7 @@ def test_a_refusal_of_the_message_fails_the_copy_and_never_counts_against_the_re
     smtp.pipelining = pipelining
     app = make_app(BOUNCE_LIMIT=1)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    add_readers(app, 4)
+    add_subscribers(app, 4)
     smtp.data_replies["reader1@example.org"] = ["554 5.6.0 Message content rejected"]
     smtp.rcpt_replies["reader2@example.org"] = ["550 5.7.1 Relaying denied by policy"]
     smtp.rcpt_replies["reader3@example.org"] = ["550 5.1.1 No such user"]
@@ -145,9 +145,9 @@ def test_when_the_relay_refuses_every_copy_the_digest_pauses_and_says_why(
     smtp.pipelining = pipelining
     app = make_app(DIGEST_BATCH_SIZE=10)
     app.test_cli_runner().invoke(args=["import-feed", FEED])
-    readers = add_readers(app, 10)
-    for reader in readers:
-        smtp.data_replies[reader] = ["552 5.3.4 Message too big for system"]
+    subscribers = add_subscribers(app, 10)
+    for subscriber in subscribers:
+        smtp.data_replies[subscriber] = ["552 5.3.4 Message too big for system"]
     start_worker_for(app)
     digest_id = int(app.test_cli_runner().invoke(args=["send-digest"]).output)
 
@@ -168,12 +168,14 @@ def test_when_the_relay_refuses_three_emails_in_a_row_the_run_stops_and_the_rest
         smtp.data_replies[address] = ["554 5.7.1 Rejected by policy"]
     with app.app_context():
         for address in addresses:
-            reader = Subscriber(
+            subscriber = Subscriber(
                 email=address,
                 signup_source="test",
                 subscriptions=[Subscription(newsletter_id=1)],
             )
-            db.session.add_all([reader, EmailJob(kind=EmailKind.CONFIRMATION, subscriber=reader)])
+            db.session.add_all(
+                [subscriber, EmailJob(kind=EmailKind.CONFIRMATION, subscriber=subscriber)]
+            )
         db.session.commit()
         report = email_jobs.send_due_jobs()
 
@@ -327,5 +329,7 @@ def test_without_smtputf8_such_an_address_fails_alone_and_says_why(
     assert attempts == 1
     assert error == "the address needs SMTPUTF8 (RFC 6531), which the relay does not offer"
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == "josé@example.org"))
-        assert (reader.status, reader.hard_bounces) == (SubscriberStatus.PENDING, 0)
+        subscriber = db.session.scalar(
+            select(Subscriber).where(Subscriber.email == "josé@example.org")
+        )
+        assert (subscriber.status, subscriber.hard_bounces) == (SubscriberStatus.PENDING, 0)

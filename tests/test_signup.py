@@ -51,10 +51,10 @@ def test_reader_signs_up_and_confirms_by_the_link_in_the_email(app, client, smtp
     confirmed = client.post(path)
     assert confirmed.status_code == 200
     assert b"You're subscribed" in confirmed.data
-    reader = subscriber(app, "reader@example.org")
-    assert reader.status == SubscriberStatus.CONFIRMED
-    assert reader.confirmed_at is not None
-    assert (reader.signup_source, reader.signup_ip, reader.confirm_ip) == (
+    ann = subscriber(app, "reader@example.org")
+    assert ann.status == SubscriberStatus.CONFIRMED
+    assert ann.confirmed_at is not None
+    assert (ann.signup_source, ann.signup_ip, ann.confirm_ip) == (
         "form",
         "127.0.0.1",
         "127.0.0.1",
@@ -87,9 +87,9 @@ def test_the_code_in_the_email_confirms_on_the_check_email_page(app, client, smt
     answer = client.post("/confirm-code", data={"email": "coder@example.org", "code": code})
     assert answer.status_code == 200
     assert b"You're subscribed" in answer.data
-    reader = subscriber(app, "coder@example.org")
-    assert reader.status == SubscriberStatus.CONFIRMED
-    assert reader.confirm_ip == "127.0.0.1"
+    confirmed = subscriber(app, "coder@example.org")
+    assert confirmed.status == SubscriberStatus.CONFIRMED
+    assert confirmed.confirm_ip == "127.0.0.1"
 
 
 def test_wrong_codes_are_limited_and_tell_nothing_about_the_address(

@@ -13,7 +13,7 @@ from newsletter.content.models import Subscription
 from newsletter.extensions import db
 from newsletter.subscribers import admin_actions
 from newsletter.subscribers.models import Subscriber, SubscriberStatus, SubscriberTally
-from tests.helpers import add_readers
+from tests.helpers import add_subscribers
 from tests.smtp import link_in
 
 LISTED = re.compile(r'<a href="/admin/subscribers/\d+">([^<]+)</a>')
@@ -31,7 +31,7 @@ def link(pattern, page):
 
 
 def add_mixed_list(app):
-    """130 readers, newest last: every other one pending, one in three at match.org,
+    """130 subscribers, newest last: every other one pending, one in three at match.org,
     three in four reading the first newsletter."""
     with app.app_context():
         db.session.add_all(
@@ -185,7 +185,7 @@ def test_counts_follow_sign_up_confirm_unsubscribe_erase_and_bulk_actions(
     client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
     assert counts_shown(admin_client) == expect(pending=1, confirmed=1, unsubscribed=1)
 
-    add_readers(app, 4, prefix="bulk")
+    add_subscribers(app, 4, prefix="bulk")
     with app.app_context():
         ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).tuples().all())
     listing = admin_client.get("/admin/subscribers")
@@ -233,12 +233,12 @@ def test_counts_stay_exact_when_many_changes_are_folded(app, admin_client, runne
         "added 700"
         in runner.invoke(args=["import-subscribers", str(csv_file), "--confirmed"]).output
     )
-    add_readers(app, 30, status=SubscriberStatus.PENDING, prefix="waiting")
+    add_subscribers(app, 30, status=SubscriberStatus.PENDING, prefix="waiting")
     assert tally_rows(app) > admin_actions.TALLY_FOLD_AT
     assert counts_shown(admin_client) == expect(pending=30, confirmed=700)
     # Reading folded the changes into a row a status.
     assert tally_rows(app) == 2
-    add_readers(app, 5, status=SubscriberStatus.BOUNCED, prefix="gone")
+    add_subscribers(app, 5, status=SubscriberStatus.BOUNCED, prefix="gone")
     assert counts_shown(admin_client) == expect(pending=30, confirmed=700, bounced=5)
 
 
@@ -262,13 +262,13 @@ def test_the_migration_counts_the_readers_there_and_keeps_sent_digests_totals(un
                 ),
                 {"id": digest_id, "status": status},
             )
-        for digest_id, reader, status in [(1, 1, "sent"), (1, 2, "sent"), (1, 3, "failed")]:
+        for digest_id, subscriber, status in [(1, 1, "sent"), (1, 2, "sent"), (1, 3, "failed")]:
             db.session.execute(
                 text(
                     "INSERT INTO delivery (digest_id, subscriber_id, status, due_at, attempts) "
                     "VALUES (:digest, :reader, :status, '2026-11-20', 1)"
                 ),
-                {"digest": digest_id, "reader": reader, "status": status},
+                {"digest": digest_id, "reader": subscriber, "status": status},
             )
         db.session.commit()
 

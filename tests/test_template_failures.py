@@ -1,7 +1,7 @@
 """A stored template that fails when it is rendered (saved before the sandbox refused
 what it does, or taken down a branch by real data) never makes a 500 and never stops a
 send in silence: pages show the built-in template, a digest pauses saying why until the
-admin fixes it, and a reader still gets their confirmation and welcome.
+admin fixes it, and a subscriber still gets their confirmation and welcome.
 
 The broken templates are written straight into the database: the admin's form would
 refuse them."""
@@ -17,7 +17,7 @@ from newsletter.content import digests
 from newsletter.content.models import Digest, DigestStatus, EmailTemplate
 from newsletter.extensions import db
 from newsletter.mail import templates
-from tests.helpers import add_readers, wait_until, wait_until_sent
+from tests.helpers import add_subscribers, wait_until, wait_until_sent
 from tests.smtp import html_of, link_in, text_of
 
 # What the sandbox has refused since it came, and what only real data makes too costly.
@@ -56,7 +56,7 @@ def warnings_naming(caplog, name):
 def test_the_archive_and_the_admin_page_show_the_built_in_template_when_the_admins_fails(
     app, admin_client, smtp, worker, feed, caplog
 ):
-    add_readers(app, 1)
+    add_subscribers(app, 1)
     sent = app.test_cli_runner().invoke(args=["send-digest", "--subject", "Bridge week"])
     digest_id = int(sent.output)
     assert wait_until_sent(app, digest_id)["sent"] == 1
@@ -85,7 +85,7 @@ def test_the_archive_and_the_admin_page_show_the_built_in_template_when_the_admi
 def test_a_digest_whose_template_fails_pauses_and_after_the_fix_each_reader_gets_it_once(
     app, admin_client, smtp, feed, start_worker_process
 ):
-    readers = add_readers(app, 3)
+    subscribers = add_subscribers(app, 3)
     store_template(app, "digest", "html", f"{HUGE_RANGE}{{{{ unsubscribe_url }}}}")
     with app.app_context():
         digest_id = digests.create_digest("Bridge week").id
@@ -119,7 +119,7 @@ def test_a_digest_whose_template_fails_pauses_and_after_the_fix_each_reader_gets
 
     assert wait_until_sent(app, digest_id, timeout=60)["sent"] == 3
     received = smtp.wait_for(3)
-    assert sorted(message["To"] for message in received) == sorted(readers)
+    assert sorted(message["To"] for message in received) == sorted(subscribers)
     assert all(FIXED_LINE in html_of(message) for message in received)
     with app.app_context():
         assert db.session.scalar(select(Digest.paused_reason).where(Digest.id == digest_id)) is None

@@ -17,17 +17,17 @@ from tests.helpers import wait_until_sent
 from workers.tasks import start_digest
 
 
-def add_readers_at(app, domain, count):
+def add_subscribers_at(app, domain, count):
     with app.app_context():
-        readers = [
+        subscribers = [
             Subscriber(
                 email=f"reader{n}@{domain}", status=SubscriberStatus.CONFIRMED, signup_source="test"
             )
             for n in range(count)
         ]
-        db.session.add_all(readers)
+        db.session.add_all(subscribers)
         db.session.flush()
-        db.session.add_all(Subscription(subscriber_id=r.id, newsletter_id=1) for r in readers)
+        db.session.add_all(Subscription(subscriber_id=r.id, newsletter_id=1) for r in subscribers)
         db.session.commit()
 
 
@@ -65,8 +65,8 @@ def test_a_domain_that_asks_is_slowed_for_everyone_and_recovers_step_by_step(app
     ["451 4.7.0 Too many messages, please slow down", "421 4.7.28 Unusual rate of mail"],
 )
 def test_the_digest_slows_down_for_the_domain_that_asked_and_no_other(app, smtp, worker, reply):
-    add_readers_at(app, "slow.example", 6)
-    add_readers_at(app, "fast.example", 12)
+    add_subscribers_at(app, "slow.example", 6)
+    add_subscribers_at(app, "fast.example", 12)
     smtp.rcpt_replies["reader0@slow.example"] = [reply]
     with app.app_context():
         posts.save_post(None, "News", "https://news.example/1", "")

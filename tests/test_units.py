@@ -18,9 +18,9 @@ from newsletter.subscribers.models import SubscriberSnapshot
 @pytest.mark.parametrize(
     ("code", "detail", "stage", "meaning"),
     [
-        (550, b"5.1.1 No such user", "RCPT", relay.ReaderRefused),
-        (552, b"5.2.2 Mailbox full", "DATA", relay.ReaderRefused),
-        (550, b"Unknown recipient", "RCPT", relay.ReaderRefused),
+        (550, b"5.1.1 No such user", "RCPT", relay.SubscriberRefused),
+        (552, b"5.2.2 Mailbox full", "DATA", relay.SubscriberRefused),
+        (550, b"Unknown recipient", "RCPT", relay.SubscriberRefused),
         (550, b"5.7.1 Relaying denied", "RCPT", relay.MessageRefused),
         (554, b"5.7.1 Spam detected", "DATA", relay.MessageRefused),
         (552, b"Message size exceeds fixed limit", "DATA", relay.MessageRefused),
@@ -41,7 +41,7 @@ def test_an_smtp_refusal_means_what_its_codes_say(code, detail, stage, meaning):
 
 
 def test_a_421_or_a_4xx_is_never_a_bounce():
-    assert not issubclass(relay.TemporaryFailure, relay.ReaderRefused)
+    assert not issubclass(relay.TemporaryFailure, relay.SubscriberRefused)
     assert issubclass(relay.ConnectionFailure, relay.TemporaryFailure)
 
 
@@ -80,9 +80,9 @@ def test_quoted_printable_keeps_every_character_and_short_lines():
 
 
 def test_a_confirmation_email_is_well_formed_and_keeps_its_message_id(app):
-    reader = SubscriberSnapshot(7, "ann@example.org", "Ann Ñandú", "nonce", "pending")
+    subscriber = SubscriberSnapshot(7, "ann@example.org", "Ann Ñandú", "nonce", "pending")
     with app.test_request_context():
-        raw = build_confirmation(reader, "<confirmation.3@localhost>")
+        raw = build_confirmation(subscriber, "<confirmation.3@localhost>")
     message = message_from_bytes(raw, policy=policy.default)
     assert message["Message-ID"] == "<confirmation.3@localhost>"
     assert message["To"] == "Ann Ñandú <ann@example.org>"

@@ -1,5 +1,5 @@
 """Unsubscribing from one newsletter: a digest's link and its one-click header take the
-reader off that digest's newsletter only, and the page offers everything as well; links
+subscriber off that digest's newsletter only, and the page offers everything as well; links
 from emails of no newsletter, and links made before, still leave everything."""
 
 import re
@@ -12,7 +12,7 @@ from newsletter.content.models import Digest, Newsletter
 from newsletter.core import tokens
 from newsletter.extensions import db
 from newsletter.subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
-from tests.helpers import add_reader, newsletters_of, status_of, wait_until_sent
+from tests.helpers import add_subscriber, newsletters_of, status_of, wait_until_sent
 from tests.smtp import html_of, text_of
 
 ANN, BOB, CY = "ann@example.org", "bob@example.org", "cy@example.org"
@@ -34,7 +34,7 @@ def create_breaking(app, runner):
 
 
 def consent_of(app, email):
-    """(kind, source, newsletter slug) of each of the reader's consent events."""
+    """(kind, source, newsletter slug) of each of the subscriber's consent events."""
     with app.app_context():
         return db.session.execute(
             select(ConsentEvent.kind, ConsentEvent.source, Newsletter.slug)
@@ -46,7 +46,7 @@ def consent_of(app, email):
 
 
 def send(app, runner, smtp, slug, subject):
-    """Send a digest of one new post to a newsletter's readers; who got it."""
+    """Send a digest of one new post to a newsletter's subscribers; who got it."""
     smtp.reset()
     with app.app_context():
         posts.save_post(None, subject, f"https://news.example/{slug}/{subject}", "")
@@ -68,11 +68,11 @@ def link_token(app, email, newsletter_id=None):
 def test_a_digests_one_click_and_its_page_leave_its_newsletter_only(app, runner, smtp, worker):
     breaking = create_breaking(app, runner)
     for email in (ANN, BOB):
-        add_reader(app, email, [FIRST, breaking])
-    add_reader(app, CY, [breaking])
+        add_subscriber(app, email, [FIRST, breaking])
+    add_subscriber(app, CY, [breaking])
 
-    flood, readers = send(app, runner, smtp, "breaking", "Flood")
-    assert readers == {ANN, BOB, CY}
+    flood, subscribers = send(app, runner, smtp, "breaking", "Flood")
+    assert subscribers == {ANN, BOB, CY}
     copies = {smtp.recipients[n]: (smtp.received[n], smtp.raw[n]) for n in range(3)}
 
     # Ann's mail client: the header's one-click POST, no cookies, no CSRF token.
@@ -121,7 +121,7 @@ def test_leaving_the_last_newsletter_unsubscribes_and_subscribing_again_restores
     app, runner, admin_client
 ):
     breaking = create_breaking(app, runner)
-    cy, _ = add_reader(app, CY, [breaking])
+    cy, _ = add_subscriber(app, CY, [breaking])
     left = app.test_client(use_cookies=False).post(link_token(app, CY, breaking), **ONE_CLICK)
     assert left.status_code == 200
     assert "You're unsubscribed" in left.text
@@ -151,7 +151,7 @@ def test_leaving_the_last_newsletter_unsubscribes_and_subscribing_again_restores
 
 
 def test_with_one_newsletter_one_click_and_subscribe_again_work_as_before(app):
-    add_reader(app, ANN, [FIRST])
+    add_subscriber(app, ANN, [FIRST])
     client = app.test_client()
     left = client.post(link_token(app, ANN, FIRST), **ONE_CLICK)
     assert "You're unsubscribed" in left.text
@@ -165,7 +165,7 @@ def test_with_one_newsletter_one_click_and_subscribe_again_work_as_before(app):
 
 def test_a_link_that_names_no_newsletter_still_leaves_everything(app, runner):
     breaking = create_breaking(app, runner)
-    reader_id, _ = add_reader(app, ANN, [FIRST, breaking])
+    subscriber_id, _ = add_subscriber(app, ANN, [FIRST, breaking])
     client = app.test_client()
     path = link_token(app, ANN)
     page = client.get(path)
@@ -176,17 +176,19 @@ def test_a_link_that_names_no_newsletter_still_leaves_everything(app, runner):
     assert consent_of(app, ANN) == [("unsubscribe", "one-click", None)]
 
     # The oldest links carried [subscriber id, nonce].
-    add_reader(app, BOB, [FIRST, breaking])
+    add_subscriber(app, BOB, [FIRST, breaking])
     with app.app_context():
-        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == BOB))
-        legacy = tokens._serializer(tokens.UNSUBSCRIBE).dumps([reader_id, reader.token_nonce])
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == BOB))
+        legacy = tokens._serializer(tokens.UNSUBSCRIBE).dumps(
+            [subscriber_id, subscriber.token_nonce]
+        )
     assert client.post(f"/unsubscribe/{legacy}").status_code == 200
     assert status_of(app, BOB) == SubscriberStatus.UNSUBSCRIBED
 
 
 def test_a_tampered_or_malformed_link_gets_a_clear_400_and_changes_nothing(app, runner):
     breaking = create_breaking(app, runner)
-    add_reader(app, ANN, [FIRST, breaking])
+    add_subscriber(app, ANN, [FIRST, breaking])
     path = link_token(app, ANN, breaking)
     flipped = path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:]
     with app.app_context():
@@ -208,7 +210,7 @@ def test_a_tampered_or_malformed_link_gets_a_clear_400_and_changes_nothing(app, 
 
 def test_an_unsubscribe_link_older_than_a_preferences_link_offers_none(make_app):
     app = make_app(PREFERENCES_MAX_AGE=-1)
-    add_reader(app, ANN, [FIRST])
+    add_subscriber(app, ANN, [FIRST])
     left = app.test_client().post(link_token(app, ANN, FIRST))
     assert "You're unsubscribed" in left.text
     assert "/preferences/" not in left.text

@@ -1,4 +1,4 @@
-"""A new reader is welcomed with the latest posts; a newsletter may send a weekly digest."""
+"""A new subscriber is welcomed with the latest posts; a newsletter may send a weekly digest."""
 
 import re
 from datetime import datetime
@@ -50,14 +50,14 @@ def test_admins_edit_or_turn_off_the_welcome_email(app, admin_client, smtp, work
     assert refused.status_code == 400
     assert b"Number must be between 0 and 100000" in refused.data
     admin.post("/admin/settings", data={**form, "welcome_enabled": "y"})
-    reader = app.test_client()
-    reader.post("/subscribe", data={"email": "a@example.org"})
-    reader.post(link_in(smtp.wait_for(1)[0]))
+    subscriber = app.test_client()
+    subscriber.post("/subscribe", data={"email": "a@example.org"})
+    subscriber.post(link_in(smtp.wait_for(1)[0]))
     assert smtp.wait_for(2)[1]["Subject"] == "Hello!"
 
     admin.post("/admin/settings", data={**form, "send_rate_limit": "500"})
-    reader.post("/subscribe", data={"email": "b@example.org"})
-    reader.post(link_in(smtp.wait_for(3)[2]))
+    subscriber.post("/subscribe", data={"email": "b@example.org"})
+    subscriber.post(link_in(smtp.wait_for(3)[2]))
     with app.app_context():
         assert settings.current().welcome_enabled is False
         assert settings.current().send_rate_limit == 500

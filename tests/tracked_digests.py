@@ -1,5 +1,5 @@
 """A tracked digest as the engagement tests send it: two articles on a news site served
-on this machine, sent through the worker to readers of a newsletter tracked as asked;
+on this machine, sent through the worker to subscribers of a newsletter tracked as asked;
 and the tracked links its copies carry."""
 
 import re
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from harness import free_port, served
 from newsletter.content.models import Newsletter, Post
 from newsletter.extensions import db
-from tests.helpers import add_reader, wait_until_sent
+from tests.helpers import add_subscriber, wait_until_sent
 from tests.smtp import html_of
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
@@ -30,9 +30,9 @@ def article_site():
         yield origin
 
 
-def send_digest(app, smtp, tracking, article_origin, readers=("reader@example.org",)):
+def send_digest(app, smtp, tracking, article_origin, subscribers=("reader@example.org",)):
     """A digest of two articles, for a newsletter tracked as ``tracking``, sent to
-    ``readers`` through the worker: its id and each reader's copy."""
+    ``subscribers`` through the worker: its id and each subscriber's copy."""
     with app.app_context():
         db.session.get(Newsletter, 1).tracking = tracking
         db.session.add_all(
@@ -40,13 +40,13 @@ def send_digest(app, smtp, tracking, article_origin, readers=("reader@example.or
             for slug, title in ARTICLES.items()
         )
         db.session.commit()
-    for reader in readers:
-        add_reader(app, reader, [1])
+    for subscriber in subscribers:
+        add_subscriber(app, subscriber, [1])
     made = app.test_cli_runner().invoke(args=["send-digest", "--subject", "This week"])
     digest_id = int(made.output.strip())
-    smtp.wait_for(len(readers))
+    smtp.wait_for(len(subscribers))
     wait_until_sent(app, digest_id)
-    return digest_id, {reader: smtp.messages_to(reader)[0] for reader in readers}
+    return digest_id, {subscriber: smtp.messages_to(subscriber)[0] for subscriber in subscribers}
 
 
 def tracked_links(message):

@@ -50,7 +50,7 @@ def sweep():
 
 @shared_task(name=task_names.START_DIGEST)
 def start_digest(digest_id):
-    """Owe the digest to a first chunk of readers, set batches sending it, and write
+    """Owe the digest to a first chunk of subscribers, set batches sending it, and write
     the rest of the copies while they do."""
     digests.start_sending(digest_id)
     for _ in range(current_app.config["DIGEST_PARALLEL_BATCHES"]):

@@ -28,7 +28,7 @@ from newsletter.mail import relay
 from newsletter.mail.digest import sender_domain
 
 log = logging.getLogger(__name__)
-# The salt of invitation links: a token made for a reader's link never works here.
+# The salt of invitation links: a token made for a subscriber's link never works here.
 INVITATION = "admin-invitation"
 # An invitation this old and still unsent has lost its task: the sweep sends it.
 SWEEP_GRACE = timedelta(seconds=30)

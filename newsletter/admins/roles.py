@@ -19,10 +19,10 @@ WRITERS = frozenset({OWNER, EDITOR})
 OWNERS = frozenset({OWNER})
 
 # Each permission and the roles that have it. Newsletters are the owner's: a
-# newsletter's "on by default" and "public" decide what readers consented to and who
+# newsletter's "on by default" and "public" decide what subscribers consented to and who
 # may read its archive, and its schedule sends by itself.
 PERMISSIONS = {
-    # Figures, lists, a reader's page, digests, posts, settings: to look at.
+    # Figures, lists, a subscriber's page, digests, posts, settings: to look at.
     "pages.view": EVERYONE,
     "posts.write": WRITERS,
     # Compose, preview, test-send, send, schedule, pause and resume digests.

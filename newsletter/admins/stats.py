@@ -25,7 +25,7 @@ ACTIVE_SEND_STATUSES = (DigestStatus.SENDING, DigestStatus.PAUSED, DigestStatus.
 
 @dataclass(frozen=True, slots=True)
 class Day:
-    """One UTC day of the list: readers who came and went, and those confirmed at its end."""
+    """One UTC day of the list: subscribers who came and went, and those confirmed at its end."""
 
     day: date
     confirmed: int
@@ -46,9 +46,9 @@ def daily_history(days: int = HISTORY_DAYS) -> list[Day]:
 
     The number confirmed each day is walked back from today's count by each day's net
     change: confirmations less unsubscribes, bounces, complaints and erasures. It is
-    approximate, because the logs do not say what status a reader left from: an
-    unsubscribe, bounce or erasure of a reader still pending counts as a confirmed reader
-    lost, and an erasure deletes the reader's own consent log, so an erased reader seems
+    approximate, because the logs do not say what status a subscriber left from: an
+    unsubscribe, bounce or erasure of a subscriber still pending counts as a confirmed subscriber
+    lost, and an erasure deletes the subscriber's own consent log, so an erased subscriber seems
     confirmed from the window's start until the erasure.
     """
     # Today's count is the start of the walk back, so the window always ends today.
@@ -98,8 +98,8 @@ def _consent_moves(first: date) -> Counter[tuple[date, str]]:
 
 
 def _feedback_moves(first: date) -> Counter[tuple[date, str]]:
-    """Readers lost to bounces and complaints per day since ``first``: only the reports
-    that changed a reader's status, so that a reader who bounces twice counts once."""
+    """Subscribers lost to bounces and complaints per day since ``first``: only the reports
+    that changed a subscriber's status, so that a subscriber who bounces twice counts once."""
     move = case((FeedbackEvent.kind == FeedbackKind.COMPLAINT, "complaints"), else_="bounces")
     rows = db.session.execute(
         select(day_of(FeedbackEvent.at), move, func.count())
@@ -116,7 +116,7 @@ def _feedback_moves(first: date) -> Counter[tuple[date, str]]:
 
 
 def _with_losses(rows, losses: tuple[str, ...]) -> Counter[tuple[date, str]]:
-    """(day, move) -> count, plus (day, "losses"): the readers those moves took away."""
+    """(day, move) -> count, plus (day, "losses"): the subscribers those moves took away."""
     counted: Counter[tuple[date, str]] = Counter()
     for day, move, count in rows:
         counted[day, move] += count
@@ -144,12 +144,12 @@ class DigestEngagement:
 
     @property
     def open_rate(self) -> float | None:
-        """Readers who opened it (people, unique, estimated) per copy delivered."""
+        """Subscribers who opened it (people, unique, estimated) per copy delivered."""
         return engagement_figures.rate(self.opens.human_copies, self.delivered)
 
     @property
     def click_rate(self) -> float | None:
-        """Readers who followed a link of it (people, unique) per copy delivered."""
+        """Subscribers who followed a link of it (people, unique) per copy delivered."""
         return engagement_figures.rate(self.clicks.human_copies, self.delivered)
 
 

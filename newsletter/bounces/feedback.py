@@ -1,17 +1,17 @@
-"""What comes back about the mail we send, and what it does to the reader.
+"""What comes back about the mail we send, and what it does to the subscriber.
 
 Reports arrive from the inbound listener (delivery status notifications, ARF
 complaint reports, mail to the unsubscribe address) and from providers' webhooks;
 each becomes a ``Report`` and goes through ``record``. The policy:
 
-- a hard bounce (5.x.x for the recipient) marks the reader bounced at once;
+- a hard bounce (5.x.x for the recipient) marks the subscriber bounced at once;
 - soft bounces (a final 4.x.x: mailbox full…) do once BOUNCE_SOFT_LIMIT of them fall
   within BOUNCE_SOFT_DAYS; a delivery reported after them clears them;
-- a complaint marks the reader complained, and unsubscribes them in the consent log;
-- mail to a reader's unsubscribe address unsubscribes them at once, as the one-click
+- a complaint marks the subscriber complained, and unsubscribes them in the consent log;
+- mail to a subscriber's unsubscribe address unsubscribes them at once, as the one-click
   link does: from the newsletter whose email carried it, or from everything.
 
-Only what we signed names the reader of a report that came by mail: the VERP return
+Only what we signed names the subscriber of a report that came by mail: the VERP return
 path, our Message-ID, our unsubscribe link or mailto address (each carries a MAC under
 the secret key). A provider's webhook, whose request the provider signed, may name
 them by address. A report that names nobody verifiably is kept and changes nothing.
@@ -46,7 +46,7 @@ STILL_MAILED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 DETAIL_LENGTH = 500
 # An unsubscribe this soon after a digest started counts as a reaction to it.
 UNSUBSCRIBE_WINDOW = timedelta(days=7)
-# The consent log's source for a complaint, which unsubscribes the reader.
+# The consent log's source for a complaint, which unsubscribes the subscriber.
 COMPLAINT_SOURCE = "complaint"
 REACTIONS = (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.COMPLAINT)
 
@@ -55,13 +55,13 @@ REACTIONS = (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.CO
 class Report:
     """One thing that came back, as its source told it; any field may be missing."""
 
-    # None: a delivery, which only clears the reader's soft bounces (``delivered``).
+    # None: a delivery, which only clears the subscriber's soft bounces (``delivered``).
     kind: FeedbackKind | None
     # dsn, arf, mailto, mailgun, ses, postmark, sendgrid
     source: str
     # The report's own id at its source: the same report twice counts once.
     reference: str | None = None
-    # What names the reader, best first: the VERP return path the report came back
+    # What names the subscriber, best first: the VERP return path the report came back
     # to (or quotes), the signed Message-ID of our message, the https unsubscribe link
     # of our message (its List-Unsubscribe header, which a complaint report quotes even
     # when it redacts the recipient), the mailto unsubscribe address written to.
@@ -69,7 +69,7 @@ class Report:
     message_id: str | None = None
     unsubscribe_url: str | None = None
     unsubscribe_address: str | None = None
-    # The recipient's address as the report gives it; it names the reader only when
+    # The recipient's address as the report gives it; it names the subscriber only when
     # ``address_is_vouched_for`` (a provider's signed webhook): anybody can write one.
     address: str | None = None
     address_is_vouched_for: bool = False
@@ -78,7 +78,7 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Reader:
+class ReportTarget:
     subscriber: Subscriber | None
     digest_id: int | None = None
     # The newsletter a mailto unsubscribe leaves (None: everything).
@@ -86,7 +86,7 @@ class Reader:
 
 
 def record(report: Report) -> FeedbackEvent | None:
-    """Keep the report and apply the policy to its reader; None when this report was
+    """Keep the report and apply the policy to its subscriber; None when this report was
     recorded before (nothing changes twice)."""
     try:
         event = add(report)
@@ -110,10 +110,10 @@ def add(report: Report) -> FeedbackEvent | None:
         )
     ):
         return None
-    reader = find_reader(report)
+    target = find_target(report)
     event = FeedbackEvent(
-        subscriber_id=reader.subscriber and reader.subscriber.id,
-        digest_id=reader.digest_id,
+        subscriber_id=target.subscriber and target.subscriber.id,
+        digest_id=target.digest_id,
         kind=report.kind,
         source=report.source,
         reference=report.reference and report.reference[:200],
@@ -122,33 +122,33 @@ def add(report: Report) -> FeedbackEvent | None:
     )
     db.session.add(event)
     db.session.flush()
-    if reader.subscriber is not None:
-        event.changed_status = POLICY[report.kind](reader.subscriber, reader.newsletter_id, report)
+    if target.subscriber is not None:
+        event.changed_status = POLICY[report.kind](target.subscriber, target.newsletter_id, report)
         # An unsubscribe tells the webhooks itself, as the one-click link does.
         if event.changed_status and report.kind != FeedbackKind.UNSUBSCRIBE:
-            outgoing.subscriber_changed(reader.subscriber)
+            outgoing.subscriber_changed(target.subscriber)
     log.info(
         "%s %s from %s for %s%s",
         report.source,
         report.kind,
         report.reference or "-",
-        reader.subscriber.email if reader.subscriber else "no known reader",
+        target.subscriber.email if target.subscriber else "no known reader",
         " (status changed)" if event.changed_status else "",
     )
     return event
 
 
 def delivered(report: Report) -> None:
-    """A provider's word that a message reached the mailbox: the reader's soft bounces
+    """A provider's word that a message reached the mailbox: the subscriber's soft bounces
     no longer count. Nothing is kept of it."""
-    subscriber = find_reader(report).subscriber
+    subscriber = find_target(report).subscriber
     if subscriber is not None:
         subscriber.soft_bounces_cleared_at = utcnow()
         db.session.commit()
 
 
-def find_reader(report: Report) -> Reader:
-    """The reader (and digest) a report is about, by what it quotes that we signed,
+def find_target(report: Report) -> ReportTarget:
+    """The subscriber (and digest) a report is about, by what it quotes that we signed,
     best first; by its address only when a provider vouches for it."""
     reference = return_path.read(report.return_path or "") or return_path.read_message_id(
         report.message_id
@@ -156,15 +156,15 @@ def find_reader(report: Report) -> Reader:
     if reference is not None:
         subscriber = _by_nonce(reference.nonce)
         digest_id = reference.row_id if reference.kind == return_path.DIGEST else None
-        return Reader(subscriber, _existing_digest(digest_id) if subscriber else None)
+        return ReportTarget(subscriber, _existing_digest(digest_id) if subscriber else None)
     if report.unsubscribe_url:
-        return Reader(subscriber_by_unsubscribe_url(report.unsubscribe_url))
+        return ReportTarget(subscriber_by_unsubscribe_url(report.unsubscribe_url))
     if unsubscribe := mailto.read(report.unsubscribe_address or ""):
-        return Reader(_by_nonce(unsubscribe.nonce), newsletter_id=unsubscribe.newsletter_id)
+        return ReportTarget(_by_nonce(unsubscribe.nonce), newsletter_id=unsubscribe.newsletter_id)
     address = (report.address or "").strip().strip("<>").lower()
     if not address or not report.address_is_vouched_for:
-        return Reader(None)
-    return Reader(db.session.scalar(select(Subscriber).where(Subscriber.email == address)))
+        return ReportTarget(None)
+    return ReportTarget(db.session.scalar(select(Subscriber).where(Subscriber.email == address)))
 
 
 def _by_nonce(nonce: str) -> Subscriber | None:
@@ -172,7 +172,7 @@ def _by_nonce(nonce: str) -> Subscriber | None:
 
 
 def subscriber_by_unsubscribe_url(url: str) -> Subscriber | None:
-    """The reader an unsubscribe link of ours names, if any (these links never expire)."""
+    """The subscriber an unsubscribe link of ours names, if any (these links never expire)."""
     prefix = f"{current_app.config['BASE_URL']}/{tokens.UNSUBSCRIBE}/"
     url = url.strip().strip("<>")
     if not url.startswith(prefix):
@@ -231,10 +231,10 @@ def _complaint(subscriber: Subscriber, _newsletter_id: int | None, _report: Repo
 def _unsubscribe(subscriber: Subscriber, newsletter_id: int | None, report: Report) -> bool:
     """As the one-click link does: off the newsletter the address names (one since
     deleted: everything), else off everything."""
-    return lifecycle.unsubscribe_reader(subscriber, newsletter_id, report.source)
+    return lifecycle.unsubscribe_known(subscriber, newsletter_id, report.source)
 
 
-# What each kind of report does to the reader it names, given the newsletter a mailto
+# What each kind of report does to the subscriber it names, given the newsletter a mailto
 # unsubscribe leaves (None: everything); whether their status changed.
 POLICY: dict[FeedbackKind, Callable[[Subscriber, int | None, Report], bool]] = {
     FeedbackKind.HARD_BOUNCE: _hard_bounce,
@@ -259,7 +259,7 @@ def _suppress(subscriber: Subscriber, reason: str) -> None:
 
 
 def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
-    """For each digest, its readers who bounced, complained, or unsubscribed within
+    """For each digest, its subscribers who bounced, complained, or unsubscribed within
     UNSUBSCRIBE_WINDOW after it started (by any means but a complaint), counted once each."""
     ids = [digest.id for digest in digests]
     counted = {digest_id: {"bounced": 0, "complained": 0, "unsubscribed": 0} for digest_id in ids}
@@ -269,15 +269,15 @@ def reactions(digests: list[Digest]) -> dict[int, dict[str, int]]:
         .where(FeedbackEvent.digest_id.in_(ids), FeedbackEvent.kind.in_(REACTIONS))
         .group_by(FeedbackEvent.digest_id, figure)
     )
-    for digest_id, name, readers in reported:
-        counted[digest_id][name] = readers
-    for digest_id, readers in _unsubscribed_after(digests):
-        counted[digest_id]["unsubscribed"] = readers
+    for digest_id, name, subscribers in reported:
+        counted[digest_id][name] = subscribers
+    for digest_id, subscribers in _unsubscribed_after(digests):
+        counted[digest_id]["unsubscribed"] = subscribers
     return counted
 
 
 def _unsubscribed_after(digests: list[Digest]) -> Sequence[tuple[int, int]]:
-    """For each digest that started, its readers who left (everything, or its newsletter)
+    """For each digest that started, its subscribers who left (everything, or its newsletter)
     within UNSUBSCRIBE_WINDOW of its start, in one query; the consent log says when, the
     digest's copies who (so none once they are folded away)."""
     started: list[tuple[int, datetime]] = [
@@ -325,7 +325,7 @@ def _unsubscribed_after(digests: list[Digest]) -> Sequence[tuple[int, int]]:
 
 
 def events_of(subscriber_id: int) -> list[FeedbackEvent]:
-    """What came back about a reader's mail, newest first."""
+    """What came back about a subscriber's mail, newest first."""
     return list(
         db.session.scalars(
             select(FeedbackEvent)

@@ -92,7 +92,7 @@ def _process(inbound_id: int) -> str | None:
         return None
     message = db.session.get_one(InboundMessage, inbound_id)
     try:
-        # Read for each recipient: the address it came to may be what names the reader.
+        # Read for each recipient: the address it came to may be what names the subscriber.
         readings = [
             reports.read(message.raw, message.mail_from, rcpt_to, f"<inbound.{inbound_id}>")
             for rcpt_to in message.rcpt_to.split(RECIPIENT_SEPARATOR)

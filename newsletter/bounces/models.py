@@ -40,7 +40,7 @@ class FeedbackEvent(Model):
     # The report's own id at its source (a provider's event id, a report's Message-ID):
     # the same report twice counts once.
     reference: Mapped[str | None] = mapped_column(String(200))
-    # Whether it changed the reader's status (bounced, complained, unsubscribed).
+    # Whether it changed the subscriber's status (bounced, complained, unsubscribed).
     changed_status: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (UniqueConstraint("source", "reference"),)

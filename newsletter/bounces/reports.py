@@ -8,16 +8,16 @@ LIST_UNSUBSCRIBE_MAILTO (mail/mailto.py); this reads one:
 - a delivery status notification (RFC 3464: multipart/report, report-type
   delivery-status) from the null sender: each recipient whose Action is failed is a
   hard bounce (5.x.x) or a soft one (4.x.x); delayed, delivered, relayed and expanded
-  say nothing about the reader;
+  say nothing about the subscriber;
 - a plain-text bounce from the null sender of an MTA that writes no such report
   (Exim's, qmail's: plain_bounces.py);
 - a complaint report (ARF, RFC 5965: report-type feedback-report) of Feedback-Type
   abuse: a complaint;
-- any mail to an unsubscribe address but automatic ones: an unsubscribe of the reader
+- any mail to an unsubscribe address but automatic ones: an unsubscribe of the subscriber
   (and newsletter) its token names, whoever the mail says it is from.
 
 Anything else (replies, auto-replies, junk, reports that say nothing usable) is
-ignored, with the reason for the admin. Only what we signed names the reader: the
+ignored, with the reason for the admin. Only what we signed names the subscriber: the
 VERP address the report came back to, the return path it quotes, the signed
 Message-ID of our message it returns, or our unsubscribe link in that message's
 List-Unsubscribe. The addresses a report gives are kept for the admin and name
@@ -97,7 +97,7 @@ def read(raw: bytes, mail_from: str, rcpt_to: str, fallback_reference: str) -> R
 def _unsubscribe_request(
     message: EmailMessage, mail_from: str, rcpt_to: str, reference: str
 ) -> Reading:
-    """RFC 2369: a reader's mail client writes to the address their email carried, whose
+    """RFC 2369: a subscriber's mail client writes to the address their email carried, whose
     token names them; ``From:`` is anybody's to write and never counts. Bounces and
     automatic replies that reach this address are no one's request."""
     if not mail_from:

@@ -38,7 +38,7 @@ class ArchivePage:
 
 
 def sent_digests():
-    """The digests readers may see again, newest first."""
+    """The digests subscribers may see again, newest first."""
     return (
         select(Digest)
         .join(Newsletter, Newsletter.id == Digest.newsletter_id)

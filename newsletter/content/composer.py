@@ -1,4 +1,4 @@
-"""The composer's preview: the email as readers will get it, from what an admin has
+"""The composer's preview: the email as subscribers will get it, from what an admin has
 typed so far, before anything is saved."""
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from newsletter.mail import digest as digest_mail
 from newsletter.mail.template_data import Issue, IssuePost
 from newsletter.mail.templates import TemplateFailed
 
-# A reader's own links have no address in a preview: they go nowhere.
+# A subscriber's own links have no address in a preview: they go nowhere.
 PREVIEW_LINKS = {"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferences"}
 
 
@@ -43,7 +43,7 @@ class Preview:
 
 
 def preview(issue: Issue) -> Preview:
-    """The email of a digest (saved or not), as readers get it but for their own links;
+    """The email of a digest (saved or not), as subscribers get it but for their own links;
     with the built-in template when the admin's fails, and why, for the admin to fix."""
     return Preview(*digest_mail.render_or_default(issue, links=PREVIEW_LINKS))
 

@@ -1,6 +1,6 @@
-"""Digest copies, as the engine sends them: one ``Delivery`` row per reader.
+"""Digest copies, as the engine sends them: one ``Delivery`` row per subscriber.
 
-A send starts by writing one row per confirmed reader in a single INSERT … SELECT
+A send starts by writing one row per confirmed subscriber in a single INSERT … SELECT
 (digests.start_sending). Broker messages only say "there is work for digest N";
 a batch task claims rows of that digest and sends them under the admins' rate
 limit (pacing.py). When none is left the digest is marked sent.
@@ -36,7 +36,7 @@ log = logging.getLogger("newsletter.sending")
 class DigestDeliveries:
     model = Delivery
     sent_column = "sent_at"
-    # A copy's Message-ID is signed from the digest and the reader, the same every time.
+    # A copy's Message-ID is signed from the digest and the subscriber, the same every time.
     keeps_message_id = False
     gather_seconds = 0.0
     linger_seconds = 0.0
@@ -70,15 +70,15 @@ class DigestDeliveries:
         return claim_rows(Delivery, ids, digest_id=self.digest_id)
 
     def wanted(self, claim: Claim) -> bool:
-        return claim.reader.status == SubscriberStatus.CONFIRMED
+        return claim.subscriber.status == SubscriberStatus.CONFIRMED
 
     def build(self, claim: Claim, date: str) -> Email:
-        reader = claim.reader
-        message_id = self.messages.message_id(reader)
-        raw = self.messages.build(reader, date, message_id)
+        subscriber = claim.subscriber
+        message_id = self.messages.message_id(subscriber)
+        raw = self.messages.build(subscriber, date, message_id)
         envelope = Envelope(
-            reader.email,
-            return_path.for_message(reader.token_nonce, return_path.DIGEST, self.digest_id),
+            subscriber.email,
+            return_path.for_message(subscriber.token_nonce, return_path.DIGEST, self.digest_id),
         )
         return Email(envelope, raw, message_id)
 

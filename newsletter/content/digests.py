@@ -76,7 +76,7 @@ def create_digest(
     newsletter_id: int | None = None,
 ) -> Digest:
     """A draft digest of the given posts (default: every post not yet sent in the
-    newsletter) for a newsletter's readers (default: the first newsletter's)."""
+    newsletter) for a newsletter's subscribers (default: the first newsletter's)."""
     subject = " ".join((subject or "").split())
     if not subject:
         raise DigestError("A digest needs a subject.")
@@ -119,7 +119,7 @@ def start_sending(digest_id: int) -> None:
 
 
 def owe_more(digest_id: int) -> bool:
-    """Write the copies owed to the next OWE_CHUNK confirmed readers of the digest's
+    """Write the copies owed to the next OWE_CHUNK confirmed subscribers of the digest's
     newsletter (by id).
     False when there was nothing left to write: every copy is written already.
 

@@ -39,7 +39,7 @@ KINDS = {
     "digest": Kind("Digest", "unsubscribe_url", "every email must let its reader leave"),
 }
 
-SAMPLE_READER = SubscriberSnapshot(
+SAMPLE_SUBSCRIBER = SubscriberSnapshot(
     id=0,
     email="reader@example.org",
     name="Ann SubscriberSnapshot",
@@ -145,7 +145,7 @@ def sample(name: str) -> tuple[dict[str, Any], str]:
     """The variables a template of the kind gets, with sample values, and the value of
     its required link."""
     if name in transactional.CONTEXTS:
-        context = transactional.CONTEXTS[name](SAMPLE_READER)
+        context = transactional.CONTEXTS[name](SAMPLE_SUBSCRIBER)
         return context, context[KINDS[name].required_link]
     base_url = current_app.config["BASE_URL"]
     unsubscribe_url = f"{base_url}/unsubscribe/sample"

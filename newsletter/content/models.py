@@ -22,15 +22,15 @@ class TrackingMode(StrEnum):
 
     # Nothing rewritten, no pixel: the digest is as written.
     OFF = "off"
-    # Opens and clicks counted per digest and per link; no row names a reader.
+    # Opens and clicks counted per digest and per link; no row names a subscriber.
     COUNTS = "counts"
-    # Who opened and clicked what, on the reader's admin page and in their data.
-    PER_READER = "per-reader"
+    # Who opened and clicked what, on the subscriber's admin page and in their data.
+    PER_SUBSCRIBER = "per-reader"
 
 
 class Newsletter(Model):
-    """One list readers may choose (the weekly digest, breaking news…): its digests go
-    to its own readers only, by hand or on its own schedule (digests.run_periodic)."""
+    """One list subscribers may choose (the weekly digest, breaking news…): its digests go
+    to its own subscribers only, by hand or on its own schedule (digests.run_periodic)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # In URLs, the API and the List-Id header: letters, digits and hyphens.
@@ -59,8 +59,8 @@ class Newsletter(Model):
 
 
 class Subscription(Model):
-    """A reader's choice of one newsletter. Mail goes to a reader for a newsletter
-    while the choice is active and the reader confirmed (Subscriber.status), so
+    """A subscriber's choice of one newsletter. Mail goes to a subscriber for a newsletter
+    while the choice is active and the subscriber confirmed (Subscriber.status), so
     leaving everything and leaving one list are two different things."""
 
     subscriber_id: Mapped[int] = mapped_column(
@@ -72,7 +72,7 @@ class Subscription(Model):
     active: Mapped[bool] = mapped_column(default=True)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # Owing a digest walks one newsletter's readers in subscriber order.
+    # Owing a digest walks one newsletter's subscribers in subscriber order.
     __table_args__ = (
         Index("ix_subscription_newsletter_active", "newsletter_id", "active", "subscriber_id"),
     )
@@ -144,7 +144,7 @@ class Digest(Model):
     """One issue of a newsletter: a subject, an intro and the posts it carries."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Whose readers get it; unnamed, the first newsletter's.
+    # Whose subscribers get it; unnamed, the first newsletter's.
     newsletter_id: Mapped[int] = mapped_column(
         ForeignKey("newsletter.id"), index=True, default=_first_newsletter_id
     )

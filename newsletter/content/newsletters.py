@@ -1,4 +1,4 @@
-"""The newsletters readers choose from, and each reader's choice of them."""
+"""The newsletters subscribers choose from, and each subscriber's choice of them."""
 
 import re
 from dataclasses import dataclass
@@ -100,7 +100,7 @@ def update_newsletter(
     tracking: str | None = None,
 ) -> Newsletter:
     """Change what is given of a newsletter's name, description, default, archive
-    visibility and tracking mode; its slug stays, since List-Id headers and readers'
+    visibility and tracking mode; its slug stays, since List-Id headers and subscribers'
     filters carry it."""
     if tracking is not None and tracking not in set(TrackingMode):
         raise NewsletterError(f"Tracking is one of {', '.join(TrackingMode)}.")
@@ -121,8 +121,8 @@ def update_newsletter(
     return newsletter
 
 
-def reader_counts() -> dict[int, int]:
-    """Per newsletter id, its readers: confirmed, with the newsletter on."""
+def subscriber_counts() -> dict[int, int]:
+    """Per newsletter id, its subscribers: confirmed, with the newsletter on."""
     return dict(
         db.session.execute(
             select(Subscription.newsletter_id, func.count())
@@ -135,7 +135,7 @@ def reader_counts() -> dict[int, int]:
     )
 
 
-def slugs_by_reader(subscriber_ids: list[int]) -> dict[int, list[str]]:
+def slugs_by_subscriber(subscriber_ids: list[int]) -> dict[int, list[str]]:
     """Per subscriber, the slugs of the newsletters they have on, in one query."""
     chosen: dict[int, list[str]] = {subscriber_id: [] for subscriber_id in subscriber_ids}
     rows = db.session.execute(
@@ -174,7 +174,7 @@ def chosen_ids(slugs: list[str] | None) -> list[int] | None:
     return sorted(found.values())
 
 
-# A new reader's choice, in one statement: the newsletters named, or those on by default.
+# A new subscriber's choice, in one statement: the newsletters named, or those on by default.
 _JOIN_DEFAULTS = insert(Subscription.__table__).from_select(
     ["subscriber_id", "newsletter_id", "active", "changed_at"],
     select(bindparam("subscriber_id"), Newsletter.id, literal(True), bindparam("now")).where(
@@ -183,8 +183,8 @@ _JOIN_DEFAULTS = insert(Subscription.__table__).from_select(
 )
 
 
-def join_new_reader(connection, subscriber_id: int, newsletter_ids: list[int] | None) -> None:
-    """Record a new reader's choice, in the caller's transaction."""
+def join_new_subscriber(connection, subscriber_id: int, newsletter_ids: list[int] | None) -> None:
+    """Record a new subscriber's choice, in the caller's transaction."""
     if newsletter_ids is None:
         connection.execute(_JOIN_DEFAULTS, {"subscriber_id": subscriber_id, "now": utcnow()})
         return
@@ -203,8 +203,8 @@ def join_new_reader(connection, subscriber_id: int, newsletter_ids: list[int] | 
 
 
 def choose(subscriber_id: int, newsletter_ids: list[int] | None, only: bool = False) -> None:
-    """Turn the named newsletters on for a reader (None: those on by default, unless the
-    reader chose some already); with ``only``, turn every other one off. In the caller's
+    """Turn the named newsletters on for a subscriber (None: those on by default, unless the
+    subscriber chose some already); with ``only``, turn every other one off. In the caller's
     transaction."""
     current = {
         row.newsletter_id: row
@@ -237,7 +237,7 @@ def choose(subscriber_id: int, newsletter_ids: list[int] | None, only: bool = Fa
 
 
 def leave(subscriber_id: int, newsletter_id: int) -> bool:
-    """Turn one newsletter off for a reader; whether it was on. In the caller's transaction."""
+    """Turn one newsletter off for a subscriber; whether it was on. In the caller's transaction."""
     left = rows_changed(
         update(Subscription)
         .where(
@@ -252,7 +252,7 @@ def leave(subscriber_id: int, newsletter_id: int) -> bool:
 
 
 def chosen_by(subscriber_id: int) -> set[int]:
-    """The newsletters a reader gets."""
+    """The newsletters a subscriber gets."""
     return set(
         db.session.scalars(
             select(Subscription.newsletter_id).where(
@@ -263,7 +263,7 @@ def chosen_by(subscriber_id: int) -> set[int]:
 
 
 def joined_by(subscriber_id: int) -> list[Newsletter]:
-    """The newsletters a reader gets, oldest first, to name them on a page."""
+    """The newsletters a subscriber gets, oldest first, to name them on a page."""
     return list(
         db.session.scalars(
             select(Newsletter)
@@ -275,7 +275,7 @@ def joined_by(subscriber_id: int) -> list[Newsletter]:
 
 
 def _skip_unsent(subscriber_id: int, newsletter_id: int) -> None:
-    """A reader who left a newsletter gets no copy still owed of its digests."""
+    """A subscriber who left a newsletter gets no copy still owed of its digests."""
     sending = select(Digest.id).where(
         Digest.newsletter_id == newsletter_id,
         Digest.status.in_([DigestStatus.SENDING, DigestStatus.PAUSED]),
@@ -328,20 +328,20 @@ class Overview:
     """One newsletter as the admins' list shows it."""
 
     newsletter: Newsletter
-    # Confirmed readers who have it on: whom its next digest goes to.
-    readers: int
+    # Confirmed subscribers who have it on: whom its next digest goes to.
+    subscribers: int
     last_digest: Digest | None
 
 
 def overview() -> list[Overview]:
-    """Every newsletter, oldest first, with its readers and its latest digest."""
-    readers = reader_counts()
+    """Every newsletter, oldest first, with its subscribers and its latest digest."""
+    subscribers = subscriber_counts()
     latest_ids = select(func.max(Digest.id)).group_by(Digest.newsletter_id)
     latest = {
         digest.newsletter_id: digest
         for digest in db.session.scalars(select(Digest).where(Digest.id.in_(latest_ids)))
     }
     return [
-        Overview(newsletter, readers.get(newsletter.id, 0), latest.get(newsletter.id))
+        Overview(newsletter, subscribers.get(newsletter.id, 0), latest.get(newsletter.id))
         for newsletter in all_newsletters()
     ]

@@ -107,7 +107,7 @@ def category_key(name: str | None) -> str:
 
 
 def is_web_link(link: str) -> bool:
-    """Whether a post's link is an http(s) address: the only kind readers are sent to."""
+    """Whether a post's link is an http(s) address: the only kind subscribers are sent to."""
     parts = urlsplit(link.strip())
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 

@@ -1,4 +1,4 @@
-"""Addresses and names as readers type them, made safe and comparable."""
+"""Addresses and names as subscribers type them, made safe and comparable."""
 
 import re
 import unicodedata
@@ -11,7 +11,7 @@ NAME_MAX_LENGTH = 100
 
 
 class InvalidSignup(ValueError):
-    """The sign-up data is unusable; the message says why, for the reader, in the
+    """The sign-up data is unusable; the message says why, for the subscriber, in the
     language of the page (translated when it is shown)."""
 
 

@@ -1,9 +1,9 @@
-"""Readers' languages: the ones we have translations for, which one a browser asks
+"""Subscribers' languages: the ones we have translations for, which one a browser asks
 for, and the catalogs emails are rendered with.
 
 English is the language the code and templates are written in; every other language
 has a catalog in newsletter/translations/<code>/LC_MESSAGES/messages.po (compiled to
-.mo beside it). A reader's language is stored on their subscription (None: the
+.mo beside it). A subscriber's language is stored on their subscription (None: the
 default, DEFAULT_LOCALE) and every email they get speaks it.
 """
 
@@ -18,7 +18,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 SOURCE_LOCALE = "en"
-# Each language offered, named in itself (as a reader looks for it in a list).
+# Each language offered, named in itself (as a subscriber looks for it in a list).
 LANGUAGES = {"en": "English", "de": "Deutsch"}
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 # Language tags are short (RFC 5646 allows 35 characters in practice); a longer
@@ -62,8 +62,8 @@ def default_locale() -> str:
     return current_app.config["DEFAULT_LOCALE"]
 
 
-def reader_locale(stored: str | None) -> str:
-    """The language a reader's emails speak: theirs, else the default."""
+def subscriber_locale(stored: str | None) -> str:
+    """The language a subscriber's emails speak: theirs, else the default."""
     return supported(stored) or default_locale()
 
 

@@ -27,7 +27,7 @@ CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 # A preferences link made on the page an unsubscribe link leads to. It changes the
-# newsletters, name and language, but never downloads or erases the reader's data:
+# newsletters, name and language, but never downloads or erases the subscriber's data:
 # unsubscribe links never expire and travel in forwarded mail. Its own salt keeps it
 # from ever passing for a PREFERENCES link, which only email carries.
 PREFERENCES_FROM_UNSUBSCRIBE = "preferences-from-unsubscribe"
@@ -78,7 +78,7 @@ class KeyCachingUntimedSigner(KeyCaching, Signer):
 
 
 class SignerPerSalt:
-    """One signer per salt, made once: a digest makes several links per reader, and
+    """One signer per salt, made once: a digest makes several links per subscriber, and
     remaking the signer for each was a tenth of the cost of a message. The links are
     the ones itsdangerous makes."""
 
@@ -117,7 +117,7 @@ def _serializer(purpose):
 
 def serializer(purpose: str) -> LinkSerializer:
     """The signer of one purpose's links, for links that name something other than a
-    reader (an admin's invitation): its own salt, the same keys and rotation."""
+    subscriber (an admin's invitation): its own salt, the same keys and rotation."""
     return _serializer(purpose)
 
 
@@ -127,7 +127,7 @@ def make_token(purpose: str, subscriber: "Subscriber") -> str:
 
 def make_token_for(purpose: str, nonce: str, newsletter_id: int | None = None) -> str:
     """A link's token: it names the subscription by its random nonce, never by its
-    row id, so that links tell nobody how many readers the list has; and the
+    row id, so that links tell nobody how many subscribers the list has; and the
     newsletter, when the link is for one newsletter's email."""
     return _serializer(purpose).dumps(_payload(nonce, newsletter_id))
 
@@ -234,7 +234,7 @@ CODE_DIGITS = 6
 
 
 def confirmation_code(subscriber_id: int, nonce: str, key: str | None = None) -> str:
-    """The 6-digit code a confirmation email carries beside its link, for readers
+    """The 6-digit code a confirmation email carries beside its link, for subscribers
     whose links a mail filter mangles. Derived, not stored: it belongs to the
     subscription (its nonce) and to the secret key, like the link."""
     key = key or current_app.config["SECRET_KEY"]

@@ -3,7 +3,7 @@ row it writes.
 
 The redirect is the hot path (``python -m bench clicks``): what a digest's tokens may
 lead to is read once per process for a few seconds (its links never change once
-recorded), so a click costs one INSERT, which looks up the reader and their copy's
+recorded), so a click costs one INSERT, which looks up the subscriber and their copy's
 delivery in subqueries, on a connection the process keeps (EventConnection); no
 session, no CSRF, no rate limit.
 """
@@ -65,7 +65,7 @@ class TrackedDigest:
 
 def copy_key(digest_id: int, nonce: str) -> str:
     """Names one copy in its events, so that its requests can be read together, without
-    naming its reader: a keyed hash, which nobody without the secret key can trace."""
+    naming its subscriber: a keyed hash, which nobody without the secret key can trace."""
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"engagement:{digest_id}:{nonce}".encode(), hashlib.sha256).hexdigest()[
         :16
@@ -193,14 +193,16 @@ def _read_digest(digest_id: int) -> TrackedDigest | None:
 
 
 def _insert_event(named: bool, timed: bool):
-    """The one statement a request writes, made once: the reader (``named``: when
-    their newsletter is tracked per reader and nobody refused it) and, ``timed``,
+    """The one statement a request writes, made once: the subscriber (``named``: when
+    their newsletter is tracked per subscriber and nobody refused it) and, ``timed``,
     whether their copy was delivered too recently (rules.TOO_SOON) are found by the
     database."""
-    reader = Subscriber.__table__
+    subscriber = Subscriber.__table__
     subscriber_id = (
-        select(reader.c.id)
-        .where(reader.c.token_nonce == bindparam("nonce"), reader.c.tracking_refused.is_(False))
+        select(subscriber.c.id)
+        .where(
+            subscriber.c.token_nonce == bindparam("nonce"), subscriber.c.tracking_refused.is_(False)
+        )
         .scalar_subquery()
         if named
         else null()
@@ -209,9 +211,9 @@ def _insert_event(named: bool, timed: bool):
     machine = bindparam("machine", type_=String)
     too_soon = (
         select(literal(rules.TOO_SOON))
-        .select_from(delivery.join(reader, reader.c.id == delivery.c.subscriber_id))
+        .select_from(delivery.join(subscriber, subscriber.c.id == delivery.c.subscriber_id))
         .where(
-            reader.c.token_nonce == bindparam("nonce"),
+            subscriber.c.token_nonce == bindparam("nonce"),
             delivery.c.digest_id == bindparam("digest_id"),
             delivery.c.sent_at > bindparam("delivered_after"),
         )
@@ -249,11 +251,11 @@ def _record(
     refused: bool,
 ) -> tuple[int, int | None, datetime]:
     """One row, no more; no IP address or user agent in it, only what the rules made of
-    them. Its id, the reader it names (or None) and its time. Written through a
+    them. Its id, the subscriber it names (or None) and its time. Written through a
     connection, not the session, whose bookkeeping would cost the redirect more than
     the row itself."""
     now = utcnow()
-    named = digest.tracking == TrackingMode.PER_READER and not refused
+    named = digest.tracking == TrackingMode.PER_SUBSCRIBER and not refused
     min_seconds = current_app.config["TRACKING_MIN_SECONDS"]
     event_id, subscriber_id = connection.execute(
         INSERT_EVENT[named, digest.may_be_too_soon(now, min_seconds)],

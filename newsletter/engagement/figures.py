@@ -1,5 +1,5 @@
 """Counting a digest's opens and clicks, a person's apart from a machine's; folding old
-events into per-digest totals; a reader's own events, for them and for the admins."""
+events into per-digest totals; a subscriber's own events, for them and for the admins."""
 
 import csv
 import io
@@ -22,7 +22,7 @@ from newsletter.engagement.models import (
 )
 from newsletter.extensions import db
 
-# Anonymous events (counts mode, readers who refused, Sec-GPC) are folded this soon:
+# Anonymous events (counts mode, subscribers who refused, Sec-GPC) are folded this soon:
 # long enough for every rule that reads a copy's requests together (seconds), short
 # enough that no copy's requests stay linkable for long.
 ANONYMOUS_KEPT = timedelta(hours=1)
@@ -161,7 +161,7 @@ def _add(into: Counts, more: Counts) -> None:
 
 def fold_old_events(now: datetime | None = None) -> int:
     """Fold events into their digests' totals and delete them: anonymous ones after
-    ANONYMOUS_KEPT, a reader's after TRACKING_RETENTION_DAYS (0: kept). How many went."""
+    ANONYMOUS_KEPT, a subscriber's after TRACKING_RETENTION_DAYS (0: kept). How many went."""
     now = now or utcnow()
     old: ColumnElement[bool] = EngagementEvent.subscriber_id.is_(None) & (
         EngagementEvent.at < now - ANONYMOUS_KEPT
@@ -190,7 +190,7 @@ def fold_old_events(now: datetime | None = None) -> int:
 
 
 @dataclass(frozen=True)
-class ReaderEvent:
+class SubscriberEvent:
     at: datetime
     kind: str
     subject: str
@@ -199,8 +199,8 @@ class ReaderEvent:
     machine: bool
 
 
-def reader_events(subscriber_id: int) -> list[ReaderEvent]:
-    """What a reader of newsletters tracked per reader opened and clicked, newest
+def subscriber_events(subscriber_id: int) -> list[SubscriberEvent]:
+    """What a subscriber of newsletters tracked per subscriber opened and clicked, newest
     first, each as a person's or a machine's."""
     rows = db.session.execute(
         select(EngagementEvent, Digest.subject, DigestLink.url)
@@ -227,7 +227,7 @@ def reader_events(subscriber_id: int) -> list[ReaderEvent]:
             config["TRACKING_BURST_SECONDS"],
         )
         listed += [
-            ReaderEvent(event.at, event.kind, subject, url, machine)
+            SubscriberEvent(event.at, event.kind, subject, url, machine)
             for (event, subject, url), machine in zip(same_digest, verdicts, strict=True)
         ]
     return sorted(listed, key=lambda event: event.at, reverse=True)

@@ -34,7 +34,7 @@ class EngagementEvent(Model):
     does. It keeps no IP address and no user agent, only what the request-by-request
     rules made of them (``machine``); the rules that look at a copy's requests together
     are applied when the events are counted. Folded into EngagementTotal and deleted:
-    anonymous ones after an hour, a reader's after TRACKING_RETENTION_DAYS."""
+    anonymous ones after an hour, a subscriber's after TRACKING_RETENTION_DAYS."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -45,7 +45,7 @@ class EngagementEvent(Model):
     # A keyed hash of the copy (engagement.copy_key), so that one copy's requests are
     # seen together; nobody without the secret key can tell whose copy it is.
     copy_key: Mapped[str] = mapped_column(String(16))
-    # The reader, only when their newsletter is tracked per reader and they did not
+    # The subscriber, only when their newsletter is tracked per subscriber and they did not
     # refuse it (nor did their browser, with Sec-GPC).
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscriber.id", ondelete="CASCADE"), index=True

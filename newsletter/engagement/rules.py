@@ -1,5 +1,5 @@
 """Which opens and clicks are a machine's: link scanners of mail gateways, mail
-proxies that fetch images for the reader, scripts. Each rule is named here and in
+proxies that fetch images for the subscriber, scripts. Each rule is named here and in
 docs/engagement.md; its setting is in config.py. Machine requests still get their
 redirect and their image: they are counted apart, never dropped.
 
@@ -35,7 +35,7 @@ SCANNER_AGENTS = re.compile(
     r"python-requests|python-urllib|aiohttp|httpx|curl/|wget/|go-http-client|java/|okhttp|"
     r"libwww|apache-httpclient|node-fetch|axios|undici|ruby|php/|postman"
 )
-# Mail proxies fetch the images of every message for the reader, read or not: Gmail's
+# Mail proxies fetch the images of every message for the subscriber, read or not: Gmail's
 # (its user agent says GoogleImageProxy), Yahoo's, and Apple Mail Privacy Protection,
 # which fetches from Apple's own 17.0.0.0/8 with a bare "Mozilla/5.0".
 MAIL_PROXY_AGENTS = re.compile(r"GoogleImageProxy|YahooMailProxy|^Mozilla/5\.0$")

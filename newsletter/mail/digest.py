@@ -2,7 +2,7 @@
 copy cheaply.
 
 Building every message with the stdlib ``email`` package costs about 2 ms; a
-digest to 100,000 readers would spend minutes on it. Here the digest is
+digest to 100,000 subscribers would spend minutes on it. Here the digest is
 rendered, CSS-inlined and quoted-printable encoded once for each language (its
 chrome, the headings and links around what the admin wrote, is translated; what
 the admin wrote stays as written); each copy only adds its
@@ -10,7 +10,7 @@ own headers and its own links, which takes tens of microseconds. Each link sits
 between encoded pieces joined by soft line breaks, so the decoded text is exact.
 
 A tracked digest (engagement) has its links, in both parts, and a pixel point at
-``/r/<token>`` and ``/o/<token>``: they are marked once per digest like the reader's
+``/r/<token>`` and ``/o/<token>``: they are marked once per digest like the subscriber's
 own links, and each copy signs its tokens for them.
 
 Headers are written as plain ``<URL>`` values: the stdlib's default policy would
@@ -63,7 +63,7 @@ HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]+)(")', re.IGNORECASE)
 TEXT_URL = re.compile(r"https?://[^\s<>\"']+")
 BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
-# The service's own pages are never tracked: readers' links and "View in browser".
+# The service's own pages are never tracked: subscribers' links and "View in browser".
 UNTRACKED_PATHS = ("/unsubscribe/", "/preferences/", "/archive")
 SOFT_BREAK = b"=\r\n"
 # @media rules (the dark scheme's) cannot be inlined, so they are kept; stylesheets an
@@ -166,9 +166,9 @@ def context(
 ) -> dict[str, Any]:
     """What a digest template is rendered with: its intro is Markdown, rendered to
     HTML; the text part has the text of that HTML and of each post's summary; ``lang``
-    is the language of its readers (None: the default).
+    is the language of its subscribers (None: the default).
 
-    ``links`` overrides the links in it: the reader's own (``unsubscribe_url``,
+    ``links`` overrides the links in it: the subscriber's own (``unsubscribe_url``,
     ``preferences_url``) and ``archive_url``, its "View in browser" link (None: none).
     """
     config = current_app.config
@@ -212,7 +212,7 @@ class DigestMessages:
         or_default: bool = False,
         track_links: Callable[[list[str]], dict[str, int]] | None = None,
     ) -> None:
-        """``in_language``: the digest as the readers of a language get it, where it
+        """``in_language``: the digest as the subscribers of a language get it, where it
         differs from ``digest`` (the welcome email's default words, translated).
         When the admin's template fails: TemplateFailed, or with ``or_default`` the
         built-in template. ``track_links``, for a tracked digest, gets its trackable
@@ -231,7 +231,7 @@ class DigestMessages:
             if newsletter
             else (config["SITE_NAME"], "newsletter")
         )
-        # Its readers' links leave this newsletter only; the welcome email, which is no
+        # Its subscribers' links leave this newsletter only; the welcome email, which is no
         # newsletter's, carries links that leave everything.
         self.newsletter_id = newsletter.id if newsletter else None
         self.alternative = mime.Alternative()
@@ -287,41 +287,41 @@ class DigestMessages:
         ]
         return track_links(list(dict.fromkeys(links)))
 
-    def message_id(self, reader: SubscriberSnapshot) -> str:
-        """A copy's signed Message-ID (return_path.py): it names the reader to whoever
+    def message_id(self, subscriber: SubscriberSnapshot) -> str:
+        """A copy's signed Message-ID (return_path.py): it names the subscriber to whoever
         holds the secret key, and tells nobody else a row id."""
         if self.digest_id is None:
             raise ValueError("only a saved digest's copies have Message-IDs of their own")
         return return_path.message_id(
-            reader.token_nonce, return_path.DIGEST, self.digest_id, self.domain
+            subscriber.token_nonce, return_path.DIGEST, self.digest_id, self.domain
         )
 
     def build(
-        self, reader: SubscriberSnapshot, date: str | None = None, message_id: str | None = None
+        self, subscriber: SubscriberSnapshot, date: str | None = None, message_id: str | None = None
     ) -> bytes:
         """The message for one subscriber, as bytes ready for SMTP, in their language
         (None, or one we no longer have: the default)."""
         edition = (
-            self.editions.get(reader.locale or self.default_locale)
+            self.editions.get(subscriber.locale or self.default_locale)
             or self.editions[self.default_locale]
         )
-        made = tokens.make_tokens_for(LINK_PURPOSES, reader.token_nonce, self.newsletter_id)
+        made = tokens.make_tokens_for(LINK_PURPOSES, subscriber.token_nonce, self.newsletter_id)
         urls = {purpose: f"{self.base_url}/{purpose}/{token}" for purpose, token in made.items()}
         list_unsubscribe = f"<{urls[tokens.UNSUBSCRIBE]}>"
-        if mailto_address := mailto.address_for(reader.token_nonce, self.newsletter_id):
+        if mailto_address := mailto.address_for(subscriber.token_nonce, self.newsletter_id):
             list_unsubscribe += f",\r\n <mailto:{mailto_address}?subject=unsubscribe>"
         headers = (
             edition.head
             + (
-                f"To: {mime.address_header(reader.name, smtp_address(reader.email))}\r\n"
+                f"To: {mime.address_header(subscriber.name, smtp_address(subscriber.email))}\r\n"
                 f"Date: {date or formatdate(usegmt=True)}\r\n"
-                f"Message-ID: {message_id or self.message_id(reader)}\r\n"
+                f"Message-ID: {message_id or self.message_id(subscriber)}\r\n"
                 f"List-Unsubscribe: {list_unsubscribe}\r\n"
             ).encode()
         )
         links: dict[Piece, bytes] = {purpose: mime.qp(url) for purpose, url in urls.items()}
         if self.tracked_ids is not None:
-            links.update(self._tracking_links(reader, *self.tracked_ids))
+            links.update(self._tracking_links(subscriber, *self.tracked_ids))
         return self.alternative.message(
             headers,
             SOFT_BREAK.join(_filled(edition.text_pieces, links)),
@@ -329,11 +329,11 @@ class DigestMessages:
         )
 
     def _tracking_links(
-        self, reader: SubscriberSnapshot, digest_id: int, newsletter_id: int
+        self, subscriber: SubscriberSnapshot, digest_id: int, newsletter_id: int
     ) -> dict[Piece, bytes]:
         """The copy's own click and open links, encoded, by the pieces they fill."""
         clicks, opened = tokens.make_tracking_tokens(
-            digest_id, self.positions, reader.token_nonce, newsletter_id
+            digest_id, self.positions, subscriber.token_nonce, newsletter_id
         )
         links: dict[Piece, bytes] = {
             position: mime.qp_url(f"{self.base_url}/r/{token}")
@@ -344,7 +344,7 @@ class DigestMessages:
 
 
 def _filled(pieces: list[Piece], links: Mapping[Piece, bytes]) -> Iterator[bytes]:
-    """The pieces with the reader's own links where each purpose or position stands."""
+    """The pieces with the subscriber's own links where each purpose or position stands."""
     for piece in pieces:
         yield piece if isinstance(piece, bytes) else links[piece]
 

@@ -1,4 +1,4 @@
-"""The ``List-Unsubscribe`` mailto address of a reader's email:
+"""The ``List-Unsubscribe`` mailto address of a subscriber's email:
 ``unsubscribe+<token>@example.org``, made from LIST_UNSUBSCRIBE_MAILTO.
 
 RFC 2369's mailto says nothing about who writes to it, and ``From:`` is anybody's to
@@ -37,7 +37,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 
 def address_for(nonce: str, newsletter_id: int | None) -> str | None:
-    """The reader's mailto address for one newsletter's email (None: everything), or
+    """The subscriber's mailto address for one newsletter's email (None: everything), or
     None when LIST_UNSUBSCRIBE_MAILTO is not set."""
     ours = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO")
     if not ours:

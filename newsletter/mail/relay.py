@@ -6,10 +6,10 @@ message before it, and its three replies come back with that message's: one roun
 trip per message. smtplib sends a command and waits for each.
 
 The relay's answers are sorted by what they mean, so that the sender can act:
-- ReaderRefused: the recipient is refused for good (5xx to RCPT, or 5.1.x / 5.2.x);
-  it counts against the reader's address;
+- SubscriberRefused: the recipient is refused for good (5xx to RCPT, or 5.1.x / 5.2.x);
+  it counts against the subscriber's address;
 - MessageRefused: the message itself is refused (size, content, policy: 552/554 to
-  DATA, 5.3.x, 5.6.x, 5.7.x); never the reader's fault;
+  DATA, 5.3.x, 5.6.x, 5.7.x); never the subscriber's fault;
 - TemporaryFailure: this message may go out later (4xx);
 - ConnectionFailure: the relay refused our sender or closes the connection (421);
   nothing more goes out on it now;
@@ -65,7 +65,7 @@ class SessionSlowDown(ConnectionFailure, SlowDown):
     """A 421 at a recipient: this session is over, and that domain asks us to slow down."""
 
 
-class ReaderRefused(DeliveryFailure):
+class SubscriberRefused(DeliveryFailure):
     """The relay refused the recipient's address for good."""
 
 
@@ -75,7 +75,7 @@ class MessageRefused(DeliveryFailure):
 
 class CannotCarry(DeliveryFailure):
     """This relay cannot carry this one message: its recipient's address needs SMTPUTF8
-    (RFC 6531), which the relay does not offer. Neither the reader's fault nor every
+    (RFC 6531), which the relay does not offer. Neither the subscriber's fault nor every
     message's."""
 
 
@@ -90,7 +90,7 @@ ENHANCED_CODE = re.compile(rb"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
 # A 4.7.x is also greylisting ("451 4.7.1 Greylisted, try later"), which wants the
 # message later, not the domain slower: only these words make it a request to slow down.
 SLOW_DOWN_WORDS = re.compile(rb"rate|too many|volume|slow|throttl|frequen|limit", re.IGNORECASE)
-READER_CLASSES = {"1", "2"}
+SUBSCRIBER_CLASSES = {"1", "2"}
 MESSAGE_CLASSES = {"3", "6", "7"}
 LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 END_OF_DATA = b".\r\n"
@@ -389,7 +389,7 @@ class SMTPSender:
         try:
             address = smtp_address(envelope.recipient)
         except UnicodeError as error:
-            raise ReaderRefused(f"the address cannot be written for SMTP: {error}") from None
+            raise SubscriberRefused(f"the address cannot be written for SMTP: {error}") from None
         return_path = envelope.return_path or self.envelope_from
         if address.isascii():
             return (
@@ -497,11 +497,11 @@ def _refusal(code: int, detail: bytes, stage: str) -> DeliveryFailure:
         if subject == "7" and SLOW_DOWN_WORDS.search(detail or b""):
             return SlowDown(text)
         return TemporaryFailure(text)
-    if subject in READER_CLASSES:
-        return ReaderRefused(text)
+    if subject in SUBSCRIBER_CLASSES:
+        return SubscriberRefused(text)
     if subject in MESSAGE_CLASSES or stage == "DATA":
         return MessageRefused(text)
-    return ReaderRefused(text)
+    return SubscriberRefused(text)
 
 
 def _text(detail: object) -> str:

@@ -1,18 +1,18 @@
 """Each email's return path and Message-ID, both signed so that what comes back about
-an email names its reader verifiably, and nothing else does.
+an email names its subscriber verifiably, and nothing else does.
 
 With BOUNCE_ADDRESS set, the return path is a VERP form of it,
 ``bounces+<token>@example.org``: a bounce comes back to it whatever it quotes of the
 message, and a complaint report usually quotes it (Original-Mail-From). Without it,
 the sender's own address. The Message-ID is ``<token@sender's domain>`` with the same
 token, so that a report which keeps only the quoted original's Message-ID (Yahoo's
-and Microsoft's complaint reports, redacted delivery reports) names the reader too.
+and Microsoft's complaint reports, redacted delivery reports) names the subscriber too.
 
 The token is the subscription's random nonce, what the message was (a digest and its
 id, or an email job and its id, masked under the secret key so that no row id shows)
 and a MAC under the secret key, in lower-case base32:
 47 characters, within SMTP's 64 for a local part however mail systems fold its case.
-Nobody can make one for another reader; the first of ``signing_keys`` signs and all of
+Nobody can make one for another subscriber; the first of ``signing_keys`` signs and all of
 them verify, so the secret key rotates without orphaning mail already sent.
 """
 
@@ -70,7 +70,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 
 def token(nonce: str, kind: bytes, row_id: int) -> str:
-    """The signed token naming a reader's message (a digest's copy, an email job's)."""
+    """The signed token naming a subscriber's message (a digest's copy, an email job's)."""
     return sign(PURPOSE, bytes.fromhex(nonce) + kind + row_id.to_bytes(4, "big"))
 
 
@@ -102,14 +102,14 @@ def read(address: str) -> Reference | None:
 
 
 def message_id(nonce: str, kind: bytes, row_id: int, domain: str) -> str:
-    """The Message-ID of a reader's message: the same every time it is made, so a copy
+    """The Message-ID of a subscriber's message: the same every time it is made, so a copy
     sent twice after a crash is one message to mail clients."""
     return f"<{token(nonce, kind, row_id)}@{domain}>"
 
 
 def read_message_id(value: str | None) -> Reference | None:
     """What a Message-ID of ours names; None for any other, and for the sequential
-    ``digest.<id>.<time>.<reader id>@`` ones of old mail, which anybody can make."""
+    ``digest.<id>.<time>.<subscriber id>@`` ones of old mail, which anybody can make."""
     local, at, _domain = (value or "").strip().strip("<>").rpartition("@")
     return read_token(local) if at else None
 
@@ -127,7 +127,7 @@ def plus_suffix(address: str, ours: str | None) -> str | None:
 
 
 def sign(purpose: bytes, body: bytes) -> str:
-    """``body`` (a reader's nonce, then the ids of what it names) and its MAC under the
+    """``body`` (a subscriber's nonce, then the ids of what it names) and its MAC under the
     signing key, as a lower-case base32 local part. The ids are masked under the key, so
     a token shows no row id, nor how many digests or emails came before."""
     key = current_app.config["SECRET_KEY"]

@@ -78,5 +78,5 @@ def digest_data(issue: Issue) -> DigestData:
     return DigestData(subject=str(issue.subject), intro=str(issue.intro or ""), posts=posts)
 
 
-def subscriber_data(reader: SubscriberSnapshot) -> SubscriberData:
-    return SubscriberData(name=str(reader.name or ""), email=str(reader.email))
+def subscriber_data(subscriber: SubscriberSnapshot) -> SubscriberData:
+    return SubscriberData(name=str(subscriber.name or ""), email=str(subscriber.email))

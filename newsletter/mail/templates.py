@@ -5,7 +5,7 @@ Admins write these templates, so they run in sandbox.py's sandbox: no reaching
 Python's internals through attributes, no unsafe calls, no render that exhausts the
 machine, and only frozen plain data (template_data.py) to render. Compiled templates
 are kept per process, keyed by their row's ``updated_at``: a render costs one query
-per template, whatever the number of readers, and compiles again only after an edit.
+per template, whatever the number of subscribers, and compiles again only after an edit.
 
 The default templates speak every language of i18n.LANGUAGES through ``{% trans %}``
 and ``_()``: each language has sandboxes of its own, with that language's catalog
@@ -98,7 +98,7 @@ class StoredFirstLoader(BaseLoader):
 def sandbox(part: str, locale: str, strict: bool = False) -> template_sandbox.TemplateSandbox:
     """The sandbox a part is rendered in, in a language. Sending forgives what the check
     (``strict``) refuses: a variable misspelt in a branch the sample data did not take
-    renders empty rather than stopping a send to every reader."""
+    renders empty rather than stopping a send to every subscriber."""
     environment = template_sandbox.TemplateSandbox(
         loader=StoredFirstLoader(),
         autoescape=part == "html",

@@ -1,8 +1,8 @@
 """What the transactional emails say: the confirmation, the welcome email and the
-link to a reader's data, each in its reader's language.
+link to a subscriber's data, each in its subscriber's language.
 
 Each message's Message-ID comes from its job (sending.email_jobs), so a message
-sent again after a crash is the same message to the reader's mail client.
+sent again after a crash is the same message to the subscriber's mail client.
 """
 
 from collections.abc import Callable, Sequence
@@ -22,8 +22,8 @@ from newsletter.mail.relay import smtp_address
 from newsletter.subscribers.models import SubscriberSnapshot
 
 WELCOME_POSTS = 5
-# The welcome email's words as shipped (models.Settings' defaults): readers get them in
-# their language until an admin writes their own, which every reader gets as written.
+# The welcome email's words as shipped (models.Settings' defaults): subscribers get them in
+# their language until an admin writes their own, which every subscriber gets as written.
 SHIPPED_WELCOME_WORDS = (
     i18n.N_("Welcome aboard"),
     i18n.N_("Thank you for subscribing. Here is what we published lately."),
@@ -34,27 +34,27 @@ def link(path: str) -> str:
     return f"{current_app.config['BASE_URL']}{path}"
 
 
-def confirmation_context(reader: SubscriberSnapshot) -> dict[str, Any]:
-    """What the confirmation template is rendered with, ``lang`` the reader's language."""
-    token = tokens.make_token_for(tokens.CONFIRM, reader.token_nonce)
+def confirmation_context(subscriber: SubscriberSnapshot) -> dict[str, Any]:
+    """What the confirmation template is rendered with, ``lang`` the subscriber's language."""
+    token = tokens.make_token_for(tokens.CONFIRM, subscriber.token_nonce)
     return {
-        "lang": i18n.reader_locale(reader.locale),
+        "lang": i18n.subscriber_locale(subscriber.locale),
         # Its name and address only: the row's nonce makes its links.
-        "subscriber": template_data.subscriber_data(reader),
+        "subscriber": template_data.subscriber_data(subscriber),
         "site_name": current_app.config["SITE_NAME"],
         "confirm_url": link(f"/confirm/{token}"),
-        "code": tokens.confirmation_code(reader.id, reader.token_nonce),
+        "code": tokens.confirmation_code(subscriber.id, subscriber.token_nonce),
         "max_age_hours": current_app.config["CONFIRM_MAX_AGE"] // 3600,
     }
 
 
-def data_link_context(reader: SubscriberSnapshot) -> dict[str, Any]:
+def data_link_context(subscriber: SubscriberSnapshot) -> dict[str, Any]:
     """What the data-link template is rendered with: a fresh preferences link, made as a
-    digest's is, so that it opens the reader's data."""
-    token = tokens.make_token_for(tokens.PREFERENCES, reader.token_nonce)
+    digest's is, so that it opens the subscriber's data."""
+    token = tokens.make_token_for(tokens.PREFERENCES, subscriber.token_nonce)
     return {
-        "lang": i18n.reader_locale(reader.locale),
-        "subscriber": template_data.subscriber_data(reader),
+        "lang": i18n.subscriber_locale(subscriber.locale),
+        "subscriber": template_data.subscriber_data(subscriber),
         "site_name": current_app.config["SITE_NAME"],
         "preferences_url": link(f"/preferences/{token}"),
         "max_age_days": current_app.config["PREFERENCES_MAX_AGE"] // 86400,
@@ -72,27 +72,27 @@ CONTEXTS: dict[str, Callable[[SubscriberSnapshot], dict[str, Any]]] = {
 }
 
 
-def build_confirmation(reader: SubscriberSnapshot, message_id: str) -> bytes:
+def build_confirmation(subscriber: SubscriberSnapshot, message_id: str) -> bytes:
     """The email whose link confirms a pending subscription."""
-    return build("confirmation", reader, message_id)
+    return build("confirmation", subscriber, message_id)
 
 
-def build_data_link(reader: SubscriberSnapshot, message_id: str) -> bytes:
-    """The email a reader asked for on their preferences page, whose link opens their data."""
-    return build("data_link", reader, message_id)
+def build_data_link(subscriber: SubscriberSnapshot, message_id: str) -> bytes:
+    """The email a subscriber asked for on their preferences page, whose link opens their data."""
+    return build("data_link", subscriber, message_id)
 
 
-def build(name: str, reader: SubscriberSnapshot, message_id: str) -> bytes:
-    """The transactional email ``name`` (of SUBJECTS) for the reader, in their language;
-    made from the built-in template when the admin's fails, since a reader must always get
+def build(name: str, subscriber: SubscriberSnapshot, message_id: str) -> bytes:
+    """The transactional email ``name`` (of SUBJECTS) for the subscriber, in their language;
+    made from the built-in template when the admin's fails, since a subscriber must always get
     their link."""
-    context = CONTEXTS[name](reader)
+    context = CONTEXTS[name](subscriber)
     html, text, _failure = templates.render_or_default(name, context, context["lang"])
     frame = _frame(name, context["lang"])
     headers = (
         frame.headers
         + (
-            f"To: {mime.address_header(reader.name, smtp_address(reader.email))}\r\n"
+            f"To: {mime.address_header(subscriber.name, smtp_address(subscriber.email))}\r\n"
             f"Date: {formatdate(usegmt=True)}\r\n"
             f"Message-ID: {message_id}\r\n"
         ).encode()

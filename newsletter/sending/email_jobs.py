@@ -29,8 +29,8 @@ GATHER_SECONDS = 0.02
 LINGER_SECONDS = 0.1
 # Jobs this much past due with no live lease have lost their hint.
 SWEEP_GRACE = timedelta(seconds=10)
-# The statuses a reader may still have when their job is sent. The link to one's data
-# answers the reader's own request, so unsubscribed readers get it; no address that
+# The statuses a subscriber may still have when their job is sent. The link to one's data
+# answers the subscriber's own request, so unsubscribed subscribers get it; no address that
 # bounced or complained ever does.
 WANTED_STATUSES = {
     EmailKind.CONFIRMATION: (SubscriberStatus.PENDING,),
@@ -68,27 +68,29 @@ class EmailJobs:
 
     def wanted(self, claim: Claim) -> bool:
         email_kind = claim.email_kind
-        if email_kind is None or claim.reader.status not in WANTED_STATUSES[email_kind]:
+        if email_kind is None or claim.subscriber.status not in WANTED_STATUSES[email_kind]:
             return False
-        # A bounce or complaint may have suppressed the address since the reader asked;
+        # A bounce or complaint may have suppressed the address since the subscriber asked;
         # the other kinds follow the status alone, as before.
-        return email_kind != EmailKind.DATA_LINK or not suppression.suppressed([claim.reader.email])
+        return email_kind != EmailKind.DATA_LINK or not suppression.suppressed(
+            [claim.subscriber.email]
+        )
 
     def build(self, claim: Claim, date: str) -> Email:
-        reader = claim.reader
-        # Signed, never sequential: a report quoting it names this reader and no other.
+        subscriber = claim.subscriber
+        # Signed, never sequential: a report quoting it names this subscriber and no other.
         message_id = return_path.message_id(
-            reader.token_nonce, return_path.EMAIL_JOB, claim.row_id, self.domain
+            subscriber.token_nonce, return_path.EMAIL_JOB, claim.row_id, self.domain
         )
         if claim.email_kind == EmailKind.CONFIRMATION:
-            raw = transactional.build_confirmation(reader, message_id)
+            raw = transactional.build_confirmation(subscriber, message_id)
         elif claim.email_kind == EmailKind.DATA_LINK:
-            raw = transactional.build_data_link(reader, message_id)
+            raw = transactional.build_data_link(subscriber, message_id)
         else:
-            raw = self.welcome.build(reader, date, message_id)
+            raw = self.welcome.build(subscriber, date, message_id)
         envelope = Envelope(
-            reader.email,
-            return_path.for_message(reader.token_nonce, return_path.EMAIL_JOB, claim.row_id),
+            subscriber.email,
+            return_path.for_message(subscriber.token_nonce, return_path.EMAIL_JOB, claim.row_id),
         )
         return Email(envelope, raw, message_id)
 

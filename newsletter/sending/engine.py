@@ -222,7 +222,7 @@ class Batch:
         if not self.kind.wanted(claim):
             self._add(claim, Verdict.SKIPPED)
             return None
-        due_at = self.turns.next_turn(claim.reader.email)
+        due_at = self.turns.next_turn(claim.subscriber.email)
         if due_at is not None:
             self.outcomes.append(Outcome(claim, Verdict.DEFERRED, due_at=due_at))
             return None
@@ -246,17 +246,17 @@ class Batch:
                 next_envelope=then.envelope if then else None,
             )
         except relay.SessionSlowDown:
-            self.turns.asked_to_slow_down(claim.reader.email)
+            self.turns.asked_to_slow_down(claim.subscriber.email)
             raise
         except (relay.ConnectionFailure, RecordFailed):
             raise
         except relay.TemporaryFailure as error:
             if isinstance(error, relay.SlowDown):
-                self.turns.asked_to_slow_down(claim.reader.email)
+                self.turns.asked_to_slow_down(claim.subscriber.email)
             return self._add(claim, Verdict.RETRY, str(error))
-        except relay.ReaderRefused as error:
+        except relay.SubscriberRefused as error:
             self.refusals_in_a_row = 0
-            return self._add(claim, Verdict.FAILED, str(error), blames_reader=True)
+            return self._add(claim, Verdict.FAILED, str(error), blames_subscriber=True)
         except relay.CannotCarry as error:
             return self._add(claim, Verdict.FAILED, str(error))
         except relay.MessageRefused as error:
@@ -288,7 +288,7 @@ class Batch:
                 ", ".join(sorted(self.turns.slowed)),
             )
         self.turns.adjust(
-            outcome.claim.reader.email
+            outcome.claim.subscriber.email
             for outcome in self.outcomes
             if outcome.verdict is Verdict.SENT
         )
@@ -298,10 +298,10 @@ class Batch:
         claim: Claim,
         verdict: Verdict,
         error: str | None = None,
-        blames_reader: bool = False,
+        blames_subscriber: bool = False,
     ) -> bool:
-        self.outcomes.append(Outcome(claim, verdict, error, blames_reader))
-        if verdict is Verdict.FAILED and not blames_reader and error:
+        self.outcomes.append(Outcome(claim, verdict, error, blames_subscriber))
+        if verdict is Verdict.FAILED and not blames_subscriber and error:
             log.warning("%s: message %d failed: %s", self.kind.label, claim.row_id, error)
         return True
 

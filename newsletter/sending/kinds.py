@@ -44,7 +44,7 @@ class Kind(Protocol):
     def claim(self, size: int) -> list[Claim]: ...
 
     def wanted(self, claim: Claim) -> bool:
-        """Whether the reader still wants this message."""
+        """Whether the subscriber still wants this message."""
 
     def build(self, claim: Claim, date: str) -> Email: ...
 
@@ -76,7 +76,7 @@ def claim_rows(
     email_kind_column: InstrumentedAttribute[str] | None = None,
     digest_id: int | None = None,
 ) -> list[Claim]:
-    """The claimed rows with what their messages need of each reader, in one query;
+    """The claimed rows with what their messages need of each subscriber, in one query;
     commits the claim. An email job's claim says which email it owes (read from
     ``email_kind_column``), a digest copy's which digest."""
     if not ids:
@@ -106,11 +106,11 @@ def claim_rows(
         Claim(
             row_id,
             attempts,
-            SubscriberSnapshot(*reader),
+            SubscriberSnapshot(*subscriber),
             email_kind=None if email_kind is None else EmailKind(email_kind),
             digest_id=digest_id,
         )
-        for row_id, attempts, email_kind, *reader in rows
+        for row_id, attempts, email_kind, *subscriber in rows
     ]
 
 

@@ -28,7 +28,7 @@ class DomainPace(Model):
 class EmailKind(StrEnum):
     CONFIRMATION = "confirmation"
     WELCOME = "welcome"
-    # A preferences link that opens the reader's data, which they asked for by email.
+    # A preferences link that opens the subscriber's data, which they asked for by email.
     DATA_LINK = "data_link"
 
 

@@ -4,7 +4,7 @@ statements, whatever its size.
 A sent message's time was recorded as it went out (recorder.py); its status follows
 here. Failed rows keep their error; rows to retry get a later due time, or fail when
 out of attempts; rows never tried go back (their attempt uncounted), at once, at their
-domain's next turn, or when the relay is tried again; the relay's refusals of readers'
+domain's next turn, or when the relay is tried again; the relay's refusals of subscribers'
 addresses count towards a bounce (relay_bounces.py).
 """
 
@@ -56,7 +56,7 @@ def write(
     if deferred:
         db.session.execute(update(model), deferred)
     relay_bounces.count(
-        [outcome for outcome in by_verdict[Verdict.FAILED] if outcome.blames_reader],
+        [outcome for outcome in by_verdict[Verdict.FAILED] if outcome.blames_subscriber],
         by_verdict[Verdict.SENT],
     )
     if by_verdict[Verdict.WAITING]:

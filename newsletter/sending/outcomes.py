@@ -32,7 +32,7 @@ class Claim:
     row_id: int
     # Claims so far, this one included: each claim counts an attempt.
     attempts: int
-    reader: SubscriberSnapshot
+    subscriber: SubscriberSnapshot
     # What the row owes: an email job, one kind of email; a digest copy, its digest.
     # The other stays None.
     email_kind: EmailKind | None = None
@@ -50,7 +50,7 @@ class Email:
 
 class Verdict(StrEnum):
     SENT = "sent"
-    # Not needed any more: the reader left, or confirmed already.
+    # Not needed any more: the subscriber left, or confirmed already.
     SKIPPED = "skipped"
     FAILED = "failed"
     # Try again after a backoff; the attempt counts.
@@ -70,8 +70,8 @@ class Outcome:
     claim: Claim
     verdict: Verdict
     error: str | None = None
-    # The relay refused the reader's address: it counts towards a bounce.
-    blames_reader: bool = False
+    # The relay refused the subscriber's address: it counts towards a bounce.
+    blames_subscriber: bool = False
     # When a deferred row is due again.
     due_at: datetime | None = None
 

@@ -1,10 +1,10 @@
-"""The relay's refusals of readers' addresses, and what they do to the readers.
+"""The relay's refusals of subscribers' addresses, and what they do to the subscribers.
 
 A refusal of the address itself (5xx to RCPT, or an enhanced code 5.1.x / 5.2.x)
 is a hard bounce reported in the session: it counts towards ``BOUNCE_LIMIT``, and a
-confirmed reader who reaches it is marked bounced, with the event that did it. A
+confirmed subscriber who reaches it is marked bounced, with the event that did it. A
 message that gets through clears the count. Refusals of the message itself never
-count against the reader.
+count against the subscriber.
 """
 
 from flask import current_app
@@ -18,11 +18,13 @@ from newsletter.subscribers.models import Subscriber, SubscriberStatus
 
 
 def count(refused: list[Outcome], reached: list[Outcome]) -> None:
-    """Count the ``refused`` readers' refusals, mark those past the limit bounced, and
-    clear the count of ``reached`` readers who had one. In the batch's transaction."""
+    """Count the ``refused`` subscribers' refusals, mark those past the limit bounced, and
+    clear the count of ``reached`` subscribers who had one. In the batch's transaction."""
     if refused:
         _count_refusals(refused)
-    cleared = [outcome.claim.reader.id for outcome in reached if outcome.claim.reader.hard_bounces]
+    cleared = [
+        outcome.claim.subscriber.id for outcome in reached if outcome.claim.subscriber.hard_bounces
+    ]
     if cleared:
         db.session.execute(
             update(Subscriber)
@@ -32,17 +34,17 @@ def count(refused: list[Outcome], reached: list[Outcome]) -> None:
 
 
 def _count_refusals(refused: list[Outcome]) -> None:
-    reader_ids = [outcome.claim.reader.id for outcome in refused]
+    subscriber_ids = [outcome.claim.subscriber.id for outcome in refused]
     db.session.execute(
         update(Subscriber)
-        .where(Subscriber.id.in_(reader_ids))
+        .where(Subscriber.id.in_(subscriber_ids))
         .values(hard_bounces=Subscriber.hard_bounces + 1)
     )
     bounced = set(
         db.session.scalars(
             update(Subscriber)
             .where(
-                Subscriber.id.in_(reader_ids),
+                Subscriber.id.in_(subscriber_ids),
                 Subscriber.hard_bounces >= current_app.config["BOUNCE_LIMIT"],
                 Subscriber.status == SubscriberStatus.CONFIRMED,
             )
@@ -50,18 +52,18 @@ def _count_refusals(refused: list[Outcome]) -> None:
             .returning(Subscriber.id)
         ).all()
     )
-    _log_bounces([outcome for outcome in refused if outcome.claim.reader.id in bounced])
+    _log_bounces([outcome for outcome in refused if outcome.claim.subscriber.id in bounced])
 
 
 def _log_bounces(outcomes: list[Outcome]) -> None:
-    """Readers the relay's refusals just marked bounced: the event that did it, for
+    """Subscribers the relay's refusals just marked bounced: the event that did it, for
     their admin page and their digest's figures."""
     if outcomes:
         db.session.execute(
             insert(FeedbackEvent),
             [
                 {
-                    "subscriber_id": outcome.claim.reader.id,
+                    "subscriber_id": outcome.claim.subscriber.id,
                     "digest_id": outcome.claim.digest_id,
                     "kind": FeedbackKind.HARD_BOUNCE,
                     "source": "relay",

@@ -265,13 +265,13 @@ def import_subscribers(file: TextIO, confirmed: bool = False) -> ImportReport:
     """
     _refuse_unreadable(file)
     file.seek(0)
-    reader = csv.DictReader(file)
-    columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    csv_rows = csv.DictReader(file)
+    columns = {(name or "").strip().lower(): name for name in csv_rows.fieldnames or []}
     if "email" not in columns:
         raise ImportFileError("The CSV needs a header row with an 'email' column.")
     report = ImportReport()
     batch = {}
-    for line, email, name in _valid_rows(reader, columns, report):
+    for line, email, name in _valid_rows(csv_rows, columns, report):
         if email in batch:
             report.skipped += 1
             continue
@@ -288,9 +288,9 @@ def import_subscribers(file: TextIO, confirmed: bool = False) -> ImportReport:
 def _refuse_unreadable(file: TextIO) -> None:
     """Read the whole file as CSV, storing nothing: an error in its last line must not
     leave the rows before it imported and the admin unsure which."""
-    reader = csv.reader(file)
+    csv_rows = csv.reader(file)
     try:
-        for _row in reader:
+        for _row in csv_rows:
             pass
     except UnicodeDecodeError:
         raise ImportFileError(
@@ -298,7 +298,7 @@ def _refuse_unreadable(file: TextIO) -> None:
             "nothing was imported."
         ) from None
     except csv.Error as error:
-        raise ImportFileError(f"Line {reader.line_num}: {error}; nothing was imported.") from None
+        raise ImportFileError(f"Line {csv_rows.line_num}: {error}; nothing was imported.") from None
 
 
 def _first_line_not_utf8(file: TextIO) -> int:
@@ -312,16 +312,16 @@ def _first_line_not_utf8(file: TextIO) -> int:
     return 1
 
 
-def _valid_rows(reader, columns, report):
+def _valid_rows(csv_rows, columns, report):
     """(line, address, name) of each usable row; the others are reported with their line."""
-    for row in reader:
+    for row in csv_rows:
         try:
             email = normalize_email(row.get(columns["email"]))
             name = clean_name(row.get(columns.get("name", ""), ""))
         except InvalidSignup as error:
-            report.reject(reader.line_num, str(error))
+            report.reject(csv_rows.line_num, str(error))
             continue
-        yield reader.line_num, email, name
+        yield csv_rows.line_num, email, name
 
 
 def _log_imported(emails, confirmed, now, source):
@@ -435,7 +435,7 @@ def edit_subscriber(
     newsletters: list[str] | None = None,
 ) -> None:
     """Rename a subscriber, set exactly which ``newsletters`` (slugs) they get, and stop
-    their mail if asked. Only unsubscribing is offered: confirming is the reader's own
+    their mail if asked. Only unsubscribing is offered: confirming is the subscriber's own
     act, and a bounced or complaining address stays so. InvalidSignup changes nothing."""
     chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
     if name is not None:
@@ -448,27 +448,27 @@ def edit_subscriber(
 
 
 def unsubscribe_by_admin(subscriber_ids: list[int]) -> int:
-    """Unsubscribe readers at an admin's hand (a request by phone, by mail); how many
+    """Unsubscribe subscribers at an admin's hand (a request by phone, by mail); how many
     were still getting mail."""
-    readers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
-    changed = sum(lifecycle.stop_mail(reader, "admin") for reader in readers)
+    subscribers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
+    changed = sum(lifecycle.stop_mail(subscriber, "admin") for subscriber in subscribers)
     db.session.commit()
     return changed
 
 
 def resend_confirmation(subscriber_ids: list[int]) -> int:
-    """Owe pending readers a fresh confirmation email, within the same limits as the
+    """Owe pending subscribers a fresh confirmation email, within the same limits as the
     form (CONFIRM_RESEND_INTERVAL, CONFIRM_MAX_PER_DAY); how many are owed one."""
-    readers = db.session.scalars(
+    subscribers = db.session.scalars(
         select(Subscriber).where(
             Subscriber.id.in_(subscriber_ids), Subscriber.status == SubscriberStatus.PENDING
         )
     ).all()
     owed = 0
-    for reader in readers:
-        if lifecycle.owe_confirmation(reader) is not None:
+    for subscriber in subscribers:
+        if lifecycle.owe_confirmation(subscriber) is not None:
             # A new email, a new allowance of codes, as at sign-up.
-            reader.code_attempts = 0
+            subscriber.code_attempts = 0
             owed += 1
     if not owed:
         db.session.commit()
@@ -496,14 +496,14 @@ def _unsuppress(address: str) -> int:
 
 
 def is_suppressed(subscriber: Subscriber) -> bool:
-    """Whether the reader is kept from mail by a bounce, a complaint or the
+    """Whether the subscriber is kept from mail by a bounce, a complaint or the
     suppression list: what ``lift_suppression`` lifts."""
     stopped = subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
     return stopped or bool(suppression.suppressed([subscriber.email]))
 
 
 def lift_suppression(subscriber: Subscriber) -> bool:
-    """Allow a bounced, complained or suppressed reader's address again, at an admin's
+    """Allow a bounced, complained or suppressed subscriber's address again, at an admin's
     hand. Nothing is mailed to them but a fresh confirmation email: they start over as
     pending, their bounces forgotten, and get digests only once they confirm (a
     mistaken bounce is no consent to mail an address that may now be somebody else's).
@@ -532,7 +532,7 @@ def lift_suppression(subscriber: Subscriber) -> bool:
 
 
 def lift_erased_address(email: str) -> None:
-    """Allow an address that was erased (no reader is left to show) again, at an admin's
+    """Allow an address that was erased (no subscriber is left to show) again, at an admin's
     hand: it signs up afresh, owed a confirmation email, as from a form. Raises
     InvalidSignup or NotSuppressed."""
     address = normalize_email(email)

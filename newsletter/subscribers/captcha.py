@@ -2,7 +2,7 @@
 
 CAPTCHA_PROVIDER chooses it: ``altcha`` is a proof of work that this service
 makes and verifies itself (altcha-lib-py), with nothing sent elsewhere;
-``turnstile`` (Cloudflare) and ``hcaptcha`` hand the reader's token to the
+``turnstile`` (Cloudflare) and ``hcaptcha`` hand the subscriber's token to the
 provider's siteverify endpoint. Unset, there is no check.
 """
 

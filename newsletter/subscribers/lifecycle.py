@@ -51,7 +51,7 @@ class Signup:
     ip: str | None
     # The newsletters chosen; None: those on by default.
     newsletter_ids: list[int] | None
-    # The language the reader's browser asked for (i18n.LANGUAGES); None: the default.
+    # The language the subscriber's browser asked for (i18n.LANGUAGES); None: the default.
     locale: str | None = None
 
 
@@ -63,7 +63,7 @@ def subscribe(
     newsletters: list[str] | None = None,
     locale: str | None = None,
 ) -> None:
-    """Record a sign-up and owe the reader a confirmation email, which covers the
+    """Record a sign-up and owe the subscriber a confirmation email, which covers the
     ``newsletters`` chosen (slugs; None: those on by default) and speaks ``locale``
     (one of i18n.LANGUAGES; None: the default).
 
@@ -137,7 +137,7 @@ def _record_new_address(signup: Signup) -> bool | None:
     if subscriber_id is None:
         blocked_domains.refuse_if_blocked(address)
         return False
-    newsletter_list.join_new_reader(connection, subscriber_id, signup.newsletter_ids)
+    newsletter_list.join_new_subscriber(connection, subscriber_id, signup.newsletter_ids)
     connection.execute(_NEW_JOB, {"kind": EmailKind.CONFIRMATION, "subscriber_id": subscriber_id})
     log_signup(connection, subscriber_id, source, ip)
     return True
@@ -255,7 +255,7 @@ def check_confirmation(token: str) -> Subscriber:
 
 
 def confirm(token: str, ip: str | None = None) -> Subscriber:
-    """Confirm the subscription a link was made for, and owe the reader a welcome email
+    """Confirm the subscription a link was made for, and owe the subscriber a welcome email
     (when admins keep it on). Confirming twice is harmless.
 
     A subscription that was cancelled after the link was sent stays cancelled.
@@ -332,7 +332,7 @@ def renew_confirmation(token: str) -> None:
 
 @dataclass(frozen=True)
 class UnsubscribeLink:
-    """What an unsubscribe link is for: a reader and the newsletter whose email carried
+    """What an unsubscribe link is for: a subscriber and the newsletter whose email carried
     it. None for a link from an email of no newsletter (confirmation, welcome, the
     preferences page) or made before links named one: it leaves everything."""
 
@@ -345,7 +345,7 @@ def check_unsubscribe(token: str) -> UnsubscribeLink:
     """What an unsubscribe link is for; raises TokenInvalid or LinkNotValid."""
     link = tokens.read_link(tokens.UNSUBSCRIBE, token)
     subscriber = _subscriber_for(link.nonce)
-    # A newsletter deleted since: the link leaves everything, the safe side for the reader.
+    # A newsletter deleted since: the link leaves everything, the safe side for the subscriber.
     newsletter = db.session.get(Newsletter, link.newsletter_id) if link.newsletter_id else None
     return UnsubscribeLink(subscriber, newsletter, link.issued_at)
 
@@ -366,8 +366,8 @@ def unsubscribe(
     return link
 
 
-def unsubscribe_reader(subscriber: Subscriber, newsletter_id: int | None, source: str) -> bool:
-    """What an unsubscribe link does, for a reader already known by a signed name (the
+def unsubscribe_known(subscriber: Subscriber, newsletter_id: int | None, source: str) -> bool:
+    """What an unsubscribe link does, for a subscriber already known by a signed name (the
     mailto address): off that newsletter (None, or one deleted since: everything), in
     the caller's transaction; whether anything changed."""
     newsletter = db.session.get(Newsletter, newsletter_id) if newsletter_id else None
@@ -377,7 +377,7 @@ def unsubscribe_reader(subscriber: Subscriber, newsletter_id: int | None, source
 
 
 def stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> bool:
-    """Unsubscribe a reader who still gets mail, in the caller's transaction; whether
+    """Unsubscribe a subscriber who still gets mail, in the caller's transaction; whether
     anything changed."""
     if subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
         return False
@@ -389,7 +389,7 @@ def stop_mail(subscriber: Subscriber, source: str, ip: str | None = None) -> boo
 
 
 def _leave(subscriber: Subscriber, newsletter: Newsletter, source: str, ip: str | None) -> bool:
-    """Take a reader who still gets mail off one newsletter, in the caller's
+    """Take a subscriber who still gets mail off one newsletter, in the caller's
     transaction; whether anything changed.
 
     Off their last one, they are unsubscribed: they get no more mail, not even a
@@ -427,7 +427,7 @@ class DataNeedsEmailedLink(Exception):
 def check_preferences(token: str, data: bool = False) -> Subscriber:
     """The subscriber a preferences link is for; raises TokenExpired (each digest
     carries a fresh link, so an old one may stop working), TokenInvalid or LinkNotValid.
-    For the reader's ``data`` (download, erase) only a link that came by email will do:
+    For the subscriber's ``data`` (download, erase) only a link that came by email will do:
     one made on the unsubscribe page raises DataNeedsEmailedLink."""
     max_age = current_app.config["PREFERENCES_MAX_AGE"]
     try:
@@ -439,7 +439,7 @@ def check_preferences(token: str, data: bool = False) -> Subscriber:
     return _subscriber_for(nonce)
 
 
-# Who may be sent a link to their data: unsubscribed readers too (it answers their own
+# Who may be sent a link to their data: unsubscribed subscribers too (it answers their own
 # request, it is no newsletter), never an address that bounced or complained.
 DATA_LINK_STATUSES = (
     SubscriberStatus.PENDING,
@@ -449,13 +449,13 @@ DATA_LINK_STATUSES = (
 
 
 def email_data_link(token: str) -> Subscriber:
-    """Owe the reader a preferences link that opens their data, by email to their own
-    address: the way to their data for a reader whose link came from an unsubscribe link
+    """Owe the subscriber a preferences link that opens their data, by email to their own
+    address: the way to their data for a subscriber whose link came from an unsubscribe link
     and who gets no more digests. At most one per CONFIRM_RESEND_INTERVAL and
     CONFIRM_MAX_PER_DAY a day, whoever presses the button.
 
     The caller answers the same whatever happens here (sent, limited, or an address we
-    may not mail), so the answer tells nothing about the reader. Returns the reader."""
+    may not mail), so the answer tells nothing about the subscriber. Returns the subscriber."""
     subscriber = check_preferences(token)
     if subscriber.status not in DATA_LINK_STATUSES or suppression.suppressed([subscriber.email]):
         return subscriber
@@ -468,7 +468,7 @@ def email_data_link(token: str) -> Subscriber:
 
 def link_opens_data(token: str) -> bool:
     """Whether a preferences link (checked already) came by email, and so may download
-    and erase the reader's data."""
+    and erase the subscriber's data."""
     try:
         tokens.read_token(tokens.PREFERENCES, token)
     except (tokens.TokenInvalid, tokens.TokenExpired):
@@ -484,7 +484,7 @@ def update_preferences(
     newsletters: list[str] | None = None,
     locale: str | None = None,
 ) -> Subscriber:
-    """Change the reader's name and, when ``newsletters`` (slugs) is given, exactly which
+    """Change the subscriber's name and, when ``newsletters`` (slugs) is given, exactly which
     newsletters they get, and when ``locale`` is, the language of their emails; with
     ``resubscribe``, owe a confirmation email, whose button starts their mail again:
     whoever holds an old link is not the mailbox."""
@@ -492,9 +492,9 @@ def update_preferences(
     if locale is not None and i18n.supported(locale) is None:
         raise InvalidSignup(_l("Please choose one of the languages offered."))
     subscriber.name = clean_name(name)
-    # Choosing the language one gets already changes nothing: a reader who never chose
+    # Choosing the language one gets already changes nothing: a subscriber who never chose
     # keeps following DEFAULT_LOCALE.
-    if locale is not None and i18n.supported(locale) != i18n.reader_locale(subscriber.locale):
+    if locale is not None and i18n.supported(locale) != i18n.subscriber_locale(subscriber.locale):
         subscriber.locale = i18n.supported(locale)
     if newsletters is not None:
         chosen = newsletter_list.chosen_ids(newsletters) if newsletters else []
@@ -507,14 +507,14 @@ def update_preferences(
 
 
 def refuse_tracking(subscriber: Subscriber, refused: bool) -> None:
-    """The reader's "don't track me": their opens and clicks are then counted with no
+    """The subscriber's "don't track me": their opens and clicks are then counted with no
     name on them, whatever their newsletters' tracking (engagement)."""
     subscriber.tracking_refused = refused
     db.session.commit()
 
 
 def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | None) -> None:
-    """Give a reader exactly the newsletters they ticked, logging each one they join or
+    """Give a subscriber exactly the newsletters they ticked, logging each one they join or
     leave, in the caller's transaction. Unticking every one is unsubscribing, as leaving
     the last one by its email's link is."""
     before = newsletter_list.chosen_by(subscriber.id)
@@ -532,9 +532,9 @@ def _choose_on_preferences(subscriber: Subscriber, chosen: list[int], ip: str | 
 
 
 def _subscribe_again(subscriber: Subscriber, ip: str | None) -> None:
-    """Owe a reader who asked on their preferences page a confirmation email, and commit."""
+    """Owe a subscriber who asked on their preferences page a confirmation email, and commit."""
     blocked_domains.refuse_if_blocked(subscriber.email)
-    # A reader who left their last newsletter comes back to those on by default.
+    # A subscriber who left their last newsletter comes back to those on by default.
     newsletter_list.choose(subscriber.id, None)
     subscriber.status = SubscriberStatus.PENDING
     subscriber.signup_at = utcnow()

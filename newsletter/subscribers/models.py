@@ -26,7 +26,7 @@ class SubscriberStatus(StrEnum):
 
 
 class Subscriber(Model):
-    """A reader's address and the record of their consent.
+    """A subscriber's address and the record of their consent.
 
     ``token_nonce`` is random per subscription and goes into every token made for
     it, so links from a deleted subscription never act on a re-created one.
@@ -42,7 +42,7 @@ class Subscriber(Model):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # Consent: when and where the reader asked, and when they confirmed.
+    # Consent: when and where the subscriber asked, and when they confirmed.
     signup_at: Mapped[datetime] = mapped_column(default=utcnow)
     signup_source: Mapped[str] = mapped_column(String(32))
     signup_ip: Mapped[str | None] = mapped_column(String(45))
@@ -55,11 +55,11 @@ class Subscriber(Model):
     code_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     # Soft bounces before this count no more: a delivery was reported after them.
     soft_bounces_cleared_at: Mapped[datetime | None]
-    # The language of the reader's emails and pages (i18n.LANGUAGES): their browser's at
+    # The language of the subscriber's emails and pages (i18n.LANGUAGES): their browser's at
     # sign-up, or their choice on the preferences page; None: DEFAULT_LOCALE.
     locale: Mapped[str | None] = mapped_column(String(16))
-    # The reader said "don't track me" on their preferences page: what they open and
-    # click is counted with no name on it, even in a newsletter tracked per reader.
+    # The subscriber said "don't track me" on their preferences page: what they open and
+    # click is counted with no name on it, even in a newsletter tracked per subscriber.
     tracking_refused: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     jobs: Mapped[list["EmailJob"]] = relationship(
@@ -94,7 +94,7 @@ class ConsentKind(StrEnum):
     ERASURE = "erasure"
 
 
-# The kinds that move readers in or out of the list (stats.daily_history).
+# The kinds that move subscribers in or out of the list (stats.daily_history).
 CONSENT_MOVES = (ConsentKind.CONFIRM, ConsentKind.UNSUBSCRIBE, ConsentKind.ERASURE)
 
 
@@ -116,7 +116,7 @@ class ConsentEvent(Model):
     # Where it came from: form, api, import, preferences, link, code, one-click, admin…
     source: Mapped[str] = mapped_column(String(32))
     ip: Mapped[str | None] = mapped_column(String(45))
-    # The newsletter a reader left from its own email's link; None: everything.
+    # The newsletter a subscriber left from its own email's link; None: everything.
     newsletter_id: Mapped[int | None] = mapped_column(
         ForeignKey("newsletter.id", ondelete="SET NULL")
     )

@@ -1,4 +1,4 @@
-"""A reader's rights over their data: a copy of it, and its erasure.
+"""A subscriber's rights over their data: a copy of it, and its erasure.
 
 An erased subscriber leaves one thing behind: a keyed hash of the address
 (HMAC-SHA256 under the secret key) on the suppression list (core/suppression.py), so
@@ -39,10 +39,12 @@ def erase(subscriber: Subscriber, by: str) -> None:
 
 def erase_many(subscriber_ids: list[int], by: str) -> int:
     """Erase each of these subscribers, as ``erase`` does; how many there were."""
-    readers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids))).all()
-    for reader in readers:
-        erase(reader, by)
-    return len(readers)
+    subscribers = db.session.scalars(
+        select(Subscriber).where(Subscriber.id.in_(subscriber_ids))
+    ).all()
+    for subscriber in subscribers:
+        erase(subscriber, by)
+    return len(subscribers)
 
 
 def drop_old_ips() -> int:
@@ -129,7 +131,7 @@ def data_of(subscriber: Subscriber) -> dict:
             {"subject": subject, "status": status, "sent_at": _time(sent_at)}
             for subject, status, sent_at in copies
         ],
-        # Only from newsletters tracked per reader, unless they refused it.
+        # Only from newsletters tracked per subscriber, unless they refused it.
         "opens_and_clicks": [
             {
                 "kind": event.kind,
@@ -138,7 +140,7 @@ def data_of(subscriber: Subscriber) -> dict:
                 "link": event.url,
                 "machine": event.machine,
             }
-            for event in figures.reader_events(subscriber.id)
+            for event in figures.subscriber_events(subscriber.id)
         ],
         "exported_at": _time(utcnow()),
     }

@@ -30,7 +30,7 @@ def register_blueprints(app):
     app.url_map.converters["id"] = RowIdConverter
     errors.register(app)
     app.json = api.JSONProvider(app)
-    # Readers' forms are posted from the site's own pages and from mail clients
+    # Subscribers' forms are posted from the site's own pages and from mail clients
     # (RFC 8058 one-click), which carry no CSRF token; their links are the secret.
     csrf.exempt(public.bp)
     csrf.exempt(api.bp)

@@ -146,7 +146,9 @@ def page_fields(pagination):
 
 
 def subscriber_out(subscriber):
-    return SubscriberOut.of(subscriber, newsletters.slugs_by_reader([subscriber.id])[subscriber.id])
+    return SubscriberOut.of(
+        subscriber, newsletters.slugs_by_subscriber([subscriber.id])[subscriber.id]
+    )
 
 
 def newsletter_named(slug):
@@ -173,7 +175,7 @@ def list_subscribers():
     found = admin_actions.search(
         asked.q, asked.status or "", asked.page, asked.per_page, newsletter_id=newsletter_id
     )
-    chosen = newsletters.slugs_by_reader([subscriber.id for subscriber in found.items])
+    chosen = newsletters.slugs_by_subscriber([subscriber.id for subscriber in found.items])
     items = [SubscriberOut.of(subscriber, chosen[subscriber.id]) for subscriber in found.items]
     # A page of addresses is an export: who took which, and how many, is kept.
     audit.record(
@@ -198,7 +200,7 @@ def get_subscriber(subscriber_id):
     resp=Response(HTTP_201=SubscriberOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
 )
 def add_subscriber():
-    """Add a reader with the consent they gave elsewhere: pending and sent a confirmation
+    """Add a subscriber with the consent they gave elsewhere: pending and sent a confirmation
     email, or with "confirmed": true added confirmed, as a CSV import adds them; to the
     newsletters named, or to those on by default."""
     new = request.context.json
@@ -214,7 +216,7 @@ def add_subscriber():
         return json_error(str(error), 409)
     except InvalidSignup as error:
         return json_error(str(error), 422)
-    # Readers are named by id: an address in the audit log would outlive its erasure.
+    # Subscribers are named by id: an address in the audit log would outlive its erasure.
     audit.record("subscribers.add", subscriber_target(subscriber.id), subscriber.status)
     return subscriber_out(subscriber), 201
 
@@ -270,7 +272,7 @@ def newsletter_or_404(slug_or_id):
 
 
 def newsletter_out(newsletter):
-    return NewsletterOut.of(newsletter, newsletters.reader_counts().get(newsletter.id, 0))
+    return NewsletterOut.of(newsletter, newsletters.subscriber_counts().get(newsletter.id, 0))
 
 
 def set_schedule(newsletter, schedule):
@@ -282,10 +284,10 @@ def set_schedule(newsletter, schedule):
 @bp.get("/newsletters")
 @needs("newsletters:read", resp=Response(HTTP_200=NewsletterList, **UNAUTHORIZED))
 def list_newsletters():
-    """Every newsletter, oldest first, with its number of readers."""
-    readers = newsletters.reader_counts()
+    """Every newsletter, oldest first, with its number of subscribers."""
+    subscribers = newsletters.subscriber_counts()
     items = [
-        NewsletterOut.of(newsletter, readers.get(newsletter.id, 0))
+        NewsletterOut.of(newsletter, subscribers.get(newsletter.id, 0))
         for newsletter in newsletters.all_newsletters()
     ]
     return NewsletterList(items=items)
@@ -305,7 +307,7 @@ def get_newsletter(slug_or_id):
     resp=Response(HTTP_201=NewsletterOut, HTTP_409=Error, HTTP_422=Error, **UNAUTHORIZED),
 )
 def add_newsletter():
-    """A newsletter readers may choose; its slug is never changed."""
+    """A newsletter subscribers may choose; its slug is never changed."""
     new = request.context.json
     try:
         newsletter = newsletters.create(
@@ -392,7 +394,7 @@ def digest_detail(digest):
 )
 def create_digest():
     """A draft digest of the given posts (default: every post not yet sent) for a
-    newsletter's readers (default: the first newsletter's)."""
+    newsletter's subscribers (default: the first newsletter's)."""
     new = request.context.json
     try:
         newsletter_id = None if new.newsletter is None else newsletter_named(new.newsletter).id

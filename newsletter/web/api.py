@@ -1,4 +1,4 @@
-"""The JSON API, for sites that sign readers up from their own scripts."""
+"""The JSON API, for sites that sign subscribers up from their own scripts."""
 
 from flask import Blueprint, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
@@ -40,8 +40,8 @@ def subscribe():
     language = i18n.supported(data["language"]) if "language" in data else browser_locale()
     if "language" in data and language is None:
         return json_error(f'"language" must be one of: {", ".join(i18n.LANGUAGES)}.', 422)
-    # The reader's messages below, like their emails, speak the language they asked for.
-    g.reader_locale = language
+    # The subscriber's messages below, like their emails, speak the language they asked for.
+    g.subscriber_locale = language
     if data.get(HONEYPOT):
         return jsonify(status="pending"), 202
     try:

@@ -47,9 +47,9 @@ def show(digest_id, slug):
     digest = archive.sent_digest(digest_id)
     if slug != permalinks.slug(digest.subject):
         return redirect(digest_url(digest), 301)
-    # The email as readers got it, less their own links: whoever follows them here
+    # The email as subscribers got it, less their own links: whoever follows them here
     # is sent to the sign-up page, and the page does not link to itself. A template
-    # that fails gives way to the built-in one: readers see the digest, the log why.
+    # that fails gives way to the built-in one: subscribers see the digest, the log why.
     signup_url = url_for("public.index")
     shown = digest_mail.render_or_default(
         digest,

@@ -10,10 +10,10 @@ HEIGHT = 340
 # Room on the left for the scale's numbers.
 PLOT_LEFT = 56
 PLOT_RIGHT = WIDTH - 8
-# The upper panel: readers confirmed at each day's end.
+# The upper panel: subscribers confirmed at each day's end.
 TOTAL_TOP = 16
 TOTAL_BOTTOM = 136
-# The lower panel: each day's confirmations above its axis, readers lost below.
+# The lower panel: each day's confirmations above its axis, subscribers lost below.
 DAILY_TOP = 164
 DAILY_BOTTOM = 284
 DAILY_AXIS = (DAILY_TOP + DAILY_BOTTOM) / 2

@@ -137,7 +137,7 @@ def import_feed(url_or_path):
 @click.option("--newsletter", help="The newsletter's slug (default: the first newsletter).")
 @with_appcontext
 def send_digest(subject, newsletter):
-    """Build a digest of the posts not yet sent and queue it to every confirmed reader
+    """Build a digest of the posts not yet sent and queue it to every confirmed subscriber
     (of one newsletter: the first one by default)."""
     subject = subject or f"{current_app.config['SITE_NAME']}: {date.today():%d %B %Y}"
     try:
@@ -170,7 +170,7 @@ def send_digest(subject, newsletter):
 @click.option("--category", default="", help="Only posts in this feed category.")
 @with_appcontext
 def create_newsletter(slug, name, description, not_default, private, **schedule):
-    """Create a newsletter readers can choose, with its digest schedule."""
+    """Create a newsletter subscribers can choose, with its digest schedule."""
     try:
         # Checked first: a schedule it cannot keep leaves no newsletter behind.
         newsletters.checked_schedule(**schedule)

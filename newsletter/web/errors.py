@@ -5,7 +5,7 @@ from flask import jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-# The errors a reader may meet on a page, in Werkzeug's words, to translate them; any
+# The errors a subscriber may meet on a page, in Werkzeug's words, to translate them; any
 # other error, or one that says something of its own, shows as it is.
 PAGE_WORDS = {
     400: (

@@ -74,7 +74,7 @@ class AcceptInvitationForm(FlaskForm):
 
 
 class LiftAddressForm(FlaskForm):
-    """An erased address to allow again: no reader's page is left to do it from."""
+    """An erased address to allow again: no subscriber's page is left to do it from."""
 
     email = EmailField("Erased address", validators=[DataRequired(), Length(max=320)])
 
@@ -177,7 +177,7 @@ SCHEDULES = [
 TRACKING_MODES = [
     SelectChoice(TrackingMode.OFF, "Off: nothing rewritten, no pixel"),
     SelectChoice(TrackingMode.COUNTS, "Counts: per digest and per link totals, nobody named"),
-    SelectChoice(TrackingMode.PER_READER, "Per reader: who opened and clicked what"),
+    SelectChoice(TrackingMode.PER_SUBSCRIBER, "Per reader: who opened and clicked what"),
 ]
 
 

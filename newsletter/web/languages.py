@@ -10,11 +10,11 @@ ENGLISH_ONLY = {"admin", "admin_api", "outbox_viewer", "health", "webhooks"}
 
 
 def select_locale() -> str:
-    """A reader's own page speaks their language; any other page the browser's
+    """A subscriber's own page speaks their language; any other page the browser's
     best match among ours; else the default. Outside a request (commands): English."""
     if not has_request_context() or request.blueprint in ENGLISH_ONLY:
         return i18n.SOURCE_LOCALE
-    return g.get("reader_locale") or browser_locale() or i18n.default_locale()
+    return g.get("subscriber_locale") or browser_locale() or i18n.default_locale()
 
 
 def browser_locale() -> str | None:
@@ -22,10 +22,10 @@ def browser_locale() -> str | None:
 
 
 def speak_to(subscriber) -> None:
-    """Render the rest of this request in the language a reader chose, if any."""
+    """Render the rest of this request in the language a subscriber chose, if any."""
     chosen = i18n.supported(subscriber.locale)
     if chosen:
-        g.reader_locale = chosen
+        g.subscriber_locale = chosen
         refresh()
 
 

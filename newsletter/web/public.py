@@ -1,4 +1,4 @@
-"""Pages for readers: sign up, confirm, unsubscribe."""
+"""Pages for subscribers: sign up, confirm, unsubscribe."""
 
 import re
 
@@ -97,7 +97,7 @@ def embed():
 def embed_script():
     """The script that draws the sign-up box on another site's page
     (templates/public/embed.js), with its words in every language we have: the script
-    picks the reader's, so one cached copy serves every reader."""
+    picks the subscriber's, so one cached copy serves every subscriber."""
     response = current_app.response_class(
         render_template(
             "public/embed.js", catalogs=embed_catalogs(), default_language=i18n.default_locale()
@@ -144,7 +144,7 @@ def embed_subscribe():
 
 
 def sign_up_from_form(default_source):
-    """Sign up the reader of the posted form; what stopped it, with its status, or None."""
+    """Sign up the subscriber of the posted form; what stopped it, with its status, or None."""
     email, name = request.form.get("email", ""), request.form.get("name", "")
     if request.form.get(HONEYPOT):
         # Only a bot fills in the field people cannot see: it gets the same answer.
@@ -267,8 +267,8 @@ def unsubscribe(token):
 
 
 def unsubscribe_template(template, link, **extra):
-    """An unsubscribe page, in the reader's language: the newsletter the link names
-    (None: everything) and the ones the reader still gets."""
+    """An unsubscribe page, in the subscriber's language: the newsletter the link names
+    (None: everything) and the ones the subscriber still gets."""
     speak_to(link.subscriber)
     return render_template(
         template,
@@ -320,7 +320,7 @@ def tracking_refused() -> bool | None:
 
 @bp.get("/preferences/<token>/data")
 def download_data(token):
-    """Everything kept about the reader, as a JSON file."""
+    """Everything kept about the subscriber, as a JSON file."""
     subscriber = lifecycle.check_preferences(token, data=True)
     response = jsonify(privacy.data_of(subscriber))
     response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
@@ -355,11 +355,11 @@ DATA_NEEDS_EMAIL = _l(
 
 @bp.post("/preferences/<token>/email-data-link")
 def email_data_link(token):
-    """The button "Email me a link to my data": owes the reader an email with a
+    """The button "Email me a link to my data": owes the subscriber an email with a
     preferences link that opens their data, and answers the same whatever happened
     (sent, limited, or an address we may not mail), so the page tells nobody anything
-    about the reader."""
-    # Readers' forms are exempt (their links are the secret), but this one sends mail:
+    about the subscriber."""
+    # Subscribers' forms are exempt (their links are the secret), but this one sends mail:
     # only a page of this site may press it, as the admin's forms.
     csrf.protect()
     subscriber = lifecycle.email_data_link(token)
@@ -384,7 +384,7 @@ def render_preferences(subscriber, token, **extra):
         data_needs_email=DATA_NEEDS_EMAIL,
         chosen=newsletters.chosen_by(subscriber.id),
         languages=i18n.LANGUAGES,
-        language=i18n.reader_locale(subscriber.locale),
+        language=i18n.subscriber_locale(subscriber.locale),
         **extra,
     )
 

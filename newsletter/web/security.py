@@ -121,7 +121,7 @@ def add_security_headers(response):
         headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Content-Security-Policy", content_security_policy(framed_by))
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    # A page whose URL holds a reader's token: no Referer may carry it elsewhere.
+    # A page whose URL holds a subscriber's token: no Referer may carry it elsewhere.
     holds_token = "token" in (request.view_args or {})
     referrer = "no-referrer" if holds_token else "same-origin"
     headers.setdefault("Referrer-Policy", referrer)

@@ -26,14 +26,14 @@ def seen() -> rules.Seen:
 
 def refused_by_browser() -> bool:
     """Global Privacy Control: the browser asks not to be tracked, and is counted with
-    no name on it, as a reader who refused it on their preferences page."""
+    no name on it, as a subscriber who refused it on their preferences page."""
     return request.headers.get("Sec-GPC", "").strip() == "1"
 
 
 @bp.get("/r/<token>")
 def follow(token):
     """Both GET and HEAD redirect (Flask answers HEAD from GET): a scanner's check never
-    breaks the reader's link."""
+    breaks the subscriber's link."""
     try:
         url = events.click(token, seen(), refused_by_browser())
     except (TokenInvalid, events.NotTracked):

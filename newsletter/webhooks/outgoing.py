@@ -199,7 +199,7 @@ def subscriber_changed(subscriber: Subscriber) -> None:
 
 
 def newsletter_left(subscriber: Subscriber, newsletter_slug: str) -> None:
-    """Owe subscriber.unsubscribed for a reader who left one newsletter, from its email's
+    """Owe subscriber.unsubscribed for a subscriber who left one newsletter, from its email's
     link or their preferences page: ``newsletter`` names it, and ``status`` says whether
     they still get others (confirmed) or it was their last (unsubscribed)."""
     queue(
@@ -231,7 +231,7 @@ def email_clicked(
 ) -> None:
     """Owe email.clicked, in the transaction that records the click: the digest, the
     link, whether the click was a machine's as it was judged when it came, and the
-    reader only when their newsletter tracks per reader. Never an address or agent."""
+    subscriber only when their newsletter tracks per subscriber. Never an address or agent."""
     queue(
         EMAIL_CLICKED,
         {

@@ -68,38 +68,41 @@ def log_in(client, email=ADMIN[0], password=ADMIN[1]):
     return harness.log_in(client, email, password)
 
 
-def add_readers(app, count, status=SubscriberStatus.CONFIRMED, prefix="reader", newsletter_id=1):
-    """Readers of one newsletter (the first, which the migrations made, by default)."""
+def add_subscribers(
+    app, count, status=SubscriberStatus.CONFIRMED, prefix="reader", newsletter_id=1
+):
+    """Subscribers of one newsletter (the first, which the migrations made, by default)."""
     with app.app_context():
-        readers = [
+        subscribers = [
             Subscriber(email=f"{prefix}{n}@example.org", status=status, signup_source="test")
             for n in range(count)
         ]
-        db.session.add_all(readers)
+        db.session.add_all(subscribers)
         db.session.flush()
         db.session.add_all(
-            Subscription(subscriber_id=reader.id, newsletter_id=newsletter_id) for reader in readers
+            Subscription(subscriber_id=subscriber.id, newsletter_id=newsletter_id)
+            for subscriber in subscribers
         )
         db.session.commit()
     return {f"{prefix}{n}@example.org" for n in range(count)}
 
 
-def add_reader(app, email, newsletter_ids):
-    """A confirmed reader of the given newsletters: their id and link nonce."""
+def add_subscriber(app, email, newsletter_ids):
+    """A confirmed subscriber of the given newsletters: their id and link nonce."""
     with app.app_context():
-        reader = Subscriber(
+        subscriber = Subscriber(
             email=email,
             status=SubscriberStatus.CONFIRMED,
             signup_source="test",
             subscriptions=[Subscription(newsletter_id=n) for n in newsletter_ids],
         )
-        db.session.add(reader)
+        db.session.add(subscriber)
         db.session.commit()
-        return reader.id, reader.token_nonce
+        return subscriber.id, subscriber.token_nonce
 
 
 def newsletters_of(app, email):
-    """The slugs of the newsletters a reader gets."""
+    """The slugs of the newsletters a subscriber gets."""
     with app.app_context():
         return set(
             db.session.scalars(
@@ -111,13 +114,15 @@ def newsletters_of(app, email):
         )
 
 
-def status_of(app, reader):
-    """A reader's status as last stored, by address or by id."""
+def status_of(app, subscriber):
+    """A subscriber's status as last stored, by address or by id."""
     with app.app_context():
-        if isinstance(reader, int):
-            status = db.session.get(Subscriber, reader).status
+        if isinstance(subscriber, int):
+            status = db.session.get(Subscriber, subscriber).status
         else:
-            status = db.session.scalar(select(Subscriber.status).where(Subscriber.email == reader))
+            status = db.session.scalar(
+                select(Subscriber.status).where(Subscriber.email == subscriber)
+            )
         db.session.rollback()
         return status
 
@@ -169,7 +174,7 @@ def wait_until_sent(app, digest_id, timeout=30):
 
 def send_digest(app, subject, titles=None):
     """A digest of new posts with these titles (its subject, by default), sent by the
-    real worker to every reader; its id once sent."""
+    real worker to every subscriber; its id once sent."""
     with app.app_context():
         # Posts of its own, since a digest carries only posts not sent before.
         for title in titles or [subject]:
@@ -192,14 +197,14 @@ def sign_up_and_get_a_digest(app, client, runner, smtp):
     wait_until_sent(app, digest_id)
 
 
-def assert_each_once_but_the_one_in_flight(received, readers, killed_at):
-    """Every reader got the message; at most one got it twice, with one Message-ID."""
-    assert {m["To"] for m in received} == readers
+def assert_each_once_but_the_one_in_flight(received, subscribers, killed_at):
+    """Every subscriber got the message; at most one got it twice, with one Message-ID."""
+    assert {m["To"] for m in received} == subscribers
     copies = {}
     for message in received:
         copies.setdefault(message["To"], []).append(message["Message-ID"])
     repeated = {to: ids for to, ids in copies.items() if len(ids) > 1}
-    assert len(received) - len(readers) <= 1, f"{repeated}; {killed_at} sent before the kill"
+    assert len(received) - len(subscribers) <= 1, f"{repeated}; {killed_at} sent before the kill"
     for message_ids in repeated.values():
         assert len(set(message_ids)) == 1
 

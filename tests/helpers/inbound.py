@@ -11,7 +11,7 @@ FEEDBACK_LOOP = "bounces+fbl@news.example"
 
 @dataclass(frozen=True)
 class Copy:
-    """What a reader's digest copy carried, which reports quote back."""
+    """What a subscriber's digest copy carried, which reports quote back."""
 
     address: str
     return_path: str
@@ -21,7 +21,7 @@ class Copy:
 
 
 def copies_of(smtp):
-    """Each reader's digest copy, as the SMTP server received it."""
+    """Each subscriber's digest copy, as the SMTP server received it."""
     copies = {}
     received = zip(smtp.received, smtp.recipients, smtp.return_paths, strict=True)
     for message, recipient, path in received:

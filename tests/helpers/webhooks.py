@@ -79,8 +79,8 @@ def add_endpoint(admin_client, receiver, events):
     return created
 
 
-def a_pending_reader(app, email="reader@example.org"):
-    """A reader who has not confirmed yet: their id and confirmation token."""
+def a_pending_subscriber(app, email="reader@example.org"):
+    """A subscriber who has not confirmed yet: their id and confirmation token."""
     with app.app_context():
         subscriber = Subscriber(
             email=email, signup_source="test", subscriptions=[Subscription(newsletter_id=1)]

@@ -3,7 +3,7 @@ complaints, unsubscribes and deliveries.
 
 Each provider's module takes one request as it came: it proves that the provider sent
 it, and sent it now (a signature and its timestamp, or a password), reads its events
-and hands each to ``feedback``, which finds the reader and applies the policy.
+and hands each to ``feedback``, which finds the subscriber and applies the policy.
 ``events`` holds what they share: the refusals, the replay guard, the batch.
 """
 

@@ -23,7 +23,7 @@ from newsletter.extensions import db
 log = logging.getLogger(__name__)
 
 # An event's kind besides the FeedbackKinds: the message reached the mailbox, which
-# clears the reader's soft bounces (feedback.delivered) and is not kept.
+# clears the subscriber's soft bounces (feedback.delivered) and is not kept.
 DELIVERED = "delivered"
 # What the feedback_event columns take.
 STATUS_LENGTH = 16
@@ -82,7 +82,7 @@ class Event:
         if reference and len(reference) > REFERENCE_LENGTH:
             reference = hashlib.sha256(reference.encode()).hexdigest()
         return feedback.Report(
-            # A delivery has no FeedbackKind: feedback.delivered reads only the reader's names.
+            # A delivery has no FeedbackKind: feedback.delivered reads only the subscriber's names.
             FeedbackKind(self.kind) if self.kind != DELIVERED else None,
             source,
             reference=reference,

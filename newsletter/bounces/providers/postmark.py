@@ -84,7 +84,7 @@ def read_event(record: dict[str, Any]) -> list[Event]:
         return []
     if kind is None:
         return []
-    # Postmark's MessageID is its own, not our Message-ID header: the address names the reader.
+    # Postmark's MessageID is its own, not our Message-ID header: the address names the subscriber.
     reference = f"{record_type}:{record['ID']}"
     return [
         Event(kind, reference=reference, address=address, status=record.get("Type"), detail=detail)

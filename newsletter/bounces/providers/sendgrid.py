@@ -3,7 +3,7 @@ Webhook) with ECDSA P-256 over SHA-256: the base64 DER signature in
 X-Twilio-Email-Event-Webhook-Signature covers the timestamp header and the raw body,
 and SENDGRID_WEBHOOK_PUBLIC_KEY is the public key that SendGrid shows, in base64.
 
-SendGrid rewrites the envelope sender to its own, so readers are found by the
+SendGrid rewrites the envelope sender to its own, so subscribers are found by the
 Message-ID (``smtp-id``) or the address.
 """
 

@@ -1,4 +1,4 @@
-"""The dashboard: readers per status, the last 90 days drawn as a chart, the latest
+"""The dashboard: subscribers per status, the last 90 days drawn as a chart, the latest
 digests' figures and what is sending."""
 
 from flask import render_template

@@ -22,8 +22,8 @@ class LinkRow:
     url: str
     human: int
     machine: int
-    # Copies in which a person followed it: readers, estimated as the unique opens are.
-    readers: int
+    # Copies in which a person followed it: subscribers, estimated as the unique opens are.
+    subscribers: int
     # Its part of all people's clicks on the digest's links, 0 to 1.
     share: float
 

@@ -45,7 +45,7 @@ def new_newsletter():
 def edit_newsletter(newsletter_id):
     newsletter = db.get_or_404(Newsletter, newsletter_id)
     form = NewsletterForm(obj=newsletter)
-    # The slug stays what it was made: readers' mail filters and scripts know it.
+    # The slug stays what it was made: subscribers' mail filters and scripts know it.
     del form.slug
     if form.validate_on_submit():
         newsletters.update_newsletter(

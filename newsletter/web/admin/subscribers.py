@@ -1,4 +1,4 @@
-"""Readers: the list (searched, filtered, paged), one reader's page, and what an admin
+"""Subscribers: the list (searched, filtered, paged), one subscriber's page, and what an admin
 does to them: resend the confirmation, unsubscribe, erase, lift a suppression, the same
 to many at once; the CSV export and import."""
 
@@ -65,14 +65,14 @@ def subscribers():
 
 @bp.get("/subscribers/<id:subscriber_id>")
 def show_subscriber(subscriber_id):
-    """One reader: their consent, the mail they were sent, and what came back of it."""
+    """One subscriber: their consent, the mail they were sent, and what came back of it."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     return render_template(
         "admin/subscriber.html",
         subscriber=subscriber,
         record=privacy.data_of(subscriber),
         feedback_events=feedback.events_of(subscriber.id),
-        language=i18n.LANGUAGES[i18n.reader_locale(subscriber.locale)],
+        language=i18n.LANGUAGES[i18n.subscriber_locale(subscriber.locale)],
         language_is_default=subscriber.locale is None,
         suppressed=admin_actions.is_suppressed(subscriber),
         action_form=ActionForm(),
@@ -87,7 +87,7 @@ def erase_subscriber(subscriber_id):
     if ActionForm().validate_on_submit():
         email = subscriber.email
         privacy.erase(subscriber, by="admin")
-        # The entry names the reader by id only: the erasure keeps no address.
+        # The entry names the subscriber by id only: the erasure keeps no address.
         audit.record("subscribers.erase", target=f"subscriber {subscriber_id}")
         flash(f"Erased {email}; the address will not be added again.", "info")
     return redirect(url_for("admin.subscribers"))
@@ -106,7 +106,7 @@ def subscriber_action(subscriber_id, action):
 @bp.post("/subscribers/<id:subscriber_id>/lift-suppression")
 @roles.required("subscribers.write")
 def lift_suppression(subscriber_id):
-    """Allow a bounced, complained or suppressed address again: the reader gets a fresh
+    """Allow a bounced, complained or suppressed address again: the subscriber gets a fresh
     confirmation email, and no other mail until they confirm."""
     subscriber = db.get_or_404(Subscriber, subscriber_id)
     if ActionForm().validate_on_submit():
@@ -152,7 +152,7 @@ def lifted_message(email, owed):
 @bp.post("/subscribers/bulk")
 @roles.required("subscribers.write")
 def bulk_action():
-    """One action on the readers ticked in the list."""
+    """One action on the subscribers ticked in the list."""
     name = request.form.get("action", "")
     action = BULK_ACTIONS.get(name)
     ids = [int(n) for n in request.form.getlist("ids") if n.isdigit() and int(n) <= MAX_ROW_ID]
