@@ -134,23 +134,10 @@ def recent_digests(limit: int = 5) -> list[tuple[Digest, dict[str, int]]]:
 
 
 @dataclass(frozen=True, slots=True)
-class DigestEngagement:
+class DigestEngagement(engagement_figures.Reach):
     """One tracked digest's opens and clicks beside its copies delivered."""
 
     digest: Digest
-    delivered: int
-    opens: engagement_figures.Counts
-    clicks: engagement_figures.Counts
-
-    @property
-    def open_rate(self) -> float | None:
-        """Subscribers who opened it (people, unique, estimated) per copy delivered."""
-        return engagement_figures.rate(self.opens.human_copies, self.delivered)
-
-    @property
-    def click_rate(self) -> float | None:
-        """Subscribers who followed a link of it (people, unique) per copy delivered."""
-        return engagement_figures.rate(self.clicks.human_copies, self.delivered)
 
 
 def recent_engagement(limit: int = 10) -> list[DigestEngagement]:
@@ -169,7 +156,7 @@ def recent_engagement(limit: int = 10) -> list[DigestEngagement]:
     for digest in tracked:
         found = engagement_figures.figures(digest.id)
         delivered = digests.progress(digest.id)[DeliveryStatus.SENT.value]
-        shown.append(DigestEngagement(digest, delivered, found.opens, found.clicks))
+        shown.append(DigestEngagement(delivered, found.opens, found.clicks, digest))
     return shown
 
 

@@ -136,6 +136,25 @@ def rate(copies: int, delivered: int) -> float | None:
     return copies / delivered if delivered else None
 
 
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """A digest's copies delivered beside its opens and clicks: the rates admins read."""
+
+    delivered: int
+    opens: Counts
+    clicks: Counts
+
+    @property
+    def open_rate(self) -> float | None:
+        """Subscribers who opened it (people, unique, estimated) per copy delivered."""
+        return rate(self.opens.human_copies, self.delivered)
+
+    @property
+    def click_rate(self) -> float | None:
+        """Subscribers who followed a link of it (people, unique) per copy delivered."""
+        return rate(self.clicks.human_copies, self.delivered)
+
+
 def links_csv(found: Figures) -> Iterator[str]:
     """A digest's links and their clicks as CSV lines, a header first. Every URL is a
     web link (mail/digest.py tracks no other), so no cell can pass for a formula."""

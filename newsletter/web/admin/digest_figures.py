@@ -29,21 +29,10 @@ class LinkRow:
 
 
 @dataclass(frozen=True, slots=True)
-class DigestFigures:
-    delivered: int
-    opens: engagement_figures.Counts
-    clicks: engagement_figures.Counts
+class DigestFigures(engagement_figures.Reach):
     links: list[LinkRow]
     # The preview's HTML with each link's share drawn beside it.
     preview_html: str
-
-    @property
-    def open_rate(self) -> float | None:
-        return engagement_figures.rate(self.opens.human_copies, self.delivered)
-
-    @property
-    def click_rate(self) -> float | None:
-        return engagement_figures.rate(self.clicks.human_copies, self.delivered)
 
 
 def shown(digest, delivered: int, preview_html: str) -> DigestFigures | None:
