@@ -46,7 +46,13 @@ def add_clicks(commands):
     clicks.add_argument("--seconds", type=int, default=20)
     clicks.add_argument("--clients", type=int, default=16, help="concurrent connections")
     clicks.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
-    clicks.add_argument("--readers", type=int, default=5000, help="copies the clicks spread over")
+    clicks.add_argument(
+        "--readers",
+        dest="subscribers",
+        type=int,
+        default=5000,
+        help="copies the clicks spread over",
+    )
     clicks.add_argument(
         "--tracking",
         choices=["counts", "per-reader"],
