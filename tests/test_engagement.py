@@ -5,17 +5,18 @@ import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 from sqlalchemy import func, select
 
 from newsletter.core import tokens
 from newsletter.core.models import utcnow
-from newsletter.engagement import figures, rules
+from newsletter.engagement import events, figures, rules
 from newsletter.engagement.models import EngagementEvent, EngagementKind, EngagementTotal
 from newsletter.extensions import db
 from newsletter.sending.models import Delivery
 from newsletter.subscribers import privacy
 from newsletter.subscribers.models import Subscriber
-from tests.helpers import wait_until
+from tests.helpers import wait_until, wait_until_events_written
 from tests.smtp import html_of, text_of
 from tests.tracked_digests import (
     ARTICLES,
@@ -30,11 +31,13 @@ from tests.tracked_digests import (
 
 
 def figures_of(app, digest_id):
+    wait_until_events_written(app)
     with app.app_context():
         return figures.figures(digest_id)
 
 
 def events_of(app):
+    wait_until_events_written(app)
     with app.app_context():
         return db.session.scalars(select(EngagementEvent).order_by(EngagementEvent.id)).all()
 
@@ -149,6 +152,7 @@ def test_per_reader_events_are_the_readers_data_and_go_with_them(app, client, sm
         _digest_id, copies = send_digest(app, smtp, "per-reader", origin)
     message = copies["reader@example.org"]
     followed = client.get(path_of(tracked_links(message)[1]), headers={"User-Agent": BROWSER})
+    wait_until_events_written(app)
     with app.app_context():
         subscriber = db.session.scalar(select(Subscriber))
         data = privacy.data_of(subscriber)
@@ -220,6 +224,37 @@ def test_a_click_sooner_than_the_minimum_after_delivery_is_a_machines(app, clien
     assert client.get(path_of(link), headers={"User-Agent": BROWSER}).status_code == 302
     assert [event.machine for event in events_of(app)] == [rules.TOO_SOON]
     assert figures_of(app, digest_id).clicks.machine == 1
+
+
+def test_clicks_redirect_without_waiting_for_the_database_and_are_written_together(
+    app, client, smtp, worker
+):
+    app.config["TRACKING_MIN_SECONDS"] = 0
+    with article_site() as origin:
+        _digest_id, copies = send_digest(app, smtp, "per-reader", origin)
+    inserts = []
+    with app.app_context():
+        reader_id = db.session.scalar(select(Subscriber.id))
+        held = events.buffer()
+        sqlalchemy.event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda _conn, _cursor, statement, *_rest: (
+                inserts.append(statement)
+                if statement.startswith("INSERT INTO engagement_event")
+                else None
+            ),
+        )
+    links = tracked_links(copies["reader@example.org"])[1:] * 3
+    # While the process's writer is held, every click still gets its redirect at once.
+    with held.writing:
+        for link in links:
+            assert client.get(path_of(link), headers={"User-Agent": BROWSER}).status_code == 302
+    written = events_of(app)
+    assert len(inserts) == 1
+    assert len(written) == len(links)
+    # Each row of the one INSERT found its own subscriber.
+    assert {event.subscriber_id for event in written} == {reader_id}
 
 
 def test_old_events_are_folded_into_totals_with_the_same_figures(app, client, smtp, worker):

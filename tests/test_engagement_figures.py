@@ -9,7 +9,7 @@ import re
 from newsletter.content import digests, posts
 from newsletter.content.models import Newsletter
 from newsletter.extensions import db
-from tests.helpers import bearer
+from tests.helpers import bearer, wait_until_events_written
 from tests.smtp import html_of
 from tests.tracked_digests import (
     BROWSER,
@@ -47,8 +47,8 @@ def a_person_and_a_scanner(app, client, smtp, origin):
         assert client.head(path_of(link), headers={"User-Agent": BROWSER}).status_code == 302
     pixel = path_of(OPEN_LINK.search(html_of(bob))[0])
     assert client.get(pixel, headers={"User-Agent": GMAIL_PROXY}).status_code == 200
-    followed = clicked.headers["Location"]
-    return digest_id, followed
+    wait_until_events_written(app)
+    return digest_id, clicked.headers["Location"]
 
 
 def test_a_digests_figures_on_its_page_in_its_csv_the_api_and_the_dashboard(

@@ -3,13 +3,15 @@ row it writes.
 
 The redirect is the hot path (``python -m bench clicks``): what a digest's tokens may
 lead to is read once per process for a few seconds (its links never change once
-recorded), so a click costs one INSERT, which looks up the subscriber and their copy's
-delivery in subqueries, on a connection the process keeps (EventConnection); no
-session, no CSRF, no rate limit.
+recorded), and a click's row waits in the process's EventBuffer, which writes the rows
+of many requests at once, each looking up its subscriber and their copy's delivery in
+subqueries; no session, no CSRF, no rate limit, no database round trip.
 """
 
+import atexit
 import hashlib
 import hmac
+import logging
 import os
 import threading
 import time
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Connection, String, bindparam, func, insert, literal, null, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, String, bindparam, func, insert, literal, null, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from newsletter.content.models import Digest, Newsletter, TrackingMode
 from newsletter.core import tokens
@@ -35,7 +37,12 @@ from newsletter.webhooks import outgoing
 DIGEST_READ_SECONDS = 10
 # Digests a process remembers; more (an attack with old tokens) starts it afresh.
 DIGESTS_REMEMBERED = 1000
-EVENT_CONNECTION = "newsletter.event_connection"
+log = logging.getLogger(__name__)
+EVENT_BUFFER = "newsletter.event_buffer"
+# How often a web process writes the events its requests gathered.
+FLUSH_SECONDS = 0.05
+# Events a process holds while its database does not answer; later ones are lost.
+EVENTS_HELD_AT_MOST = 100_000
 
 
 class NotTracked(LookupError):
@@ -88,13 +95,14 @@ def click(token: str, seen: rules.Seen, refused: bool) -> str:
         raise NotTracked()
     if digest.tracking == TrackingMode.OFF:
         return url
-    if digest.announce_clicks and not trap:
-        # The event and its announcement commit together, or neither does.
-        event_id, subscriber_id, at = _record(
-            db.session.connection(), tracked, digest, EngagementKind.CLICK, seen, refused
-        )
-        machine = _copy_verdict(event_id, tracked)
-        outgoing.email_clicked(tracked.digest_id, url, machine, subscriber_id, at)
+    if digest.announce_clicks:
+        # Its clicks are written at once, so that an announcement's verdict sees the
+        # copy's earlier requests (the trap's among them); the event and its announcement
+        # commit together, or neither does.
+        event_id, subscriber_id, at = _record(tracked, digest, EngagementKind.CLICK, seen, refused)
+        if not trap:
+            machine = _copy_verdict(event_id, tracked)
+            outgoing.email_clicked(tracked.digest_id, url, machine, subscriber_id, at)
         db.session.commit()
     else:
         _write(tracked, digest, EngagementKind.CLICK, seen, refused)
@@ -110,50 +118,99 @@ def open_(token: str, seen: rules.Seen, refused: bool) -> None:
         _write(tracked, digest, EngagementKind.OPEN, seen, refused)
 
 
-class EventConnection:
-    """The web process's own connection for events, kept open and in autocommit, its
-    threads taking turns on it (a write takes a fraction of a millisecond): a click then
-    costs one INSERT and nothing else, where a pooled connection would add a liveness
-    ping, BEGIN, COMMIT and a rollback on its return. On PostgreSQL it commits
-    asynchronously (``synchronous_commit = off``), as the delivery records do: waiting
-    for the disk at each click would hold the redirect to the disk's pace. A killed web
-    process loses nothing by it; a crash of the server itself may lose the last
-    fraction of a second of counts."""
+class EventBuffer:
+    """The web process's events on their way to the database: a request only appends
+    its row here, and a thread of the process writes what gathered every FLUSH_SECONDS
+    in one transaction (one multi-row INSERT per kind of statement), so the redirect
+    waits for no database at all and the web processes no longer queue on SQLite's
+    write lock. The price: a crash of the process loses the events of its last
+    FLUSH_SECONDS; a process that exits normally (gunicorn's worker exit included)
+    writes them first."""
 
-    def __init__(self):
+    def __init__(self, engine: Engine):
+        self.engine = engine
         self.lock = threading.Lock()
-        self.connection: Connection | None = None
-        # A forked process makes its own: a connection is never shared across a fork.
+        # Held by a flush from first to last row, so that flushes never overlap.
+        self.writing = threading.Lock()
+        self.pending: list[tuple[tuple[bool, bool], dict]] = []
+        # A forked process starts its own thread: threads do not survive a fork.
         self.pid: int | None = None
 
-    def record(self, *event) -> tuple[int, int | None, datetime]:
-        """``_record`` on this connection; once more on a new one if it was lost (a
-        restarted database server)."""
+    def add(self, statement: tuple[bool, bool], row: dict) -> None:
         with self.lock:
+            if self.pid != os.getpid():
+                self.pid, self.pending, self.writing = os.getpid(), [], threading.Lock()
+                threading.Thread(target=self._flush_forever, name="events", daemon=True).start()
+                atexit.register(self.flush)
+            if len(self.pending) < EVENTS_HELD_AT_MOST:
+                self.pending.append((statement, row))
+
+    def flush(self) -> None:
+        """Write every event gathered so far; on a database error they wait for the next
+        flush (a restarted database server loses none of them)."""
+        with self.writing:
+            with self.lock:
+                taken, self.pending = self.pending, []
+            if not taken:
+                return
+            rows: dict[tuple[bool, bool], list[dict]] = {}
+            for statement, row in taken:
+                rows.setdefault(statement, []).append(row)
             try:
-                return _record(self._open(), *event)
-            except DBAPIError as error:
-                if not error.connection_invalidated:
-                    raise
-                self.connection = None
-                return _record(self._open(), *event)
+                self._insert(rows)
+            except OperationalError:
+                # The database is away (restarting, or locked too long): the next flush
+                # tries again.
+                log.exception("%d engagement events not written, trying again", len(taken))
+                with self.lock:
+                    self.pending[:0] = taken[: EVENTS_HELD_AT_MOST - len(self.pending)]
+            except DBAPIError:
+                # A row the database refuses (its digest deleted meanwhile) must not hold
+                # back the others: each is tried alone.
+                for statement, batch in rows.items():
+                    for row in batch:
+                        try:
+                            self._insert({statement: [row]})
+                        except DBAPIError:
+                            log.exception("an engagement event refused, dropped: %s", row["at"])
 
-    def _open(self) -> Connection:
-        if self.connection is None or self.connection.invalidated or self.pid != os.getpid():
-            connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("SET synchronous_commit = off")
-            self.connection, self.pid = connection, os.getpid()
-        return self.connection
+    def _insert(self, rows: dict[tuple[bool, bool], list[dict]]) -> None:
+        with self.engine.begin() as connection:
+            for statement, batch in rows.items():
+                connection.execute(INSERT_EVENTS[statement], batch)
+
+    def written(self) -> bool:
+        """Whether every event gathered so far is in the database."""
+        with self.lock:
+            return not self.pending and not self.writing.locked()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                self.flush()
+            except Exception:
+                # The thread must outlive any one flush, or no event is written again.
+                log.exception("writing engagement events failed")
 
 
-def _write(*event) -> None:
-    """One event through the process's EventConnection."""
+def buffer() -> EventBuffer:
+    """The process's EventBuffer for the current app."""
     extensions = current_app.extensions
-    held = extensions.get(EVENT_CONNECTION) or extensions.setdefault(
-        EVENT_CONNECTION, EventConnection()
+    return extensions.get(EVENT_BUFFER) or extensions.setdefault(
+        EVENT_BUFFER, EventBuffer(db.engine)
     )
-    held.record(*event)
+
+
+def _write(
+    tracked: tokens.Tracked,
+    digest: TrackedDigest,
+    kind: str,
+    seen: rules.Seen,
+    refused: bool,
+) -> None:
+    """One event into the process's EventBuffer."""
+    buffer().add(*_event(tracked, digest, kind, seen, refused))
 
 
 def _digest(tracked: tokens.Tracked) -> TrackedDigest:
@@ -193,7 +250,7 @@ def _read_digest(digest_id: int) -> TrackedDigest | None:
 
 
 def _insert_event(named: bool, timed: bool):
-    """The one statement a request writes, made once: the subscriber (``named``: when
+    """The statement of an event row, made once: the subscriber (``named``: when
     their newsletter is tracked per subscriber and nobody refused it) and, ``timed``,
     whether their copy was delivered too recently (rules.TOO_SOON) are found by the
     database."""
@@ -231,46 +288,50 @@ def _insert_event(named: bool, timed: bool):
             subscriber_id=subscriber_id,
             machine=func.coalesce(machine, too_soon) if timed else machine,
         )
+        # Asked of every batch too: with RETURNING, SQLAlchemy sends a batch as one
+        # multi-row INSERT (its "insertmanyvalues"), not one INSERT a row.
         .returning(event.c.id, event.c.subscriber_id)
     )
 
 
-INSERT_EVENT = {
+INSERT_EVENTS = {
     (named, timed): _insert_event(named, timed)
     for named in (True, False)
     for timed in (True, False)
 }
 
 
-def _record(
-    connection: Connection,
+def _event(
     tracked: tokens.Tracked,
     digest: TrackedDigest,
     kind: str,
     seen: rules.Seen,
     refused: bool,
-) -> tuple[int, int | None, datetime]:
-    """One row, no more; no IP address or user agent in it, only what the rules made of
-    them. Its id, the subscriber it names (or None) and its time. Written through a
-    connection, not the session, whose bookkeeping would cost the redirect more than
-    the row itself."""
+) -> tuple[tuple[bool, bool], dict]:
+    """The statement (by ``named`` and ``timed``) and the values of one event row; no IP
+    address or user agent in it, only what the rules made of them. Its time is the
+    request's, however late it is written."""
     now = utcnow()
     named = digest.tracking == TrackingMode.PER_SUBSCRIBER and not refused
     min_seconds = current_app.config["TRACKING_MIN_SECONDS"]
-    event_id, subscriber_id = connection.execute(
-        INSERT_EVENT[named, digest.may_be_too_soon(now, min_seconds)],
-        {
-            "at": now,
-            "digest_id": tracked.digest_id,
-            "kind": kind,
-            "position": tracked.position,
-            "copy_key": copy_key(tracked.digest_id, tracked.nonce),
-            "nonce": tracked.nonce,
-            "machine": rules.request_rule(seen, kind, tracked.position),
-            "delivered_after": rules.delivered_after(now, min_seconds),
-        },
-    ).one()
-    return event_id, subscriber_id, now
+    return (named, digest.may_be_too_soon(now, min_seconds)), {
+        "at": now,
+        "digest_id": tracked.digest_id,
+        "kind": kind,
+        "position": tracked.position,
+        "copy_key": copy_key(tracked.digest_id, tracked.nonce),
+        "nonce": tracked.nonce,
+        "machine": rules.request_rule(seen, kind, tracked.position),
+        "delivered_after": rules.delivered_after(now, min_seconds),
+    }
+
+
+def _record(*event) -> tuple[int, int | None, datetime]:
+    """One event row written at once, in the session's transaction: its id, the
+    subscriber it names (or None) and its time."""
+    statement, row = _event(*event)
+    event_id, subscriber_id = db.session.connection().execute(INSERT_EVENTS[statement], row).one()
+    return event_id, subscriber_id, row["at"]
 
 
 def _copy_verdict(event_id: int, tracked: tokens.Tracked) -> bool:

@@ -30,10 +30,11 @@ class EngagementKind(StrEnum):
 
 
 class EngagementEvent(Model):
-    """One request on a tracked digest's pixel or link: the one small write a redirect
-    does. It keeps no IP address and no user agent, only what the request-by-request
-    rules made of them (``machine``); the rules that look at a copy's requests together
-    are applied when the events are counted. Folded into EngagementTotal and deleted:
+    """One request on a tracked digest's pixel or link, written by its web process's
+    event thread together with the others of the last moment. It keeps no IP address
+    and no user agent, only what the request-by-request rules made of them
+    (``machine``); the rules that look at a copy's requests together are applied when
+    the events are counted. Folded into EngagementTotal and deleted:
     anonymous ones after an hour, a subscriber's after TRACKING_RETENTION_DAYS."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,6 +12,7 @@ from newsletter.content import digests, posts
 from newsletter.content.models import Digest, DigestStatus, Newsletter, Subscription
 from newsletter.core import settings
 from newsletter.core.models import utcnow
+from newsletter.engagement import events
 from newsletter.extensions import db
 from newsletter.subscribers.models import Subscriber, SubscriberStatus
 from tests.smtp import link_in
@@ -31,6 +32,14 @@ def wait_until(predicate, timeout=20):
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def wait_until_events_written(app):
+    """Wait for the web process's event thread to write the clicks and opens its requests
+    gathered (newsletter.engagement.events.EventBuffer)."""
+    with app.app_context():
+        held = events.buffer()
+    wait_until(held.written)
 
 
 def process_env(app, **settings):
