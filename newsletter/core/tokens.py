@@ -35,6 +35,9 @@ PREFERENCES_FROM_UNSUBSCRIBE = "preferences-from-unsubscribe"
 # act on anything but a count.
 CLICK = "click"
 OPEN = "open"
+# The link position a click token names for the trap link, which no person follows
+# (engagement/rules.py); the digest's own links start at 1.
+TRAP_POSITION = 0
 
 
 class TokenInvalid(Exception):

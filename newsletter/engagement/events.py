@@ -86,7 +86,7 @@ def click(token: str, seen: rules.Seen, refused: bool) -> str:
     token we did not sign, NotTracked for a link the digest does not carry."""
     tracked = tokens.read_tracked(tokens.CLICK, token)
     digest = _digest(tracked)
-    trap = tracked.position == rules.TRAP_POSITION
+    trap = tracked.position == tokens.TRAP_POSITION
     if trap:
         url: str | None = f"{current_app.config['BASE_URL']}/"
     else:

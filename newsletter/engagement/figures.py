@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 
 from newsletter.content.models import Digest
+from newsletter.core import tokens
 from newsletter.core.models import utcnow
 from newsletter.engagement import rules
 from newsletter.engagement.models import (
@@ -73,7 +74,7 @@ def _tally(events) -> dict[tuple[int, str, int], Counts]:
             if request.kind == EngagementKind.OPEN:
                 places = [ALL_LINKS]
             else:
-                trap = request.position == rules.TRAP_POSITION
+                trap = request.position == tokens.TRAP_POSITION
                 places = [ALL_LINKS] if trap else [ALL_LINKS, request.position]
             for position in places:
                 counts = counted[digest_id, request.kind, position]

@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from newsletter.core import tokens
 from newsletter.engagement.models import EngagementKind
-
-TRAP_POSITION = 0
 
 # The reasons a request alone is a machine's, as EngagementEvent.machine keeps them.
 HEAD = "head"
@@ -72,7 +71,7 @@ def request_rule(seen: Seen, kind: str, position: int | None) -> str | None:
     request only checks a link; the trap link is seen by no person."""
     if seen.method == "HEAD":
         return HEAD
-    if kind == EngagementKind.CLICK and position == TRAP_POSITION:
+    if kind == EngagementKind.CLICK and position == tokens.TRAP_POSITION:
         return TRAP
     if kind == EngagementKind.OPEN and from_mail_proxy(seen):
         return PROXY

@@ -48,11 +48,10 @@ TRACKED_PLACEHOLDER = re.compile(
     "|".join([*map(re.escape, PLACEHOLDERS), r"__NEWSLETTER_LINK_(\d+)__", "__NEWSLETTER_OPEN__"])
 )
 OPEN_PIECE = tokens.OPEN
-TRAP_POSITION = 0
 # Invisible to people and to screen readers, and out of the tab order: only a machine
 # that fetches every link of a message requests it (engagement/rules.py).
 TRAP_LINK = (
-    '<a href="__NEWSLETTER_LINK_0__" aria-hidden="true" tabindex="-1" '
+    f'<a href="__NEWSLETTER_LINK_{tokens.TRAP_POSITION}__" aria-hidden="true" tabindex="-1" '
     'style="display:none;font-size:0;line-height:0;max-height:0;overflow:hidden"></a>'
 )
 PIXEL = (
